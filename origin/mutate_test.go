@@ -1,0 +1,371 @@
+package origin
+
+import (
+	"bytes"
+	"errors"
+	"regexp"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// refMembership finds (user, channel) in the memberships pages.
+func refMembership(t *testing.T, ms []Membership, channel, user string) (Membership, bool) {
+	t.Helper()
+	for _, m := range ms {
+		if m.Channel == channel && m.User == user {
+			return m, true
+		}
+	}
+	return Membership{}, false
+}
+
+func refChannelPage(t *testing.T, cs []Channel, id string) (Channel, bool) {
+	t.Helper()
+	for _, c := range cs {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Channel{}, false
+}
+
+// refOpenChannel returns a live, public, unarchived channel of team and an active user who is
+// not in it.
+func refOpenChannel(t *testing.T, s *Server, team string) (channel, outsider string) {
+	t.Helper()
+	for _, c := range s.Channels(team)[2:] {
+		if c.IsArchived || c.IsPrivate {
+			continue
+		}
+		for _, u := range s.Users(team) {
+			if !u.Deleted && !slices.Contains(s.ChannelsOf(team, u.ID), c.ID) {
+				return c.ID, u.ID
+			}
+		}
+	}
+	t.Fatal("no open channel with an outsider")
+	return "", ""
+}
+
+func TestMutationsShowInPages(t *testing.T) {
+	pub := &refPublisher{}
+	s, hs := refServe(t, ServerConfig{Publisher: pub})
+	team, ctx := s.TeamIDs()[0], t.Context()
+	seq := int64(0)
+	next := func(ev *Event, err error) *Event {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		if ev.Seq != seq || ev.Team != team || s.Seq(team) != seq {
+			t.Fatalf("event %s seq %d team %s, server seq %d; want seq %d", ev.Type, ev.Seq, ev.Team, s.Seq(team), seq)
+		}
+		if err := ev.Validate(team); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	channel, user := refOpenChannel(t, s, team)
+
+	ev := next(s.JoinChannel(ctx, team, channel, user))
+	before, _ := s.World().Channel(channel)
+	if ev.Type != EventMemberJoined || ev.ChannelID != channel || ev.UserID != user || ev.Updated != seq+1 {
+		t.Fatalf("join event %+v", ev)
+	}
+	m, ok := refMembership(t, refWalkMemberships(t, hs, team, 100), channel, user)
+	c, _ := refChannelPage(t, refWalkChannels(t, hs, team, 100), channel)
+	if !ok || m.Updated != seq+1 || c.MemberCount != before.MemberCount+1 {
+		t.Fatalf("after join: membership %+v %v, member_count %d (was %d)", m, ok, c.MemberCount, before.MemberCount)
+	}
+
+	ev = next(s.PostMessage(ctx, team, channel, user, "hi <@U00000001>", []string{"U00000001"}))
+	if ev.Type != EventMessage || ev.TS == "" || !regexp.MustCompile(`^\d{10}\.\d{6}$`).MatchString(ev.TS) ||
+		!slices.Equal(ev.Mentions, []string{"U00000001"}) {
+		t.Fatalf("message event %+v", ev)
+	}
+	ev2 := next(s.PostMessage(ctx, team, channel, user, "again", nil))
+	if ev2.TS <= ev.TS {
+		t.Fatalf("message ts %s after %s", ev2.TS, ev.TS)
+	}
+
+	ev = next(s.LeaveChannel(ctx, team, channel, user))
+	if _, ok := refMembership(t, refWalkMemberships(t, hs, team, 100), channel, user); ok || ev.Updated != seq+1 {
+		t.Fatalf("after leave: membership still listed, or event %+v", ev)
+	}
+	if c, _ := s.Channel(team, channel); c.MemberCount != before.MemberCount {
+		t.Fatalf("after leave: member_count %d, want %d", c.MemberCount, before.MemberCount)
+	}
+
+	ev = next(s.UpdateUser(ctx, team, user, func(u *User) { u.Title = "Chief Tester"; u.DisplayName = "Tess" }))
+	var u User
+	refGetJSON(t, hs, "/origin/v1/teams/"+team+"/users/"+user, &u)
+	if u.Title != "Chief Tester" || u.DisplayName != "Tess" || u.Updated != seq+1 || *ev.User != u {
+		t.Fatalf("after user change: %+v, event %+v", u, ev.User)
+	}
+
+	ev = next(s.CreateChannel(ctx, team, "proj-new-thing", user, true))
+	created := ev.Channel.ID
+	c, ok = refChannelPage(t, refWalkChannels(t, hs, team, 7), created)
+	m, mok := refMembership(t, refWalkMemberships(t, hs, team, 100), created, user)
+	if !ok || c.Name != "proj-new-thing" || !c.IsPrivate || c.MemberCount != 1 || c.Updated != seq+1 ||
+		c.Creator != user || !mok || m.Updated != seq+1 || *ev.Channel != c {
+		t.Fatalf("created channel %+v (listed %v), membership %+v %v, event %+v", c, ok, m, mok, ev.Channel)
+	}
+
+	ev = next(s.UpdateChannel(ctx, team, created, func(c *Channel) {
+		c.Name, c.Topic, c.IsArchived = "proj-renamed", "new topic", true
+	}))
+	c, _ = refChannelPage(t, refWalkChannels(t, hs, team, 100), created)
+	if c.Name != "proj-renamed" || c.Topic != "new topic" || !c.IsArchived || c.Updated != seq+1 || c.MemberCount != 1 {
+		t.Fatalf("after channel change: %+v", c)
+	}
+	// The old name is free again, the new one taken.
+	next(s.CreateChannel(ctx, team, "proj-new-thing", user, false))
+	if _, err := s.CreateChannel(ctx, team, "proj-renamed", user, false); !errors.Is(err, ErrBadChange) {
+		t.Fatalf("taking a renamed channel's name: %v", err)
+	}
+
+	ev = next(s.DeleteChannel(ctx, team, created))
+	if ev.Type != EventChannelDeleted || ev.ChannelID != created || ev.Updated != seq+1 {
+		t.Fatalf("delete event %+v", ev)
+	}
+	if _, ok := refChannelPage(t, refWalkChannels(t, hs, team, 100), created); ok {
+		t.Fatal("deleted channel still listed")
+	}
+	if _, ok := refMembership(t, refWalkMemberships(t, hs, team, 100), created, user); ok {
+		t.Fatal("membership of a deleted channel still listed")
+	}
+	refWantError(t, hs, "", "/origin/v1/teams/"+team+"/channels/"+created, 404, "channel_not_found")
+
+	ev = next(s.UpdateTeam(ctx, team, func(tm *Team) { tm.Name = "Renamed Inc."; tm.UserCount = 1 }))
+	var info TeamInfo
+	refGetJSON(t, hs, "/origin/v1/teams/"+team, &info)
+	if info.Team.Name != "Renamed Inc." || info.Team.Updated != seq+1 || info.Team.UserCount != refSize.Users ||
+		info.Seq != seq || *ev.TeamInfo != info.Team {
+		t.Fatalf("after team change: %+v, event %+v", info, ev.TeamInfo)
+	}
+
+	// Rejoining gives the membership a new, higher version.
+	next(s.JoinChannel(ctx, team, channel, user))
+	if m, ok := refMembership(t, s.Memberships(team), channel, user); !ok || m.Updated != seq+1 {
+		t.Fatalf("rejoined: %+v %v", m, ok)
+	}
+	if got := pub.seqs(team); len(got) != int(seq) || got[len(got)-1] != seq {
+		t.Fatalf("published %v, want 1..%d", got, seq)
+	}
+	// Other teams are untouched.
+	if s.Seq(s.TeamIDs()[1]) != 0 {
+		t.Fatal("another team's seq moved")
+	}
+}
+
+func TestBadChangesChangeNothing(t *testing.T) {
+	s, hs := refServe(t, ServerConfig{})
+	team, ctx := s.TeamIDs()[0], t.Context()
+	channel, outsider := refOpenChannel(t, s, team)
+	member := userID(0, 0)
+	general := channelID(0, 0)
+	var archived, deletedUser string
+	for _, c := range s.Channels(team) {
+		if c.IsArchived {
+			archived = c.ID
+		}
+	}
+	for _, u := range s.Users(team) {
+		if u.Deleted {
+			deletedUser = u.ID
+		}
+	}
+	if archived == "" || deletedUser == "" {
+		t.Fatal("the test world has no archived channel or no deleted user")
+	}
+	otherTeamUser := userID(1, 1)
+	refMust(t)(s.CreateChannel(ctx, team, "taken-name", member, false))
+	before := refSnapshotBytes(t, hs, team)
+	seq := s.Seq(team)
+
+	for name, change := range map[string]func() (*Event, error){
+		"unknown team":         func() (*Event, error) { return s.JoinChannel(ctx, "T00000009", channel, outsider) },
+		"unknown channel":      func() (*Event, error) { return s.JoinChannel(ctx, team, "C000000ZZ", outsider) },
+		"unknown user":         func() (*Event, error) { return s.JoinChannel(ctx, team, channel, "U000000ZZ") },
+		"user of another team": func() (*Event, error) { return s.JoinChannel(ctx, team, channel, otherTeamUser) },
+		"join twice":           func() (*Event, error) { return s.JoinChannel(ctx, team, general, member) },
+		"join archived":        func() (*Event, error) { return s.JoinChannel(ctx, team, archived, outsider) },
+		"deleted user joins":   func() (*Event, error) { return s.JoinChannel(ctx, team, channel, deletedUser) },
+		"leave when not in":    func() (*Event, error) { return s.LeaveChannel(ctx, team, channel, outsider) },
+		"leave general":        func() (*Event, error) { return s.LeaveChannel(ctx, team, general, member) },
+		"message by outsider":  func() (*Event, error) { return s.PostMessage(ctx, team, channel, outsider, "hi", nil) },
+		"empty message":        func() (*Event, error) { return s.PostMessage(ctx, team, general, member, "", nil) },
+		"bad mention": func() (*Event, error) {
+			return s.PostMessage(ctx, team, general, member, "hi", []string{otherTeamUser})
+		},
+		"message in archived": func() (*Event, error) { return s.PostMessage(ctx, team, archived, member, "x", nil) },
+		"user id change": func() (*Event, error) {
+			return s.UpdateUser(ctx, team, member, func(u *User) { u.ID = "U00000001" })
+		},
+		"unknown user change": func() (*Event, error) { return s.UpdateUser(ctx, team, "U0000", func(*User) {}) },
+		"bad channel name":    func() (*Event, error) { return s.CreateChannel(ctx, team, "Has Spaces", member, false) },
+		"long channel name": func() (*Event, error) {
+			return s.CreateChannel(ctx, team, string(bytes.Repeat([]byte("a"), 81)), member, false)
+		},
+		"taken channel name": func() (*Event, error) { return s.CreateChannel(ctx, team, "taken-name", member, false) },
+		"deleted creator":    func() (*Event, error) { return s.CreateChannel(ctx, team, "fresh", deletedUser, false) },
+		"rename to taken": func() (*Event, error) {
+			return s.UpdateChannel(ctx, team, channel, func(c *Channel) { c.Name = "random" })
+		},
+		"archive general": func() (*Event, error) {
+			return s.UpdateChannel(ctx, team, general, func(c *Channel) { c.IsArchived = true })
+		},
+		"channel id change": func() (*Event, error) {
+			return s.UpdateChannel(ctx, team, channel, func(c *Channel) { c.Team = "T00000001" })
+		},
+		"delete general":      func() (*Event, error) { return s.DeleteChannel(ctx, team, general) },
+		"delete unknown":      func() (*Event, error) { return s.DeleteChannel(ctx, team, "C00000ZZZ") },
+		"team id change":      func() (*Event, error) { return s.UpdateTeam(ctx, team, func(t *Team) { t.ID = "T00000001" }) },
+		"team without a name": func() (*Event, error) { return s.UpdateTeam(ctx, team, func(t *Team) { t.Name = "" }) },
+	} {
+		ev, err := change()
+		if !errors.Is(err, ErrBadChange) || ev != nil {
+			t.Errorf("%s: got %v, %v; want ErrBadChange", name, ev, err)
+		}
+	}
+	if s.Seq(team) != seq || s.team(team).seq != seq {
+		t.Fatalf("bad changes moved the seq from %d to %d", seq, s.Seq(team))
+	}
+	if after := refSnapshotBytes(t, hs, team); !bytes.Equal(before, after) {
+		t.Fatal("bad changes changed the team")
+	}
+}
+
+func TestFailedPublishLeavesNoHole(t *testing.T) {
+	pub := &refPublisher{}
+	s, hs := refServe(t, ServerConfig{Publisher: pub})
+	team, ctx := s.TeamIDs()[0], t.Context()
+	title := func(v string) func(*User) { return func(u *User) { u.Title = v } }
+	user := userID(0, 1)
+
+	refMust(t)(s.UpdateUser(ctx, team, user, title("one")))
+	pub.setFailing(true)
+	ev, err := s.UpdateUser(ctx, team, user, title("two"))
+	if !errors.Is(err, errRefPublish) || ev == nil || ev.Seq != 2 {
+		t.Fatalf("failed publish: %v, %v; want seq 2 and the publisher's error", ev, err)
+	}
+	var info TeamInfo
+	refGetJSON(t, hs, "/origin/v1/teams/"+team, &info)
+	if info.Seq != 1 || s.Seq(team) != 1 {
+		t.Fatalf("seq %d reported with event 2 unpublished", info.Seq)
+	}
+	if u, _ := s.User(team, user); u.Title != "two" || u.Updated != 3 {
+		t.Fatalf("a change whose publish failed is applied and pending: %+v", u)
+	}
+	// While the bus is down, later changes are refused, unapplied, and take no seq.
+	if ev, err := s.UpdateUser(ctx, team, user, title("three")); ev != nil || !errors.Is(err, errRefPublish) {
+		t.Fatalf("change while event 2 is pending: %v, %v", ev, err)
+	}
+	if u, _ := s.User(team, user); u.Title != "two" {
+		t.Fatalf("a refused change was applied: %+v", u)
+	}
+	pub.setFailing(false)
+	ev = refMust(t)(s.UpdateUser(ctx, team, user, title("three")))
+	if ev.Seq != 3 || !slices.Equal(pub.seqs(team), []int64{1, 2, 3}) || s.Seq(team) != 3 {
+		t.Fatalf("after recovery: event seq %d, published %v", ev.Seq, pub.seqs(team))
+	}
+	// Flush publishes what is pending without a new change.
+	pub.setFailing(true)
+	if _, err := s.JoinChannel(ctx, team, refOpenChannelID(t, s, team, user), user); !errors.Is(err, errRefPublish) {
+		t.Fatalf("join with the bus down: %v", err)
+	}
+	if err := s.Flush(ctx); !errors.Is(err, errRefPublish) {
+		t.Fatalf("Flush with the bus down: %v", err)
+	}
+	pub.setFailing(false)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pub.seqs(team), []int64{1, 2, 3, 4}) || s.Seq(team) != 4 {
+		t.Fatalf("after Flush: published %v, seq %d", pub.seqs(team), s.Seq(team))
+	}
+	for _, ev := range pub.all() {
+		if err := ev.Validate(team); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// refOpenChannelID returns an open public channel user is not in.
+func refOpenChannelID(t *testing.T, s *Server, team, user string) string {
+	t.Helper()
+	for _, c := range s.Channels(team)[1:] {
+		if !c.IsArchived && !c.IsPrivate && !slices.Contains(s.ChannelsOf(team, user), c.ID) {
+			return c.ID
+		}
+	}
+	t.Fatal("no channel to join")
+	return ""
+}
+
+func TestNilPublisherPublishesAtOnce(t *testing.T) {
+	s, _ := refServe(t, ServerConfig{})
+	team := s.TeamIDs()[1]
+	for i := range 5 {
+		refMust(t)(s.UpdateTeam(t.Context(), team, func(tm *Team) { tm.Name = "Team " + string(rune('A'+i)) }))
+	}
+	if s.Seq(team) != 5 || s.Flush(t.Context()) != nil {
+		t.Fatalf("seq %d after 5 changes", s.Seq(team))
+	}
+}
+
+// TestListingsReflectPublishedSeq checks weft's loading rule under concurrency: a listing read
+// after GET /teams/{team} returned seq S shows every event <= S.
+func TestListingsReflectPublishedSeq(t *testing.T) {
+	pub := &refPublisher{}
+	s, hs := refServe(t, ServerConfig{Publisher: pub})
+	team, ctx := s.TeamIDs()[0], t.Context()
+	user := userID(0, 0)
+	var joins []string
+	for _, c := range s.Channels(team) {
+		if !c.IsArchived && !slices.Contains(s.ChannelsOf(team, user), c.ID) {
+			joins = append(joins, c.ID)
+		}
+	}
+	var wg sync.WaitGroup
+	joined := make(chan struct{})
+	wg.Go(func() {
+		defer close(joined)
+		for _, c := range joins {
+			if _, err := s.JoinChannel(ctx, team, c, user); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() { // a second team changes at the same time
+		for i := range 50 {
+			_, _ = s.UpdateTeam(ctx, s.TeamIDs()[1], func(tm *Team) { tm.Name = "Busy " + string(rune('a'+i%26)) })
+		}
+	})
+	for last := false; !last; {
+		select {
+		case <-joined:
+			last = true // one more check after the last join
+		default:
+		}
+		var info TeamInfo
+		refGetJSON(t, hs, "/origin/v1/teams/"+team, &info)
+		listed := refWalkMemberships(t, hs, team, 500)
+		for _, ev := range pub.all() {
+			if ev.Team != team || ev.Seq > info.Seq {
+				continue
+			}
+			if _, ok := refMembership(t, listed, ev.ChannelID, ev.UserID); !ok {
+				t.Fatalf("seq %d reported, but the join of seq %d is not listed", info.Seq, ev.Seq)
+			}
+		}
+	}
+	wg.Wait()
+	if s.Seq(team) != int64(len(joins)) {
+		t.Fatalf("seq %d after %d joins", s.Seq(team), len(joins))
+	}
+}

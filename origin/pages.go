@@ -1,0 +1,90 @@
+package origin
+
+import (
+	"slices"
+	"strconv"
+)
+
+// The page writers append array elements (with a leading comma when comma is set, so pages
+// can be stitched into one snapshot) and return where the next page starts. Each takes the
+// team's read lock for its own page only: a change waits for at most one page, and a listing
+// read after seq S reflects every event <= S because those were applied before S was published.
+
+// appendUsers writes up to limit users from index from. next is -1 after the last user.
+func (st *teamState) appendUsers(b []byte, from, limit int, comma bool) (_ []byte, next int) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	end := min(from+limit, st.w.size.Users)
+	for u := from; u < end; u++ {
+		if comma || u > from {
+			b = append(b, ',')
+		}
+		user := st.user(u)
+		b = appendUser(b, &user)
+	}
+	if end >= st.w.size.Users {
+		return b, -1
+	}
+	return b, end
+}
+
+// appendChannels writes up to limit live channels from index from. next is -1 at the end.
+func (st *teamState) appendChannels(b []byte, from, limit int, comma bool) (_ []byte, next int) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	n, c := 0, from
+	for ; c < len(st.counts) && n < limit; c++ {
+		ch, ok := st.channel(c)
+		if !ok {
+			continue
+		}
+		if comma || n > 0 {
+			b = append(b, ',')
+		}
+		b = appendChannel(b, &ch)
+		n++
+	}
+	if c >= len(st.counts) {
+		return b, -1
+	}
+	return b, c
+}
+
+// appendMemberships writes up to limit membership rows, ordered by user then channel, from
+// the row of user u whose channel index is at least c. It returns the position of the next
+// row, with nu == -1 after the last one.
+func (st *teamState) appendMemberships(b []byte, u, c, limit int, comma bool) (_ []byte, nu, nc int) {
+	g := st.w.getGen()
+	defer st.w.gens.Put(g)
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	n := 0
+	for ; u < st.w.size.Users; u, c = u+1, 0 {
+		g.rows = st.userChannels(g, u, g.rows)
+		i, _ := slices.BinarySearchFunc(g.rows, int32(c), func(r memRow, c int32) int { return int(r.ch - c) })
+		for _, row := range g.rows[i:] {
+			if n == limit {
+				return b, u, int(row.ch)
+			}
+			if comma || n > 0 {
+				b = append(b, ',')
+			}
+			b = appendMembership(b, st.idx, u, row)
+			n++
+		}
+	}
+	return b, -1, 0
+}
+
+// appendTeamInfoOpen writes {"team":…,"seq":…} without the closing brace, so the snapshot can go on.
+func (st *teamState) appendTeamInfoOpen(b []byte) []byte {
+	// Read seq first: the team object read after it is at least as new.
+	seq := st.published.Load()
+	st.mu.RLock()
+	t := st.currentTeam()
+	st.mu.RUnlock()
+	b = append(b, `{"team":`...)
+	b = appendTeam(b, &t)
+	b = append(b, `,"seq":`...)
+	return strconv.AppendInt(b, seq, 10)
+}

@@ -1,0 +1,310 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bus is a process's connection to NATS: publishing events, team subscriptions, replay.
+// It is safe for concurrent use.
+type Bus struct {
+	cfg       Config
+	streamCfg jetstream.StreamConfig
+	log       *slog.Logger
+
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+
+	stats counters
+
+	reconnected chan struct{} // cap 1: the connection came back
+	done        chan struct{} // closed by Close
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup // every goroutine the Bus and its subscriptions start
+	closeOnce   sync.Once
+
+	mu     sync.Mutex // guards teams and closed
+	teams  map[string]*teamState
+	closed bool
+}
+
+// Connect connects to NATS (cfg.URL, or cfg.Embedded), creates or updates the WEFT_EVENTS
+// stream and returns the Bus. It retries the connection and the stream set-up until ctx ends.
+// Once connected, the connection reconnects on its own forever, until Close.
+func Connect(ctx context.Context, cfg Config) (*Bus, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	scfg, err := cfg.Stream.jetstream()
+	if err != nil {
+		return nil, err
+	}
+	b := &Bus{
+		cfg:         cfg,
+		streamCfg:   scfg,
+		log:         loggerOrDiscard(cfg.Logger),
+		reconnected: make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		teams:       make(map[string]*teamState),
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+
+	url := cfg.URL
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, 2*reconnectJitter),
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(3),
+		nats.DisconnectErrHandler(b.onDisconnect),
+		nats.ReconnectHandler(b.onReconnect),
+		nats.ErrorHandler(b.onAsyncError),
+	}
+	if cfg.reconnectDelay != nil {
+		opts = append(opts, nats.CustomReconnectDelay(cfg.reconnectDelay))
+	}
+	if url == "" {
+		u, inProc, err := cfg.Embedded.connectTarget()
+		if err != nil {
+			return nil, err
+		}
+		url = u
+		if inProc != nil {
+			opts = append(opts, inProc)
+		}
+	}
+
+	for attempt := 0; ; attempt++ {
+		b.nc, err = nats.Connect(url, opts...)
+		if err == nil {
+			break
+		}
+		b.log.Warn("pubsub: connecting to NATS", "url", url, "attempt", attempt+1, "err", err)
+		if werr := sleepCtx(ctx, backoff(attempt)); werr != nil {
+			b.cancel()
+			return nil, fmt.Errorf("pubsub: connect %s: %w (last error: %v)", url, werr, err)
+		}
+	}
+	b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	if err != nil {
+		b.nc.Close()
+		b.cancel()
+		return nil, fmt.Errorf("pubsub: jetstream: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		b.stream, err = b.createStream(ctx)
+		if err == nil {
+			break
+		}
+		b.log.Warn("pubsub: setting up stream", "stream", StreamName, "attempt", attempt+1, "err", err)
+		if werr := sleepCtx(ctx, backoff(attempt)); werr != nil {
+			b.nc.Close()
+			b.cancel()
+			return nil, fmt.Errorf("pubsub: stream %s: %w (last error: %v)", StreamName, werr, err)
+		}
+	}
+	b.wg.Add(1)
+	go b.watchReconnects()
+	b.log.Info("pubsub: connected", "url", b.nc.ConnectedUrlRedacted(), "stream", StreamName)
+	return b, nil
+}
+
+func (b *Bus) createStream(ctx context.Context) (jetstream.Stream, error) {
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	return b.js.CreateOrUpdateStream(cctx, b.streamCfg)
+}
+
+// Close closes every team subscription and the connection and waits for every goroutine the
+// Bus started. It is idempotent. It must not be called from a Handler.
+func (b *Bus) Close() {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		var subs []*TeamSub
+		for _, ts := range b.teams {
+			for s := range ts.subs {
+				subs = append(subs, s)
+			}
+		}
+		b.mu.Unlock()
+		for _, s := range subs {
+			s.Close()
+		}
+		close(b.done)
+		b.cancel()
+		b.nc.Close()
+		b.wg.Wait()
+	})
+}
+
+// Conn is the underlying connection, for what this package does not wrap (edge heartbeats).
+// The Bus owns it: do not close it.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+func (b *Bus) onDisconnect(_ *nats.Conn, err error) {
+	if err != nil {
+		b.log.Warn("pubsub: disconnected from NATS", "err", err)
+	}
+}
+
+func (b *Bus) onReconnect(nc *nats.Conn) {
+	b.stats.reconnects.Add(1)
+	b.log.Info("pubsub: reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+	select {
+	case b.reconnected <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Bus) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrSlowConsumer) {
+		// A team subscription's buffer overflowed: the dropped events come back as a gap.
+		b.stats.slowConsumers.Add(1)
+		subj := ""
+		if sub != nil {
+			subj = sub.Subject
+		}
+		b.log.Debug("pubsub: slow consumer, messages dropped", "subject", subj)
+		return
+	}
+	b.log.Warn("pubsub: NATS error", "err", err)
+}
+
+// watchReconnects makes sure the stream still exists after a reconnect (a memory stream does
+// not survive a server restart) and then asks every subscription to check its tail.
+func (b *Bus) watchReconnects() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-b.reconnected:
+		}
+		for attempt := 0; ; attempt++ {
+			err := b.ensureStream()
+			if err == nil {
+				break
+			}
+			b.log.Warn("pubsub: checking stream after reconnect", "attempt", attempt+1, "err", err)
+			if sleepCtx(b.ctx, backoff(attempt)) != nil {
+				return
+			}
+		}
+		b.mu.Lock()
+		for _, ts := range b.teams {
+			for s := range ts.subs {
+				s.poke()
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+func (b *Bus) ensureStream() error {
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	_, err := b.js.Stream(ctx, StreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		b.log.Warn("pubsub: stream missing after reconnect, creating it", "stream", StreamName)
+		_, err = b.createStream(b.ctx)
+	}
+	return err
+}
+
+// teamState is what the Bus keeps per subscribed team: its subscriptions and the seek hint
+// they share with Replay.
+type teamState struct {
+	subs map[*TeamSub]struct{} // guarded by Bus.mu
+
+	mu   sync.Mutex // guards hint
+	hint hint
+}
+
+func (b *Bus) addSub(s *TeamSub) (*teamState, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	ts := b.teams[s.team]
+	if ts == nil {
+		ts = &teamState{subs: make(map[*TeamSub]struct{})}
+		b.teams[s.team] = ts
+	}
+	ts.subs[s] = struct{}{}
+	b.stats.subscriptions.Add(1)
+	b.wg.Add(1) // for s.run, under mu so that it never races with Close's Wait
+	return ts, nil
+}
+
+func (b *Bus) removeSub(s *TeamSub) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ts := b.teams[s.team]
+	if ts == nil {
+		return
+	}
+	if _, ok := ts.subs[s]; !ok {
+		return
+	}
+	delete(ts.subs, s)
+	b.stats.subscriptions.Add(-1)
+	if len(ts.subs) == 0 {
+		delete(b.teams, s.team)
+	}
+}
+
+func (b *Bus) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// teamState returns the state of a subscribed team, nil when the team has no subscription.
+func (b *Bus) teamState(team string) *teamState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.teams[team]
+}
+
+// backoff is the wait before retry attempt+1: 50ms doubling to 5s, with full jitter on the
+// upper half so that many retrying callers spread out.
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond
+	for i := 0; i < attempt && d < 5*time.Second; i++ {
+		d *= 2
+	}
+	d = min(d, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+// notStoredWait is the wait before asking the stream again for events it has not stored yet:
+// 1ms doubling to 100ms. The stream usually stores them within a millisecond.
+func notStoredWait(attempt int) time.Duration {
+	return min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,156 @@
+package pubsub
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName and StreamSubjects are the JetStream stream of PROTOCOL.md section 7.
+const (
+	StreamName     = "WEFT_EVENTS"
+	StreamSubjects = "weft.events.>"
+)
+
+// StreamConfig sets the limits of the WEFT_EVENTS stream. Connect creates the stream or updates
+// it to these values. The zero value is the default of each field.
+type StreamConfig struct {
+	// MaxAge is how long the stream keeps an event: how far back resume and gap filling reach.
+	// 0 = 24h.
+	MaxAge time.Duration
+
+	// MaxMsgsPerSubject caps the events kept per team. 0 = 100,000; negative = no cap.
+	MaxMsgsPerSubject int64
+
+	// MaxBytes caps the size of the whole stream; the oldest events go first. 0 = no cap.
+	MaxBytes int64
+
+	// Replicas is the number of copies in a JetStream cluster. 0 = 1.
+	Replicas int
+
+	// Memory keeps the stream in memory instead of files: faster, gone when the server stops.
+	Memory bool
+
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id to drop a retried
+	// publish. 0 = 2m.
+	DuplicateWindow time.Duration
+}
+
+// Config configures Connect. The zero value of each field is its default.
+type Config struct {
+	// URL is an external NATS server or cluster, comma-separated URLs. "" = Embedded.
+	URL string
+
+	// Embedded is a started embedded server, used when URL is "". In-process when it does not
+	// listen, over loopback TCP otherwise.
+	Embedded *Embedded
+
+	// Name is the connection name the server shows. "" = "weft".
+	Name string
+
+	// Logger receives the package's log. nil = discard.
+	Logger *slog.Logger
+
+	// Stream sets the limits of the WEFT_EVENTS stream.
+	Stream StreamConfig
+
+	// SubPendingMsgs is how many live messages each team subscription holds for its delivery
+	// goroutine. Beyond it NATS drops messages (a slow consumer), and the subscription fills
+	// the gap from JetStream. Each slot costs 8 bytes per subscription. 0 = 1024.
+	SubPendingMsgs int
+
+	// GapCheckInterval is how often an idle team subscription asks the stream whether it
+	// missed a tail of events (a subscription also asks after every reconnect). 0 = 5s.
+	GapCheckInterval time.Duration
+
+	// RequestTimeout bounds each JetStream call (publish ack, message reads). 0 = 5s.
+	RequestTimeout time.Duration
+
+	// reconnectDelay replaces the reconnect wait; tests use it to hold a reconnect back.
+	reconnectDelay func(attempts int) time.Duration
+}
+
+const (
+	defaultMaxAge            = 24 * time.Hour
+	defaultMaxMsgsPerSubject = 100_000
+	defaultDuplicateWindow   = 2 * time.Minute
+	defaultSubPendingMsgs    = 1024
+	defaultGapCheckInterval  = 5 * time.Second
+	defaultRequestTimeout    = 5 * time.Second
+
+	reconnectWait   = 500 * time.Millisecond
+	reconnectJitter = 500 * time.Millisecond
+	pingInterval    = 20 * time.Second
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.URL == "" && c.Embedded == nil {
+		return c, errors.New("pubsub: config: neither URL nor Embedded set")
+	}
+	if c.SubPendingMsgs < 0 || c.GapCheckInterval < 0 || c.RequestTimeout < 0 {
+		return c, errors.New("pubsub: config: negative SubPendingMsgs, GapCheckInterval or RequestTimeout")
+	}
+	if c.Name == "" {
+		c.Name = "weft"
+	}
+	if c.SubPendingMsgs == 0 {
+		c.SubPendingMsgs = defaultSubPendingMsgs
+	}
+	if c.GapCheckInterval == 0 {
+		c.GapCheckInterval = defaultGapCheckInterval
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = defaultRequestTimeout
+	}
+	return c, nil
+}
+
+func (s StreamConfig) jetstream() (jetstream.StreamConfig, error) {
+	if s.MaxAge < 0 || s.MaxBytes < 0 || s.Replicas < 0 || s.DuplicateWindow < 0 {
+		return jetstream.StreamConfig{}, errors.New("pubsub: stream config: negative limit")
+	}
+	cfg := jetstream.StreamConfig{
+		Name:              StreamName,
+		Description:       "weft team events, one subject per team",
+		Subjects:          []string{StreamSubjects},
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxAge:            s.MaxAge,
+		MaxMsgsPerSubject: s.MaxMsgsPerSubject,
+		Storage:           jetstream.FileStorage,
+		Replicas:          s.Replicas,
+		Duplicates:        s.DuplicateWindow,
+		// Direct gets are answered by the stream itself (any replica) instead of the JetStream
+		// API: cheap enough for per-team tail checks and batched range reads.
+		AllowDirect: true,
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = defaultMaxAge
+	}
+	switch {
+	case cfg.MaxMsgsPerSubject == 0:
+		cfg.MaxMsgsPerSubject = defaultMaxMsgsPerSubject
+	case cfg.MaxMsgsPerSubject < 0:
+		cfg.MaxMsgsPerSubject = -1
+	}
+	if s.MaxBytes > 0 {
+		cfg.MaxBytes = s.MaxBytes
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if s.Memory {
+		cfg.Storage = jetstream.MemoryStorage
+	}
+	if cfg.Duplicates == 0 {
+		cfg.Duplicates = defaultDuplicateWindow
+	}
+	if cfg.Duplicates > cfg.MaxAge {
+		cfg.Duplicates = cfg.MaxAge
+	}
+	return cfg, nil
+}

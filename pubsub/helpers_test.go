@@ -1,0 +1,168 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/weft-edge/weft/origin"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The five assertion helpers.
+
+func ok(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatalf("unexpected error: %v", err)
+	}
+}
+
+func equal[T any](tb testing.TB, got, want T, what string) {
+	tb.Helper()
+	if !reflect.DeepEqual(got, want) {
+		tb.Fatalf("%s: got %v, want %v", what, got, want)
+	}
+}
+
+func isErr(tb testing.TB, err, target error) {
+	tb.Helper()
+	if !errors.Is(err, target) {
+		tb.Fatalf("error %v does not wrap %v", err, target)
+	}
+}
+
+func truth(tb testing.TB, cond bool, format string, args ...any) {
+	tb.Helper()
+	if !cond {
+		tb.Fatalf(format, args...)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Fixtures.
+
+func startEmbedded(tb testing.TB, cfg EmbeddedConfig) *Embedded {
+	tb.Helper()
+	e, err := NewEmbedded(cfg)
+	ok(tb, err)
+	ok(tb, e.Start())
+	tb.Cleanup(e.Shutdown)
+	return e
+}
+
+func connect(tb testing.TB, cfg Config) *Bus {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	b, err := Connect(ctx, cfg)
+	ok(tb, err)
+	tb.Cleanup(b.Close)
+	return b
+}
+
+// newBus starts an in-process embedded server and connects to it.
+func newBus(tb testing.TB, cfg Config) (*Embedded, *Bus) {
+	tb.Helper()
+	e := startEmbedded(tb, EmbeddedConfig{NoListen: true})
+	cfg.Embedded = e
+	return e, connect(tb, cfg)
+}
+
+func event(team string, seq int64) *origin.Event {
+	return &origin.Event{Team: team, Seq: seq, Type: origin.EventMessage, ChannelID: "C1",
+		UserID: "U1", TS: fmt.Sprintf("1700000000.%06d", seq), Text: fmt.Sprintf("hello %d", seq)}
+}
+
+func publish(tb testing.TB, b *Bus, team string, from, to int64) {
+	tb.Helper()
+	for seq := from; seq <= to; seq++ {
+		ok(tb, b.PublishEvent(context.Background(), event(team, seq)))
+	}
+}
+
+// recorder is a Handler that keeps what it gets. gate, when set, is received from before each
+// event: a test holds the handler by not sending.
+type recorder struct {
+	mu   sync.Mutex
+	seqs []int64
+	lost []error
+	gate chan struct{}
+	team string
+	tb   testing.TB
+}
+
+func newRecorder(tb testing.TB, team string) *recorder { return &recorder{tb: tb, team: team} }
+
+func (r *recorder) Event(ev *origin.Event) {
+	if r.gate != nil {
+		<-r.gate
+	}
+	if ev.Team != r.team {
+		r.tb.Errorf("event of team %s delivered to team %s", ev.Team, r.team)
+	}
+	r.mu.Lock()
+	r.seqs = append(r.seqs, ev.Seq)
+	r.mu.Unlock()
+}
+
+func (r *recorder) Lost(err error) {
+	r.mu.Lock()
+	r.lost = append(r.lost, err)
+	r.mu.Unlock()
+}
+
+func (r *recorder) got() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.seqs...)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seqs)
+}
+
+func (r *recorder) losses() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.lost...)
+}
+
+func seqRange(from, to int64) []int64 {
+	var s []int64
+	for i := from; i <= to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+func subscribe(tb testing.TB, b *Bus, team string, h Handler) *TeamSub {
+	tb.Helper()
+	s, err := b.SubscribeTeam(team, h)
+	ok(tb, err)
+	tb.Cleanup(s.Close)
+	return s
+}
+
+func osStat(name string) (any, error) { return os.Stat(name) }
