@@ -103,9 +103,12 @@ func DecodeChannelsPage(team string, data []byte, limit int) (*ChannelsPage, err
 
 // DecodeMembershipsPage decodes one page of memberships of team.
 func DecodeMembershipsPage(team string, data []byte, limit int) (*MembershipsPage, error) {
-	var p MembershipsPage
-	if err := decodeJSON(data, &p); err != nil {
-		return nil, err
+	p, ok := decodeMembershipsFast(data)
+	if !ok {
+		p = MembershipsPage{}
+		if err := decodeJSON(data, &p); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkPage(len(p.Memberships), limit, p.NextCursor); err != nil {
 		return nil, err

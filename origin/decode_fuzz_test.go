@@ -117,3 +117,34 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMembershipsFastMatchesJSON: whatever the fast memberships decoder accepts, encoding/json
+// accepts too and reads the same.
+func FuzzMembershipsFastMatchesJSON(f *testing.F) {
+	f.Add([]byte(`{"memberships":[{"channel":"C1","user":"U1","updated":1},{"user":"U2","channel":"C1","updated":12}],"next_cursor":"abc"}`))
+	f.Add([]byte(` { "memberships" : [ ] , "next_cursor" : "" } `))
+	f.Add([]byte(`{"memberships":null}`))
+	f.Add([]byte(`{"memberships":[{"channel":"C\u0031","user":"U1","updated":1}]}`))
+	f.Add([]byte(`{"memberships":[{"channel":"C1","user":"U1","updated":1.5}]}`))
+	f.Add([]byte(`{"memberships":[{"channel":"C1","user":"U1","updated":-0}],"x":1}`))
+	f.Add([]byte(`{"memberships":[{}],"next_cursor":"a","next_cursor":"b"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := decodeMembershipsFast(data)
+		if !ok {
+			return
+		}
+		var slow MembershipsPage
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
+		}
+		if fast.NextCursor != slow.NextCursor || len(fast.Memberships) != len(slow.Memberships) ||
+			(fast.Memberships == nil) != (slow.Memberships == nil) {
+			t.Fatalf("fast %+v\nslow %+v", fast, slow)
+		}
+		for i := range fast.Memberships {
+			if fast.Memberships[i] != slow.Memberships[i] {
+				t.Fatalf("row %d: fast %+v slow %+v", i, fast.Memberships[i], slow.Memberships[i])
+			}
+		}
+	})
+}
