@@ -39,7 +39,6 @@ type TeamSub struct {
 	cancel context.CancelFunc // aborts JetStream calls in flight at Close
 
 	closed    atomic.Bool
-	gid       atomic.Uint64 // goroutine ID of run, to let a Handler call Close
 	startOnce sync.Once
 	closeOnce sync.Once
 
@@ -111,10 +110,17 @@ func (s *TeamSub) Start(afterSeq int64) {
 // Team is the subscribed team.
 func (s *TeamSub) Team() string { return s.team }
 
-// Close stops the subscription. It is idempotent; after it returns, the Handler is never called
-// again. Called from the Handler itself it returns at once, and the call in progress is the
-// last one.
+// Close stops the subscription and waits for its delivery goroutine: after it returns, the
+// Handler is never called again. It is idempotent. A Handler must not call Close (it would wait
+// for itself); it calls Stop.
 func (s *TeamSub) Close() {
+	s.Stop()
+	<-s.exited
+}
+
+// Stop stops the subscription without waiting. Called from inside the Handler, the call in
+// progress is the last one.
+func (s *TeamSub) Stop() {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.done)
@@ -122,10 +128,6 @@ func (s *TeamSub) Close() {
 		s.unsubscribe()
 		s.b.removeSub(s)
 	})
-	if s.gid.Load() == goid() {
-		return
-	}
-	<-s.exited
 }
 
 func (s *TeamSub) unsubscribe() {
@@ -147,7 +149,6 @@ func (s *TeamSub) poke() {
 func (s *TeamSub) run() {
 	defer s.b.wg.Done()
 	defer close(s.exited)
-	s.gid.Store(goid())
 
 	var after int64
 	select {

@@ -262,7 +262,7 @@ func TestCloseFromHandler(t *testing.T) {
 		seqs = append(seqs, ev.Seq)
 		mu.Unlock()
 		if ev.Seq == 2 {
-			s.Close() // must not deadlock
+			s.Stop() // from the Handler: must not deadlock
 		}
 	}}
 	var err error
