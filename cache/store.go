@@ -326,3 +326,42 @@ func (s *Store) resume(cursor string, idx map[string]uint32) (int, error) {
 }
 
 func encodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
+
+// ChannelPrivacy reports whether channel id is private, deleted or not (the last event of a
+// deleted channel must still reach only whom it reached before). ok is false for an unknown ID.
+func (s *Store) ChannelPrivacy(id string) (private, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ci, found := s.chanIdx[id]
+	if !found || !s.chans[ci].known {
+		return false, false
+	}
+	return s.chans[ci].obj.IsPrivate, true
+}
+
+// MemberCount is the number of members of ch (0 for an unknown channel).
+func (s *Store) MemberCount(ch string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if ci, ok := s.chanIdx[ch]; ok {
+		return len(s.chans[ci].members)
+	}
+	return 0
+}
+
+// AreMembers sets out[i] to whether users[i] is in ch, under one read lock: the fan-out's
+// check when a team has fewer sessions than the channel has members.
+func (s *Store) AreMembers(ch string, users []string, out []bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ci, ok := s.chanIdx[ch]
+	for i, u := range users {
+		out[i] = false
+		if !ok {
+			continue
+		}
+		if ui, found := s.userIdx[u]; found {
+			_, out[i] = slices.BinarySearch(s.chans[ci].members, ui)
+		}
+	}
+}

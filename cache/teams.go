@@ -493,3 +493,6 @@ func (t *Team) close() {
 		sub.Close()
 	}
 }
+
+// Len is the number of loaded teams.
+func (ts *Teams) Len() int { return len(ts.loaded()) }

@@ -1,0 +1,187 @@
+package edge
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/origin"
+)
+
+// hub is one team's set of sessions, and the point where that team's events meet them.
+//
+// The team's feed goroutine calls fan-out once per event, in seq order. lastSeq is the last
+// event fanned out: a session registered under mu gets every event after it live, and (when
+// resuming) reads everything up to it from JetStream, so the two meet with no gap and no
+// duplicate. Fan-out never blocks on a session: send only appends to a bounded queue.
+type hub struct {
+	team string
+
+	mu       sync.Mutex // guards every field below; held by fan-out and by (un)registration
+	sessions map[*session]struct{}
+	byUser   map[string][]*session
+	users    []string // keys of byUser, rebuilt lazily (nil when stale)
+	lastSeq  int64
+	dead     bool // unloaded: register must find a new hub
+}
+
+func newHub(team string, seq int64) *hub {
+	return &hub{team: team, sessions: make(map[*session]struct{}), byUser: make(map[string][]*session), lastSeq: seq}
+}
+
+// register adds s and returns the seq it will get events after. false: the hub is gone.
+func (h *hub) register(s *session) (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dead {
+		return 0, false
+	}
+	h.sessions[s] = struct{}{}
+	h.byUser[s.user] = append(h.byUser[s.user], s)
+	h.users = nil
+	return h.lastSeq, true
+}
+
+func (h *hub) unregister(s *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.sessions[s]; !ok {
+		return
+	}
+	delete(h.sessions, s)
+	list := h.byUser[s.user]
+	for i, x := range list {
+		if x == s {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(h.byUser, s.user)
+	} else {
+		h.byUser[s.user] = list
+	}
+	h.users = nil
+}
+
+// snapshot returns the current sessions, for draining and reloads.
+func (h *hub) snapshot() []*session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*session, 0, len(h.sessions))
+	for s := range h.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// scope is who may see an event: everyone in the team (channel ""), or the members of channel,
+// plus extra (the user a member_left removed, who was a member when it happened).
+type scope struct {
+	channel string
+	extra   string
+}
+
+func scopeOf(st *cache.Store, ev *origin.Event) scope {
+	switch ev.Type {
+	case origin.EventMessage, origin.EventMemberJoined:
+		return scope{channel: ev.ChannelID}
+	case origin.EventMemberLeft:
+		return scope{channel: ev.ChannelID, extra: ev.UserID}
+	case origin.EventChannelCreated, origin.EventChannelChange, origin.EventChannelDeleted:
+		id := ev.ChannelScope()
+		private, ok := st.ChannelPrivacy(id) // the store's view is the newest: trust it first
+		if !ok {
+			private = ev.Channel == nil || ev.Channel.IsPrivate // unknown and no object: stay safe
+		}
+		if !private {
+			return scope{}
+		}
+		return scope{channel: id}
+	case origin.EventUserChange, origin.EventTeamChange:
+		return scope{}
+	}
+	// An event type this edge does not know may concern a private channel: deliver it to no one.
+	return scope{channel: "\x00unknown"}
+}
+
+// visible reports whether user may see ev: the per-user form of the fan-out rule, used by replay.
+func visible(st *cache.Store, ev *origin.Event, user string) bool {
+	sc := scopeOf(st, ev)
+	return sc.channel == "" || sc.extra == user || st.IsMember(sc.channel, user)
+}
+
+// fanout delivers one event to the sessions that may see it. It runs on the team's feed
+// goroutine, after the event was applied to st, so membership changes take effect for the
+// events that follow them (and for the member_joined itself).
+func (h *hub) fanout(st *cache.Store, ev *origin.Event, frame func() []byte, m *metrics) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ev.Seq <= h.lastSeq {
+		return
+	}
+	h.lastSeq = ev.Seq
+	if len(h.sessions) == 0 {
+		return
+	}
+	sc := scopeOf(st, ev)
+	var b []byte
+	deliver := func(s *session) {
+		if b == nil {
+			b = frame() // encoded once, only if someone gets it
+		}
+		if s.send(b) {
+			m.eventsOut.Inc()
+		}
+	}
+	if sc.channel == "" {
+		for s := range h.sessions {
+			deliver(s)
+		}
+		return
+	}
+	// Walk whichever is smaller: the users with sessions here, or the channel's members.
+	if len(h.byUser) <= st.MemberCount(sc.channel) {
+		if h.users == nil {
+			h.users = make([]string, 0, len(h.byUser))
+			for u := range h.byUser {
+				h.users = append(h.users, u)
+			}
+		}
+		in := make([]bool, len(h.users))
+		st.AreMembers(sc.channel, h.users, in)
+		for i, u := range h.users {
+			if in[i] || u == sc.extra {
+				for _, s := range h.byUser[u] {
+					deliver(s)
+				}
+			}
+		}
+		return
+	}
+	for _, u := range st.Members(sc.channel) {
+		for _, s := range h.byUser[u] {
+			deliver(s)
+		}
+	}
+	if sc.extra != "" {
+		for _, s := range h.byUser[sc.extra] {
+			deliver(s)
+		}
+	}
+}
+
+// eventFrame encodes an event as the frame every recipient gets. Annotations (a later issue)
+// are appended per session before the closing brace, without re-encoding the event.
+func eventFrame(ev *origin.Event) []byte {
+	body, err := ev.MarshalJSON()
+	if err != nil {
+		return nil
+	}
+	b := make([]byte, 0, len(body)+48)
+	b = append(b, `{"type":"event","seq":`...)
+	b = strconv.AppendInt(b, ev.Seq, 10)
+	b = append(b, `,"event":`...)
+	b = append(b, body...)
+	return append(b, '}')
+}

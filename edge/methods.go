@@ -1,0 +1,238 @@
+package edge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/origin"
+)
+
+// A call is one method invocation, from a WebSocket request or from POST /api/<method>: the
+// same handlers answer both. The caller's team and user come from the token only.
+type call struct {
+	user   string
+	store  *cache.Store
+	params json.RawMessage
+}
+
+type method func(c *call) (any, *Error)
+
+// methods is the table of PROTOCOL.md section 4. autocomplete has its own issue.
+var methods = map[string]method{
+	"boot":             methodBoot,
+	"users.info":       methodUsersInfo,
+	"users.list":       methodUsersList,
+	"channels.info":    methodChannelsInfo,
+	"channels.members": methodChannelsMembers,
+	"users.channels":   methodUsersChannels,
+	"ping":             func(*call) (any, *Error) { return struct{}{}, nil },
+}
+
+// decodeParams reads params into v. Absent params read as {}; unknown fields are ignored;
+// a wrong type is invalid_request naming the field.
+func decodeParams(raw json.RawMessage, v any) *Error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return errorf(CodeInvalidRequest, "params.%s must be %s", te.Field, te.Type)
+		}
+		return errorf(CodeInvalidRequest, "params must be an object: %v", err)
+	}
+	return nil
+}
+
+func checkIDs(field string, ids []string) *Error {
+	if len(ids) < 1 || len(ids) > 100 {
+		return errorf(CodeInvalidRequest, "params.%s must list 1 to 100 IDs, got %d", field, len(ids))
+	}
+	return nil
+}
+
+// page limits: default 200, at most 1000.
+func pageLimit(limit *int) (int, *Error) {
+	if limit == nil {
+		return 200, nil
+	}
+	if *limit < 1 || *limit > 1000 {
+		return 0, errorf(CodeInvalidRequest, "params.limit must be 1 to 1000, got %d", *limit)
+	}
+	return *limit, nil
+}
+
+func pageError(err error) *Error {
+	switch {
+	case errors.Is(err, cache.ErrNotFound):
+		return errorf(CodeNotFound, "not found")
+	case errors.Is(err, cache.ErrBadCursor):
+		return errorf(CodeInvalidRequest, "params.cursor is not a cursor this server handed out")
+	}
+	return errorf(CodeInternal, "%v", err)
+}
+
+type bootResult struct {
+	Self     origin.User      `json:"self"`
+	Team     origin.Team      `json:"team"`
+	Channels []origin.Channel `json:"channels"`
+	Seq      int64            `json:"seq"`
+}
+
+func methodBoot(c *call) (any, *Error) {
+	self, team, chans, seq, err := c.store.Boot(c.user)
+	if err != nil {
+		return nil, errorf(CodeNotFound, "user %s is not in this team", c.user)
+	}
+	return bootResult{Self: self, Team: team, Channels: chans, Seq: seq}, nil
+}
+
+type usersInfoResult struct {
+	Users   []origin.User `json:"users"`
+	Missing []string      `json:"missing"`
+}
+
+func methodUsersInfo(c *call) (any, *Error) {
+	var p struct {
+		Users []string `json:"users"`
+	}
+	if e := decodeParams(c.params, &p); e != nil {
+		return nil, e
+	}
+	if e := checkIDs("users", p.Users); e != nil {
+		return nil, e
+	}
+	found, missing := c.store.Users(p.Users)
+	return usersInfoResult{Users: found, Missing: nonNil(missing)}, nil
+}
+
+type usersListResult struct {
+	Users      []origin.User `json:"users"`
+	NextCursor string        `json:"next_cursor"`
+}
+
+func methodUsersList(c *call) (any, *Error) {
+	var p struct {
+		Cursor string `json:"cursor"`
+		Limit  *int   `json:"limit"`
+	}
+	if e := decodeParams(c.params, &p); e != nil {
+		return nil, e
+	}
+	limit, e := pageLimit(p.Limit)
+	if e != nil {
+		return nil, e
+	}
+	users, next, err := c.store.UsersPage(p.Cursor, limit)
+	if err != nil {
+		return nil, pageError(err)
+	}
+	return usersListResult{Users: users, NextCursor: next}, nil
+}
+
+type channelsInfoResult struct {
+	Channels []origin.Channel `json:"channels"`
+	Missing  []string         `json:"missing"`
+}
+
+func methodChannelsInfo(c *call) (any, *Error) {
+	var p struct {
+		Channels []string `json:"channels"`
+	}
+	if e := decodeParams(c.params, &p); e != nil {
+		return nil, e
+	}
+	if e := checkIDs("channels", p.Channels); e != nil {
+		return nil, e
+	}
+	found, missing := c.store.Channels(p.Channels, c.user)
+	return channelsInfoResult{Channels: found, Missing: nonNil(missing)}, nil
+}
+
+type membersResult struct {
+	Members    []string `json:"members"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+func methodChannelsMembers(c *call) (any, *Error) {
+	var p struct {
+		Channel string `json:"channel"`
+		Cursor  string `json:"cursor"`
+		Limit   *int   `json:"limit"`
+	}
+	if e := decodeParams(c.params, &p); e != nil {
+		return nil, e
+	}
+	if p.Channel == "" {
+		return nil, errorf(CodeInvalidRequest, "params.channel is required")
+	}
+	limit, e := pageLimit(p.Limit)
+	if e != nil {
+		return nil, e
+	}
+	members, next, err := c.store.ChannelMembers(p.Channel, c.user, p.Cursor, limit)
+	if err != nil {
+		return nil, pageError(err)
+	}
+	return membersResult{Members: members, NextCursor: next}, nil
+}
+
+type userChannelsResult struct {
+	Channels   []string `json:"channels"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+func methodUsersChannels(c *call) (any, *Error) {
+	var p struct {
+		User   string `json:"user"`
+		Cursor string `json:"cursor"`
+		Limit  *int   `json:"limit"`
+	}
+	if e := decodeParams(c.params, &p); e != nil {
+		return nil, e
+	}
+	if p.User == "" {
+		p.User = c.user
+	}
+	limit, e := pageLimit(p.Limit)
+	if e != nil {
+		return nil, e
+	}
+	chans, next, err := c.store.UserChannels(p.User, c.user, p.Cursor, limit)
+	if err != nil {
+		return nil, pageError(err)
+	}
+	return userChannelsResult{Channels: chans, NextCursor: next}, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// invoke runs method name and returns its result encoded as JSON. It never panics outward: a
+// handler bug becomes an internal error for this one call.
+func invoke(name string, c *call) (result []byte, e *Error) {
+	m, ok := methods[name]
+	if !ok {
+		return nil, errorf(CodeUnknownMethod, "unknown method %q", name)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			result, e = nil, errorf(CodeInternal, "method %s failed", name)
+		}
+	}()
+	res, e := m(c)
+	if e != nil {
+		return nil, e
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, errorf(CodeInternal, "encode %s: %v", name, fmt.Sprint(err))
+	}
+	return b, nil
+}

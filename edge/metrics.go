@@ -1,0 +1,93 @@
+package edge
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the node's Prometheus series, all in one place.
+type metrics struct {
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec // method, outcome ("ok" or an error code)
+	latency       *prometheus.HistogramVec
+	eventsIn      prometheus.Counter
+	eventsOut     prometheus.Counter
+	slowConsumers prometheus.Counter
+	policyCloses  prometheus.Counter
+	goodbyes      *prometheus.CounterVec
+	resumes       *prometheus.CounterVec
+	loadSeconds   prometheus.Histogram
+	loadFailures  prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
+	m := &metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_requests_total",
+			Help: "Requests by method and outcome (ok or the error code)."}, []string{"method", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "weft_edge_request_seconds",
+			Help:    "Time to answer a request, by method.",
+			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1, 0.5, 2}},
+			[]string{"method"}),
+		eventsIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_events_in_total",
+			Help: "Team events applied from the feed."}),
+		eventsOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_events_out_total",
+			Help: "Event frames queued to sessions."}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_slow_consumer_closes_total",
+			Help: "Sessions closed because their outbound queue passed its bound."}),
+		policyCloses: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_policy_closes_total",
+			Help: "Sessions closed for breaking the protocol repeatedly."}),
+		goodbyes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_goodbyes_total",
+			Help: "Goodbye frames sent, by reason."}, []string{"reason"}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_resumes_total",
+			Help: "Connections that asked to resume, by whether it was honoured."}, []string{"resumed"}),
+		loadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "weft_edge_team_load_seconds",
+			Help: "Duration of successful team loads.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}),
+		loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_team_load_failures_total",
+			Help: "Team loads that failed."}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.eventsIn, m.eventsOut, m.slowConsumers, m.policyCloses,
+		m.goodbyes, m.resumes, m.loadSeconds, m.loadFailures,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_connections",
+			Help: "Open WebSocket sessions."}, func() float64 { return float64(s.Sessions()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_teams_loaded",
+			Help: "Teams loaded on this node."}, func() float64 { return float64(s.teams.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_cache_bytes",
+			Help: "Estimated memory held by the loaded teams' stores."}, func() float64 {
+			var n int64
+			for _, t := range s.teams.Stats() {
+				n += t.Bytes
+			}
+			return float64(n)
+		}),
+	)
+	// The process and Go runtime collectors may already be in a shared registry.
+	_ = reg.Register(collectors.NewGoCollector())
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) observe(method string, e *Error, took time.Duration) {
+	outcome := "ok"
+	if e != nil {
+		outcome = e.Code
+	}
+	m.requests.WithLabelValues(method, outcome).Inc()
+	m.latency.WithLabelValues(method).Observe(took.Seconds())
+}
+
+func (m *metrics) loaded(took time.Duration, err error) {
+	if err != nil {
+		m.loadFailures.Inc()
+		return
+	}
+	m.loadSeconds.Observe(took.Seconds())
+}

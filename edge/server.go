@@ -1,0 +1,308 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin"
+)
+
+// Protocol is the WebSocket subprotocol of PROTOCOL.md.
+const Protocol = "weft.v1"
+
+// Replayer reads a range of a team's events from the stream; *pubsub.Bus implements it.
+type Replayer interface {
+	Replay(ctx context.Context, team string, afterSeq, uptoSeq int64, fn func(*origin.Event) error) error
+}
+
+// Verifier checks client tokens; *token.Keys implements it.
+type Verifier interface {
+	Verify(tok string) (token.Claims, error)
+}
+
+// Config configures an edge node. Zero values mean the default given on each field.
+type Config struct {
+	// Cache configures the node's team set (Origin and Feed are required). The edge sets its
+	// Hooks; any hooks given here are called too, after the edge's.
+	Cache cache.Config
+	// Replay reads missed events for resuming connections; required.
+	Replay Replayer
+	// Tokens verifies client tokens; required.
+	Tokens Verifier
+	// Node names this node in hello frames and metrics; default "edge".
+	Node   string
+	Logger *slog.Logger
+	// Registry receives the node's metrics; nil means a new registry (served on /metrics).
+	Registry *prometheus.Registry
+	// HeartbeatInterval is announced in hello; a connection silent for IdleTimeout is closed.
+	// Defaults 30s and 3 × HeartbeatInterval.
+	HeartbeatInterval time.Duration
+	IdleTimeout       time.Duration
+	// QueueBytes bounds a session's outbound queue; past it the session is closed as a slow
+	// consumer. Default 1 MiB.
+	QueueBytes int
+	// WriteTimeout bounds every write to a client; default 10s.
+	WriteTimeout time.Duration
+	// MaxInFlight requests per connection, default 64; MaxFrameBytes per client frame, default
+	// 64 KiB (larger frames get too_large; frames past 16× that close the connection).
+	MaxInFlight   int
+	MaxFrameBytes int
+	// PolicyStrikes is how many protocol errors (net of good requests) a connection may make
+	// before goodbye policy; default 16.
+	PolicyStrikes int
+	// MaxReplay caps the events replayed to one resuming connection; further back than that
+	// answers resumed:false. Default 10,000.
+	MaxReplay int
+	// DrainSpread is the window over which draining sessions are told to reconnect (each gets
+	// a random reconnect_after_ms in it); default 5s.
+	DrainSpread time.Duration
+}
+
+func (c *Config) defaults() error {
+	if c.Replay == nil || c.Tokens == nil {
+		return errors.New("edge: Config needs Replay and Tokens")
+	}
+	if c.Node == "" {
+		c.Node = "edge"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	setDefault(&c.HeartbeatInterval, 30*time.Second)
+	setDefault(&c.IdleTimeout, 3*c.HeartbeatInterval)
+	setDefault(&c.QueueBytes, 1<<20)
+	setDefault(&c.WriteTimeout, 10*time.Second)
+	setDefault(&c.MaxInFlight, 64)
+	setDefault(&c.MaxFrameBytes, 64<<10)
+	setDefault(&c.PolicyStrikes, 16)
+	setDefault(&c.MaxReplay, 10_000)
+	setDefault(&c.DrainSpread, 5*time.Second)
+	return nil
+}
+
+func setDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Server is an edge node: an http.Handler serving /ws, /api/<method>, /healthz, /readyz and
+// /metrics for the teams it holds.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	teams   *cache.Teams
+	metrics *metrics
+	mux     *http.ServeMux
+
+	hubs     sync.Map // team ID → *hub
+	draining atomic.Bool
+	conns    tracker // WebSocket handlers under way
+	sessions atomic.Int64
+	shutdown sync.Once
+}
+
+// New validates cfg and builds the node. It starts nothing; Start does.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.metrics = newMetrics(cfg.Registry, s)
+	user := cfg.Cache.Hooks
+	cfg.Cache.Hooks = cache.Hooks{
+		OnEvent: func(t *cache.Team, ev *origin.Event, ch cache.Change) {
+			s.onEvent(t, ev)
+			if user.OnEvent != nil {
+				user.OnEvent(t, ev, ch)
+			}
+		},
+		OnLoad: func(team string, took time.Duration, err error) {
+			s.metrics.loaded(took, err)
+			if user.OnLoad != nil {
+				user.OnLoad(team, took, err)
+			}
+		},
+		OnReload: func(t *cache.Team) {
+			s.onReload(t)
+			if user.OnReload != nil {
+				user.OnReload(t)
+			}
+		},
+		OnUnload: func(t *cache.Team) {
+			if h, ok := s.hubs.LoadAndDelete(t.ID()); ok {
+				h.(*hub).mu.Lock()
+				h.(*hub).dead = true
+				h.(*hub).mu.Unlock()
+			}
+			if user.OnUnload != nil {
+				user.OnUnload(t)
+			}
+		},
+	}
+	if cfg.Cache.Logger == nil {
+		cfg.Cache.Logger = cfg.Logger
+	}
+	teams, err := cache.New(cfg.Cache)
+	if err != nil {
+		return nil, err
+	}
+	s.teams = teams
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /ws", s.handleWS)
+	s.mux.HandleFunc("/api/{method}", s.handleAPI)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", s.metrics.handler())
+	return s, nil
+}
+
+// Start starts the team set (its janitor and pre-warm loads).
+func (s *Server) Start() { s.teams.Start() }
+
+// Teams is the node's team set.
+func (s *Server) Teams() *cache.Teams { return s.teams }
+
+// Sessions is the number of open WebSocket sessions.
+func (s *Server) Sessions() int64 { return s.sessions.Load() }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// jitter returns a random duration in [d/2, d), so that clients told to come back do not all
+// come back at once.
+func (s *Server) jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + mrand.N(d/2)
+}
+
+// writeError answers a plain HTTP request with the protocol's error body.
+func writeError(w http.ResponseWriter, status int, e *Error) {
+	w.Header().Set("Content-Type", "application/json")
+	if e.RetryAfterMS > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt((e.RetryAfterMS+999)/1000, 10))
+	}
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		OK    bool   `json:"ok"`
+		Error *Error `json:"error"`
+	}{false, e})
+}
+
+// authenticate reads the caller's claims; on failure it has answered 401.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Claims, bool) {
+	tok, ok := token.FromRequest(r)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "missing bearer token"))
+		return token.Claims{}, false
+	}
+	c, err := s.cfg.Tokens.Verify(tok)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "%v", err))
+		return token.Claims{}, false
+	}
+	return c, true
+}
+
+// teamError turns a failed team load into an HTTP status and protocol error.
+func (s *Server) teamError(err error) (int, *Error) {
+	switch {
+	case errors.Is(err, origin.ErrNotFound):
+		return http.StatusNotFound, errorf(CodeNotFound, "team not found")
+	case errors.Is(err, cache.ErrClosed):
+		return http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "node is shutting down",
+			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()}
+	case origin.IsFailure(err), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, &Error{Code: CodeOriginUnavailable, Message: "the team cannot be loaded now",
+			RetryAfterMS: s.jitter(2 * time.Second).Milliseconds()}
+	}
+	return http.StatusBadGateway, &Error{Code: CodeOriginUnavailable, Message: err.Error(),
+		RetryAfterMS: s.jitter(2 * time.Second).Milliseconds()}
+}
+
+func (s *Server) hubFor(team string, st *cache.Store) *hub {
+	if h, ok := s.hubs.Load(team); ok {
+		return h.(*hub)
+	}
+	h, _ := s.hubs.LoadOrStore(team, newHub(team, st.Seq()))
+	return h.(*hub)
+}
+
+// onEvent fans out one applied event; it runs on the team's feed goroutine.
+func (s *Server) onEvent(t *cache.Team, ev *origin.Event) {
+	s.metrics.eventsIn.Inc()
+	h, ok := s.hubs.Load(t.ID())
+	if !ok {
+		return
+	}
+	h.(*hub).fanout(t.Store(), ev, func() []byte { return eventFrame(ev) }, s.metrics)
+}
+
+// onReload: the team lost events no stream could give back, so its sessions may have missed
+// some. They are told to reconnect; their resume will say whether they must boot again.
+func (s *Server) onReload(t *cache.Team) {
+	h, ok := s.hubs.Load(t.ID())
+	if !ok {
+		return
+	}
+	for _, ss := range h.(*hub).snapshot() {
+		ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(time.Second))
+	}
+}
+
+func newSessionID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "s_" + hex.EncodeToString(b[:])
+}
+
+// Shutdown drains the node: it stops accepting, tells every session goodbye draining with a
+// jittered reconnect_after_ms, waits for the sessions to close (or ctx), then stops the team
+// set. Idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutdown.Do(func() {
+		s.draining.Store(true)
+		s.hubs.Range(func(_, h any) bool {
+			for _, ss := range h.(*hub).snapshot() {
+				ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
+			}
+			return true
+		})
+		if werr := s.conns.wait(ctx); werr != nil {
+			err = fmt.Errorf("edge: drain: %w", werr)
+		}
+		if terr := s.teams.Shutdown(ctx); err == nil {
+			err = terr
+		}
+	})
+	return err
+}

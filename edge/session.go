@@ -1,0 +1,250 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/cache"
+)
+
+// session is one WebSocket connection: its identity (from the token only), its outbound
+// queue, its in-flight requests.
+//
+// Goroutines: the HTTP handler's goroutine reads frames (readLoop) and owns the session; a
+// writer goroutine runs only while the queue has frames (an idle connection costs no writer
+// stack); each request runs on its own goroutine, at most MaxInFlight at once. wg counts the
+// writer and the requests; the owner waits for them before it returns.
+type session struct {
+	srv  *Server
+	id   string
+	team *cache.Team
+	hub  *hub
+	user string
+	conn *websocket.Conn
+	ctx  context.Context // cancelled when the session ends
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu        sync.Mutex // guards the fields below
+	queue     [][]byte
+	queued    int  // bytes in queue and in the write under way
+	live      bool // hello is queued; the writer may run
+	writing   bool
+	closing   string // goodbye reason once the server decided to close, "" before
+	closeCode websocket.StatusCode
+	reconnect int64 // goodbye's reconnect_after_ms
+	inflight  map[int64]struct{}
+}
+
+// send queues a frame. It never blocks: a session whose queue would pass QueueBytes is marked
+// a slow consumer and closed by its writer, and send reports false.
+func (s *session) send(frame []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing != "" {
+		return false
+	}
+	if s.queued+len(frame) > s.srv.cfg.QueueBytes {
+		s.srv.metrics.slowConsumers.Inc()
+		s.beginClose(ReasonSlowConsumer, closeSlowConsumer, s.srv.jitter(s.srv.cfg.HeartbeatInterval/10))
+		return false
+	}
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.kick()
+	return true
+}
+
+// goodbye asks the session to close with reason; the writer sends the goodbye frame.
+func (s *session) goodbye(reason string, code websocket.StatusCode, reconnectAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing == "" {
+		s.beginClose(reason, code, reconnectAfter)
+	}
+}
+
+// beginClose records why the session closes and makes sure a writer will act on it. mu held.
+func (s *session) beginClose(reason string, code websocket.StatusCode, reconnectAfter time.Duration) {
+	s.closing, s.closeCode, s.reconnect = reason, code, reconnectAfter.Milliseconds()
+	if reason == ReasonSlowConsumer {
+		s.queue, s.queued = nil, 0 // it cannot keep up: what is queued will not be read in time
+	}
+	s.live = true // a session closing during setup still says goodbye
+	s.kick()
+}
+
+// kick starts the writer if there is work and none runs. mu held.
+func (s *session) kick() {
+	if s.writing || !s.live || (len(s.queue) == 0 && s.closing == "") {
+		return
+	}
+	s.writing = true
+	s.wg.Add(1)
+	go s.writeLoop()
+}
+
+// goLive puts first (hello, replayed events) ahead of whatever fan-out queued meanwhile, and
+// lets the writer run.
+func (s *session) goLive(first [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, f := range first {
+		n += len(f)
+	}
+	s.queue = append(first, s.queue...)
+	s.queued += n
+	s.live = true
+	s.kick()
+}
+
+func (s *session) writeLoop() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			reason := s.closing
+			if reason == "" {
+				s.writing = false
+				s.mu.Unlock()
+				return
+			}
+			code, after := s.closeCode, s.reconnect
+			s.closing = "closed" // nothing more is sent after the goodbye
+			s.mu.Unlock()
+			s.sayGoodbye(reason, code, after)
+			return
+		}
+		batch := s.queue
+		s.queue = nil
+		s.mu.Unlock()
+		for _, f := range batch {
+			if err := s.write(f); err != nil {
+				s.stop() // the connection is gone or stuck: end the session
+				return
+			}
+			s.mu.Lock()
+			s.queued -= len(f)
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *session) write(frame []byte) error {
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.WriteTimeout)
+	defer cancel()
+	return s.conn.Write(ctx, websocket.MessageText, frame)
+}
+
+func (s *session) sayGoodbye(reason string, code websocket.StatusCode, after int64) {
+	b, _ := json.Marshal(Goodbye{Type: "goodbye", Reason: reason, ReconnectAfterMS: after})
+	_ = s.write(b) // best effort: a stuck client may never read it
+	s.srv.metrics.goodbyes.WithLabelValues(reason).Inc()
+	s.conn.Close(code, reason)
+	s.stop()
+}
+
+// readLoop reads client frames until the connection ends. Bad frames get their error reply and
+// a strike; a client that keeps striking is told goodbye policy.
+func (s *session) readLoop() {
+	cfg := &s.srv.cfg
+	strikes := 0
+	buf := new(bytes.Buffer)
+	for {
+		ctx, cancel := context.WithTimeout(s.ctx, cfg.IdleTimeout)
+		typ, r, err := s.conn.Reader(ctx)
+		if err != nil {
+			cancel()
+			return
+		}
+		buf.Reset()
+		_, err = io.Copy(buf, io.LimitReader(r, int64(cfg.MaxFrameBytes)+1))
+		if err == nil && buf.Len() > cfg.MaxFrameBytes {
+			_, err = io.Copy(io.Discard, r) // read past the rest; the hard read limit still applies
+			cancel()
+			if err != nil {
+				return
+			}
+			strikes += s.reject(nil, errorf(CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
+		} else {
+			cancel()
+			if err != nil {
+				return
+			}
+			if typ != websocket.MessageText {
+				strikes += s.reject(nil, errorf(CodeInvalidRequest, "binary frames are not part of weft.v1"))
+			} else if ok := s.dispatch(buf.Bytes()); ok {
+				strikes = max(strikes-1, 0)
+			} else {
+				strikes++
+			}
+		}
+		if strikes >= cfg.PolicyStrikes {
+			s.srv.metrics.policyCloses.Inc()
+			s.goodbye(ReasonPolicy, websocket.StatusPolicyViolation, 0)
+			return
+		}
+	}
+}
+
+// reject replies with an error and returns the strike it costs.
+func (s *session) reject(id *int64, e *Error) int {
+	s.srv.metrics.requests.WithLabelValues("invalid", e.Code).Inc()
+	s.send(appendReply(nil, id, nil, e))
+	return 1
+}
+
+// dispatch handles one text frame; false when it was a protocol error.
+func (s *session) dispatch(frame []byte) bool {
+	req, e := decodeRequest(frame)
+	if e != nil {
+		s.reject(req.ID, e)
+		return false
+	}
+	id := *req.ID
+	if _, known := methods[req.Method]; !known {
+		s.reject(req.ID, errorf(CodeUnknownMethod, "unknown method %q", truncate(req.Method)))
+		return false
+	}
+	s.mu.Lock()
+	if _, dup := s.inflight[id]; dup {
+		s.mu.Unlock()
+		s.reject(req.ID, errorf(CodeInvalidRequest, "id %d is already in flight", id))
+		return false
+	}
+	if len(s.inflight) >= s.srv.cfg.MaxInFlight {
+		s.mu.Unlock()
+		s.srv.metrics.requests.WithLabelValues(req.Method, CodeRateLimited).Inc()
+		s.send(appendReply(nil, req.ID, nil, &Error{Code: CodeRateLimited,
+			Message: "too many requests in flight", RetryAfterMS: 50}))
+		return true // over quota is not a protocol error
+	}
+	s.inflight[id] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		begin := time.Now()
+		result, e := invoke(req.Method, &call{user: s.user, store: s.team.Store(), params: req.Params})
+		s.srv.metrics.observe(req.Method, e, time.Since(begin))
+		s.mu.Lock()
+		delete(s.inflight, id)
+		s.mu.Unlock()
+		s.send(appendReply(nil, req.ID, result, e))
+	}()
+	return true
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,134 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/origin"
+)
+
+// errReplayCap stops a replay that would pass MaxReplay events.
+var errReplayCap = errors.New("edge: replay too long")
+
+// handleWS upgrades GET /ws and runs the session until the connection ends. Everything that
+// can be refused is refused before the upgrade, with an HTTP status and a JSON error.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
+			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
+		return
+	}
+	claims, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	since, hasSince := int64(0), false
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, errorf(CodeInvalidRequest, "since must be a non-negative integer"))
+			return
+		}
+		since, hasSince = n, true
+	}
+	if !s.conns.add() {
+		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
+			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
+		return
+	}
+	defer s.conns.done()
+	team, err := s.teams.Acquire(r.Context(), claims.Team)
+	if err != nil {
+		status, e := s.teamError(err)
+		writeError(w, status, e)
+		return
+	}
+	defer team.Release()
+	st := team.Store()
+	if _, ok := st.User(claims.User); !ok {
+		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
+		return
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:    []string{Protocol},
+		CompressionMode: websocket.CompressionDisabled,
+		// Tokens, not cookies, authenticate: a page of another origin gains nothing by
+		// opening a socket, and the demo page may be served from anywhere.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		return // Accept has answered the client
+	}
+	conn.SetReadLimit(int64(16 * s.cfg.MaxFrameBytes))
+	ctx, stop := context.WithCancel(context.Background())
+	sess := &session{srv: s, id: newSessionID(), team: team, user: claims.User, conn: conn,
+		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
+	h := s.hubFor(claims.Team, st)
+	after, ok := h.register(sess)
+	if !ok { // the hub of an earlier load of this team: take the current one
+		s.hubs.CompareAndDelete(claims.Team, h)
+		h = s.hubFor(claims.Team, st)
+		after, _ = h.register(sess)
+	}
+	sess.hub = h
+	s.sessions.Add(1)
+	defer func() {
+		h.unregister(sess)
+		stop()
+		sess.wg.Wait()
+		conn.CloseNow()
+		s.sessions.Add(-1)
+	}()
+	if s.draining.Load() { // Shutdown began while this session was being set up
+		sess.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
+	}
+
+	start, resumed := after, false
+	var first [][]byte
+	if hasSince {
+		if frames, ok := s.replay(ctx, st, claims.Team, claims.User, since, after); ok {
+			start, resumed, first = since, true, frames
+		}
+		s.metrics.resumes.WithLabelValues(strconv.FormatBool(resumed)).Inc()
+	}
+	hello, _ := json.Marshal(Hello{Type: "hello", Protocol: Protocol, Session: sess.id, Team: claims.Team,
+		User: claims.User, Node: s.cfg.Node, Seq: start, Resumed: resumed,
+		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds()})
+	sess.goLive(append([][]byte{hello}, first...))
+	sess.readLoop()
+}
+
+// replay reads the events after since up to upto that user may see. ok is false when the
+// stream no longer holds that range, the range is longer than MaxReplay, or since is ahead of
+// this node: the client must boot again.
+func (s *Server) replay(ctx context.Context, st *cache.Store, team, user string, since, upto int64) ([][]byte, bool) {
+	switch {
+	case since > upto:
+		return nil, false
+	case since == upto:
+		return nil, true
+	case upto-since > int64(s.cfg.MaxReplay):
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var frames [][]byte
+	err := s.cfg.Replay.Replay(ctx, team, since, upto, func(ev *origin.Event) error {
+		if visible(st, ev, user) {
+			frames = append(frames, eventFrame(ev))
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Debug("resume refused", "team", team, "user", user, "since", since, "err", err)
+		return nil, false
+	}
+	return frames, true
+}

@@ -1,0 +1,199 @@
+// Package token issues and verifies the bearer tokens clients connect with (PROTOCOL.md section
+// 1): JWTs signed with HS256 under a secret the issuer and every verifier share, naming the user
+// (sub) and the team (team). The team a connection belongs to comes from its token and from
+// nothing else the client says, so everything that scopes data by team starts here.
+//
+// Start with [New], then [Keys.Verify] on every handshake and [FromRequest] to find the token.
+package token
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// DevSecret is the well-known secret `weft dev` and `weft token` use when none is given. It is
+// for `weft dev` only: anyone can mint tokens for any team with it, so never run a deployment
+// that verifies against it.
+const DevSecret = "weft-dev-secret-change-me-please"
+
+const (
+	// MinSecretLen is the shortest secret [New] accepts.
+	MinSecretLen = 16
+	// MaxIDLen is the longest team or user ID a token may carry, in bytes.
+	MaxIDLen = 255
+	// Leeway is the clock skew tolerated between issuer and verifier when checking exp and nbf.
+	Leeway = 5 * time.Second
+	// maxTokenLen bounds what Verify will parse. Two 255-byte IDs and the rest of a token come
+	// to well under 1 KiB; the bound keeps a hostile client from making us base64- and
+	// JSON-decode megabytes on the handshake path.
+	maxTokenLen = 4 << 10
+)
+
+// ErrInvalid is wrapped by every error Verify returns; the reasons below wrap it too, so a
+// caller can answer 401 on ErrInvalid and count by reason. No error carries the secret.
+var (
+	ErrInvalid = errors.New("token: invalid")
+	// ErrMalformed: not three base64url segments with JSON header and claims of the right
+	// types, or longer than any token we issue.
+	ErrMalformed = fmt.Errorf("%w: malformed", ErrInvalid)
+	// ErrSignature: signed with another secret, or with any algorithm but HS256 (including
+	// "none"), or the algorithm is missing or unknown.
+	ErrSignature = fmt.Errorf("%w: bad signature or algorithm", ErrInvalid)
+	// ErrExpired: exp is more than Leeway in the past.
+	ErrExpired = fmt.Errorf("%w: expired", ErrInvalid)
+	// ErrClaims: exp missing, nbf in the future, or sub or team missing, empty or longer than
+	// MaxIDLen.
+	ErrClaims = fmt.Errorf("%w: bad claims", ErrInvalid)
+)
+
+// Claims is who a token says the caller is. Team comes only from here, never from anything else a
+// client says.
+type Claims struct {
+	Team, User string
+	Expires    time.Time
+}
+
+// Keys issues and verifies tokens under one secret. It is safe for concurrent use.
+type Keys struct {
+	secret []byte
+	key    any // secret, boxed once so the key func does not allocate per call
+	parser *jwt.Parser
+	keyFn  jwt.Keyfunc
+}
+
+// New returns Keys for secret, which it copies. A secret shorter than MinSecretLen is refused:
+// HS256 is only as strong as its secret.
+func New(secret []byte) (*Keys, error) {
+	if len(secret) < MinSecretLen {
+		return nil, fmt.Errorf("token: secret is %d bytes, need at least %d", len(secret), MinSecretLen)
+	}
+	k := &Keys{secret: append([]byte(nil), secret...)}
+	k.key = k.secret
+	k.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(Leeway),
+	)
+	k.keyFn = func(t *jwt.Token) (any, error) {
+		// WithValidMethods has already refused every other alg; this is a second lock on the
+		// same door, because handing an HMAC secret to any other method is the classic JWT hole.
+		if t.Method != jwt.SigningMethodHS256 {
+			return nil, errors.New("unexpected signing method")
+		}
+		return k.key, nil
+	}
+	return k, nil
+}
+
+// Issue returns a token for user in team that expires after ttl (at least a second; exp has
+// whole-second precision).
+func (k *Keys) Issue(team, user string, ttl time.Duration) (string, error) {
+	if err := checkID("team", team); err != nil {
+		return "", err
+	}
+	if err := checkID("user", user); err != nil {
+		return "", err
+	}
+	if ttl < time.Second {
+		return "", fmt.Errorf("token: ttl %v is shorter than a second", ttl)
+	}
+	now := time.Now()
+	c := jwt.MapClaims{
+		"sub":  user,
+		"team": team,
+		"exp":  jwt.NewNumericDate(now.Add(ttl)),
+		"iat":  jwt.NewNumericDate(now), // informational: never checked
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(k.secret)
+	if err != nil {
+		return "", fmt.Errorf("token: sign: %w", err)
+	}
+	return s, nil
+}
+
+// Verify checks tok's algorithm, signature and claims and returns who it names. Every error wraps
+// ErrInvalid and one of ErrMalformed, ErrSignature, ErrExpired or ErrClaims.
+func (k *Keys) Verify(tok string) (Claims, error) {
+	if len(tok) > maxTokenLen {
+		return Claims{}, fmt.Errorf("%w (%d bytes, limit %d)", ErrMalformed, len(tok), maxTokenLen)
+	}
+	c := newWireClaims()
+	if _, err := k.parser.ParseWithClaims(tok, &c, k.keyFn); err != nil {
+		return Claims{}, classify(err)
+	}
+	exp := numericDate(c.Exp)
+	if exp == nil { // WithExpirationRequired makes this unreachable; keep it so.
+		return Claims{}, fmt.Errorf("%w (no exp)", ErrClaims)
+	}
+	return Claims{Team: c.Team, User: c.Sub, Expires: exp.Time}, nil
+}
+
+// classify maps the library's error to our reason. The library's text is kept for logs but its
+// sentinels are not wrapped: callers depend on ours, not on jwt's.
+func classify(err error) error {
+	var reason error
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		reason = ErrMalformed
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		reason = ErrSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		reason = ErrExpired
+	default:
+		reason = ErrClaims
+	}
+	return fmt.Errorf("%w (%v)", reason, err)
+}
+
+func checkID(what, id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("token: %s ID is empty", what)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("token: %s ID is %d bytes, limit %d", what, len(id), MaxIDLen)
+	}
+	return nil
+}
+
+// wireClaims is the JSON claims set as Verify reads it. It implements jwt.Claims itself, rather
+// than embedding jwt.RegisteredClaims, to keep decoding cheap on the handshake path: it skips
+// what we never read (aud, iss, jti, iat), and it takes exp and nbf as plain numbers instead of
+// *jwt.NumericDate, whose decoder allocates several times per field. A JSON number is never NaN,
+// so NaN means absent (or null): see newWireClaims.
+type wireClaims struct {
+	Sub  string  `json:"sub"`
+	Team string  `json:"team"`
+	Exp  float64 `json:"exp"`
+	Nbf  float64 `json:"nbf"`
+}
+
+func newWireClaims() wireClaims { return wireClaims{Exp: math.NaN(), Nbf: math.NaN()} }
+
+// numericDate converts seconds since the epoch exactly as jwt.NumericDate's own decoder does, so
+// that an exp means the same instant here as it does to the library's validator. NaN is nil.
+func numericDate(sec float64) *jwt.NumericDate {
+	if math.IsNaN(sec) {
+		return nil
+	}
+	whole, frac := math.Modf(sec)
+	return jwt.NewNumericDate(time.Unix(int64(whole), int64(frac*1e9)))
+}
+
+func (c *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return numericDate(c.Exp), nil }
+func (c *wireClaims) GetNotBefore() (*jwt.NumericDate, error)      { return numericDate(c.Nbf), nil }
+func (c *wireClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
+func (c *wireClaims) GetIssuer() (string, error)                   { return "", nil }
+func (c *wireClaims) GetSubject() (string, error)                  { return c.Sub, nil }
+func (c *wireClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+// Validate is called by the parser after exp and nbf pass (jwt.ClaimsValidator).
+func (c *wireClaims) Validate() error {
+	if err := checkID("team", c.Team); err != nil {
+		return err
+	}
+	return checkID("user", c.Sub)
+}

@@ -1,0 +1,221 @@
+package token
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func TestNewRefusesShortSecret(t *testing.T) {
+	_, err := New([]byte("fifteen-bytes!!"))
+	truth(t, err != nil, "a 15-byte secret was accepted")
+	truth(t, !strings.Contains(err.Error(), "fifteen"), "error %q leaks the secret", err)
+	_, err = New(nil)
+	truth(t, err != nil, "a nil secret was accepted")
+	_, err = New([]byte(DevSecret))
+	ok(t, err)
+}
+
+func TestNewCopiesSecret(t *testing.T) {
+	secret := append([]byte(nil), testSecret...)
+	k, err := New(secret)
+	ok(t, err)
+	tok, err := k.Issue("T1", "U1", time.Hour)
+	ok(t, err)
+	secret[0] ^= 0xff
+	_, err = k.Verify(tok)
+	ok(t, err)
+}
+
+func TestRoundTrip(t *testing.T) {
+	k := newKeys(t)
+	before := time.Now()
+	tok, err := k.Issue("T1", "U1", time.Hour)
+	ok(t, err)
+	c, err := k.Verify(tok)
+	ok(t, err)
+	equal(t, c.Team, "T1", "team")
+	equal(t, c.User, "U1", "user")
+	// exp has whole-second precision, so it may fall up to a second short of before+ttl.
+	truth(t, !c.Expires.Before(before.Add(time.Hour-time.Second)) && !c.Expires.After(time.Now().Add(time.Hour)),
+		"expires %v, want about an hour after %v", c.Expires, before)
+
+	long := strings.Repeat("x", MaxIDLen)
+	tok, err = k.Issue(long, long, time.Minute)
+	ok(t, err)
+	c, err = k.Verify(tok)
+	ok(t, err)
+	equal(t, c, Claims{Team: long, User: long, Expires: c.Expires}, "claims with longest IDs")
+}
+
+func TestIssueRefuses(t *testing.T) {
+	k := newKeys(t)
+	long := strings.Repeat("x", MaxIDLen+1)
+	for _, tc := range []struct {
+		name, team, user string
+		ttl              time.Duration
+	}{
+		{"empty team", "", "U1", time.Hour},
+		{"empty user", "T1", "", time.Hour},
+		{"long team", long, "U1", time.Hour},
+		{"long user", "T1", long, time.Hour},
+		{"zero ttl", "T1", "U1", 0},
+		{"negative ttl", "T1", "U1", -time.Hour},
+		{"sub-second ttl", "T1", "U1", time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := k.Issue(tc.team, tc.user, tc.ttl)
+			truth(t, err != nil, "issued a token for team %q user %q ttl %v", tc.team, tc.user, tc.ttl)
+		})
+	}
+}
+
+func TestVerifyAcceptsWithinLeeway(t *testing.T) {
+	k := newKeys(t)
+	exp := time.Now().Add(-2 * time.Second).Unix()
+	c, err := k.Verify(forge(crypto.SHA256, testSecret, hs256, fmt.Sprintf(`{"sub":"U1","team":"T1","exp":%d}`, exp)))
+	ok(t, err)
+	equal(t, c.Expires.Unix(), exp, "expires")
+}
+
+func TestVerifyRejects(t *testing.T) {
+	k := newKeys(t)
+	now := time.Now()
+	exp := now.Add(time.Hour).Unix()
+	claims := func(s string) string { return fmt.Sprintf(s, exp) }
+	good := claims(`{"sub":"U1","team":"T1","exp":%d}`)
+
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	ok(t, err)
+	rs256, err := jwt.NewWithClaims(jwt.SigningMethodRS256,
+		jwt.MapClaims{"sub": "U1", "team": "T1", "exp": exp}).SignedString(rsaKey)
+	ok(t, err)
+	hs512, err := jwt.NewWithClaims(jwt.SigningMethodHS512,
+		jwt.MapClaims{"sub": "U1", "team": "T1", "exp": exp}).SignedString(testSecret)
+	ok(t, err)
+	issued, err := k.Issue("T1", "U1", time.Hour)
+	ok(t, err)
+	parts := strings.Split(issued, ".")
+	// Same signature, claims swapped for another team: the classic tamper.
+	tamperedTeam := forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"U1","team":"T2","exp":%d}`))
+	tamperedTeam = strings.Join([]string{parts[0], strings.Split(tamperedTeam, ".")[1], parts[2]}, ".")
+
+	for _, tc := range []struct {
+		name, tok string
+		want      error
+	}{
+		{"expired", forge(crypto.SHA256, testSecret, hs256,
+			fmt.Sprintf(`{"sub":"U1","team":"T1","exp":%d}`, now.Add(-time.Minute).Unix())), ErrExpired},
+		{"expired long ago", forge(crypto.SHA256, testSecret, hs256, `{"sub":"U1","team":"T1","exp":1}`), ErrExpired},
+		{"wrong secret", forge(crypto.SHA256, []byte("another-secret-0123456789"), hs256, good), ErrSignature},
+		{"tampered claims", tamperedTeam, ErrSignature},
+		{"truncated signature", issued[:len(issued)-4], ErrSignature},
+		{"no signature", parts[0] + "." + parts[1] + ".", ErrSignature},
+		{"alg none, HMAC'd with the secret", forge(crypto.SHA256, testSecret, `{"alg":"none"}`, good), ErrSignature},
+		{"alg none, unsigned", strings.Join([]string{b64(`{"alg":"none","typ":"JWT"}`), b64(good), ""}, "."), ErrSignature},
+		{"alg None", forge(crypto.SHA256, testSecret, `{"alg":"None"}`, good), ErrSignature},
+		{"alg missing", forge(crypto.SHA256, testSecret, `{"typ":"JWT"}`, good), ErrSignature},
+		{"alg unknown", forge(crypto.SHA256, testSecret, `{"alg":"HS257"}`, good), ErrSignature},
+		{"alg not a string", forge(crypto.SHA256, testSecret, `{"alg":["HS256"]}`, good), ErrSignature},
+		{"alg HS512, HS256 signature", forge(crypto.SHA256, testSecret, `{"alg":"HS512"}`, good), ErrSignature},
+		{"alg HS512, properly signed", hs512, ErrSignature},
+		{"alg RS256, HMAC'd with the secret", forge(crypto.SHA256, testSecret, `{"alg":"RS256"}`, good), ErrSignature},
+		{"alg RS256, properly signed", rs256, ErrSignature},
+		{"missing team", forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"U1","exp":%d}`)), ErrClaims},
+		{"missing sub", forge(crypto.SHA256, testSecret, hs256, claims(`{"team":"T1","exp":%d}`)), ErrClaims},
+		{"empty team", forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"U1","team":"","exp":%d}`)), ErrClaims},
+		{"empty sub", forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"","team":"T1","exp":%d}`)), ErrClaims},
+		{"long team", forge(crypto.SHA256, testSecret, hs256,
+			claims(`{"sub":"U1","team":"`+strings.Repeat("t", MaxIDLen+1)+`","exp":%d}`)), ErrClaims},
+		{"missing exp", forge(crypto.SHA256, testSecret, hs256, `{"sub":"U1","team":"T1"}`), ErrClaims},
+		{"null exp", forge(crypto.SHA256, testSecret, hs256, `{"sub":"U1","team":"T1","exp":null}`), ErrClaims},
+		{"not yet valid", forge(crypto.SHA256, testSecret, hs256,
+			fmt.Sprintf(`{"sub":"U1","team":"T1","exp":%d,"nbf":%d}`, exp, now.Add(time.Minute).Unix())), ErrClaims},
+		{"team not a string", forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"U1","team":7,"exp":%d}`)), ErrMalformed},
+		{"exp not a number", forge(crypto.SHA256, testSecret, hs256, `{"sub":"U1","team":"T1","exp":"soon"}`), ErrMalformed},
+		{"claims not an object", forge(crypto.SHA256, testSecret, hs256, `["U1","T1"]`), ErrMalformed},
+		{"header not JSON", forge(crypto.SHA256, testSecret, `alg=HS256`, good), ErrMalformed},
+		{"empty", "", ErrMalformed},
+		{"one segment", "garbage", ErrMalformed},
+		{"two segments", parts[0] + "." + parts[1], ErrMalformed},
+		{"four segments", issued + "." + parts[2], ErrMalformed},
+		{"not base64", "!!!.@@@.###", ErrMalformed},
+		{"padded base64", parts[0] + "==." + parts[1] + "." + parts[2], ErrMalformed},
+		{"huge", strings.Repeat("a", maxTokenLen) + "." + parts[1] + "." + parts[2], ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := k.Verify(tc.tok)
+			truth(t, err != nil, "accepted: %+v", c)
+			isErr(t, err, ErrInvalid)
+			isErr(t, err, tc.want)
+			equal(t, c, Claims{}, "claims returned with an error")
+			truth(t, !strings.Contains(err.Error(), string(testSecret)), "error %q leaks the secret", err)
+			var jerr error = jwt.ErrTokenMalformed
+			truth(t, !errors.Is(err, jerr), "error %v exposes a jwt sentinel", err)
+		})
+	}
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// TestVerifyConcurrent shares one Keys between goroutines; run it with -race.
+func TestVerifyConcurrent(t *testing.T) {
+	k := newKeys(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			team, user := fmt.Sprintf("T%d", i), fmt.Sprintf("U%d", i)
+			for range 50 {
+				tok, err := k.Issue(team, user, time.Minute)
+				if err == nil {
+					var c Claims
+					if c, err = k.Verify(tok); err == nil && (c.Team != team || c.User != user) {
+						err = fmt.Errorf("got %+v for %s/%s", c, team, user)
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		ok(t, err)
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	k := newKeys(b)
+	tok, err := k.Issue("T0123456789", "U0123456789", time.Hour)
+	ok(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := k.Verify(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyRejectGarbage is the cost of turning away a client that sends junk.
+func BenchmarkVerifyRejectGarbage(b *testing.B) {
+	k := newKeys(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := k.Verify("not-a-token"); err == nil {
+			b.Fatal("accepted garbage")
+		}
+	}
+}
