@@ -23,6 +23,8 @@ type command struct {
 }
 
 var commands = []command{
+	{"dev", "run everything on one machine: embedded NATS, the reference origin, an edge", runDev},
+	{"edge", "run an edge node", runEdge},
 	{"origin", "run the reference origin: a synthetic world, live events on NATS, fault injection", runOrigin},
 }
 

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while the command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDevStackServesItsPrintedTokens runs `weft dev` in-process on free ports, uses the URL and
+// a token it printed the way the README says (POST /api/boot), and stops it with its context.
+func TestDevStackServesItsPrintedTokens(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
+			"--nats-addr", "127.0.0.1:0", "--size", "tiny", "--rate", "50", "--drain", "100ms", "--log-level", "error"}, &out)
+	}()
+	curl := regexp.MustCompile(`curl -s -H 'Authorization: Bearer (\S+)' -d '\{\}' (\S+)/api/boot`)
+	var m []string
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for m == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("weft dev exited early: %v\n%s", err, out.String())
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weft dev printed no boot example:\n%s", out.String())
+		}
+		m = curl.FindStringSubmatch(out.String())
+	}
+	req, _ := http.NewRequest(http.MethodPost, m[2]+"/api/boot", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+m[1])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boot struct {
+		OK   bool `json:"ok"`
+		Self struct {
+			ID string `json:"id"`
+		} `json:"self"`
+		Channels []json.RawMessage `json:"channels"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&boot)
+	resp.Body.Close()
+	if err != nil || !boot.OK || boot.Self.ID == "" || len(boot.Channels) == 0 {
+		t.Fatalf("boot with the printed token: %+v %v", boot, err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("weft dev stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("weft dev did not stop after its context ended")
+	}
+}
+
+func TestEnvTwinFillsUnsetFlags(t *testing.T) {
+	t.Setenv("WEFT_SIZE", "nosuchsize")
+	err := run(context.Background(), []string{"origin", "--nats-addr", "127.0.0.1:0"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "nosuchsize") {
+		t.Fatalf("WEFT_SIZE was not used: %v", err)
+	}
+	t.Setenv("WEFT_RATE", "fast")
+	if err := run(context.Background(), []string{"origin"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "WEFT_RATE") {
+		t.Fatalf("a bad environment value should name its variable: %v", err)
+	}
+}

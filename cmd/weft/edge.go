@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/pubsub"
+)
+
+// edgeOpts are the flags of an edge node, shared by `weft edge` and `weft dev`.
+type edgeOpts struct {
+	addr        string
+	node        string
+	originURL   string
+	originToken string
+	secret      string
+	grace       time.Duration
+	prewarm     string
+	pageLimit   int
+	queueBytes  int
+	heartbeat   time.Duration
+	drain       time.Duration
+}
+
+func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
+	fs.StringVar(&o.addr, "addr", addr, "address the edge listens on")
+	fs.StringVar(&o.node, "node", "edge-1", "node name, shown in hello frames")
+	fs.StringVar(&o.originToken, "origin-token", "", "service token sent to the origin")
+	fs.DurationVar(&o.grace, "grace", 5*time.Minute, "how long a team without sessions stays loaded")
+	fs.StringVar(&o.prewarm, "prewarm", "", "comma-separated team IDs to load at start and keep loaded")
+	fs.IntVar(&o.pageLimit, "page-limit", 5000, "page size asked of the origin when loading a team")
+	fs.IntVar(&o.queueBytes, "queue-bytes", 1<<20, "outbound queue bound per connection; past it the client is a slow consumer")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval announced to clients; silent connections close after 3×")
+	fs.DurationVar(&o.drain, "drain", 5*time.Second, "window over which draining clients are told to reconnect")
+}
+
+// server builds an edge node on bus. It does not listen.
+func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger) (*edge.Server, error) {
+	if o.secret == "" {
+		return nil, errors.New("the token secret is not set: pass --secret or WEFT_SECRET")
+	}
+	keys, err := token.New([]byte(o.secret))
+	if err != nil {
+		return nil, err
+	}
+	client, err := origin.NewClient(origin.ClientConfig{BaseURL: o.originURL, Token: o.originToken, PageLimit: o.pageLimit})
+	if err != nil {
+		return nil, err
+	}
+	var prewarm []string
+	for _, id := range strings.Split(o.prewarm, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			prewarm = append(prewarm, id)
+		}
+	}
+	return edge.New(edge.Config{
+		Cache:             cache.Config{Origin: client, Feed: bus, Logger: log, Grace: o.grace, Prewarm: prewarm},
+		Replay:            bus,
+		Tokens:            keys,
+		Node:              o.node,
+		Logger:            log.With("node", o.node),
+		QueueBytes:        o.queueBytes,
+		HeartbeatInterval: o.heartbeat,
+		DrainSpread:       o.drain,
+	})
+}
+
+// serve runs srv on ln until ctx ends, then drains it within the drain window plus a margin.
+func serveEdge(ctx context.Context, srv *edge.Server, ln net.Listener, drain time.Duration, log *slog.Logger) error {
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	srv.Start()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("draining")
+	dctx, cancel := context.WithTimeout(context.Background(), drain+10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(dctx) // goodbye draining to every session, wait for them
+	if serr := hs.Shutdown(dctx); err == nil {
+		err = serr
+	}
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("edge", "Run an edge node: the WebSocket and HTTP endpoints of PROTOCOL.md over a per-team cache\n"+
+		"loaded from the origin and kept current from NATS.")
+	var o edgeOpts
+	o.flags(fs, "127.0.0.1:8080")
+	fs.StringVar(&o.originURL, "origin", "http://127.0.0.1:8081", "origin base URL")
+	fs.StringVar(&o.secret, "secret", "", "token secret shared with the token issuer (required)")
+	var nats natsOpts
+	nats.flags(fs)
+	newLog := logFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLog()
+	if err != nil {
+		return err
+	}
+	bus, _, closeBus, err := nats.connect(ctx, log, "weft-edge-"+o.node)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	srv, err := o.server(bus, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "weft edge %s: http://%s (origin %s)\n", o.node, ln.Addr(), o.originURL)
+	return serveEdge(ctx, srv, ln, o.drain, log)
+}
