@@ -27,7 +27,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	size := fs.String("size", "small", "world size: "+fmt.Sprint(origin.SizeNames()))
 	seed := fs.Int64("seed", 1, "world seed")
 	rate := fs.Float64("rate", 20, "live events per second over all teams")
-	fs.StringVar(&o.secret, "secret", token.DevSecret, "token secret (the dev default is public: never use it in production)")
+	fs.StringVar(&o.secret, "token-secret", token.DevSecret, "token secret (the dev default is public: never use it in production)")
 	var nats natsOpts
 	nats.flags(fs)
 	newLog := logFlags(fs)

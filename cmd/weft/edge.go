@@ -49,7 +49,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 // server builds an edge node on bus. It does not listen.
 func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger) (*edge.Server, error) {
 	if o.secret == "" {
-		return nil, errors.New("the token secret is not set: pass --secret or WEFT_SECRET")
+		return nil, errors.New("the token secret is not set: pass --token-secret or WEFT_TOKEN_SECRET")
 	}
 	keys, err := token.New([]byte(o.secret))
 	if err != nil {
@@ -107,7 +107,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	var o edgeOpts
 	o.flags(fs, "127.0.0.1:8080")
 	fs.StringVar(&o.originURL, "origin", "http://127.0.0.1:8081", "origin base URL")
-	fs.StringVar(&o.secret, "secret", "", "token secret shared with the token issuer (required)")
+	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
 	var nats natsOpts
 	nats.flags(fs)
 	newLog := logFlags(fs)

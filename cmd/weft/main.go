@@ -26,6 +26,7 @@ var commands = []command{
 	{"dev", "run everything on one machine: embedded NATS, the reference origin, an edge", runDev},
 	{"edge", "run an edge node", runEdge},
 	{"origin", "run the reference origin: a synthetic world, live events on NATS, fault injection", runOrigin},
+	{"token", "print a client token (JWT) for a user in a team", runToken},
 }
 
 func main() {

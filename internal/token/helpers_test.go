@@ -66,4 +66,4 @@ func forge(hash crypto.Hash, secret []byte, header, claims string) string {
 	return s + "." + enc.EncodeToString(m.Sum(nil))
 }
 
-const hs256 = `{"alg":"HS256","typ":"JWT"}`
+const hs256Header = `{"alg":"HS256","typ":"JWT"}`

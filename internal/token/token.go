@@ -61,6 +61,7 @@ type Claims struct {
 type Keys struct {
 	secret []byte
 	key    any // secret, boxed once so the key func does not allocate per call
+	hs256  *hs256
 	parser *jwt.Parser
 	keyFn  jwt.Keyfunc
 }
@@ -73,6 +74,7 @@ func New(secret []byte) (*Keys, error) {
 	}
 	k := &Keys{secret: append([]byte(nil), secret...)}
 	k.key = k.secret
+	k.hs256 = newHS256(k.secret)
 	k.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -84,6 +86,7 @@ func New(secret []byte) (*Keys, error) {
 		if t.Method != jwt.SigningMethodHS256 {
 			return nil, errors.New("unexpected signing method")
 		}
+		t.Method = k.hs256 // the same algorithm, pooled: see hs256
 		return k.key, nil
 	}
 	return k, nil
@@ -125,11 +128,10 @@ func (k *Keys) Verify(tok string) (Claims, error) {
 	if _, err := k.parser.ParseWithClaims(tok, &c, k.keyFn); err != nil {
 		return Claims{}, classify(err)
 	}
-	exp := numericDate(c.Exp)
-	if exp == nil { // WithExpirationRequired makes this unreachable; keep it so.
+	if math.IsNaN(c.Exp) { // WithExpirationRequired makes this unreachable; keep it so.
 		return Claims{}, fmt.Errorf("%w (no exp)", ErrClaims)
 	}
-	return Claims{Team: c.Team, User: c.Sub, Expires: exp.Time}, nil
+	return Claims{Team: c.Team, User: c.Sub, Expires: secondsTime(c.Exp)}, nil
 }
 
 // classify maps the library's error to our reason. The library's text is kept for logs but its
@@ -156,6 +158,14 @@ func checkID(what, id string) error {
 	case len(id) > MaxIDLen:
 		return fmt.Errorf("token: %s ID is %d bytes, limit %d", what, len(id), MaxIDLen)
 	}
+	// IDs become parts of NATS subjects (weft.events.<team>): a '.', '*' or '>' in a team ID
+	// would subscribe a client to other teams' events. Only letters, digits, '_' and '-' pass.
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return fmt.Errorf("token: %s ID has a character other than letters, digits, '_' and '-'", what)
+		}
+	}
 	return nil
 }
 
@@ -179,8 +189,12 @@ func numericDate(sec float64) *jwt.NumericDate {
 	if math.IsNaN(sec) {
 		return nil
 	}
+	return &jwt.NumericDate{Time: secondsTime(sec)}
+}
+
+func secondsTime(sec float64) time.Time {
 	whole, frac := math.Modf(sec)
-	return jwt.NewNumericDate(time.Unix(int64(whole), int64(frac*1e9)))
+	return time.Unix(int64(whole), int64(frac*1e9)).Truncate(jwt.TimePrecision)
 }
 
 func (c *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return numericDate(c.Exp), nil }

@@ -82,7 +82,7 @@ func TestIssueRefuses(t *testing.T) {
 func TestVerifyAcceptsWithinLeeway(t *testing.T) {
 	k := newKeys(t)
 	exp := time.Now().Add(-2 * time.Second).Unix()
-	c, err := k.Verify(forge(crypto.SHA256, testSecret, hs256, fmt.Sprintf(`{"sub":"U1","team":"T1","exp":%d}`, exp)))
+	c, err := k.Verify(forge(crypto.SHA256, testSecret, hs256Header, fmt.Sprintf(`{"sub":"U1","team":"T1","exp":%d}`, exp)))
 	ok(t, err)
 	equal(t, c.Expires.Unix(), exp, "expires")
 }
@@ -106,17 +106,17 @@ func TestVerifyRejects(t *testing.T) {
 	ok(t, err)
 	parts := strings.Split(issued, ".")
 	// Same signature, claims swapped for another team: the classic tamper.
-	tamperedTeam := forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"U1","team":"T2","exp":%d}`))
+	tamperedTeam := forge(crypto.SHA256, testSecret, hs256Header, claims(`{"sub":"U1","team":"T2","exp":%d}`))
 	tamperedTeam = strings.Join([]string{parts[0], strings.Split(tamperedTeam, ".")[1], parts[2]}, ".")
 
 	for _, tc := range []struct {
 		name, tok string
 		want      error
 	}{
-		{"expired", forge(crypto.SHA256, testSecret, hs256,
+		{"expired", forge(crypto.SHA256, testSecret, hs256Header,
 			fmt.Sprintf(`{"sub":"U1","team":"T1","exp":%d}`, now.Add(-time.Minute).Unix())), ErrExpired},
-		{"expired long ago", forge(crypto.SHA256, testSecret, hs256, `{"sub":"U1","team":"T1","exp":1}`), ErrExpired},
-		{"wrong secret", forge(crypto.SHA256, []byte("another-secret-0123456789"), hs256, good), ErrSignature},
+		{"expired long ago", forge(crypto.SHA256, testSecret, hs256Header, `{"sub":"U1","team":"T1","exp":1}`), ErrExpired},
+		{"wrong secret", forge(crypto.SHA256, []byte("another-secret-0123456789"), hs256Header, good), ErrSignature},
 		{"tampered claims", tamperedTeam, ErrSignature},
 		{"truncated signature", issued[:len(issued)-4], ErrSignature},
 		{"no signature", parts[0] + "." + parts[1] + ".", ErrSignature},
@@ -130,19 +130,19 @@ func TestVerifyRejects(t *testing.T) {
 		{"alg HS512, properly signed", hs512, ErrSignature},
 		{"alg RS256, HMAC'd with the secret", forge(crypto.SHA256, testSecret, `{"alg":"RS256"}`, good), ErrSignature},
 		{"alg RS256, properly signed", rs256, ErrSignature},
-		{"missing team", forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"U1","exp":%d}`)), ErrClaims},
-		{"missing sub", forge(crypto.SHA256, testSecret, hs256, claims(`{"team":"T1","exp":%d}`)), ErrClaims},
-		{"empty team", forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"U1","team":"","exp":%d}`)), ErrClaims},
-		{"empty sub", forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"","team":"T1","exp":%d}`)), ErrClaims},
-		{"long team", forge(crypto.SHA256, testSecret, hs256,
+		{"missing team", forge(crypto.SHA256, testSecret, hs256Header, claims(`{"sub":"U1","exp":%d}`)), ErrClaims},
+		{"missing sub", forge(crypto.SHA256, testSecret, hs256Header, claims(`{"team":"T1","exp":%d}`)), ErrClaims},
+		{"empty team", forge(crypto.SHA256, testSecret, hs256Header, claims(`{"sub":"U1","team":"","exp":%d}`)), ErrClaims},
+		{"empty sub", forge(crypto.SHA256, testSecret, hs256Header, claims(`{"sub":"","team":"T1","exp":%d}`)), ErrClaims},
+		{"long team", forge(crypto.SHA256, testSecret, hs256Header,
 			claims(`{"sub":"U1","team":"`+strings.Repeat("t", MaxIDLen+1)+`","exp":%d}`)), ErrClaims},
-		{"missing exp", forge(crypto.SHA256, testSecret, hs256, `{"sub":"U1","team":"T1"}`), ErrClaims},
-		{"null exp", forge(crypto.SHA256, testSecret, hs256, `{"sub":"U1","team":"T1","exp":null}`), ErrClaims},
-		{"not yet valid", forge(crypto.SHA256, testSecret, hs256,
+		{"missing exp", forge(crypto.SHA256, testSecret, hs256Header, `{"sub":"U1","team":"T1"}`), ErrClaims},
+		{"null exp", forge(crypto.SHA256, testSecret, hs256Header, `{"sub":"U1","team":"T1","exp":null}`), ErrClaims},
+		{"not yet valid", forge(crypto.SHA256, testSecret, hs256Header,
 			fmt.Sprintf(`{"sub":"U1","team":"T1","exp":%d,"nbf":%d}`, exp, now.Add(time.Minute).Unix())), ErrClaims},
-		{"team not a string", forge(crypto.SHA256, testSecret, hs256, claims(`{"sub":"U1","team":7,"exp":%d}`)), ErrMalformed},
-		{"exp not a number", forge(crypto.SHA256, testSecret, hs256, `{"sub":"U1","team":"T1","exp":"soon"}`), ErrMalformed},
-		{"claims not an object", forge(crypto.SHA256, testSecret, hs256, `["U1","T1"]`), ErrMalformed},
+		{"team not a string", forge(crypto.SHA256, testSecret, hs256Header, claims(`{"sub":"U1","team":7,"exp":%d}`)), ErrMalformed},
+		{"exp not a number", forge(crypto.SHA256, testSecret, hs256Header, `{"sub":"U1","team":"T1","exp":"soon"}`), ErrMalformed},
+		{"claims not an object", forge(crypto.SHA256, testSecret, hs256Header, `["U1","T1"]`), ErrMalformed},
 		{"header not JSON", forge(crypto.SHA256, testSecret, `alg=HS256`, good), ErrMalformed},
 		{"empty", "", ErrMalformed},
 		{"one segment", "garbage", ErrMalformed},
@@ -209,6 +209,22 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyParallel is a connection storm: every core verifying at once, sharing one Keys.
+func BenchmarkVerifyParallel(b *testing.B) {
+	k := newKeys(b)
+	tok, err := k.Issue("T0123456789", "U0123456789", time.Hour)
+	ok(b, err)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := k.Verify(tok); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkVerifyRejectGarbage is the cost of turning away a client that sends junk.
 func BenchmarkVerifyRejectGarbage(b *testing.B) {
 	k := newKeys(b)
@@ -216,6 +232,18 @@ func BenchmarkVerifyRejectGarbage(b *testing.B) {
 	for b.Loop() {
 		if _, err := k.Verify("not-a-token"); err == nil {
 			b.Fatal("accepted garbage")
+		}
+	}
+}
+
+func TestIDsCannotReachOtherSubjects(t *testing.T) {
+	k, err := New([]byte(DevSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, team := range []string{"T1.x", "*", ">", "T 1", "T1\n"} {
+		if _, err := k.Issue(team, "U1", time.Hour); err == nil {
+			t.Errorf("issued a token for team %q", team)
 		}
 	}
 }

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/weft-edge/weft/internal/token"
+)
+
+func runToken(_ context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("token", "Print a client token (PROTOCOL.md section 1): a JWT naming a user in a team, signed\n"+
+		"with the secret the edge verifies with. Without --token-secret it uses the dev secret, good only for weft dev.")
+	team := fs.String("team", "", "team ID the token grants (required)")
+	user := fs.String("user", "", "user ID the token names (required)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
+	secret := fs.String("token-secret", token.DevSecret, "shared HS256 secret, at least 16 bytes")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *team == "" {
+		return errors.New("token: --team is required")
+	}
+	if *user == "" {
+		return errors.New("token: --user is required")
+	}
+	keys, err := token.New([]byte(*secret))
+	if err != nil {
+		return err
+	}
+	tok, err := keys.Issue(*team, *user, *ttl)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}

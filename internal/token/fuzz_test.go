@@ -1,0 +1,65 @@
+package token
+
+import (
+	"crypto"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+// FuzzVerify feeds Verify two tokens per input: raw as given, and header and claims signed with
+// the right secret, which is what lets the fuzzer reach claim validation at all (it cannot forge
+// a signature). Verify never panics, every refusal wraps ErrInvalid, and whatever it accepts
+// names a team and a user within MaxIDLen, expires after now minus Leeway, and (for the signed
+// one) declared HS256.
+func FuzzVerify(f *testing.F) {
+	k, err := New(testSecret)
+	if err != nil {
+		f.Fatal(err)
+	}
+	issued, err := k.Issue("T1", "U1", time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	const far = `,"exp":4102444800}` // 2100-01-01
+	f.Add(issued, hs256Header, `{"sub":"U1","team":"T1"`+far)
+	f.Add("", `{"alg":"none"}`, `{"sub":"U1","team":"T1"`+far)
+	f.Add("a.b.c", `{"alg":"HS512"}`, `{"sub":"U1","team":"T1"`+far)
+	f.Add("eyJhbGciOiJub25lIn0.e30.", `{"alg":"HS256","alg":"none"}`, `{"sub":"","team":"T1"`+far)
+	f.Add(issued+".", hs256Header, `{"sub":"U1","team":"T1","exp":1}`)
+	f.Add("", hs256Header, `{"sub":"U1","team":"T1","exp":1e300}`)
+	f.Add("", hs256Header, `{"sub":"U1","team":"T1","exp":-1e300}`)
+	f.Add("", hs256Header, `{"sub":"U1","team":"T1","exp":null}`)
+	f.Add("", hs256Header, `{"sub":"U1","TEAM":"T1","team":null`+far)
+	f.Add("", hs256Header, `{"sub":"U1","team":"T1","nbf":4102444800`+far)
+	f.Fuzz(func(t *testing.T, raw, header, claims string) {
+		check := func(tok string, signed bool) {
+			before := time.Now()
+			c, err := k.Verify(tok)
+			if err != nil {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("error %v does not wrap ErrInvalid", err)
+				}
+				if c != (Claims{}) {
+					t.Fatalf("claims %+v returned with error %v", c, err)
+				}
+				return
+			}
+			if c.Team == "" || c.User == "" || len(c.Team) > MaxIDLen || len(c.User) > MaxIDLen {
+				t.Fatalf("accepted bad IDs: team %q user %q", c.Team, c.User)
+			}
+			if !c.Expires.After(before.Add(-Leeway)) {
+				t.Fatalf("accepted a token that expired at %v (now %v)", c.Expires, before)
+			}
+			if signed {
+				var h map[string]any
+				if json.Unmarshal([]byte(header), &h) != nil || h["alg"] != "HS256" {
+					t.Fatalf("accepted header %q", header)
+				}
+			}
+		}
+		check(raw, false)
+		check(forge(crypto.SHA256, testSecret, header, claims), true)
+	})
+}
