@@ -105,10 +105,35 @@ func scopeOf(st *cache.Store, ev *origin.Event) scope {
 	return scope{channel: "\x00unknown"}
 }
 
-// visible reports whether user may see ev: the per-user form of the fan-out rule, used by replay.
-func visible(st *cache.Store, ev *origin.Event, user string) bool {
-	sc := scopeOf(st, ev)
-	return sc.channel == "" || sc.extra == user || st.IsMember(sc.channel, user)
+// visibleRun reports, for events in seq order that the store has already applied, which of
+// them user may see: the per-user form of the fan-out rule, used by replay. The fan-out judges
+// an event by the memberships right after it; the store holds them after the last event, so
+// the run is walked backwards from there, undoing the user's own joins and leaves (and channel
+// creations) on the way: a message before the user left is seen, a message of a private channel
+// from before the user joined is not.
+func visibleRun(st *cache.Store, evs []*origin.Event, user string) []bool {
+	member := make(map[string]bool) // membership at the current point of the walk, where it differs from the store
+	isMember := func(ch string) bool {
+		if m, ok := member[ch]; ok {
+			return m
+		}
+		return st.IsMember(ch, user)
+	}
+	out := make([]bool, len(evs))
+	for i := len(evs) - 1; i >= 0; i-- {
+		ev := evs[i]
+		sc := scopeOf(st, ev)
+		out[i] = sc.channel == "" || sc.extra == user || isMember(sc.channel)
+		switch {
+		case ev.Type == origin.EventMemberJoined && ev.UserID == user:
+			member[ev.ChannelID] = false
+		case ev.Type == origin.EventMemberLeft && ev.UserID == user:
+			member[ev.ChannelID] = true
+		case ev.Type == origin.EventChannelCreated && ev.Channel != nil && ev.Channel.Creator == user:
+			member[ev.Channel.ID] = false
+		}
+	}
+	return out
 }
 
 // fanout delivers one event to the sessions that may see it. It runs on the team's feed

@@ -259,11 +259,11 @@ func (s *Server) hubFor(team string, st *cache.Store) *hub {
 // onEvent fans out one applied event; it runs on the team's feed goroutine.
 func (s *Server) onEvent(t *cache.Team, ev *origin.Event) {
 	s.metrics.eventsIn.Inc()
-	h, ok := s.hubs.Load(t.ID())
-	if !ok {
-		return
-	}
-	h.(*hub).fanout(t.Store(), ev, func() []byte { return eventFrame(ev) }, s.metrics)
+	// Every event goes through the team's hub, made here when no session has made it yet: a hub
+	// first made by a session from a store seq read just before this event was applied would
+	// otherwise start behind an event that was never fanned out, and its sessions would miss it.
+	st := t.Store()
+	s.hubFor(t.ID(), st).fanout(st, ev, func() []byte { return eventFrame(ev) }, s.metrics)
 }
 
 // onReload: the team lost events no stream could give back, so its sessions may have missed

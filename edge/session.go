@@ -34,6 +34,7 @@ type session struct {
 	mu        sync.Mutex // guards the fields below
 	queue     [][]byte
 	queued    int  // bytes in queue and in the write under way
+	grace     int  // bytes of hello and replay not yet written: they do not count against QueueBytes
 	live      bool // hello is queued; the writer may run
 	writing   bool
 	closing   string // goodbye reason once the server decided to close, "" before
@@ -50,7 +51,7 @@ func (s *session) send(frame []byte) bool {
 	if s.closing != "" {
 		return false
 	}
-	if s.queued+len(frame) > s.srv.cfg.QueueBytes {
+	if s.queued+len(frame) > s.srv.cfg.QueueBytes+s.grace {
 		s.srv.metrics.slowConsumers.Inc()
 		s.beginClose(ReasonSlowConsumer, closeSlowConsumer, s.srv.jitter(s.srv.cfg.HeartbeatInterval/10))
 		return false
@@ -74,10 +75,21 @@ func (s *session) goodbye(reason string, code websocket.StatusCode, reconnectAft
 func (s *session) beginClose(reason string, code websocket.StatusCode, reconnectAfter time.Duration) {
 	s.closing, s.closeCode, s.reconnect = reason, code, reconnectAfter.Milliseconds()
 	if reason == ReasonSlowConsumer {
-		s.queue, s.queued = nil, 0 // it cannot keep up: what is queued will not be read in time
+		s.queue, s.queued, s.grace = nil, 0, 0 // it cannot keep up: what is queued will not be read in time
 	}
 	s.live = true // a session closing during setup still says goodbye
 	s.kick()
+}
+
+// seal marks the session over before its owner waits for wg: no frame is queued and no writer
+// started after it, so a goodbye from Shutdown or a reload racing the end of the connection
+// cannot Add to wg while the owner Waits.
+func (s *session) seal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing == "" {
+		s.closing = "closed"
+	}
 }
 
 // kick starts the writer if there is work and none runs. mu held.
@@ -91,7 +103,8 @@ func (s *session) kick() {
 }
 
 // goLive puts first (hello, replayed events) ahead of whatever fan-out queued meanwhile, and
-// lets the writer run.
+// lets the writer run. first is bounded by MaxReplay, not QueueBytes: until it is written, its
+// bytes are grace on top of the bound, so a long resume is not mistaken for a slow consumer.
 func (s *session) goLive(first [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -101,6 +114,7 @@ func (s *session) goLive(first [][]byte) {
 	}
 	s.queue = append(first, s.queue...)
 	s.queued += n
+	s.grace = n
 	s.live = true
 	s.kick()
 }
@@ -132,6 +146,7 @@ func (s *session) writeLoop() {
 			}
 			s.mu.Lock()
 			s.queued -= len(f)
+			s.grace = max(s.grace-len(f), 0) // first is at the head of the queue: written first
 			s.mu.Unlock()
 		}
 	}
@@ -189,6 +204,10 @@ func (s *session) readLoop() {
 		if strikes >= cfg.PolicyStrikes {
 			s.srv.metrics.policyCloses.Inc()
 			s.goodbye(ReasonPolicy, websocket.StatusPolicyViolation, 0)
+			// Returning now would cancel the session under the writer before it has written the
+			// error replies and the goodbye. The writer stops the session once it has closed
+			// (or failed to write), bounded by WriteTimeout and the close handshake.
+			<-s.ctx.Done()
 			return
 		}
 	}

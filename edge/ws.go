@@ -81,6 +81,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.sessions.Add(1)
 	defer func() {
 		h.unregister(sess)
+		sess.seal()
 		stop()
 		sess.wg.Wait()
 		conn.CloseNow()
@@ -119,16 +120,20 @@ func (s *Server) replay(ctx context.Context, st *cache.Store, team, user string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var frames [][]byte
+	var evs []*origin.Event
 	err := s.cfg.Replay.Replay(ctx, team, since, upto, func(ev *origin.Event) error {
-		if visible(st, ev, user) {
-			frames = append(frames, eventFrame(ev))
-		}
+		evs = append(evs, ev)
 		return nil
 	})
 	if err != nil {
 		s.log.Debug("resume refused", "team", team, "user", user, "since", since, "err", err)
 		return nil, false
+	}
+	var frames [][]byte
+	for i, ok := range visibleRun(st, evs, user) {
+		if ok {
+			frames = append(frames, eventFrame(evs[i]))
+		}
 	}
 	return frames, true
 }

@@ -82,6 +82,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.mux.HandleFunc(teamRoute+"/snapshot", s.handleSnapshot)
 	s.mux.HandleFunc("GET /origin/admin/faults", s.handleGetFaults)
 	s.mux.HandleFunc("POST /origin/admin/faults", s.handleSetFaults)
+	s.mux.HandleFunc("POST /origin/admin/teams/{team}/events", s.handlePostEvents) // admin.go
 	return s, nil
 }
 

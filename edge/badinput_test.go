@@ -1,0 +1,257 @@
+package edge
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/weft-edge/weft/internal/token"
+)
+
+// nextReply sends data and waits for the reply that follows everything received so far.
+func (c *wsClient) nextReply(typ websocket.MessageType, data []byte) frame {
+	c.t.Helper()
+	before := len(c.all())
+	c.sendType(typ, data)
+	var got frame
+	eventually(c.t, tenSeconds, "a reply", func() bool {
+		for _, f := range c.all()[before:] {
+			if f.Type == "reply" {
+				got = f
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+func (c *wsClient) ping() {
+	c.t.Helper()
+	if f := c.request("ping", nil); !f.OK || string(f.Result) != "{}" {
+		c.t.Fatalf("ping after bad input: %s", f.raw)
+	}
+}
+
+func TestBadInputGetsAnswers(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.dial(h.team, h.user(h.team, 1), "")
+	ids101 := make([]string, 101)
+	for i := range ids101 {
+		ids101[i] = fmt.Sprintf("U%08d", i)
+	}
+	big := `{"id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 70<<10) + `"}}`
+	params := func(id int, method string, p any) string {
+		b, _ := json.Marshal(map[string]any{"id": id, "method": method, "params": p})
+		return string(b)
+	}
+	id := func(n int64) *int64 { return &n }
+	for _, tc := range []struct {
+		what  string
+		typ   websocket.MessageType
+		frame string
+		id    *int64
+		code  string
+	}{
+		{"frame over 64 KiB", websocket.MessageText, big, nil, CodeTooLarge},
+		{"not JSON", websocket.MessageText, "hello?", nil, CodeInvalidRequest},
+		{"a JSON array", websocket.MessageText, "[1,2]", nil, CodeInvalidRequest},
+		{"binary frame", websocket.MessageBinary, `{"id":2,"method":"ping"}`, nil, CodeInvalidRequest},
+		{"missing id", websocket.MessageText, `{"method":"ping"}`, nil, CodeInvalidRequest},
+		{"fractional id", websocket.MessageText, `{"id":1.5,"method":"ping"}`, nil, CodeInvalidRequest},
+		{"string id", websocket.MessageText, `{"id":"7","method":"ping"}`, nil, CodeInvalidRequest},
+		{"missing method", websocket.MessageText, `{"id":3}`, id(3), CodeInvalidRequest},
+		{"unknown method", websocket.MessageText, `{"id":4,"method":"users.delete"}`, id(4), CodeUnknownMethod},
+		{"users not a list", websocket.MessageText, params(5, "users.info", map[string]any{"users": "x"}), id(5), CodeInvalidRequest},
+		{"no users", websocket.MessageText, params(6, "users.info", map[string]any{"users": []string{}}), id(6), CodeInvalidRequest},
+		{"101 users", websocket.MessageText, params(7, "users.info", map[string]any{"users": ids101}), id(7), CodeInvalidRequest},
+		{"no params", websocket.MessageText, `{"id":8,"method":"channels.info"}`, id(8), CodeInvalidRequest},
+		{"limit not a number", websocket.MessageText, params(9, "users.list", map[string]any{"limit": "a"}), id(9), CodeInvalidRequest},
+		{"limit 0", websocket.MessageText, params(10, "users.list", map[string]any{"limit": 0}), id(10), CodeInvalidRequest},
+		{"limit 1001", websocket.MessageText, params(11, "users.list", map[string]any{"limit": 1001}), id(11), CodeInvalidRequest},
+		{"params not an object", websocket.MessageText, `{"id":12,"method":"users.list","params":[1]}`, id(12), CodeInvalidRequest},
+		{"bad cursor", websocket.MessageText, params(13, "users.list", map[string]any{"cursor": "!!"}), id(13), CodeInvalidRequest},
+		{"members without channel", websocket.MessageText, params(14, "channels.members", map[string]any{}), id(14), CodeInvalidRequest},
+		{"members of no channel", websocket.MessageText, params(15, "channels.members", map[string]any{"channel": "C0ZZZZZZZ"}), id(15), CodeNotFound},
+	} {
+		f := c.nextReply(tc.typ, []byte(tc.frame))
+		okID := (tc.id == nil && f.ID == nil) || (tc.id != nil && f.ID != nil && *f.ID == *tc.id)
+		if f.OK || f.Error == nil || f.Error.Code != tc.code || !okID {
+			t.Errorf("%s: reply %s, want %s with id %v", tc.what, f.raw, tc.code, tc.id)
+		}
+		c.ping()
+	}
+	// Unknown fields are ignored.
+	if f := c.nextReply(websocket.MessageText, []byte(`{"id":20,"method":"ping","x":1,"params":{"y":2}}`)); !f.OK {
+		t.Errorf("unknown fields: %s", f.raw)
+	}
+	if done, err := c.ended(); done {
+		t.Fatalf("connection ended: %v", err)
+	}
+
+	// The same over /api, with HTTP statuses.
+	tok := h.token(h.team, h.user(h.team, 1))
+	for _, tc := range []struct {
+		what, method, body string
+		status             int
+		code               string
+	}{
+		{"unknown method", "users.delete", `{}`, http.StatusNotFound, CodeUnknownMethod},
+		{"not JSON", "users.list", `hello?`, http.StatusBadRequest, CodeInvalidRequest},
+		{"users not a list", "users.info", `{"users":"x"}`, http.StatusBadRequest, CodeInvalidRequest},
+		{"limit not a number", "users.list", `{"limit":"a"}`, http.StatusBadRequest, CodeInvalidRequest},
+		{"body over 64 KiB", "users.list", `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`, http.StatusRequestEntityTooLarge, CodeTooLarge},
+		{"members of no channel", "channels.members", `{"channel":"C0ZZZZZZZ"}`, http.StatusNotFound, CodeNotFound},
+	} {
+		status, body := h.apiRaw(tok, tc.method, []byte(tc.body))
+		var e Error
+		json.Unmarshal(body["error"], &e)
+		if status != tc.status || string(body["ok"]) != "false" || e.Code != tc.code {
+			t.Errorf("/api %s: %d %v, want %d %s", tc.what, status, body, tc.status, tc.code)
+		}
+	}
+}
+
+// TestInFlightCap fills a live session's in-flight set, as 64 slow requests would, and checks
+// the next request is refused with rate_limited (a reply, not a strike) and a duplicate id with
+// invalid_request.
+func TestInFlightCap(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.dial(h.team, h.user(h.team, 1), "")
+	hb, _ := h.edge.hubs.Load(h.team)
+	var sess *session
+	for _, s := range hb.(*hub).snapshot() {
+		if s.id == c.hello.Session {
+			sess = s
+		}
+	}
+	if sess == nil {
+		t.Fatal("session not in its hub")
+	}
+	sess.mu.Lock()
+	for i := range int64(64) {
+		sess.inflight[1000+i] = struct{}{}
+	}
+	sess.mu.Unlock()
+
+	for range 40 { // more than PolicyStrikes: being over quota is not a strike
+		id := c.nextID.Add(1)
+		f := c.nextReply(websocket.MessageText, fmt.Appendf(nil, `{"id":%d,"method":"ping"}`, id))
+		if f.OK || f.Error == nil || f.Error.Code != CodeRateLimited || f.Error.RetryAfterMS <= 0 || *f.ID != id {
+			t.Fatalf("request over the cap: %s", f.raw)
+		}
+	}
+	f := c.nextReply(websocket.MessageText, []byte(`{"id":1000,"method":"ping"}`))
+	if f.OK || f.Error == nil || f.Error.Code != CodeInvalidRequest || *f.ID != 1000 {
+		t.Errorf("duplicate in-flight id: %s", f.raw)
+	}
+	sess.mu.Lock()
+	clear(sess.inflight)
+	sess.mu.Unlock()
+	c.ping()
+}
+
+func TestPolicyGoodbye(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.dial(h.team, h.user(h.team, 1), "")
+	for range 40 {
+		if done, _ := c.ended(); done {
+			break
+		}
+		c.conn.Write(t.Context(), websocket.MessageText, []byte("garbage"))
+	}
+	eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c.ended(); return done })
+	_, err := c.ended()
+	frames := c.all()
+	last := frames[len(frames)-1]
+	if last.Type != "goodbye" || last.Reason != ReasonPolicy {
+		t.Errorf("last frame %s, want goodbye policy", last.raw)
+	}
+	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Errorf("connection ended with %v, want close 1008", err)
+	}
+	if n := len(frames) - 1; n != 16 {
+		t.Errorf("%d error replies before the goodbye, want 16", n)
+	}
+	if v := h.metric("weft_edge_policy_closes_total"); v != 1 {
+		t.Errorf("policy closes = %v", v)
+	}
+
+	// A frame past the hard read limit ends the connection at once.
+	c2 := h.dial(h.team, h.user(h.team, 2), "")
+	c2.conn.Write(t.Context(), websocket.MessageText, make([]byte, 17*64<<10))
+	eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c2.ended(); return done })
+	if _, err := c2.ended(); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Errorf("huge frame: connection ended with %v, want close 1009", err)
+	}
+
+	// The node stays up.
+	h.dial(h.team, h.user(h.team, 3), "").ping()
+}
+
+func TestBadTokens(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	user := h.user(h.team, 1)
+	otherKeys, _ := token.New([]byte("another-secret-0123456789"))
+	wrongSecret, _ := otherKeys.Issue(h.team, user, time.Hour)
+	expired, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "team": h.team,
+		"exp": time.Now().Add(-time.Hour).Unix()}).SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": user, "team": h.team,
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	notInTeam := h.token(h.team, h.user(h.other, 1))
+
+	checkBody := func(what string, status int, body []byte) {
+		t.Helper()
+		var b struct {
+			OK    *bool  `json:"ok"`
+			Error *Error `json:"error"`
+		}
+		if status != http.StatusUnauthorized || json.Unmarshal(body, &b) != nil || b.OK == nil || *b.OK ||
+			b.Error == nil || b.Error.Code != CodeInvalidAuth {
+			t.Errorf("%s: %d %s, want 401 invalid_auth", what, status, body)
+		}
+	}
+	for name, tok := range map[string]string{"missing": "", "garbage": "not.a.token", "wrong secret": wrongSecret,
+		"expired": expired, "alg none": none} {
+		_, resp, err := h.dialRaw(tok, "")
+		if err == nil || resp == nil {
+			t.Errorf("/ws with %s token: err %v", name, err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		checkBody("/ws "+name, resp.StatusCode, b)
+		status, body := h.api(tok, "ping", nil)
+		raw, _ := json.Marshal(body)
+		checkBody("/api "+name, status, raw)
+	}
+	_, resp, err := h.dialRaw(notInTeam, "")
+	if err == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/ws as a user of another team: %v %v", err, resp)
+	}
+
+	// The token query parameter is the browser's way in.
+	conn, _, err := websocket.Dial(t.Context(), h.wsURL("token="+h.token(h.team, user)),
+		&websocket.DialOptions{HTTPClient: h.client, Subprotocols: []string{Protocol}})
+	if err != nil {
+		t.Fatalf("token in the query: %v", err)
+	}
+	_, b, err := conn.Read(t.Context())
+	conn.CloseNow()
+	if err != nil || !strings.Contains(string(b), `"type":"hello"`) {
+		t.Errorf("token in the query: %s %v", b, err)
+	}
+	_, resp, err = websocket.Dial(t.Context(), h.wsURL("token=junk"), &websocket.DialOptions{HTTPClient: h.client})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("junk token in the query: %v", err)
+	}
+}

@@ -1,0 +1,131 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+
+	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/origin"
+)
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"id":1,"method":"ping"}`,
+		`{"id":7,"method":"users.info","params":{"users":["U1","U2"]}}`,
+		`{"id":-9223372036854775808,"method":"boot","params":null}`,
+		`{"id":9223372036854775808,"method":"boot"}`,
+		`{"id":1e3,"method":"ping"}`,
+		`{"id":null,"method":"ping"}`,
+		`{"id":"1","method":"ping"}`,
+		`{"id":1,"method":""}`,
+		`{"id":1,"method":1}`,
+		`{"id":1,"method":"ping","id":2}`,
+		`{"ID":3,"METHOD":"ping"}`,
+		`[]`, `null`, `"x"`, `{`, ``, "\xff",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, e := decodeRequest(data)
+		if e != nil {
+			if e.Code != CodeInvalidRequest {
+				t.Fatalf("error code %q", e.Code)
+			}
+			if !json.Valid(appendReply(nil, req.ID, nil, e)) {
+				t.Fatalf("error reply is not JSON: %s", appendReply(nil, req.ID, nil, e))
+			}
+			return
+		}
+		if req.ID == nil || req.Method == "" {
+			t.Fatalf("accepted %q without an id or a method: %+v", data, req)
+		}
+		if len(req.Params) > 0 && !json.Valid(req.Params) {
+			t.Fatalf("params %q are not JSON", req.Params)
+		}
+		var back struct {
+			ID *int64 `json:"id"`
+		}
+		if err := json.Unmarshal(appendReply(nil, req.ID, []byte(`{}`), nil), &back); err != nil || back.ID == nil || *back.ID != *req.ID {
+			t.Fatalf("reply to id %d does not carry it back: %v", *req.ID, err)
+		}
+	})
+}
+
+var fuzzStore = sync.OnceValues(func() (*cache.Store, error) {
+	size, err := origin.SizeByName("tiny")
+	if err != nil {
+		return nil, err
+	}
+	w, err := origin.NewWorld(7, size)
+	if err != nil {
+		return nil, err
+	}
+	o, err := origin.NewServer(origin.ServerConfig{World: w})
+	if err != nil {
+		return nil, err
+	}
+	team := o.TeamIDs()[0]
+	users := o.Users(team)
+	// A private channel the caller (user 1) is not in.
+	if _, err := o.CreateChannel(context.Background(), team, "private-room", users[2].ID, true); err != nil {
+		return nil, err
+	}
+	st := cache.NewStore(team)
+	st.ApplyUsers(users)
+	st.ApplyChannels(o.Channels(team))
+	st.ApplyMemberships(o.Memberships(team))
+	info, _ := o.Team(team)
+	st.SetInfo(info)
+	return st, nil
+})
+
+func FuzzDispatch(f *testing.F) {
+	for _, s := range []struct{ method, params string }{
+		{"boot", ``},
+		{"ping", `null`},
+		{"users.info", `{"users":["U00000001","U0ZZZZZZZ"]}`},
+		{"users.info", `{"users":"x"}`},
+		{"users.list", `{"limit":3}`},
+		{"users.list", `{"cursor":"VTAwMDAwMDA1","limit":1000}`},
+		{"users.list", `{"cursor":"!!","limit":"a"}`},
+		{"channels.info", `{"channels":["C00000000","C00000008"]}`},
+		{"channels.members", `{"channel":"C00000000","limit":2}`},
+		{"channels.members", `{"channel":"C00000008"}`},
+		{"users.channels", `{"user":"U00000002","cursor":"QzAwMDAwMDAx"}`},
+		{"users.channels", `{"limit":-1}`},
+		{"autocomplete", `{"query":"x"}`},
+		{"", `[]`},
+	} {
+		f.Add(s.method, []byte(s.params))
+	}
+	st, err := fuzzStore()
+	if err != nil {
+		f.Fatal(err)
+	}
+	known := map[string]bool{CodeInvalidRequest: true, CodeUnknownMethod: true, CodeNotFound: true}
+	f.Fuzz(func(t *testing.T, method string, params []byte) {
+		c := &call{user: "U00000001", store: st, params: params}
+		result, e := invoke(method, c)
+		if e != nil {
+			if e.Code == CodeInternal {
+				if m, ok := methods[method]; ok {
+					m(c) // a panic here shows where
+				}
+				t.Fatalf("%s %q: internal error %v", method, params, e)
+			}
+			if !known[e.Code] {
+				t.Fatalf("%s %q: unexpected error code %q", method, params, e.Code)
+			}
+			return
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(result, &obj); err != nil {
+			t.Fatalf("%s %q: result %q is not a JSON object: %v", method, params, result, err)
+		}
+		if !json.Valid(appendReply(nil, new(int64), result, nil)) {
+			t.Fatalf("%s: reply is not JSON", method)
+		}
+	})
+}

@@ -1,0 +1,246 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/pubsub"
+)
+
+// TestResume: a client that reconnects with since=<last seq it saw> gets exactly the visible
+// events it missed, in order, then the live stream, with no duplicate and no gap, even while
+// the team keeps changing during the reconnect.
+func TestResume(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	team := h.team
+	general := h.origin.Channels(team)[0].ID
+	me, other := h.user(team, 1), h.user(team, 2)
+	a := newAudience(h.origin, team)
+	var evs []*origin.Event
+	var mu sync.Mutex
+	post := func(ev *origin.Event, err error) *origin.Event {
+		ev = h.must(ev, err)
+		mu.Lock()
+		evs = append(evs, ev)
+		mu.Unlock()
+		return ev
+	}
+
+	c1 := h.dial(team, me, "")
+	for i := range 3 {
+		post(h.origin.PostMessage(ctx, team, general, other, fmt.Sprintf("before %d", i), nil))
+	}
+	last := evs[len(evs)-1].Seq
+	eventually(t, tenSeconds, "the first events", func() bool { return c1.hasSeq(last) })
+	if got := c1.seqs(); !slices.Equal(got, []int64{last - 2, last - 1, last}) {
+		t.Fatalf("first connection got %v", got)
+	}
+	c1.close()
+
+	// Missed: visible and invisible events.
+	post(h.origin.PostMessage(ctx, team, general, other, "missed 1", nil))
+	secret := post(h.origin.CreateChannel(ctx, team, "not-for-me", other, true)).Channel.ID
+	post(h.origin.PostMessage(ctx, team, secret, other, "hidden", nil))
+	post(h.origin.UpdateUser(ctx, team, other, func(u *origin.User) { u.Title = "Resumer" }))
+	post(h.origin.PostMessage(ctx, team, general, other, "missed 2", nil))
+
+	// More events race the reconnect: each must come either from the replay or live, once.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 30 {
+			ch := general
+			if i%3 == 0 {
+				ch = secret
+			}
+			post(h.origin.PostMessage(ctx, team, ch, other, fmt.Sprintf("during %d", i), nil))
+		}
+	}()
+	c2 := h.dial(team, me, fmt.Sprintf("since=%d", last))
+	wg.Wait()
+	marker := post(h.markerEvent(team), nil)
+	eventually(t, tenSeconds, "the marker", func() bool { return c2.hasSeq(marker.Seq) })
+
+	if !c2.hello.Resumed || c2.hello.Seq != last {
+		t.Errorf("hello = %+v, want resumed at %d", c2.hello, last)
+	}
+	checkStream(t, c2, a.expected(evs, last)[me])
+	if h.metric(`weft_edge_resumes_total{resumed="true"}`) != 1 {
+		t.Errorf("resumes metric: %v", h.metric(`weft_edge_resumes_total{resumed="true"}`))
+	}
+}
+
+func TestResumeRefused(t *testing.T) {
+	h := newHarness(t, harnessOpts{stream: pubsub.StreamConfig{MaxMsgsPerSubject: 5}})
+	ctx := context.Background()
+	team := h.team
+	general := h.origin.Channels(team)[0].ID
+	me, other := h.user(team, 1), h.user(team, 2)
+	h.dial(team, me, "") // loads the team
+	var last *origin.Event
+	for i := range 12 {
+		last = h.must(h.origin.PostMessage(ctx, team, general, other, fmt.Sprintf("m%d", i), nil))
+	}
+	h.applied(team, last.Seq)
+	now := last.Seq
+
+	for _, tc := range []struct {
+		what    string
+		since   func(now int64) int64
+		resumed bool
+		missed  int // events replayed, the last ones before now
+	}{
+		{"the stream keeps the last 5 only", func(int64) int64 { return 1 }, false, 0},
+		{"ahead of the node", func(now int64) int64 { return now + 100 }, false, 0},
+		{"still stored", func(now int64) int64 { return now - 3 }, true, 3},
+		{"nothing missed", func(now int64) int64 { return now }, true, 0},
+	} {
+		since := tc.since(now)
+		c := h.dial(team, me, fmt.Sprintf("since=%d", since))
+		wantSeq := now
+		if tc.resumed {
+			wantSeq = since
+		}
+		if c.hello.Resumed != tc.resumed || c.hello.Seq != wantSeq {
+			t.Errorf("%s: since=%d: hello %+v, want resumed %v at %d", tc.what, since, c.hello, tc.resumed, wantSeq)
+		}
+		var want []int64
+		for s := now - int64(tc.missed) + 1; s <= now; s++ {
+			want = append(want, s)
+		}
+		// Live events follow, whatever the answer was.
+		live := h.must(h.origin.PostMessage(ctx, team, general, other, "live", nil))
+		eventually(t, tenSeconds, "a live event", func() bool { return c.hasSeq(live.Seq) })
+		checkStream(t, c, append(want, live.Seq))
+		c.close()
+		now = live.Seq
+	}
+
+	for _, bad := range []string{"since=-1", "since=abc", "since=1.5"} {
+		_, resp, err := h.dialRaw(h.token(team, me), bad)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: err %v, response %v", bad, err, resp)
+		}
+	}
+}
+
+// TestResumeLongerThanQueue: a resume whose replay alone is bigger than QueueBytes is not a
+// slow consumer: the client reads it all, and live events arriving meanwhile, in order.
+func TestResumeLongerThanQueue(t *testing.T) {
+	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.QueueBytes = 16 << 10 }})
+	ctx := context.Background()
+	team := h.team
+	general := h.origin.Channels(team)[0].ID
+	me, other := h.user(team, 1), h.user(team, 2)
+	c1 := h.dial(team, me, "")
+	since := c1.hello.Seq
+	c1.close()
+	var evs []*origin.Event
+	const missed = 600
+	for i := range missed { // ~300 B each: 180 KB of replay
+		evs = append(evs, h.must(h.origin.PostMessage(ctx, team, general, other, fmt.Sprintf("missed %d", i), nil)))
+	}
+	h.applied(team, evs[len(evs)-1].Seq)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wg.Add(1)
+	go func() { // live events all along the replay, at a pace a reading client keeps up with
+		defer wg.Done()
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 500; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ev := h.must(h.origin.PostMessage(ctx, team, general, other, fmt.Sprintf("live %d", i), nil))
+			mu.Lock()
+			evs = append(evs, ev)
+			mu.Unlock()
+		}
+	}()
+	c2 := h.dial(team, me, fmt.Sprintf("since=%d", since))
+	eventually(t, tenSeconds, "the replay and some live events", func() bool {
+		done, _ := c2.ended()
+		return done || len(c2.seqs()) >= missed+20
+	})
+	close(stop)
+	wg.Wait()
+	marker := h.markerEvent(team)
+	evs = append(evs, marker)
+	eventually(t, tenSeconds, "the marker", func() bool { done, _ := c2.ended(); return done || c2.hasSeq(marker.Seq) })
+	if done, err := c2.ended(); done {
+		t.Fatalf("the resumed connection was closed: %v; last frame %s", err, c2.all()[len(c2.all())-1].raw)
+	}
+	if !c2.hello.Resumed {
+		t.Fatalf("hello %+v", c2.hello)
+	}
+	var want []int64
+	for _, ev := range evs {
+		want = append(want, ev.Seq)
+	}
+	checkStream(t, c2, want)
+}
+
+// TestResumeAcrossMembershipChanges: the replay judges each missed event by the membership the
+// caller had when it happened, as the live stream would have: messages before a leave are
+// replayed, messages of a private channel from before the caller joined are not.
+func TestResumeAcrossMembershipChanges(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	team := h.team
+	a := newAudience(h.origin, team)
+	var me, other, left string // two active users and a channel both are in, but #general
+	var active []string
+	for _, u := range h.origin.Users(team) {
+		if !u.Deleted {
+			active = append(active, u.ID)
+		}
+	}
+	for _, c := range h.origin.Channels(team)[1:] {
+		for _, u := range active {
+			for _, v := range active {
+				if left == "" && u != v && a.members[c.ID][u] && a.members[c.ID][v] {
+					me, other, left = u, v, c.ID
+				}
+			}
+		}
+	}
+	if left == "" {
+		t.Fatal("no channel to leave")
+	}
+	secret := h.must(h.origin.CreateChannel(ctx, team, "later-room", other, true))
+	c1 := h.dial(team, me, "")
+	since := c1.hello.Seq
+	c1.close()
+
+	evs := []*origin.Event{secret}
+	add := func(ev *origin.Event, err error) { evs = append(evs, h.must(ev, err)) }
+	add(h.origin.PostMessage(ctx, team, left, other, "before you go", nil))
+	add(h.origin.LeaveChannel(ctx, team, left, me))
+	add(h.origin.PostMessage(ctx, team, left, other, "after you left", nil))
+	add(h.origin.PostMessage(ctx, team, secret.Channel.ID, other, "before you came", nil))
+	add(h.origin.JoinChannel(ctx, team, secret.Channel.ID, me))
+	add(h.origin.PostMessage(ctx, team, secret.Channel.ID, other, "welcome", nil))
+	marker := h.markerEvent(team)
+	evs = append(evs, marker)
+	h.applied(team, marker.Seq)
+
+	c2 := h.dial(team, me, fmt.Sprintf("since=%d", since))
+	eventually(t, tenSeconds, "the marker", func() bool { return c2.hasSeq(marker.Seq) })
+	if !c2.hello.Resumed {
+		t.Fatalf("hello %+v", c2.hello)
+	}
+	checkStream(t, c2, a.expected(evs, since)[me])
+}

@@ -1,0 +1,133 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weft-edge/weft/origin"
+)
+
+// TestSlowConsumer: a client that stops reading while events flow is closed as a slow consumer
+// and counted, and 1,000 other sessions of the same team keep getting every event meanwhile.
+func TestSlowConsumer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 WebSocket clients")
+	}
+	const good = 1000
+	h := newHarness(t, harnessOpts{edge: func(c *Config) {
+		c.QueueBytes = 16 << 10
+		c.WriteTimeout = 300 * time.Millisecond
+	}})
+	ctx := context.Background()
+	team := h.team
+	var users []string
+	for _, u := range h.origin.Users(team) {
+		if !u.Deleted {
+			users = append(users, u.ID)
+		}
+	}
+	stuckUser, others := users[0], users[1:]
+	// The flood goes to a channel only the stuck user is in; team-wide events go to everyone.
+	flood := h.must(h.origin.CreateChannel(ctx, team, "flood", stuckUser, true)).Channel.ID
+	stuck, _ := h.dialStuck(team, stuckUser)
+
+	clients := make([]*wsClient, good)
+	var wg sync.WaitGroup
+	errs := make(chan error, good)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < good; i += 8 {
+				c, err := h.tryDial(team, others[i%len(others)], "")
+				if err != nil {
+					errs <- err
+					return
+				}
+				clients[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	// Flood until the stuck session passes its queue bound. Team-wide events are few enough
+	// (at most ~15 × 0.5 KiB) that no reading session's queue could reach 16 KiB with them.
+	var teamWide []int64
+	text := strings.Repeat("flood ", 8<<10/6)
+	closed := func() bool { return h.metric("weft_edge_slow_consumer_closes_total") >= 1 }
+	for i := 0; !closed(); i++ {
+		if i == 3000 {
+			t.Fatal("the stuck session was never closed as a slow consumer")
+		}
+		h.must(h.origin.PostMessage(ctx, team, flood, stuckUser, text, nil))
+		if i%20 == 0 && len(teamWide) < 15 {
+			ev := h.must(h.origin.UpdateUser(ctx, team, others[i%len(others)], func(u *origin.User) {
+				u.Title = fmt.Sprintf("title %d", i)
+			}))
+			teamWide = append(teamWide, ev.Seq)
+		}
+	}
+	marker := h.markerEvent(team)
+	teamWide = append(teamWide, marker.Seq)
+	waitAllOr(t, clients, marker.Seq, func() {
+		n := 0
+		for _, c := range clients {
+			if c.hasSeq(marker.Seq) {
+				n++
+			}
+		}
+		hb, _ := h.edge.hubs.Load(team)
+		queued, writing := 0, 0
+		for _, ss := range hb.(*hub).snapshot() {
+			ss.mu.Lock()
+			queued += ss.queued
+			if ss.writing {
+				writing++
+			}
+			ss.mu.Unlock()
+		}
+		t.Logf("%d/%d clients have seq %d; %d sessions, %d writing, %d bytes queued; store at seq %d; bus %+v",
+			n, good, marker.Seq, h.edge.Sessions(), writing, queued, h.edge.Teams().Lookup(team).Store().Seq(), h.bus.Stats())
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		t.Log(b.String())
+	})
+
+	// The stuck connection ends; nobody else was closed.
+	eventually(t, tenSeconds, "the stuck session to end", func() bool { return h.edge.Sessions() == good })
+	rctx, cancel := context.WithTimeout(ctx, tenSeconds)
+	defer cancel()
+	for {
+		if _, _, err := stuck.Read(rctx); err != nil {
+			if rctx.Err() != nil {
+				t.Fatal("the stuck connection is still open")
+			}
+			break
+		}
+	}
+	if v := h.metric("weft_edge_slow_consumer_closes_total"); v != 1 {
+		t.Errorf("slow consumer closes = %v, want 1", v)
+	}
+	bad := 0
+	for _, c := range clients {
+		if got := c.seqs(); !slices.Equal(got, teamWide) {
+			if bad++; bad <= 3 {
+				t.Errorf("%s got %v, want %v", c.user, got, teamWide)
+			}
+		}
+		if done, err := c.ended(); done {
+			t.Fatalf("a reading session ended: %v", err)
+		}
+	}
+	t.Logf("%d team-wide events to %d sessions; bus %+v", len(teamWide), good, h.bus.Stats())
+}
