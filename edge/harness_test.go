@@ -322,7 +322,7 @@ func (c *wsClient) sendType(typ websocket.MessageType, data []byte) {
 	}
 }
 
-// waitFrame waits for the first frame after skip frames that match.
+// waitFrame waits for a frame that matches and returns the first one.
 func (c *wsClient) waitFrame(what string, match func(frame) bool) frame {
 	c.t.Helper()
 	var got frame
