@@ -44,6 +44,10 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, e)
 		return
 	}
+	if _, ok := team.Store().User(claims.User); !ok { // as /ws: a token for a user the team lacks
+		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
+		return
+	}
 	begin := time.Now()
 	result, e := invoke(name, &call{user: claims.User, store: team.Store(), params: bytes.TrimSpace(body)})
 	s.metrics.observe(name, e, time.Since(begin))

@@ -125,7 +125,7 @@ func (s *session) writeLoop() {
 		s.mu.Lock()
 		if len(s.queue) == 0 {
 			reason := s.closing
-			if reason == "" {
+			if reason == "" || reason == "closed" { // "closed": sealed, or the goodbye is sent
 				s.writing = false
 				s.mu.Unlock()
 				return
@@ -245,10 +245,14 @@ func (s *session) dispatch(frame []byte) bool {
 			Message: "too many requests in flight", RetryAfterMS: 50}))
 		return true // over quota is not a protocol error
 	}
+	// With nothing else in flight the request runs right here, on the reader: a cached answer
+	// takes microseconds, less than handing it to another goroutine. Requests that arrive while
+	// others run get goroutines of their own, up to MaxInFlight.
+	inline := len(s.inflight) == 0
 	s.inflight[id] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
+	run := func() {
 		defer s.wg.Done()
 		begin := time.Now()
 		result, e := invoke(req.Method, &call{user: s.user, store: s.team.Store(), params: req.Params})
@@ -256,9 +260,33 @@ func (s *session) dispatch(frame []byte) bool {
 		s.mu.Lock()
 		delete(s.inflight, id)
 		s.mu.Unlock()
-		s.send(appendReply(nil, req.ID, result, e))
-	}()
+		s.reply(appendReply(nil, req.ID, result, e))
+	}
+	if inline {
+		run()
+	} else {
+		go run()
+	}
 	return true
+}
+
+// reply queues a reply like send, but when no writer runs and nothing is queued, the calling
+// goroutine (a request's, never the fan-out's) writes it itself and then acts as the writer
+// until the queue is empty: the common request round trip costs no goroutine hand-off.
+func (s *session) reply(frame []byte) {
+	s.mu.Lock()
+	if s.closing != "" || s.writing || !s.live || len(s.queue) > 0 ||
+		s.queued+len(frame) > s.srv.cfg.QueueBytes+s.grace {
+		s.mu.Unlock()
+		s.send(frame) // the ordinary path decides (queue, or slow consumer)
+		return
+	}
+	s.writing = true
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.writeLoop()
 }
 
 func truncate(s string) string {

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,9 +12,6 @@ import (
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/origin"
 )
-
-// errReplayCap stops a replay that would pass MaxReplay events.
-var errReplayCap = errors.New("edge: replay too long")
 
 // handleWS upgrades GET /ws and runs the session until the connection ends. Everything that
 // can be refused is refused before the upgrade, with an HTTP status and a JSON error.
