@@ -172,24 +172,26 @@ func (s *session) readLoop() {
 	cfg := &s.srv.cfg
 	strikes := 0
 	buf := new(bytes.Buffer)
+	// One timer per session, reset per frame, ends a connection silent for IdleTimeout: cheaper
+	// than a context with a deadline per read, which an idle connection would hold (~1 KB).
+	idle := time.AfterFunc(cfg.IdleTimeout, s.stop)
+	defer idle.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(s.ctx, cfg.IdleTimeout)
-		typ, r, err := s.conn.Reader(ctx)
+		typ, r, err := s.conn.Reader(s.ctx)
 		if err != nil {
-			cancel()
 			return
 		}
 		buf.Reset()
 		_, err = io.Copy(buf, io.LimitReader(r, int64(cfg.MaxFrameBytes)+1))
 		if err == nil && buf.Len() > cfg.MaxFrameBytes {
 			_, err = io.Copy(io.Discard, r) // read past the rest; the hard read limit still applies
-			cancel()
+			idle.Reset(cfg.IdleTimeout)
 			if err != nil {
 				return
 			}
 			strikes += s.reject(nil, errorf(CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
 		} else {
-			cancel()
+			idle.Reset(cfg.IdleTimeout)
 			if err != nil {
 				return
 			}

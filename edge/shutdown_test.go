@@ -86,3 +86,25 @@ func TestShutdownDrains(t *testing.T) {
 		t.Errorf("draining goodbyes = %v, want %d", v, len(clients))
 	}
 }
+
+// A connection silent for IdleTimeout is closed, and one that keeps talking is not.
+func TestIdleConnectionsClose(t *testing.T) {
+	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }})
+	team := h.origin.TeamIDs()[0]
+	silent := h.dial(team, h.user(team, 1), "")
+	talker := h.dial(team, h.user(team, 2), "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pong struct{}
+		talker.call("ping", nil, &pong)
+		if ended, _ := silent.ended(); ended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a silent connection was not closed after IdleTimeout")
+		}
+	}
+	if ended, err := talker.ended(); ended {
+		t.Fatalf("a connection that pings was closed: %v", err)
+	}
+}

@@ -1,0 +1,310 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Build compiles the weft command of the module this package belongs to into dir and returns
+// the binary's path. It runs `go build`, so the first call after a change takes a while and the
+// next ones reuse the build cache.
+func Build(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "weft")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/weft-edge/weft/cmd/weft")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("loadtest: go build weft: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// DevConfig configures a `weft dev` child process. The zero value of every field but Bin is
+// its default.
+type DevConfig struct {
+	// Bin is the weft binary (see Build). Required.
+	Bin string
+	// Args are extra flags, after the ones StartDev always passes: every listener on a free
+	// loopback port (--addr, --origin-addr, --nats-addr 127.0.0.1:0), --rate 0 (no background
+	// activity), the JetStream store under Dir and --log-level warn. A flag given here again
+	// wins (the last one counts).
+	Args []string
+	// Dir holds the child's JetStream store. "" means a temporary directory removed by Close.
+	Dir string
+	// Stderr receives the child's log. nil discards it.
+	Stderr io.Writer
+	// StartTimeout bounds the wait for the printed URLs and for /readyz; default 60s.
+	StartTimeout time.Duration
+}
+
+// DevToken is one of the ready-made tokens `weft dev` prints.
+type DevToken struct {
+	Team, User, Token string
+}
+
+// DevInfo is what `weft dev` prints at start.
+type DevInfo struct {
+	EdgeURL   string // http://host:port of the edge
+	OriginURL string // http://host:port of the reference origin
+	NATSURL   string
+	Tokens    []DevToken
+}
+
+// WSURL is the edge's WebSocket endpoint.
+func (d DevInfo) WSURL() string { return "ws" + strings.TrimPrefix(d.EdgeURL, "http") + "/ws" }
+
+// Stack is a running `weft dev` child process. Close stops it.
+type Stack struct {
+	DevInfo
+	// HTTP is the client for the stack's HTTP endpoints and WebSocket handshakes; Close
+	// closes its idle connections.
+	HTTP *http.Client
+
+	cmd     *exec.Cmd
+	tmpDir  string // removed by Close; "" when DevConfig.Dir was given
+	exited  chan struct{}
+	waitErr error // set before exited is closed
+	close   sync.Once
+}
+
+// StartDev starts `weft dev` and returns once it has printed its URLs and the edge answers
+// /readyz. The child is killed if this process dies first (on Linux).
+func StartDev(ctx context.Context, cfg DevConfig) (*Stack, error) {
+	if cfg.Bin == "" {
+		return nil, errors.New("loadtest: DevConfig.Bin is required")
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 60 * time.Second
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	s := &Stack{HTTP: &http.Client{Transport: newTransport()}, exited: make(chan struct{})}
+	dir := cfg.Dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "weft-loadtest-"); err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+		s.tmpDir = dir
+	}
+	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
+		"--nats-addr", "127.0.0.1:0", "--nats-store", filepath.Join(dir, "jetstream"),
+		"--rate", "0", "--log-level", "warn"}, cfg.Args...)
+	s.cmd = exec.Command(cfg.Bin, args...)
+	s.cmd.Env = withoutWeftEnv(os.Environ()) // only the flags above configure the child
+	s.cmd.Stderr = cfg.Stderr
+	setChildAttrs(s.cmd)
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		s.removeTmp()
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		s.removeTmp()
+		return nil, fmt.Errorf("loadtest: starting weft dev: %w", err)
+	}
+	parsed := make(chan error, 1)
+	go func() {
+		info, err := parseDevOutput(stdout)
+		s.DevInfo = info
+		parsed <- err
+		_, _ = io.Copy(io.Discard, stdout) // the child must never block on a full pipe
+		s.waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	if err := s.awaitStart(ctx, parsed, cfg.StartTimeout); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) awaitStart(ctx context.Context, parsed <-chan error, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	select {
+	case err := <-parsed:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("loadtest: weft dev printed no URLs: %w", ctx.Err())
+	}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.EdgeURL+"/readyz", nil)
+		resp, err := s.HTTP.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("loadtest: weft dev exited: %v", s.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("loadtest: edge not ready: %w (last error %v)", ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// PID is the child's process ID.
+func (s *Stack) PID() int { return s.cmd.Process.Pid }
+
+// Exited is closed when the child has exited.
+func (s *Stack) Exited() <-chan struct{} { return s.exited }
+
+// Close stops the child: SIGTERM, so the edge drains and the embedded NATS shuts down, then
+// SIGKILL if it has not exited within 15s. It removes the temporary directory StartDev made.
+// Close is idempotent and returns nil when the child ended by the signal.
+func (s *Stack) Close() error {
+	var err error
+	s.close.Do(func() {
+		defer s.removeTmp()
+		defer s.HTTP.CloseIdleConnections()
+		_ = terminate(s.cmd.Process)
+		select {
+		case <-s.exited:
+		case <-time.After(15 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+			err = errors.New("loadtest: weft dev did not stop within 15s of SIGTERM: killed")
+			return
+		}
+		var exit *exec.ExitError
+		if s.waitErr != nil && !(errors.As(s.waitErr, &exit) && exit.ExitCode() == -1) { // -1: the signal
+			err = fmt.Errorf("loadtest: weft dev: %w", s.waitErr)
+		}
+	})
+	return err
+}
+
+func (s *Stack) removeTmp() {
+	if s.tmpDir != "" {
+		_ = os.RemoveAll(s.tmpDir)
+	}
+}
+
+// RSS returns the child's resident set size in bytes, from /proc/<pid>/status.
+func (s *Stack) RSS() (int64, error) { return procStatusBytes(s.PID(), "VmRSS") }
+
+// Metrics reads the edge's /metrics and returns the values of the named unlabelled series
+// (go_memstats_heap_inuse_bytes, go_goroutines, weft_edge_connections, …). A name the edge
+// does not export is an error.
+func (s *Stack) Metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.EdgeURL+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: GET /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("loadtest: GET /metrics: HTTP %d", resp.StatusCode)
+	}
+	return parseMetrics(resp.Body, names)
+}
+
+// parseMetrics picks the named unlabelled series out of Prometheus text format.
+func parseMetrics(r io.Reader, names []string) (map[string]float64, error) {
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	got := make(map[string]float64, len(names))
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !want[name] {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: metric %s: %w", name, err)
+		}
+		got[name] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("loadtest: reading metrics: %w", err)
+	}
+	for _, n := range names {
+		if _, ok := got[n]; !ok {
+			return nil, fmt.Errorf("loadtest: metric %s not exported", n)
+		}
+	}
+	return got, nil
+}
+
+// parseDevOutput reads what `weft dev` prints up to its "try:" line:
+//
+//	  edge    http://127.0.0.1:8080   (WebSocket ws://…/ws, metrics …/metrics)
+//	  origin  http://127.0.0.1:8081
+//	  nats    nats://127.0.0.1:4222
+//	tokens (24h):
+//	  T00000000 U00000000 sakura.nakamura        eyJ…
+//	try:
+func parseDevOutput(r io.Reader) (DevInfo, error) {
+	var d DevInfo
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	tokens := false
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		switch {
+		case strings.TrimSpace(line) == "try:":
+			if d.EdgeURL == "" || d.OriginURL == "" || len(d.Tokens) == 0 {
+				return d, fmt.Errorf("loadtest: weft dev printed no edge URL, origin URL or tokens: %+v", d)
+			}
+			return d, nil
+		case strings.HasPrefix(line, "tokens"):
+			tokens = true
+		case len(f) >= 2 && f[0] == "edge":
+			d.EdgeURL = f[1]
+		case len(f) >= 2 && f[0] == "origin":
+			d.OriginURL = f[1]
+		case len(f) >= 2 && f[0] == "nats":
+			d.NATSURL = f[1]
+		case tokens && len(f) >= 3 && strings.HasPrefix(f[0], "T") && strings.HasPrefix(f[1], "U"):
+			d.Tokens = append(d.Tokens, DevToken{Team: f[0], User: f[1], Token: f[len(f)-1]})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return d, fmt.Errorf("loadtest: reading weft dev's output: %w", err)
+	}
+	return d, errors.New("loadtest: weft dev's output ended before its URLs and tokens")
+}
+
+// withoutWeftEnv drops the WEFT_ variables, the environment twins of weft's flags.
+func withoutWeftEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "WEFT_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// newTransport is an HTTP transport for many handshakes to one host: no per-host cap, and a
+// few idle connections kept for the admin and metrics requests.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 8
+	return t
+}
