@@ -69,6 +69,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	ctx, stop := context.WithCancel(context.Background())
 	sess := &session{srv: s, id: newSessionID(), team: team, user: claims.User, conn: conn,
 		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
+	sess.wtimer = time.AfterFunc(time.Hour, func() { stop(); conn.CloseNow() })
+	sess.wtimer.Stop()
 	h := s.hubFor(claims.Team, st)
 	after, ok := h.register(sess)
 	if !ok { // the hub of an earlier load of this team: take the current one
@@ -82,8 +84,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		h.unregister(sess)
 		sess.seal()
 		stop()
+		conn.CloseNow() // unblocks a writer stuck on a client that stopped reading
 		sess.wg.Wait()
-		conn.CloseNow()
+		sess.wtimer.Stop()
 		s.sessions.Add(-1)
 		team.Release()
 		s.conns.done()
