@@ -16,9 +16,6 @@ import (
 // TestSlowConsumer: a client that stops reading while events flow is closed as a slow consumer
 // and counted, and 1,000 other sessions of the same team keep getting every event meanwhile.
 func TestSlowConsumer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("1,000 WebSocket clients")
-	}
 	const good = 1000
 	h := newHarness(t, harnessOpts{edge: func(c *Config) {
 		c.QueueBytes = 16 << 10

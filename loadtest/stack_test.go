@@ -97,9 +97,6 @@ func TestParseEventFrame(t *testing.T) {
 // TestDevStack runs the real thing small: build weft, start `weft dev` as a child, open a few
 // sessions, drive events through the origin's admin endpoint and see every session get them.
 func TestDevStack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs weft")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bin, err := Build(ctx, t.TempDir())
