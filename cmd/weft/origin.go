@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -14,14 +16,77 @@ import (
 	"github.com/weft-edge/weft/origin"
 )
 
+// originOpts are the flags of the reference origin, shared by `weft origin` and `weft dev`.
+type originOpts struct {
+	addr  string
+	size  string
+	seed  int64
+	token string
+	rate  float64
+}
+
+func (o *originOpts) flags(fs *flag.FlagSet, addrFlag string, rate float64) {
+	fs.StringVar(&o.addr, addrFlag, "127.0.0.1:8081", "address the reference origin listens on")
+	fs.StringVar(&o.size, "size", "small", "world size: "+fmt.Sprint(origin.SizeNames()))
+	fs.Int64Var(&o.seed, "seed", 1, "world seed: the same seed gives the same world")
+	fs.Float64Var(&o.rate, "rate", rate, "live events per second over all teams (0: none)")
+}
+
+// start builds the world and the origin server and listens. run then serves it, with live
+// activity, until ctx ends.
+func (o *originOpts) start(pub origin.Publisher, log *slog.Logger) (*origin.Server, net.Listener, error) {
+	sz, err := origin.SizeByName(o.size)
+	if err != nil {
+		return nil, nil, err
+	}
+	world, err := origin.NewWorld(o.seed, sz)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := origin.NewServer(origin.ServerConfig{World: world, Token: o.token, Publisher: pub, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, ln, nil
+}
+
+// run serves srv on ln and generates live activity on g until ctx ends; stopAfter bounds the
+// HTTP shutdown once ctx has ended.
+func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *origin.Server, ln net.Listener,
+	stopAfter time.Duration, log *slog.Logger) error {
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), stopAfter)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	if o.rate > 0 {
+		act, err := origin.NewActivity(origin.ActivityConfig{Server: srv, Rate: o.rate, Seed: o.seed, Logger: log})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return act.Run(ctx) })
+	}
+	return nil
+}
+
 func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("origin", "Run the reference origin: a deterministic synthetic world served over the origin\n"+
 		"contract (PROTOCOL.md section 7), live activity published to NATS, and fault injection.")
-	addr := fs.String("addr", "127.0.0.1:8081", "address the origin listens on")
-	size := fs.String("size", "small", "world size: "+fmt.Sprint(origin.SizeNames()))
-	seed := fs.Int64("seed", 1, "world seed: the same seed gives the same world")
-	token := fs.String("token", "", "origin service token callers must send as a bearer token (empty: no auth)")
-	rate := fs.Float64("rate", 10, "live events per second over all teams (0: none)")
+	var o originOpts
+	o.flags(fs, "addr", 10)
+	fs.StringVar(&o.token, "token", "", "origin service token callers must send as a bearer token (empty: no auth)")
 	latency := fs.Duration("latency", 0, "fault injection: latency added to every request")
 	errRate := fs.Float64("error-rate", 0, "fault injection: fraction of requests answered 500")
 	var nats natsOpts
@@ -34,62 +99,37 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sz, err := origin.SizeByName(*size)
-	if err != nil {
-		return err
-	}
 	faults := origin.Faults{Latency: *latency, ErrorRate: *errRate}
 	if err := faults.Validate(); err != nil {
 		return err
 	}
-	begin := time.Now()
-	world, err := origin.NewWorld(*seed, sz)
-	if err != nil {
-		return err
+	if _, err := origin.SizeByName(o.size); err != nil {
+		return err // before starting NATS
 	}
+	begin := time.Now()
 	bus, emb, closeBus, err := nats.connect(ctx, log, "weft-origin")
 	if err != nil {
 		return err
 	}
 	defer closeBus()
-	srv, err := origin.NewServer(origin.ServerConfig{World: world, Token: *token, Publisher: bus, Logger: log})
+	srv, ln, err := o.start(bus, log)
 	if err != nil {
 		return err
 	}
 	srv.SetFaults(faults)
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	natsURL := nats.url
 	if emb != nil {
 		natsURL = emb.ClientURL()
 	}
 	teams := srv.TeamIDs()
-	fmt.Fprintf(stdout, "weft origin: %s world (%d teams) built in %v\n  origin  http://%s/origin/v1/teams/%s\n  nats    %s\n  events  %.0f/s\n",
-		sz.Name, len(teams), time.Since(begin).Round(time.Millisecond), ln.Addr(), teams[0], natsURL, *rate)
+	fmt.Fprintf(stdout, "weft origin: %s world (%d teams) ready in %v\n  origin  http://%s/origin/v1/teams/%s\n  nats    %s\n  events  %.0f/s\n",
+		o.size, len(teams), time.Since(begin).Round(time.Millisecond), ln.Addr(), teams[0], natsURL, o.rate)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	if *rate > 0 {
-		act, err := origin.NewActivity(origin.ActivityConfig{Server: srv, Rate: *rate, Seed: *seed, Logger: log})
-		if err != nil {
-			return err
-		}
-		g.Go(func() error { return act.Run(gctx) })
+	if err := o.run(gctx, g, srv, ln, 5*time.Second, log); err != nil {
+		ln.Close()
+		return err
 	}
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return hs.Shutdown(sctx)
-	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
