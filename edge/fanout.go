@@ -64,6 +64,14 @@ func (h *hub) unregister(s *session) {
 	h.users = nil
 }
 
+// advance moves lastSeq up to seq (after a reload, whose snapshot absorbed events that were
+// never fanned out).
+func (h *hub) advance(seq int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastSeq = max(h.lastSeq, seq)
+}
+
 // snapshot returns the current sessions, for draining and reloads.
 func (h *hub) snapshot() []*session {
 	h.mu.Lock()

@@ -54,8 +54,9 @@ type harness struct {
 }
 
 type harnessOpts struct {
-	stream pubsub.StreamConfig
-	edge   func(*Config)
+	stream  pubsub.StreamConfig
+	pending int // pubsub.Config.SubPendingMsgs; 0 = its default
+	edge    func(*Config)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -70,7 +71,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	t.Cleanup(emb.Shutdown)
 	h.bus, err = pubsub.Connect(context.Background(), pubsub.Config{Embedded: emb, Stream: o.stream,
-		GapCheckInterval: 200 * time.Millisecond})
+		SubPendingMsgs: o.pending, GapCheckInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -243,4 +245,42 @@ func TestResumeAcrossMembershipChanges(t *testing.T) {
 		t.Fatalf("hello %+v", c2.hello)
 	}
 	checkStream(t, c2, a.expected(evs, since)[me])
+}
+
+// TestReloadSendsSessionsToResume: when a team's feed loses events the stream no longer holds,
+// the cache reloads the team and the edge tells its sessions goodbye draining; reconnecting
+// with since answers resumed:false (the events are gone), so the client knows to boot again.
+func TestReloadSendsSessionsToResume(t *testing.T) {
+	block := make(chan struct{})
+	var blocked atomic.Bool
+	h := newHarness(t, harnessOpts{pending: 2, stream: pubsub.StreamConfig{MaxMsgsPerSubject: 3, Memory: true},
+		edge: func(c *Config) {
+			// The user hook runs on the team's feed goroutine after the edge's: holding it makes
+			// NATS drop what overflows the tiny pending limit.
+			c.Cache.Hooks.OnEvent = func(*cache.Team, *origin.Event, cache.Change) {
+				if blocked.Load() {
+					<-block
+				}
+			}
+		}})
+	ctx := context.Background()
+	team, me := h.team, h.user(h.team, 1)
+	c := h.dial(team, me, "")
+	blocked.Store(true)
+	for i := range 30 { // far more than the stream keeps for the team
+		h.must(h.origin.UpdateUser(ctx, team, h.user(team, 2), func(u *origin.User) { u.Title = fmt.Sprint("t", i) }))
+	}
+	blocked.Store(false)
+	close(block)
+	bye := c.waitFrame("goodbye after the reload", func(f frame) bool { return f.Type == "goodbye" })
+	if bye.Reason != ReasonDraining || bye.ReconnectAfterMS <= 0 {
+		t.Fatalf("goodbye %+v, want draining with a reconnect time", bye)
+	}
+	again := h.dial(team, me, fmt.Sprintf("since=%d", c.hello.Seq))
+	if again.hello.Resumed {
+		t.Fatalf("resumed across events the stream lost: %+v", again.hello)
+	}
+	if again.hello.Seq != h.origin.Seq(team) {
+		t.Fatalf("hello seq %d, the origin is at %d", again.hello.Seq, h.origin.Seq(team))
+	}
 }

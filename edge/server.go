@@ -273,6 +273,11 @@ func (s *Server) onReload(t *cache.Team) {
 	if !ok {
 		return
 	}
+	// The new store starts at its snapshot's seq; the events up to it were never fanned out.
+	// Sessions from now on start after it (a resume replays up to it from the stream, or says
+	// resumed:false when the stream lost them); otherwise a new session's hello would claim a
+	// seq long past and a resume would skip what the reload absorbed.
+	h.(*hub).advance(t.Store().Seq())
 	for _, ss := range h.(*hub).snapshot() {
 		ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(time.Second))
 	}
