@@ -21,6 +21,7 @@ type hub struct {
 	sessions map[*session]struct{}
 	byUser   map[string][]*session
 	users    []string // keys of byUser, rebuilt lazily (nil when stale)
+	in       []bool   // fan-out's scratch: whether users[i] is in the event's channel
 	lastSeq  int64
 	dead     bool // unloaded: register must find a new hub
 }
@@ -181,10 +182,13 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, frame func() []byte, m *
 				h.users = append(h.users, u)
 			}
 		}
-		in := make([]bool, len(h.users))
-		st.AreMembers(sc.channel, h.users, in)
+		if cap(h.in) < len(h.users) { // reused across events; AreMembers sets every entry
+			h.in = make([]bool, len(h.users))
+		}
+		h.in = h.in[:len(h.users)]
+		st.AreMembers(sc.channel, h.users, h.in)
 		for i, u := range h.users {
-			if in[i] || u == sc.extra {
+			if h.in[i] || u == sc.extra {
 				for _, s := range h.byUser[u] {
 					deliver(s)
 				}

@@ -198,14 +198,16 @@ func (s *session) readLoop() {
 			if err != nil {
 				return
 			}
-			strikes += s.reject(nil, errorf(CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
+			s.reject(nil, errorf(CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
+			strikes++
 		} else {
 			idle.Reset(cfg.IdleTimeout)
 			if err != nil {
 				return
 			}
 			if typ != websocket.MessageText {
-				strikes += s.reject(nil, errorf(CodeInvalidRequest, "binary frames are not part of weft.v1"))
+				s.reject(nil, errorf(CodeInvalidRequest, "binary frames are not part of weft.v1"))
+				strikes++
 			} else if ok := s.dispatch(buf.Bytes()); ok {
 				strikes = max(strikes-1, 0)
 			} else {
@@ -224,11 +226,10 @@ func (s *session) readLoop() {
 	}
 }
 
-// reject replies with an error and returns the strike it costs.
-func (s *session) reject(id *int64, e *Error) int {
+// reject replies to a frame that broke the protocol; the caller counts the strike.
+func (s *session) reject(id *int64, e *Error) {
 	s.srv.metrics.requests.WithLabelValues("invalid", e.Code).Inc()
 	s.send(appendReply(nil, id, nil, e))
-	return 1
 }
 
 // dispatch handles one text frame; false when it was a protocol error.
