@@ -26,11 +26,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.secret, "token-secret", token.DevSecret, "token secret (the dev default is public: never use it in production)")
 	var nats natsOpts
 	nats.flags(fs)
-	newLog := logFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	log, err := newLog()
+	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
 	}

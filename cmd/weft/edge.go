@@ -110,11 +110,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
 	var nats natsOpts
 	nats.flags(fs)
-	newLog := logFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	log, err := newLog()
+	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
 	}

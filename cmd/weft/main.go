@@ -110,22 +110,24 @@ func newFlagSet(name, summary string) *flag.FlagSet {
 	return fs
 }
 
-// logFlags adds --log-level and --log-format and returns a constructor for the logger.
-func logFlags(fs *flag.FlagSet) func() (*slog.Logger, error) {
+// parseLogged adds --log-level and --log-format to fs, parses args (see parse) and returns the
+// logger those flags ask for: every long-running command starts this way.
+func parseLogged(fs *flag.FlagSet, args []string) (*slog.Logger, error) {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
-	return func() (*slog.Logger, error) {
-		var l slog.Level
-		if err := l.UnmarshalText([]byte(*level)); err != nil {
-			return nil, fmt.Errorf("--log-level: %w", err)
-		}
-		opts := &slog.HandlerOptions{Level: l}
-		switch *format {
-		case "text":
-			return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-		case "json":
-			return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-		}
-		return nil, fmt.Errorf("--log-format: want text or json, got %q", *format)
+	if err := parse(fs, args); err != nil {
+		return nil, err
 	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(*level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch *format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: want text or json, got %q", *format)
 }

@@ -91,11 +91,7 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	errRate := fs.Float64("error-rate", 0, "fault injection: fraction of requests answered 500")
 	var nats natsOpts
 	nats.flags(fs)
-	newLog := logFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	log, err := newLog()
+	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
 	}
