@@ -39,7 +39,13 @@ func (h *feedHandler) Event(ev *origin.Event) {
 		return
 	}
 	ch, ok := st.ApplyEvent(ev)
-	if ok && h.t.Store() == st {
+	if !ok {
+		return
+	}
+	if st.follower != nil {
+		st.follower.Apply(ev, ch)
+	}
+	if h.t.Store() == st {
 		h.t.ts.cfg.Hooks.event(h.t, ev, ch)
 	}
 }
@@ -62,6 +68,9 @@ func (ts *Teams) load(ctx context.Context, t *Team) (*Store, *pubsub.TeamSub, *f
 	if err != nil {
 		sub.Close()
 		return nil, nil, nil, err
+	}
+	if ts.cfg.Follow != nil {
+		st.follower = ts.cfg.Follow(st)
 	}
 	h.store.Store(st)
 	sub.Start(st.Seq())

@@ -42,6 +42,8 @@ type Store struct {
 	applied  int64 // events applied, for tests and metrics
 	memBytes int64 // estimate, recomputed by Bytes when stale
 	memDirty bool
+
+	follower Follower // set before the store is shared, read-only after
 }
 
 type userRec struct {

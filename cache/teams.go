@@ -57,6 +57,10 @@ type Config struct {
 	// AdmitLoad, when set, is asked before a new load starts; an error refuses the load (the
 	// overload layer uses it to stop loading under memory pressure).
 	AdmitLoad func(team string) error
+	// Follow, when set, is called with every store a load builds, before its first event; the
+	// follower it returns sees each event after the store (see Follower). The autocomplete
+	// index is one.
+	Follow func(st *Store) Follower
 }
 
 // Teams is the set of loaded teams of one edge node: it loads a team on first demand (one load
@@ -262,6 +266,7 @@ func (ts *Teams) reloadLater(t *Team, h *feedHandler, cause error) {
 			if err == nil {
 				if !t.swap(st, sub) {
 					sub.Close()
+					st.closeFollower()
 					return
 				}
 				ts.reloads.Add(1)
@@ -474,13 +479,14 @@ func (t *Team) swap(st *Store, sub *pubsub.TeamSub) bool {
 		t.mu.Unlock()
 		return false
 	}
-	old := t.sub
+	old, oldStore := t.sub, t.store.Load()
 	t.sub = sub
 	t.store.Store(st)
 	t.mu.Unlock()
 	if old != nil {
 		old.Close()
 	}
+	oldStore.closeFollower()
 	return true
 }
 
@@ -492,6 +498,7 @@ func (t *Team) close() {
 	if sub != nil {
 		sub.Close()
 	}
+	t.Store().closeFollower()
 }
 
 // Len is the number of loaded teams.

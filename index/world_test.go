@@ -1,0 +1,52 @@
+package index_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/origin"
+)
+
+// storeOf copies one team of a reference origin into a cache store, without HTTP: the index's
+// tests and benchmarks are about the index, and the load path has its own.
+func storeOf(tb testing.TB, srv *origin.Server, team string) *cache.Store {
+	tb.Helper()
+	st := cache.NewStore(team)
+	st.ApplyUsers(srv.Users(team))
+	st.ApplyChannels(srv.Channels(team))
+	st.ApplyMemberships(srv.Memberships(team))
+	return st
+}
+
+func worldServer(tb testing.TB, size string) *origin.Server {
+	tb.Helper()
+	sz, err := origin.SizeByName(size)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := origin.NewWorld(1, sz)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := origin.NewServer(origin.ServerConfig{World: w})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv
+}
+
+var giant struct {
+	once  sync.Once
+	srv   *origin.Server
+	store *cache.Store
+}
+
+// giantStore is the giant team (366,000 users, 36,000 channels), built once per test binary.
+func giantStore(tb testing.TB) (*origin.Server, *cache.Store) {
+	giant.once.Do(func() {
+		giant.srv = worldServer(tb, "giant")
+		giant.store = storeOf(tb, giant.srv, giant.srv.TeamIDs()[0])
+	})
+	return giant.srv, giant.store
+}
