@@ -501,5 +501,14 @@ func (t *Team) close() {
 	t.Store().closeFollower()
 }
 
+// IDs lists the loaded teams' IDs.
+func (ts *Teams) IDs() []string {
+	var out []string
+	for _, t := range ts.loaded() {
+		out = append(out, t.id)
+	}
+	return out
+}
+
 // Len is the number of loaded teams.
 func (ts *Teams) Len() int { return len(ts.loaded()) }

@@ -106,7 +106,7 @@ func FuzzDispatch(f *testing.F) {
 	}
 	known := map[string]bool{CodeInvalidRequest: true, CodeUnknownMethod: true, CodeNotFound: true}
 	f.Fuzz(func(t *testing.T, method string, params []byte) {
-		c := &call{user: "U00000001", store: st, params: params}
+		c := &call{ctx: context.Background(), user: "U00000001", store: st, params: params}
 		result, e := invoke(method, c)
 		if e != nil {
 			if e.Code == CodeInternal {

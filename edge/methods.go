@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 // A call is one method invocation, from a WebSocket request or from POST /api/<method>: the
 // same handlers answer both. The caller's team and user come from the token only.
 type call struct {
+	ctx    context.Context // the session's or the HTTP request's: ends when the caller is gone
 	user   string
 	store  *cache.Store
 	params json.RawMessage
@@ -19,8 +21,9 @@ type call struct {
 
 type method func(c *call) (any, *Error)
 
-// methods is the table of PROTOCOL.md section 4. autocomplete has its own issue.
+// methods is the table of PROTOCOL.md section 4.
 var methods = map[string]method{
+	"autocomplete":     methodAutocomplete,
 	"boot":             methodBoot,
 	"users.info":       methodUsersInfo,
 	"users.list":       methodUsersList,

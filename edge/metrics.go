@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weft-edge/weft/index"
 )
 
 // metrics are the node's Prometheus series, all in one place.
@@ -22,6 +24,7 @@ type metrics struct {
 	resumes       *prometheus.CounterVec
 	loadSeconds   prometheus.Histogram
 	loadFailures  prometheus.Counter
+	indexSeconds  *prometheus.HistogramVec // part: prefix, fuzzy
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -49,9 +52,12 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "Duration of successful team loads.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}),
 		loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_team_load_failures_total",
 			Help: "Team loads that failed."}),
+		indexSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "weft_edge_index_build_seconds",
+			Help:    "Time to build a team's autocomplete index: the prefix path, then the typo fallback.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}, []string{"part"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.eventsIn, m.eventsOut, m.slowConsumers, m.policyCloses,
-		m.goodbyes, m.resumes, m.loadSeconds, m.loadFailures,
+		m.goodbyes, m.resumes, m.loadSeconds, m.loadFailures, m.indexSeconds, indexBytes{s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_connections",
 			Help: "Open WebSocket sessions."}, func() float64 { return float64(s.Sessions()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_teams_loaded",
@@ -82,6 +88,39 @@ func (m *metrics) observe(method string, e *Error, took time.Duration) {
 	}
 	m.requests.WithLabelValues(method, outcome).Inc()
 	m.latency.WithLabelValues(method).Observe(took.Seconds())
+}
+
+func (m *metrics) indexBuilt(fuzzy bool, took time.Duration) {
+	part := "prefix"
+	if fuzzy {
+		part = "fuzzy"
+	}
+	m.indexSeconds.WithLabelValues(part).Observe(took.Seconds())
+}
+
+// indexBytes reports each loaded team's autocomplete index memory when scraped.
+type indexBytes struct{ s *Server }
+
+var indexBytesDesc = prometheus.NewDesc("weft_edge_index_bytes",
+	"Estimated memory of a loaded team's autocomplete index: the prefix path and bleve's typo fallback.",
+	[]string{"team", "part"}, nil)
+
+func (c indexBytes) Describe(ch chan<- *prometheus.Desc) { ch <- indexBytesDesc }
+
+func (c indexBytes) Collect(ch chan<- prometheus.Metric) {
+	for _, id := range c.s.teams.IDs() {
+		t := c.s.teams.Lookup(id)
+		if t == nil {
+			continue
+		}
+		x, ok := t.Store().Follower().(*index.Index)
+		if !ok {
+			continue
+		}
+		st := x.Stats()
+		ch <- prometheus.MustNewConstMetric(indexBytesDesc, prometheus.GaugeValue, float64(st.Bytes), id, "prefix")
+		ch <- prometheus.MustNewConstMetric(indexBytesDesc, prometheus.GaugeValue, float64(st.FuzzyBytes), id, "fuzzy")
+	}
 }
 
 func (m *metrics) loaded(took time.Duration, err error) {

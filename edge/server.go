@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 )
@@ -72,6 +73,9 @@ type Config struct {
 	// DrainSpread is the window over which draining sessions are told to reconnect (each gets
 	// a random reconnect_after_ms in it); default 5s.
 	DrainSpread time.Duration
+	// Index tunes every loaded team's autocomplete index. The edge sets Cache.Follow to build
+	// them and wraps OnBuild for its metrics.
+	Index index.Config
 }
 
 func (c *Config) defaults() error {
@@ -162,6 +166,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Cache.Logger == nil {
 		cfg.Cache.Logger = cfg.Logger
 	}
+	userBuild := cfg.Index.OnBuild
+	cfg.Index.OnBuild = func(team string, fuzzy bool, took time.Duration) {
+		s.metrics.indexBuilt(fuzzy, took)
+		if userBuild != nil {
+			userBuild(team, fuzzy, took)
+		}
+	}
+	if cfg.Index.Logger == nil {
+		cfg.Index.Logger = cfg.Logger
+	}
+	cfg.Cache.Follow = index.Follow(cfg.Index)
 	teams, err := cache.New(cfg.Cache)
 	if err != nil {
 		return nil, err

@@ -267,7 +267,7 @@ func (s *session) dispatch(frame []byte) bool {
 	run := func() {
 		defer s.wg.Done()
 		begin := time.Now()
-		result, e := invoke(req.Method, &call{user: s.user, store: s.team.Store(), params: req.Params})
+		result, e := invoke(req.Method, &call{ctx: s.ctx, user: s.user, store: s.team.Store(), params: req.Params})
 		s.srv.metrics.observe(req.Method, e, time.Since(begin))
 		s.mu.Lock()
 		delete(s.inflight, id)
