@@ -18,6 +18,10 @@ type Follower interface {
 	Close()
 }
 
+// SetFollower attaches f to a store that no Teams set owns (tools, tests); Teams attaches its
+// own through Config.Follow. Call it before the store is shared.
+func (s *Store) SetFollower(f Follower) { s.follower = f }
+
 // Follower returns the follower attached to this store, or nil.
 func (s *Store) Follower() Follower { return s.follower }
 

@@ -256,3 +256,38 @@ func BenchmarkBootBytes32k(b *testing.B) {
 	b.ReportMetric(float64(snapshot), "snapshot-B")
 	b.ReportMetric(float64(snapshot)/avg, "x-smaller")
 }
+
+// keystrokes are what a person typing names into the Quick Switcher sends: each prefix of a
+// user's real name, one keystroke at a time ("j", "jo", "joh", … "john s", "john sm").
+func keystrokes(users []origin.User, n int) []string {
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		name := strings.ToLower(users[(i*7919)%len(users)].RealName)
+		for k := 1; k <= len(name) && k <= 8 && len(out) < n; k++ {
+			if name[k-1] != ' ' {
+				out = append(out, name[:k])
+			}
+		}
+	}
+	return out
+}
+
+// BenchmarkAutocompleteWS: autocomplete over a WebSocket on loopback, one keystroke at a time
+// on one connection, on the giant team (366,000 users); the figures include JSON both ways.
+//
+//	go test ./edge -run '^$' -bench AutocompleteWS -benchtime 20000x
+func BenchmarkAutocompleteWS(b *testing.B) {
+	s := newBenchStack(b, "giant")
+	c := s.dial(b, s.users[1].ID)
+	defer c.CloseNow()
+	keys := keystrokes(s.users, 4096)
+	frame := func(i int) []byte {
+		q, _ := json.Marshal(keys[i%len(keys)])
+		return fmt.Appendf(nil, `{"id":%d,"method":"autocomplete","params":{"query":%s}}`, i, q)
+	}
+	roundTrips(b, c, 1, frame) // waits for the team's index to be built
+	b.ResetTimer()
+	lat := roundTrips(b, c, b.N, frame)
+	b.StopTimer()
+	report(b, lat, 1)
+}

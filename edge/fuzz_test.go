@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -78,6 +79,8 @@ var fuzzStore = sync.OnceValues(func() (*cache.Store, error) {
 	st.ApplyMemberships(o.Memberships(team))
 	info, _ := o.Team(team)
 	st.SetInfo(info)
+	// The typo fallback stays off: its bleve workers would outlive the fuzz target.
+	st.SetFollower(index.New(st, index.Config{NoFuzzy: true}))
 	return st, nil
 })
 

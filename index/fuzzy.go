@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -9,7 +10,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
-	"github.com/blevesearch/bleve/v2/search/query"
+	bindex "github.com/blevesearch/bleve_index_api"
 )
 
 // The typo fallback. bleve earns its place here: its fuzzy search runs a Levenshtein automaton
@@ -21,7 +22,7 @@ import (
 
 const (
 	fuzzyMinLen   = 4   // shorter words are not corrected: too many words are one edit away
-	fuzzyMaxDist  = 2   // bleve's ceiling, and what a swapped pair of letters costs
+	fuzzyMaxDist  = 2   // bleve's ceiling
 	fuzzyMaxTerms = 256 // corrections considered per query word
 	fuzzyBatch    = 4096
 )
@@ -117,23 +118,42 @@ func (f *fuzzy) isReady() bool {
 	}
 }
 
-// lookup returns the indexed terms within fuzzyMaxDist edits of word (word itself included
-// when it is a term), at most fuzzyMaxTerms of them, or nil before the build is done.
-func (f *fuzzy) lookup(ctx context.Context, word string) ([]string, error) {
+// lookup returns the indexed terms within dist edits (Levenshtein) of word, at most
+// fuzzyMaxTerms of them, or nil before the build is done. It walks bleve's term dictionary with
+// its Levenshtein automaton and nothing more: no postings, no scoring. Building the automaton
+// for one edit costs ~0.1 ms, for two ~0.35 ms (measured on 9K terms), hence one edit first.
+func (f *fuzzy) lookup(word string, dist int) ([]string, error) {
 	if !f.isReady() {
 		return nil, nil
 	}
-	q := query.NewFuzzyQuery(word)
-	q.SetField("t")
-	q.SetFuzziness(fuzzyMaxDist)
-	req := bleve.NewSearchRequestOptions(q, fuzzyMaxTerms, 0, false)
-	res, err := f.idx.SearchInContext(ctx, req)
+	adv, err := f.idx.Advanced()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(res.Hits))
-	for i, h := range res.Hits {
-		out[i] = h.ID
+	r, err := adv.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	fr, ok := r.(bindex.IndexReaderFuzzy)
+	if !ok {
+		return nil, errors.New("index: bleve reader has no fuzzy dictionary")
+	}
+	dict, err := fr.FieldDictFuzzy("t", word, dist, "")
+	if err != nil {
+		return nil, err
+	}
+	defer dict.Close()
+	var out []string
+	for len(out) < fuzzyMaxTerms {
+		e, err := dict.Next()
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			break
+		}
+		out = append(out, e.Term)
 	}
 	return out, nil
 }

@@ -84,7 +84,7 @@ type golden struct {
 	seq int64
 }
 
-func newGolden(t *testing.T, cfg index.Config) *golden {
+func newGolden(t testing.TB, cfg index.Config) *golden {
 	t.Helper()
 	st := cache.NewStore(goldenTeam)
 	var users []origin.User
@@ -120,7 +120,7 @@ func newGolden(t *testing.T, cfg index.Config) *golden {
 }
 
 // feed applies ev as a team's feed does: to the store, then to its follower.
-func (g *golden) feed(t *testing.T, ev *origin.Event) {
+func (g *golden) feed(t testing.TB, ev *origin.Event) {
 	t.Helper()
 	g.seq++
 	ev.Team, ev.Seq = goldenTeam, g.seq

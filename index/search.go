@@ -3,7 +3,6 @@ package index
 import (
 	"context"
 	"slices"
-	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -61,11 +60,12 @@ type cand struct {
 // parsed is a query's words resolved against the dictionary.
 type parsed struct {
 	spans    []span
-	exact    []uint32 // term id of each word, when every word is a term
-	drive    int      // the word whose terms have the fewest postings: candidates come from it
-	estimate int      // postings of the driving word's terms
-	sig      uint64   // signature bits every match has (see sigOf)
-	fz       []map[uint32]uint8
+	exact    []uint32       // term id of each word, when every word is a term
+	drive    int            // the word whose terms have the fewest postings: candidates come from it
+	estimate int            // postings of the driving word's terms
+	sig      uint64         // signature bits every match has (see sigOf)
+	fz       [][]correction // corrections of each typo word (nil: taken as typed)
+	fdrive   int            // the typo word whose corrections supply the candidates
 }
 
 const scanLimit = 512 // postings below which a query simply evaluates every candidate
@@ -160,14 +160,27 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Result, error) {
 	s := searcher{x: x, q: &q, sc: sc, p: x.parse(words), floor: x.recent.floor(), newest: x.recent.newest()}
 	s.prefix()
 	f := x.fuzzy
-	needFuzzy := len(sc.top) < q.Limit && !x.cfg.NoFuzzy
+	// Typos are looked for only when the prefixes left room in the results, and only for the
+	// words that start no word of the team at all: a word that does is taken as typed.
+	var typos []int
+	if len(sc.top) < q.Limit && !x.cfg.NoFuzzy {
+		for i, w := range words {
+			if sp := &s.p.spans[i]; sp.lo == sp.hi && sp.elo == sp.ehi && maxEdits(utf8.RuneCountInString(w)) > 0 {
+				typos = append(typos, i)
+			}
+		}
+	}
+	needFuzzy := len(typos) > 0
 	x.mu.RUnlock()
 
 	if needFuzzy && f == nil {
 		x.tryFuzzy() // the build was refused earlier (memory); it may be allowed now
 	}
 	if needFuzzy && f != nil && f.isReady() {
-		if err := s.fuzzyLookup(ctx, f, words); err != nil {
+		if err := s.fuzzyLookup(f, words, typos); err != nil {
+			if x.ctx.Err() != nil {
+				return nil, ErrClosed
+			}
 			return nil, err
 		}
 		x.mu.RLock()
@@ -419,32 +432,57 @@ func (s *searcher) prefix() {
 	})
 }
 
-// fuzzyLookup asks the fallback for corrections of each long query word. Called without x.mu:
-// bleve has its own locking and may take a while.
-func (s *searcher) fuzzyLookup(ctx context.Context, f *fuzzy, words []string) error {
-	s.p.fz = make([]map[uint32]uint8, len(words))
-	for i, w := range words {
-		allowed := maxEdits(utf8.RuneCountInString(w))
-		if allowed == 0 {
-			continue
-		}
-		terms, err := f.lookup(ctx, w)
-		if err != nil {
-			return err
-		}
-		for _, t := range terms {
-			if strings.HasPrefix(t, w) {
-				continue // a prefix match: the prefix path has it
+// correction is a dictionary term within a few edits of a query word.
+type correction struct {
+	term uint32
+	dist uint8
+}
+
+// fuzzyLookup asks the fallback for corrections of the query words that start no term. Called
+// without x.mu: bleve has its own locking.
+//
+// One edit is tried first, with swaps of adjacent letters ("jhon") checked against the
+// dictionary directly (bleve's distance counts a swap as two edits); two edits only for words
+// of 6+ letters that one edit did not correct.
+func (s *searcher) fuzzyLookup(f *fuzzy, words []string, typos []int) error {
+	s.p.fz = make([][]correction, len(words))
+	for _, i := range typos {
+		w := words[i]
+		var cs []correction
+		for dist := 1; dist <= maxEdits(utf8.RuneCountInString(w)) && len(cs) == 0; dist++ {
+			terms, err := f.lookup(w, dist)
+			if err != nil {
+				return err
 			}
-			if dist := editDistance(w, t, allowed); dist <= allowed {
-				if s.p.fz[i] == nil {
-					s.p.fz[i] = make(map[uint32]uint8)
+			if dist == 1 {
+				terms = append(terms, swaps(w)...)
+			}
+			for _, t := range terms {
+				if e := editDistance(w, t, dist); e <= dist {
+					if id := s.termID(t); id != sep && !slices.ContainsFunc(cs, func(c correction) bool { return c.term == id }) {
+						cs = append(cs, correction{id, uint8(e)})
+					}
 				}
-				s.p.fz[i][s.termID(t)] = uint8(dist)
 			}
 		}
+		s.p.fz[i] = cs
 	}
 	return nil
+}
+
+// swaps returns w with each pair of adjacent letters swapped.
+func swaps(w string) []string {
+	r := []rune(w)
+	var out []string
+	for i := 0; i+1 < len(r); i++ {
+		if r[i] == r[i+1] {
+			continue
+		}
+		r[i], r[i+1] = r[i+1], r[i]
+		out = append(out, string(r))
+		r[i], r[i+1] = r[i+1], r[i]
+	}
+	return out
 }
 
 // termID resolves a term the fallback returned; sep for one the dictionary no longer has.
@@ -457,23 +495,55 @@ func (s *searcher) termID(t string) uint32 {
 	return sep
 }
 
-// fuzzy adds the matches that need corrections, after the prefix matches. Caller holds x.mu
-// for reading.
+// fuzzyBudget bounds the postings one typo query evaluates.
+const fuzzyBudget = 1 << 14
+
+// fuzzy adds the matches that need corrections, after the prefix matches. Candidates come from
+// the corrections of one typo word (the one whose corrections have the fewest postings), by
+// increasing edit distance: once a distance has filled the results, a farther correction
+// cannot outrank them, so the walk stops there. Caller holds x.mu for reading.
 func (s *searcher) fuzzy() {
 	d := &s.x.dict
-	budget := 1 << 18 // bounds the work of a query whose corrections are common words
-	for _, set := range s.p.fz {
-		for t := range set {
-			if t == sep {
-				continue
+	drive, best := -1, 0
+	var sig uint64 // what the words taken as typed require
+	for i, cs := range s.p.fz {
+		if cs == nil {
+			sig |= sigOf(s.p.spans[i].q)
+			continue
+		}
+		n := 0
+		for _, c := range cs {
+			n += len(d.lists[c.term])
+		}
+		if drive < 0 || n < best {
+			drive, best = i, n
+		}
+	}
+	if drive < 0 {
+		return
+	}
+	s.p.fdrive = drive
+	cs := slices.Clone(s.p.fz[drive])
+	slices.SortFunc(cs, func(a, b correction) int {
+		if a.dist != b.dist {
+			return int(a.dist) - int(b.dist)
+		}
+		if d.less(a.term, b.term) {
+			return -1
+		}
+		return 1
+	})
+	budget := fuzzyBudget
+	for k, c := range cs {
+		if k > 0 && c.dist > cs[k-1].dist && len(s.sc.top) == s.q.Limit {
+			return
+		}
+		for _, oid := range d.lists[c.term] {
+			if budget--; budget < 0 {
+				return
 			}
-			for _, oid := range d.lists[t] {
-				if budget--; budget < 0 {
-					return
-				}
-				if !s.sc.mark(oid) {
-					s.eval(oid, true)
-				}
+			if s.x.sigOK(oid, sig) && !s.sc.mark(oid) {
+				s.eval(oid, true)
 			}
 		}
 	}
@@ -484,11 +554,11 @@ func (s *searcher) fuzzy() {
 func (s *searcher) matchFuzzy(o *object, c *cand) bool {
 	d := &s.x.dict
 	var prefix, any uint32
-	dist := make([]uint8, len(s.p.spans))
-	for i := range dist {
+	var dist [maxWords]uint8
+	for i := range s.p.spans {
 		dist[i] = fuzzyMaxDist + 1
 	}
-	best := sep
+	best, bestDist := sep, uint8(fuzzyMaxDist+1)
 	for _, t := range o.words {
 		if t == sep {
 			continue
@@ -498,14 +568,17 @@ func (s *searcher) matchFuzzy(o *object, c *cand) bool {
 				prefix |= 1 << i
 				any |= 1 << i
 				dist[i] = 0
-			} else if e, ok := s.p.fz[i][t]; ok {
-				any |= 1 << i
-				dist[i] = min(dist[i], e)
-			} else {
 				continue
 			}
-			if best == sep || d.less(t, best) {
-				best = t
+			for _, cr := range s.p.fz[i] {
+				if cr.term != t {
+					continue
+				}
+				any |= 1 << i
+				dist[i] = min(dist[i], cr.dist)
+				if i == s.p.fdrive && (cr.dist < bestDist || cr.dist == bestDist && d.less(t, best)) {
+					best, bestDist = t, cr.dist
+				}
 			}
 		}
 	}
@@ -514,7 +587,7 @@ func (s *searcher) matchFuzzy(o *object, c *cand) bool {
 		return false
 	}
 	c.tier, c.term = tierFuzzy, best
-	for _, e := range dist {
+	for _, e := range dist[:len(s.p.spans)] {
 		c.dist += e
 	}
 	return true
