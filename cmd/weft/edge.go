@@ -14,6 +14,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/pubsub"
@@ -32,6 +33,9 @@ type edgeOpts struct {
 	queueBytes  int
 	heartbeat   time.Duration
 	drain       time.Duration
+	typos       bool
+	affinityMax int
+	recent      int
 }
 
 func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
@@ -44,6 +48,9 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.IntVar(&o.queueBytes, "queue-bytes", 1<<20, "outbound queue bound per connection; past it the client is a slow consumer")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval announced to clients; silent connections close after 3×")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "window over which draining clients are told to reconnect")
+	fs.BoolVar(&o.typos, "autocomplete-typos", true, "build each team's typo-tolerant autocomplete fallback (bleve) in the background")
+	fs.IntVar(&o.affinityMax, "autocomplete-affinity-max", 1000, "channels bigger than this do not make their members rank as close to each other")
+	fs.IntVar(&o.recent, "autocomplete-recent", 2048, "how many recent message senders and channels rank as recently active")
 }
 
 // server builds an edge node on bus. It does not listen.
@@ -74,6 +81,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger) (*edge.Server, erro
 		QueueBytes:        o.queueBytes,
 		HeartbeatInterval: o.heartbeat,
 		DrainSpread:       o.drain,
+		Index:             index.Config{NoFuzzy: !o.typos, AffinityMaxMembers: o.affinityMax, Recent: o.recent},
 	})
 }
 
