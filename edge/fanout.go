@@ -148,7 +148,7 @@ func visibleRun(st *cache.Store, evs []*origin.Event, user string) []bool {
 // fanout delivers one event to the sessions that may see it. It runs on the team's feed
 // goroutine, after the event was applied to st, so membership changes take effect for the
 // events that follow them (and for the member_joined itself).
-func (h *hub) fanout(st *cache.Store, ev *origin.Event, frame func() []byte, m *metrics) {
+func (h *hub) fanout(st *cache.Store, ev *origin.Event, mode AnnotateMode, m *metrics) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if ev.Seq <= h.lastSeq {
@@ -159,12 +159,12 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, frame func() []byte, m *
 		return
 	}
 	sc := scopeOf(st, ev)
-	var b []byte
+	var a *annotator
 	deliver := func(s *session) {
-		if b == nil {
-			b = frame() // encoded once, only if someone gets it
+		if a == nil { // encoded once, only if someone gets it
+			a = newAnnotator(st, ev, eventFrame(ev), mode)
 		}
-		if s.send(b) {
+		if s.sendEvent(a) {
 			m.eventsOut.Inc()
 		}
 	}
@@ -208,8 +208,8 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, frame func() []byte, m *
 	}
 }
 
-// eventFrame encodes an event as the frame every recipient gets. Annotations (a later issue)
-// are appended per session before the closing brace, without re-encoding the event.
+// eventFrame encodes an event as the frame every recipient gets. Annotations are appended per
+// session before the closing brace, without re-encoding the event (see jit.go).
 func eventFrame(ev *origin.Event) []byte {
 	body, err := ev.MarshalJSON()
 	if err != nil {

@@ -219,7 +219,11 @@ type frame struct {
 	Event            *origin.Event   `json:"event"`
 	Reason           string          `json:"reason"`
 	ReconnectAfterMS int64           `json:"reconnect_after_ms"`
-	raw              []byte
+	Annotations      *struct {
+		Users    map[string]origin.User    `json:"users"`
+		Channels map[string]origin.Channel `json:"channels"`
+	} `json:"annotations"`
+	raw []byte
 }
 
 // wsClient is a test client: a goroutine reads every frame into frames until the connection

@@ -220,22 +220,29 @@ func nonNil(s []string) []string {
 // invoke runs method name and returns its result encoded as JSON. It never panics outward: a
 // handler bug becomes an internal error for this one call.
 func invoke(name string, c *call) (result []byte, e *Error) {
+	result, _, e = invokeValue(name, c)
+	return result, e
+}
+
+// invokeValue is invoke that also returns the result before encoding (what a session records
+// as sent, for annotations).
+func invokeValue(name string, c *call) (result []byte, value any, e *Error) {
 	m, ok := methods[name]
 	if !ok {
-		return nil, errorf(CodeUnknownMethod, "unknown method %q", name)
+		return nil, nil, errorf(CodeUnknownMethod, "unknown method %q", name)
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			result, e = nil, errorf(CodeInternal, "method %s failed", name)
+			result, value, e = nil, nil, errorf(CodeInternal, "method %s failed", name)
 		}
 	}()
 	res, e := m(c)
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
-		return nil, errorf(CodeInternal, "encode %s: %v", name, fmt.Sprint(err))
+		return nil, nil, errorf(CodeInternal, "encode %s: %v", name, fmt.Sprint(err))
 	}
-	return b, nil
+	return b, res, nil
 }

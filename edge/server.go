@@ -73,6 +73,11 @@ type Config struct {
 	// DrainSpread is the window over which draining sessions are told to reconnect (each gets
 	// a random reconnect_after_ms in it); default 5s.
 	DrainSpread time.Duration
+	// JITObjects is the size of each session's record of objects recently sent to its client,
+	// which decides what events are annotated with (PROTOCOL.md section 6); default 512.
+	JITObjects int
+	// Annotate chooses what events carry; default AnnotateJIT. The others are baselines.
+	Annotate AnnotateMode
 	// Index tunes every loaded team's autocomplete index. The edge sets Cache.Follow to build
 	// them and wraps OnBuild for its metrics.
 	Index index.Config
@@ -100,6 +105,7 @@ func (c *Config) defaults() error {
 	setDefault(&c.PolicyStrikes, 16)
 	setDefault(&c.MaxReplay, 10_000)
 	setDefault(&c.DrainSpread, 5*time.Second)
+	setDefault(&c.JITObjects, 512)
 	return nil
 }
 
@@ -278,7 +284,7 @@ func (s *Server) onEvent(t *cache.Team, ev *origin.Event) {
 	// first made by a session from a store seq read just before this event was applied would
 	// otherwise start behind an event that was never fanned out, and its sessions would miss it.
 	st := t.Store()
-	s.hubFor(t.ID(), st).fanout(st, ev, func() []byte { return eventFrame(ev) }, s.metrics)
+	s.hubFor(t.ID(), st).fanout(st, ev, s.cfg.Annotate, s.metrics)
 }
 
 // onReload: the team lost events no stream could give back, so its sessions may have missed

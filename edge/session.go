@@ -43,6 +43,7 @@ type session struct {
 	inflight  map[int64]struct{}
 
 	wtimer *time.Timer // the deadline of the write under way (see write)
+	seen   *jitRecord  // objects recently sent to the client (see jit.go); made on first use
 }
 
 // send queues a frame. It never blocks: a session whose queue would pass QueueBytes is marked
@@ -50,6 +51,20 @@ type session struct {
 func (s *session) send(frame []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sendLocked(frame)
+}
+
+// sendEvent queues an event's frame for this session, with the annotations it needs.
+func (s *session) sendEvent(a *annotator) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing != "" {
+		return false
+	}
+	return s.sendLocked(a.frameFor(s))
+}
+
+func (s *session) sendLocked(frame []byte) bool {
 	if s.closing != "" {
 		return false
 	}
@@ -267,12 +282,15 @@ func (s *session) dispatch(frame []byte) bool {
 	run := func() {
 		defer s.wg.Done()
 		begin := time.Now()
-		result, e := invoke(req.Method, &call{ctx: s.ctx, user: s.user, store: s.team.Store(), params: req.Params})
+		result, value, e := invokeValue(req.Method, &call{ctx: s.ctx, user: s.user, store: s.team.Store(), params: req.Params})
 		s.srv.metrics.observe(req.Method, e, time.Since(begin))
 		s.mu.Lock()
 		delete(s.inflight, id)
 		s.mu.Unlock()
 		s.reply(appendReply(nil, req.ID, result, e))
+		if value != nil {
+			s.remember(value)
+		}
 	}
 	if inline {
 		run()

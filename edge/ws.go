@@ -98,7 +98,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	start, resumed := after, false
 	var first [][]byte
 	if hasSince {
-		if frames, ok := s.replay(ctx, st, claims.Team, claims.User, since, after); ok {
+		if frames, ok := s.replay(ctx, st, sess, since, after); ok {
 			start, resumed, first = since, true, frames
 		}
 		s.metrics.resumes.WithLabelValues(strconv.FormatBool(resumed)).Inc()
@@ -120,7 +120,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 // replay reads the events after since up to upto that user may see. ok is false when the
 // stream no longer holds that range, the range is longer than MaxReplay, or since is ahead of
 // this node: the client must boot again.
-func (s *Server) replay(ctx context.Context, st *cache.Store, team, user string, since, upto int64) ([][]byte, bool) {
+func (s *Server) replay(ctx context.Context, st *cache.Store, sess *session, since, upto int64) ([][]byte, bool) {
+	team, user := sess.team.ID(), sess.user
 	switch {
 	case since > upto:
 		return nil, false
@@ -143,7 +144,7 @@ func (s *Server) replay(ctx context.Context, st *cache.Store, team, user string,
 	var frames [][]byte
 	for i, ok := range visibleRun(st, evs, user) {
 		if ok {
-			frames = append(frames, eventFrame(evs[i]))
+			frames = append(frames, sess.replayFrame(newAnnotator(st, evs[i], eventFrame(evs[i]), s.cfg.Annotate)))
 		}
 	}
 	return frames, true
