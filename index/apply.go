@@ -142,12 +142,34 @@ func (r *recent) push(oid uint32, seq int64) {
 	}
 }
 
-// floor is the oldest seq still in the ring: activity at or after it is recent.
+// floor is the oldest seq still in the ring: activity after it is recent, and activity at
+// it when holdsFloor says the object's entry is still there.
 func (r *recent) floor() int64 {
 	if !r.full {
 		return 1
 	}
 	return r.seqs[r.next]
+}
+
+// holdsFloor reports whether oid's entry at the floor seq is still in the ring. One message
+// pushes two entries (sender, channel) with one seq, so the ring can wrap between them: the
+// floor seq then still names a message whose other entry has left, and only the entries
+// themselves say who is still recent. Called only for objects whose latest seq is the floor.
+func (r *recent) holdsFloor(oid uint32) bool {
+	if !r.full {
+		return true
+	}
+	floor := r.seqs[r.next]
+	for k := range len(r.oids) {
+		i := (r.next + k) % len(r.oids)
+		if r.seqs[i] != floor {
+			return false
+		}
+		if r.oids[i] == oid {
+			return true
+		}
+	}
+	return false
 }
 
 // newest is the latest seq in the ring (0 when empty).

@@ -266,7 +266,7 @@ func (s *searcher) judge(oid uint32, fuzzy bool) (c cand, ok bool) {
 	} else if !s.match(o, &c) {
 		return c, false
 	}
-	if o.last >= s.floor {
+	if o.last > s.floor || (o.last == s.floor && s.x.recent.holdsFloor(oid)) {
 		c.last = o.last
 	}
 	return c, true
