@@ -188,7 +188,9 @@ func (a *Activity) change(ctx context.Context, r *prng, st *teamState, kind int)
 		user := a.activeUser(r, st)
 		chans := s.ChannelsOf(team, user)
 		channel := chans[r.intn(len(chans))]
-		text := fmt.Sprintf(pick(r, messageTemplates), pick(r, codenames))
+		// Not Sprintf: some templates ("+1") have no verb, and a message must not read "%!(EXTRA".
+		tmpl, name := pick(r, messageTemplates), pick(r, codenames)
+		text := strings.Replace(tmpl, "%s", name, 1)
 		var mentions []string
 		for n := mentionCount(r); len(mentions) < n; {
 			m := a.activeUser(r, st)

@@ -57,6 +57,9 @@ func TestActivityEvents(t *testing.T) {
 			t.Fatalf("published event does not decode: %v: %s", err, data)
 		}
 		if ev.Type == EventMessage {
+			if strings.Contains(ev.Text, "%!") || strings.Contains(ev.Text, "%s") {
+				t.Fatalf("message text %q is a broken template", ev.Text)
+			}
 			for _, m := range ev.Mentions {
 				if !strings.Contains(ev.Text, "<@"+m+">") || m == ev.UserID {
 					t.Fatalf("message %q mentions %v", ev.Text, ev.Mentions)

@@ -1,0 +1,421 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Options configures a Client. URL and Token (or TokenFunc) are required; every other zero
+// value is a default.
+type Options struct {
+	// URL is the edge's or the proxy's WebSocket endpoint: ws://host:port/ws. http(s) URLs
+	// are accepted, and a URL without a path gets /ws.
+	URL string
+	// Token is the bearer token (PROTOCOL.md section 1). TokenFunc, when set, is asked for a
+	// token before every dial instead, so a long-lived client can renew an expiring one.
+	Token     string
+	TokenFunc func(ctx context.Context) (string, error)
+	// HTTPClient makes the handshakes; nil means http.DefaultClient.
+	HTTPClient *http.Client
+
+	// SkipBoot: do not call boot after a connection that did not resume. For load generators
+	// that want sessions, not state.
+	SkipBoot bool
+	// OnConnect is called after every hello, before any of that connection's events is
+	// handed over; OnBoot after every boot. Both run on the client's own goroutine: keep them
+	// short and do not call the Client's methods from them.
+	OnConnect func(Hello)
+	OnBoot    func(*Boot)
+	// OnReconnect is called before every wait for a reconnect, with why and for how long: a
+	// UI shows "reconnecting in 3s" from it. Same rules as OnConnect.
+	OnReconnect func(Reconnect)
+
+	// EventQueue bounds the events received but not yet taken from Events. Past it the
+	// client drops the connection, waits for the queue to drain to half and then resumes
+	// where it was, so a slow reader loses nothing and never blocks replies. Default 10,000.
+	EventQueue int
+	// Backoff is the reconnect schedule.
+	Backoff Backoff
+	// DialTimeout bounds a handshake and its hello; default 10s.
+	DialTimeout time.Duration
+	// ReadLimit bounds one server frame; default 16 MiB.
+	ReadLimit int64
+	// Rand is the source of reconnect jitter; nil means a random one. Tests pass a seeded one.
+	Rand *rand.Rand
+	// Logger gets the client's rare warnings; nil discards them.
+	Logger *slog.Logger
+}
+
+// Reconnect describes a wait before a reconnect attempt.
+type Reconnect struct {
+	// Attempt counts the attempts since the last stable connection (1: the first retry).
+	Attempt int
+	// Wait is how long the client waits before dialing.
+	Wait time.Duration
+	// Err is why the previous connection or attempt ended (a refused handshake is an *Error
+	// with its HTTP status and retry_after_ms).
+	Err error
+	// Goodbye is what the server said before it closed the previous connection, if it did.
+	Goodbye *Goodbye
+}
+
+// Client is a connection to weft that stays connected: it reconnects with backoff when the
+// connection ends, resumes the event stream where it left off and boots again when the edge
+// cannot replay that far. Its methods are safe for concurrent use.
+type Client struct {
+	opts  Options
+	wsURL url.URL
+	log   *slog.Logger
+	rng   *rand.Rand // used only by the run loop
+	store *Store
+
+	ctx    context.Context // the client's lifetime: canceled by Close
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	conn  *conn         // the connection requests go to; nil while reconnecting
+	ready chan struct{} // closed when conn is set; replaced when it is cleared
+	hello Hello
+	boot  *Boot
+	err   error // why the client stopped on its own (e.g. invalid_auth on reconnect)
+
+	pos atomic.Int64 // the stream position: the last seq handed over, or the hello's seq
+
+	queue  eventQueue
+	events chan *Event
+
+	stats struct {
+		connects, resumes, boots, events, duplicates, requests, bytesRead atomic.Int64
+	}
+
+	done     chan struct{} // closed when the run loop and the dispatcher have returned
+	loopDone chan struct{}
+	firstUp  chan error // the first connection's outcome, for Dial
+}
+
+// Dial connects, reads the hello and (unless Options.SkipBoot) boots, then returns a Client
+// that keeps itself connected until Close. ctx bounds only this first connection: Dial retries
+// what can be retried (refused connections, 503s, drains) with backoff until ctx is done, and
+// fails at once when the server refuses the token.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	u, err := parseURL(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Token == "" && opts.TokenFunc == nil {
+		return nil, errors.New("weft: Options.Token or Options.TokenFunc is required")
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
+	}
+	if opts.EventQueue <= 0 {
+		opts.EventQueue = 10000
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	if opts.ReadLimit <= 0 {
+		opts.ReadLimit = 16 << 20
+	}
+	opts.Backoff = opts.Backoff.withDefaults()
+	c := &Client{opts: opts, wsURL: *u, rng: opts.Rand, store: newStore(), log: opts.Logger,
+		ready: make(chan struct{}), events: make(chan *Event), done: make(chan struct{}),
+		loopDone: make(chan struct{}), firstUp: make(chan error, 1)}
+	if c.rng == nil {
+		c.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c.queue.init()
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	go c.run()
+	go c.dispatch()
+	go func() {
+		<-c.loopDone
+		<-c.queue.stopped
+		close(c.done)
+	}()
+	select {
+	case err := <-c.firstUp:
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("weft: dial %s: %w", u.Redacted(), ctx.Err())
+	}
+}
+
+// Events is the event stream: every event of the team the caller may see, in order, each
+// exactly once, with the objects it names already in Store (as far as the edge sent them). It
+// is closed after Close.
+func (c *Client) Events() <-chan *Event { return c.events }
+
+// Store is the client's object store.
+func (c *Client) Store() *Store { return c.store }
+
+// User returns the user id from the Store: what the edge has sent this client, without asking.
+func (c *Client) User(id string) (User, bool) { return c.store.User(id) }
+
+// Channel returns the channel id from the Store.
+func (c *Client) Channel(id string) (Channel, bool) { return c.store.Channel(id) }
+
+// Hello returns the current (or last) connection's hello.
+func (c *Client) Hello() Hello {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hello
+}
+
+// Boot returns the latest boot payload (nil with SkipBoot).
+func (c *Client) Boot() *Boot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.boot
+}
+
+// Seq is the stream position: the seq of the last event handed over, or of the hello when
+// none has been since. A reconnect resumes after it.
+func (c *Client) Seq() int64 { return c.pos.Load() }
+
+// Done is closed when the client has stopped: after Close, or on its own when the server
+// refused its token on a reconnect (see Err).
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the client stopped on its own, or nil.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Stats are counters of a Client's life.
+type Stats struct {
+	Connects   int64 // hellos received
+	Resumes    int64 // of which resumed the stream
+	Boots      int64 // boots done
+	Events     int64 // events handed over
+	Duplicates int64 // events dropped because they had been handed over already
+	Requests   int64 // requests sent
+	BytesRead  int64 // bytes of server frames read
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	s := &c.stats
+	return Stats{Connects: s.connects.Load(), Resumes: s.resumes.Load(), Boots: s.boots.Load(),
+		Events: s.events.Load(), Duplicates: s.duplicates.Load(), Requests: s.requests.Load(),
+		BytesRead: s.bytesRead.Load()}
+}
+
+// Close closes the connection (with a normal close) and stops the client. Requests waiting
+// fail with ErrClosed or ErrDisconnected; Events is closed.
+func (c *Client) Close() error {
+	c.cancel()
+	<-c.done
+	return nil
+}
+
+func (c *Client) token(ctx context.Context) (string, error) {
+	if c.opts.TokenFunc != nil {
+		return c.opts.TokenFunc(ctx)
+	}
+	return c.opts.Token, nil
+}
+
+// current waits for a connection to send a request on.
+func (c *Client) current(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		cn, ready, err := c.conn, c.ready, c.err
+		c.mu.Unlock()
+		if cn != nil {
+			return cn, nil
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.loopDone:
+			if err != nil {
+				return nil, err
+			}
+			return nil, ErrClosed
+		}
+	}
+}
+
+// run is the client's life: connect, serve the connection until it ends, wait, reconnect.
+func (c *Client) run() {
+	defer close(c.loopDone)
+	first := true
+	attempt := 0       // consecutive attempts that did not give a stable connection
+	var hint retryHint // what the server said about when to come back
+	var why Reconnect  // why the last connection or attempt ended
+	for {
+		if !first || attempt > 0 {
+			d := c.opts.Backoff.delay(max(attempt-1, 0), c.rng, hint)
+			if c.opts.OnReconnect != nil {
+				why.Attempt, why.Wait = attempt, d
+				c.opts.OnReconnect(why)
+			}
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+				c.stop(nil)
+				return
+			}
+		}
+		// A reader far behind has its events queued here: let it catch up before taking on
+		// more from a new connection.
+		if !c.queue.waitBelow(c.ctx, c.opts.EventQueue/2) {
+			c.stop(nil)
+			return
+		}
+		since := int64(0)
+		if !first {
+			since = c.pos.Load()
+		}
+		cn, err := c.dial(c.ctx, since)
+		if err != nil {
+			var de *dialError
+			if c.ctx.Err() != nil {
+				c.stop(nil)
+				return
+			}
+			if errors.As(err, &de) && de.fatal {
+				c.stop(err)
+				return
+			}
+			if errors.As(err, &de) {
+				hint = de.hint
+			}
+			why = Reconnect{Err: err}
+			c.log.Info("weft: dial failed", "attempt", attempt, "error", err)
+			attempt++
+			continue
+		}
+		hint = retryHint{}
+		err = c.serve(cn, first)
+		if err != nil {
+			c.log.Info("weft: connection ended", "node", cn.hello.Node, "error", err)
+		}
+		c.mu.Lock()
+		first = first && c.boot == nil && !c.opts.SkipBoot
+		c.mu.Unlock()
+		_, bye := cn.endedBy()
+		why = Reconnect{Err: err, Goodbye: bye}
+		if bye != nil && (bye.ReconnectAfterMS > 0 || bye.Reason == ReasonMoved) {
+			hint = retryHint{after: time.Duration(bye.ReconnectAfterMS) * time.Millisecond, goodbye: true}
+		}
+		if time.Since(cn.begun) >= c.opts.Backoff.StableAfter {
+			attempt = 0
+		}
+		attempt++
+	}
+}
+
+// serve runs one connection: its read loop and heartbeat, the boot when it did not resume,
+// then requests until it ends. It returns why it ended.
+func (c *Client) serve(cn *conn, first bool) error {
+	h := cn.hello
+	c.stats.connects.Add(1)
+	if h.Resumed {
+		c.stats.resumes.Add(1)
+	}
+	// Events of this connection are newer than the hello's seq; a resumed one replays from
+	// our position, which is already past it.
+	if !h.Resumed && h.Seq > c.pos.Load() {
+		c.pos.Store(h.Seq)
+	}
+	c.mu.Lock()
+	c.hello = h
+	c.mu.Unlock()
+	if c.opts.OnConnect != nil {
+		c.opts.OnConnect(h)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { cn.readLoop(context.Background()) })
+	if h.HeartbeatMS > 0 {
+		wg.Go(func() { cn.heartbeat(c.ctx, time.Duration(h.HeartbeatMS)*time.Millisecond) })
+	}
+	stop := context.AfterFunc(c.ctx, func() { cn.ws.Close(websocket.StatusNormalClosure, "client closed") })
+	defer func() {
+		stop()
+		cn.ws.CloseNow()
+		wg.Wait()
+	}()
+
+	if !h.Resumed && !c.opts.SkipBoot {
+		if err := c.doBoot(cn); err != nil {
+			return err // and reconnect: a boot the origin could not serve now may work later
+		}
+	}
+	if first {
+		c.firstUp <- nil
+	}
+	c.mu.Lock()
+	c.conn = cn
+	close(c.ready)
+	c.mu.Unlock()
+
+	<-cn.done
+
+	c.mu.Lock()
+	c.conn = nil
+	c.ready = make(chan struct{})
+	c.mu.Unlock()
+	err, _ := cn.endedBy()
+	return err
+}
+
+func (c *Client) doBoot(cn *conn) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.DialTimeout)
+	defer cancel()
+	var b Boot
+	if err := callInto(ctx, cn, "boot", nil, &b); err != nil {
+		return fmt.Errorf("weft: boot: %w", err)
+	}
+	c.store.putUsers(b.Self)
+	c.store.putTeam(b.Team)
+	c.store.putChannels(b.Channels...)
+	c.stats.boots.Add(1)
+	c.mu.Lock()
+	c.boot = &b
+	c.mu.Unlock()
+	if c.opts.OnBoot != nil {
+		c.opts.OnBoot(&b)
+	}
+	return nil
+}
+
+// stop records why the client stopped on its own (nil: it was closed) and wakes Dial.
+func (c *Client) stop(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+	if err == nil {
+		err = ErrClosed
+	}
+	select {
+	case c.firstUp <- err:
+	default:
+	}
+	c.cancel()
+}

@@ -1,0 +1,345 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Protocol is the WebSocket subprotocol of PROTOCOL.md.
+const Protocol = "weft.v1"
+
+// maxInFlight is the protocol's limit of requests in flight on one connection: the client
+// queues beyond it instead of earning rate_limited errors.
+const maxInFlight = 64
+
+// ErrDisconnected is returned by a request whose connection ended before its reply came. Every
+// method of the protocol only reads, so retrying is safe.
+var ErrDisconnected = errors.New("weft: connection lost before the reply")
+
+// ErrClosed is returned by requests on a closed Client.
+var ErrClosed = errors.New("weft: client closed")
+
+// conn is one WebSocket connection: its hello, its requests in flight and its read loop. The
+// Client's run loop owns it: it dials it, runs its read loop and waits for it to end.
+type conn struct {
+	c     *Client
+	ws    *websocket.Conn
+	hello Hello
+	begun time.Time
+
+	slots  chan struct{} // one per request in flight
+	nextID atomic.Int64
+
+	mu      sync.Mutex
+	pending map[int64]chan reply
+	goodbye *Goodbye
+	err     error // why the connection ended; set before done is closed
+
+	done chan struct{} // closed when the read loop has ended
+}
+
+type reply struct {
+	result json.RawMessage
+	err    *Error
+}
+
+// frame is every server frame's envelope; which fields are set depends on type.
+type frame struct {
+	Type string `json:"type"`
+
+	// reply
+	ID     *int64          `json:"id"`
+	OK     bool            `json:"ok"`
+	Result json.RawMessage `json:"result"`
+	Error  *Error          `json:"error"`
+
+	// event
+	Seq         int64           `json:"seq"`
+	Event       json.RawMessage `json:"event"`
+	Annotations Annotations     `json:"annotations"`
+
+	// goodbye
+	Reason           string `json:"reason"`
+	ReconnectAfterMS int64  `json:"reconnect_after_ms"`
+}
+
+// dialError is a failed handshake, with what the server said about coming back.
+type dialError struct {
+	err   error
+	hint  retryHint
+	fatal bool // the server refused who we are: retrying cannot help
+}
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// dial opens a connection, resuming after since when since > 0, and reads its hello.
+func (c *Client) dial(ctx context.Context, since int64) (*conn, error) {
+	tok, err := c.token(ctx)
+	if err != nil {
+		return nil, &dialError{err: fmt.Errorf("weft: token: %w", err), fatal: true}
+	}
+	u := c.wsURL
+	if since > 0 {
+		q := u.Query()
+		q.Set("since", strconv.FormatInt(since, 10))
+		u.RawQuery = q.Encode()
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	defer cancel()
+	ws, resp, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{
+		HTTPClient:   c.opts.HTTPClient,
+		HTTPHeader:   http.Header{"Authorization": {"Bearer " + tok}},
+		Subprotocols: []string{Protocol},
+	})
+	if err != nil {
+		return nil, handshakeError(err, resp)
+	}
+	ws.SetReadLimit(c.opts.ReadLimit)
+	if ws.Subprotocol() != Protocol {
+		ws.CloseNow()
+		return nil, &dialError{err: fmt.Errorf("weft: the server chose subprotocol %q, not %q", ws.Subprotocol(), Protocol)}
+	}
+	_, data, err := ws.Read(dctx)
+	var f struct {
+		Type string `json:"type"`
+		Hello
+	}
+	if err == nil {
+		if err = json.Unmarshal(data, &f); err == nil && f.Type != "hello" {
+			err = fmt.Errorf("first frame %.200q is not a hello", data)
+		}
+	}
+	if err != nil {
+		ws.CloseNow()
+		return nil, &dialError{err: fmt.Errorf("weft: reading hello: %w", err)}
+	}
+	c.stats.bytesRead.Add(int64(len(data)))
+	return &conn{c: c, ws: ws, hello: f.Hello, begun: time.Now(), slots: make(chan struct{}, maxInFlight),
+		pending: make(map[int64]chan reply), done: make(chan struct{})}, nil
+}
+
+// handshakeError reads a refused handshake: its JSON error, and Retry-After for a 503.
+func handshakeError(err error, resp *http.Response) error {
+	if resp == nil {
+		return &dialError{err: fmt.Errorf("weft: dial: %w", err)}
+	}
+	e := &Error{Code: CodeInternal, Status: resp.StatusCode}
+	if resp.Body != nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		var b struct {
+			Error *Error `json:"error"`
+		}
+		if json.Unmarshal(body, &b) == nil && b.Error != nil && b.Error.Code != "" {
+			e.Code, e.Message, e.RetryAfterMS = b.Error.Code, b.Error.Message, b.Error.RetryAfterMS
+		} else {
+			e.Message = string(bytes.TrimSpace(body))
+		}
+	}
+	if e.RetryAfterMS <= 0 {
+		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {
+			e.RetryAfterMS = int64(s) * 1000
+		}
+	}
+	return &dialError{err: e, hint: retryHint{after: e.RetryAfter()},
+		fatal: resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden}
+}
+
+// call sends one request on the connection and waits for its reply.
+func (cn *conn) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
+	select {
+	case cn.slots <- struct{}{}:
+	case <-cn.done:
+		return nil, ErrDisconnected
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-cn.slots }()
+
+	id := cn.nextID.Add(1)
+	b := make([]byte, 0, 128)
+	b = append(b, `{"id":`...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, `,"method":`...)
+	b = strconv.AppendQuote(b, method)
+	if params != nil {
+		p, err := json.Marshal(params)
+		if err != nil {
+			return nil, fmt.Errorf("weft: %s params: %w", method, err)
+		}
+		b = append(b, `,"params":`...)
+		b = append(b, p...)
+	}
+	b = append(b, '}')
+
+	ch := make(chan reply, 1)
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return nil, ErrDisconnected
+	}
+	cn.pending[id] = ch
+	cn.mu.Unlock()
+	forget := func() {
+		cn.mu.Lock()
+		delete(cn.pending, id)
+		cn.mu.Unlock()
+	}
+	if err := cn.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		forget()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrDisconnected, err)
+	}
+	cn.c.stats.requests.Add(1)
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return r.result, nil
+	case <-cn.done:
+		return nil, ErrDisconnected
+	case <-ctx.Done():
+		forget()
+		return nil, ctx.Err()
+	}
+}
+
+// readLoop reads frames until the connection ends: replies go to their callers, events to the
+// Client, a goodbye is kept for the run loop. It closes done on its way out.
+func (cn *conn) readLoop(ctx context.Context) {
+	var err error
+	for {
+		var data []byte
+		if _, data, err = cn.ws.Read(ctx); err != nil {
+			break
+		}
+		cn.c.stats.bytesRead.Add(int64(len(data)))
+		var f frame
+		if jerr := json.Unmarshal(data, &f); jerr != nil {
+			// A server that sends garbage is broken; a client that keeps going on a stream it
+			// cannot read would hand out holes. Reconnect (and resume) instead.
+			err = fmt.Errorf("weft: unreadable frame %.120q: %w", data, jerr)
+			cn.ws.Close(websocket.StatusProtocolError, "unreadable frame")
+			break
+		}
+		switch f.Type {
+		case "reply":
+			cn.reply(&f)
+		case "event":
+			if err = cn.c.received(cn, &f); err != nil {
+				cn.ws.Close(websocket.StatusPolicyViolation, "client event queue full")
+				break
+			}
+		case "goodbye":
+			cn.mu.Lock()
+			cn.goodbye = &Goodbye{Reason: f.Reason, ReconnectAfterMS: f.ReconnectAfterMS}
+			cn.mu.Unlock()
+		default:
+			// Additive protocol changes (new frame types) are ignored, as the protocol asks.
+		}
+		if err != nil {
+			break
+		}
+	}
+	cn.mu.Lock()
+	cn.err = err
+	cn.pending = nil
+	cn.mu.Unlock()
+	cn.ws.CloseNow()
+	close(cn.done)
+}
+
+func (cn *conn) reply(f *frame) {
+	if f.ID == nil {
+		// An error the server could not tie to a request (it could not read our id): nothing
+		// waits for it. Worth a log line: it means this client sent something broken.
+		cn.c.log.Warn("weft: reply without id", "error", f.Error)
+		return
+	}
+	cn.mu.Lock()
+	ch := cn.pending[*f.ID]
+	delete(cn.pending, *f.ID)
+	cn.mu.Unlock()
+	if ch == nil {
+		return // its caller gave up
+	}
+	r := reply{result: f.Result}
+	if !f.OK {
+		r.err = f.Error
+		if r.err == nil {
+			r.err = &Error{Code: CodeInternal, Message: "reply with ok false and no error"}
+		}
+	}
+	ch <- r
+}
+
+// heartbeat pings every interval while the connection is up, and closes a connection whose
+// ping goes unanswered for an interval: a dead peer is found in bounded time, not at the next
+// request. It returns when the connection ends.
+func (cn *conn) heartbeat(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-cn.done:
+			return
+		case <-ctx.Done():
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, every)
+		_, err := cn.call(pctx, "ping", nil)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil { // no reply at all: an error reply is a live peer
+			cn.c.log.Warn("weft: heartbeat failed, reconnecting", "node", cn.hello.Node, "error", err)
+			cn.ws.CloseNow()
+			return
+		}
+	}
+}
+
+// endedBy returns why the connection ended and the goodbye, if one came.
+func (cn *conn) endedBy() (error, *Goodbye) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.err, cn.goodbye
+}
+
+// parseURL accepts ws(s):// and http(s):// URLs; a URL with no path gets /ws.
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("weft: URL %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return nil, fmt.Errorf("weft: URL %q: scheme must be ws, wss, http or https", raw)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("weft: URL %q has no host", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/ws"
+	}
+	return u, nil
+}

@@ -1,0 +1,130 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/weft-edge/weft/client"
+)
+
+// TestBackoffSpreadsReconnects: 1,000 clients lose their node at the same instant (a crash:
+// every connection cut, no goodbye). Full jitter must spread their first reconnects over the
+// backoff window instead of landing them on the new node at once. The spread is measured where
+// it matters, at the server: the time of every handshake after the cut.
+//
+// It asserts on the shape of the arrivals, not on how long anything took: the middle 80% of
+// the first attempts span at least 40% of the window (uniform arrivals span 80%, a herd ~0),
+// and no tenth of the window holds more than a quarter of them (uniform: a tenth).
+func TestBackoffSpreadsReconnects(t *testing.T) {
+	const n = 1000
+	const window = 2 * time.Second
+	s := newStack(t, "small", nil)
+	users := s.origin.Users(s.team)
+	var active []string
+	for _, u := range users {
+		if !u.Deleted {
+			active = append(active, u.ID)
+		}
+	}
+	clients := make([]*client.Client, n)
+	g, ctx := errgroup.WithContext(context.Background())
+	g.SetLimit(32)
+	for i := range clients {
+		g.Go(func() error {
+			o := s.opts(active[i%len(active)])
+			o.SkipBoot = true
+			o.Backoff = client.Backoff{Min: window, Max: 4 * window}
+			o.Rand = rand.New(rand.NewPCG(uint64(i), 7))
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			c, err := client.Dial(dctx, o)
+			clients[i] = c
+			return err
+		})
+	}
+	err := g.Wait()
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, c := range clients {
+			if c != nil {
+				wg.Go(func() { c.Close() })
+			}
+		}
+		wg.Wait()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var hits []time.Duration
+	var cut time.Time
+	s.mu.Lock()
+	s.onWS = func() {
+		mu.Lock()
+		if !cut.IsZero() {
+			hits = append(hits, time.Since(cut))
+		}
+		mu.Unlock()
+	}
+	s.mu.Unlock()
+	mu.Lock()
+	cut = time.Now()
+	mu.Unlock()
+	s.restart(true)
+
+	// Wait until every client is back (each has had a second hello).
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(60 * time.Second)
+	for back := 0; back < n; {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%d of %d clients reconnected in 60s", back, n)
+		}
+		back = 0
+		for _, c := range clients {
+			if c.Stats().Connects >= 2 {
+				back++
+			}
+		}
+	}
+	mu.Lock()
+	arr := slices.Clone(hits)
+	mu.Unlock()
+	if len(arr) < n {
+		t.Fatalf("%d handshakes after the cut for %d clients", len(arr), n)
+	}
+	// The first n handshakes are the first attempts: the window is long enough that no
+	// client's second attempt comes before everyone's first (a refused first attempt waits
+	// at least a second: the new node is up before any client's jitter ends).
+	slices.Sort(arr)
+	first := arr[:n]
+	pct := func(p float64) time.Duration { return first[int(p*float64(n-1))] }
+	bins := make([]int, 10)
+	for _, d := range first {
+		bins[min(int(d*10/window), 9)]++
+	}
+	var hist strings.Builder
+	for i, b := range bins {
+		fmt.Fprintf(&hist, "%d-%dms:%d ", i*int(window.Milliseconds())/10, (i+1)*int(window.Milliseconds())/10, b)
+	}
+	t.Logf("first reconnects of %d clients after a crash, full jitter over %v: p10 %v, p50 %v, p90 %v, max %v; %d handshakes in all\nper tenth of the window: %s",
+		n, window, pct(0.1).Round(time.Millisecond), pct(0.5).Round(time.Millisecond),
+		pct(0.9).Round(time.Millisecond), first[n-1].Round(time.Millisecond), len(arr), hist.String())
+	if spread := pct(0.9) - pct(0.1); spread < window*4/10 {
+		t.Errorf("middle 80%% of first reconnects span %v; want at least %v of a %v window", spread, window*4/10, window)
+	}
+	if peak := slices.Max(bins); peak > n/4 {
+		t.Errorf("%d of %d first reconnects in one tenth of the window; want at most %d", peak, n, n/4)
+	}
+}

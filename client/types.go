@@ -1,0 +1,238 @@
+package client
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The objects of PROTOCOL.md section 4. Updated is the object's version: the origin raises it
+// on every change, and the Store keeps the highest it has seen.
+
+// User is a member of a team.
+type User struct {
+	ID          string `json:"id"`
+	Team        string `json:"team"`
+	Name        string `json:"name"`
+	RealName    string `json:"real_name"`
+	DisplayName string `json:"display_name"`
+	Title       string `json:"title"`
+	AvatarURL   string `json:"avatar_url"`
+	TZ          string `json:"tz"`
+	IsBot       bool   `json:"is_bot"`
+	Deleted     bool   `json:"deleted"`
+	Updated     int64  `json:"updated"`
+}
+
+// Channel is a conversation in a team.
+type Channel struct {
+	ID          string `json:"id"`
+	Team        string `json:"team"`
+	Name        string `json:"name"`
+	Topic       string `json:"topic"`
+	Purpose     string `json:"purpose"`
+	IsPrivate   bool   `json:"is_private"`
+	IsArchived  bool   `json:"is_archived"`
+	Created     string `json:"created"`
+	Creator     string `json:"creator"`
+	MemberCount int    `json:"member_count"`
+	Updated     int64  `json:"updated"`
+}
+
+// Team is a workspace.
+type Team struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Domain       string `json:"domain"`
+	UserCount    int    `json:"user_count"`
+	ChannelCount int    `json:"channel_count"`
+	Updated      int64  `json:"updated"`
+}
+
+// Hello is the first frame of every connection (PROTOCOL.md section 3).
+type Hello struct {
+	Protocol    string `json:"protocol"`
+	Session     string `json:"session"`
+	Team        string `json:"team"`
+	User        string `json:"user"`
+	Node        string `json:"node"`
+	Seq         int64  `json:"seq"`
+	Resumed     bool   `json:"resumed"`
+	HeartbeatMS int64  `json:"heartbeat_ms"`
+}
+
+// Goodbye reasons (PROTOCOL.md section 3).
+const (
+	ReasonDraining     = "draining"
+	ReasonOverloaded   = "overloaded"
+	ReasonSlowConsumer = "slow_consumer"
+	ReasonMoved        = "moved"
+	ReasonPolicy       = "policy"
+)
+
+// Goodbye is what the server said before it closed a connection on purpose.
+type Goodbye struct {
+	Reason           string `json:"reason"`
+	ReconnectAfterMS int64  `json:"reconnect_after_ms"`
+}
+
+// Error codes (PROTOCOL.md section 4).
+const (
+	CodeInvalidRequest    = "invalid_request"
+	CodeUnknownMethod     = "unknown_method"
+	CodeNotFound          = "not_found"
+	CodeInvalidAuth       = "invalid_auth"
+	CodeRateLimited       = "rate_limited"
+	CodeOverloaded        = "overloaded"
+	CodeOriginUnavailable = "origin_unavailable"
+	CodeTooLarge          = "too_large"
+	CodeInternal          = "internal"
+)
+
+// Error is an error the server answered: a reply with ok false, or a refused handshake.
+// Use errors.As to read it.
+type Error struct {
+	Code         string `json:"code"`
+	Message      string `json:"message,omitempty"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
+	// Status is the HTTP status of a refused handshake; 0 for replies.
+	Status int `json:"-"`
+}
+
+func (e *Error) Error() string {
+	s := "weft: " + e.Code
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.Status != 0 {
+		s += fmt.Sprintf(" (HTTP %d)", e.Status)
+	}
+	return s
+}
+
+// RetryAfter is how long the server asked the caller to wait before trying again (0: it did
+// not say).
+func (e *Error) RetryAfter() time.Duration { return time.Duration(e.RetryAfterMS) * time.Millisecond }
+
+// Event types (PROTOCOL.md section 5).
+const (
+	EventUserChange     = "user_change"
+	EventTeamChange     = "team_change"
+	EventChannelCreated = "channel_created"
+	EventChannelChange  = "channel_change"
+	EventChannelDeleted = "channel_deleted"
+	EventMemberJoined   = "member_joined"
+	EventMemberLeft     = "member_left"
+	EventMessage        = "message"
+)
+
+// Event is one event of the team's stream, as the client hands it to the caller: by then its
+// annotations and the objects it carries are in the client's Store.
+type Event struct {
+	Seq  int64
+	Type string
+
+	// The objects an event carries: User for user_change, Team for team_change, Channel for
+	// channel_created and channel_change.
+	User    *User
+	Team    *Team
+	Channel *Channel
+
+	// ChannelID is the channel the event is about (every type but user_change and
+	// team_change; for channel_created and channel_change it is Channel.ID). UserID is the
+	// user of member_joined, member_left and message.
+	ChannelID string
+	UserID    string
+
+	// Message fields.
+	TS          string
+	Text        string
+	ClientMsgID string
+	Mentions    []string
+
+	// Annotations are the objects the edge attached because this connection had not recently
+	// been sent them (PROTOCOL.md section 6). They are already merged into the Store.
+	Annotations Annotations
+
+	// Raw is the event object exactly as the server sent it.
+	Raw json.RawMessage
+}
+
+// Annotations are objects attached to an event, keyed by ID.
+type Annotations struct {
+	Users    map[string]*User    `json:"users,omitempty"`
+	Channels map[string]*Channel `json:"channels,omitempty"`
+}
+
+// Len is the number of objects attached.
+func (a Annotations) Len() int { return len(a.Users) + len(a.Channels) }
+
+// Names returns the IDs of the users an event names (its sender or subject and the users it
+// mentions) and the channel it names: what a client needs to render it.
+func (e *Event) Names() (users []string, channel string) {
+	switch e.Type {
+	case EventMessage:
+		users = make([]string, 0, 1+len(e.Mentions))
+		users = append(users, e.UserID)
+		users = append(users, e.Mentions...)
+	case EventMemberJoined, EventMemberLeft:
+		users = []string{e.UserID}
+	}
+	switch e.Type {
+	case EventMessage, EventMemberJoined, EventMemberLeft, EventChannelCreated, EventChannelChange:
+		channel = e.ChannelID
+	}
+	return users, channel
+}
+
+// The results of PROTOCOL.md section 4's methods.
+
+// Boot is the lazy boot payload: the caller, the team and only the caller's channels.
+type Boot struct {
+	Self     User      `json:"self"`
+	Team     Team      `json:"team"`
+	Channels []Channel `json:"channels"`
+	Seq      int64     `json:"seq"`
+}
+
+// UsersInfo is the result of users.info.
+type UsersInfo struct {
+	Users   []User   `json:"users"`
+	Missing []string `json:"missing"`
+}
+
+// UsersList is one page of users.list.
+type UsersList struct {
+	Users      []User `json:"users"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// ChannelsInfo is the result of channels.info.
+type ChannelsInfo struct {
+	Channels []Channel `json:"channels"`
+	Missing  []string  `json:"missing"`
+}
+
+// IDPage is one page of IDs: channels.members' members or users.channels' channels.
+type IDPage struct {
+	IDs        []string
+	NextCursor string
+}
+
+// AutocompleteQuery is the params of autocomplete. Types nil means both users and channels;
+// Limit 0 means the server's default (10).
+type AutocompleteQuery struct {
+	Query           string   `json:"query"`
+	Types           []string `json:"types,omitempty"`
+	Limit           int      `json:"limit,omitempty"`
+	IncludeInactive bool     `json:"include_inactive,omitempty"`
+}
+
+// AutocompleteResult is one Quick Switcher result, best first.
+type AutocompleteResult struct {
+	Type  string  `json:"type"` // "user" or "channel"
+	ID    string  `json:"id"`
+	Name  string  `json:"name"`
+	Label string  `json:"label"`
+	Score float64 `json:"score"`
+}
