@@ -36,6 +36,8 @@ type edgeOpts struct {
 	typos       bool
 	affinityMax int
 	recent      int
+	jitObjects  int
+	annotate    string
 }
 
 func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
@@ -51,6 +53,8 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.BoolVar(&o.typos, "autocomplete-typos", true, "build each team's typo-tolerant autocomplete fallback (bleve) in the background")
 	fs.IntVar(&o.affinityMax, "autocomplete-affinity-max", 1000, "channels bigger than this do not make their members rank as close to each other")
 	fs.IntVar(&o.recent, "autocomplete-recent", 2048, "how many recent message senders and channels rank as recently active")
+	fs.IntVar(&o.jitObjects, "jit-objects", 512, "objects remembered per connection as already sent, so events do not attach them again")
+	fs.StringVar(&o.annotate, "annotate", "jit", "what events carry: jit (objects the client lacks), never or always (baselines for measuring)")
 }
 
 // server builds an edge node on bus. It does not listen.
@@ -59,6 +63,10 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger) (*edge.Server, erro
 		return nil, errors.New("the token secret is not set: pass --token-secret or WEFT_TOKEN_SECRET")
 	}
 	keys, err := token.New([]byte(o.secret))
+	if err != nil {
+		return nil, err
+	}
+	mode, err := edge.ParseAnnotateMode(o.annotate)
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +90,8 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger) (*edge.Server, erro
 		HeartbeatInterval: o.heartbeat,
 		DrainSpread:       o.drain,
 		Index:             index.Config{NoFuzzy: !o.typos, AffinityMaxMembers: o.affinityMax, Recent: o.recent},
+		JITObjects:        o.jitObjects,
+		Annotate:          mode,
 	})
 }
 
