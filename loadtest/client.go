@@ -113,23 +113,52 @@ type TeamUser struct {
 // TeamUsers lists the users of team from the origin contract's listing (PROTOCOL.md
 // section 7), page by page.
 func TeamUsers(ctx context.Context, hc *http.Client, originURL, originToken, team string) ([]TeamUser, error) {
-	var all []TeamUser
+	return originPages[TeamUser](ctx, hc, originURL, originToken, team, "users")
+}
+
+// TeamChannel is the part of a channel (PROTOCOL.md section 4) the scenarios need.
+type TeamChannel struct {
+	ID         string `json:"id"`
+	IsPrivate  bool   `json:"is_private"`
+	IsArchived bool   `json:"is_archived"`
+}
+
+// TeamMembership is one channel membership of the origin contract.
+type TeamMembership struct {
+	Channel string `json:"channel"`
+	User    string `json:"user"`
+}
+
+// TeamChannels lists the channels of team from the origin contract's listing.
+func TeamChannels(ctx context.Context, hc *http.Client, originURL, originToken, team string) ([]TeamChannel, error) {
+	return originPages[TeamChannel](ctx, hc, originURL, originToken, team, "channels")
+}
+
+// TeamMemberships lists the memberships of team from the origin contract's listing.
+func TeamMemberships(ctx context.Context, hc *http.Client, originURL, originToken, team string) ([]TeamMembership, error) {
+	return originPages[TeamMembership](ctx, hc, originURL, originToken, team, "memberships")
+}
+
+// originPages reads every page of one of the origin contract's team listings.
+func originPages[T any](ctx context.Context, hc *http.Client, originURL, originToken, team, kind string) ([]T, error) {
+	var all []T
 	cursor := ""
 	for {
-		u := originURL + "/origin/v1/teams/" + url.PathEscape(team) + "/users?limit=1000"
+		u := originURL + "/origin/v1/teams/" + url.PathEscape(team) + "/" + kind + "?limit=1000"
 		if cursor != "" {
 			u += "&cursor=" + url.QueryEscape(cursor)
 		}
-		var page struct {
-			Users      []TeamUser `json:"users"`
-			NextCursor string     `json:"next_cursor"`
-		}
+		var page map[string]json.RawMessage
 		if err := originJSON(ctx, hc, http.MethodGet, u, originToken, nil, &page); err != nil {
 			return nil, err
 		}
-		all = append(all, page.Users...)
-		if cursor = page.NextCursor; cursor == "" {
-			return all, nil
+		var items []T
+		if err := json.Unmarshal(page[kind], &items); err != nil {
+			return nil, fmt.Errorf("loadtest: %s page: %w", kind, err)
+		}
+		all = append(all, items...)
+		if err := json.Unmarshal(page["next_cursor"], &cursor); err != nil || cursor == "" {
+			return all, err
 		}
 	}
 }

@@ -4,8 +4,11 @@
 // reference origin's admin endpoints, the edge's /metrics, and the child's /proc entries.
 //
 // Start with stack.go (build `weft`, run `weft dev` as a child process, read its memory and
-// metrics) and client.go (dial sessions, drive events); capacity_bench_test.go holds the
-// capacity figures of DESIGN.md's performance budgets, with the client load in this process:
+// metrics) and client.go (dial raw sessions, read the origin's listings, drive events).
+// annotations.go is a scenario of real clients (package client) rendering a message stream,
+// measured against the edge's annotation modes. capacity_bench_test.go holds the capacity
+// figures of DESIGN.md's performance budgets; it dials raw WebSockets, not the client package,
+// because it compares the edge with a bare coder/websocket server that speaks no protocol:
 //
 //	go test ./loadtest -run '^$' -bench . -benchtime 1x -timeout 15m
 package loadtest
