@@ -231,9 +231,7 @@ func buildOurs(b *testing.B, st *cache.Store, cfg index.Config, gcPercent int) (
 	f.buildMS = ms(time.Since(begin))
 	f.prefixPeak, f.prefixAlloc = w.peakMiB(), w.allocMiB()
 	if !cfg.NoFuzzy {
-		for !x.FuzzyReady() {
-			time.Sleep(time.Millisecond)
-		}
+		waitFuzzy(b, x)
 		f.fuzzyMS = ms(time.Since(begin)) - f.buildMS
 	}
 	f.allocMiB = w.allocMiB()

@@ -144,9 +144,7 @@ func BenchmarkGiantUserChange(b *testing.B) {
 			evs, kinds := giantUserEvents(srv, st, eventsN)
 			x := index.New(st, index.Config{})
 			<-x.Ready()
-			for !x.FuzzyReady() {
-				time.Sleep(time.Millisecond)
-			}
+			waitFuzzy(b, x)
 			terms0 := x.Stats().Terms
 			runtime.GC()
 			b.StartTimer()

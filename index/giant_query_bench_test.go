@@ -288,9 +288,7 @@ func BenchmarkGiantQuery(b *testing.B) {
 		x := index.New(st, index.Config{})
 		defer x.Close()
 		<-x.Ready()
-		for !x.FuzzyReady() {
-			time.Sleep(time.Millisecond)
-		}
+		waitFuzzy(b, x)
 		ctx := context.Background()
 		for range b.N {
 			m := runMix(b, "ours", mix, func(q *giantQuery) (int, error) {
