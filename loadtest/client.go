@@ -13,28 +13,23 @@ import (
 
 	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/weft-edge/weft/client"
 )
 
 // Protocol is the WebSocket subprotocol of PROTOCOL.md.
-const Protocol = "weft.v1"
+const Protocol = client.Protocol
 
 // Hello is the first frame of every connection (PROTOCOL.md section 3).
-type Hello struct {
-	Type        string `json:"type"`
-	Protocol    string `json:"protocol"`
-	Session     string `json:"session"`
-	Team        string `json:"team"`
-	User        string `json:"user"`
-	Node        string `json:"node"`
-	Seq         int64  `json:"seq"`
-	Resumed     bool   `json:"resumed"`
-	HeartbeatMS int64  `json:"heartbeat_ms"`
-}
+type Hello = client.Hello
 
 // Dial opens one session on wsURL with token and reads its hello. ctx bounds the handshake
 // and the hello only; hc nil means http.DefaultClient.
 func Dial(ctx context.Context, hc *http.Client, wsURL, token string) (*websocket.Conn, Hello, error) {
-	var hello Hello
+	var hello struct {
+		Type string `json:"type"`
+		Hello
+	}
 	c, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
 		HTTPClient:   hc,
 		HTTPHeader:   http.Header{"Authorization": {"Bearer " + token}},
@@ -42,14 +37,14 @@ func Dial(ctx context.Context, hc *http.Client, wsURL, token string) (*websocket
 	})
 	if err != nil {
 		if resp != nil {
-			return nil, hello, fmt.Errorf("loadtest: dial: HTTP %d: %w", resp.StatusCode, err)
+			return nil, Hello{}, fmt.Errorf("loadtest: dial: HTTP %d: %w", resp.StatusCode, err)
 		}
-		return nil, hello, fmt.Errorf("loadtest: dial: %w", err)
+		return nil, Hello{}, fmt.Errorf("loadtest: dial: %w", err)
 	}
 	c.SetReadLimit(1 << 20)
 	if c.Subprotocol() != Protocol {
 		c.CloseNow()
-		return nil, hello, fmt.Errorf("loadtest: the edge chose subprotocol %q", c.Subprotocol())
+		return nil, Hello{}, fmt.Errorf("loadtest: the edge chose subprotocol %q", c.Subprotocol())
 	}
 	_, frame, err := c.Read(ctx)
 	if err == nil {
@@ -60,9 +55,9 @@ func Dial(ctx context.Context, hc *http.Client, wsURL, token string) (*websocket
 	}
 	if err != nil {
 		c.CloseNow()
-		return nil, hello, fmt.Errorf("loadtest: reading hello: %w", err)
+		return nil, Hello{}, fmt.Errorf("loadtest: reading hello: %w", err)
 	}
-	return c, hello, nil
+	return c, hello.Hello, nil
 }
 
 // DialMany opens n sessions, the i-th with tokens[i % len(tokens)], at most parallel
