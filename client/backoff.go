@@ -14,9 +14,11 @@ type Backoff struct {
 	Min time.Duration
 	// Max caps the window; default 30s.
 	Max time.Duration
-	// StableAfter: a connection that lasted this long resets the schedule; default 10s. A
-	// connection that the server accepts and then drops at once does not, so a node that
-	// crash-loops is not hammered.
+	// StableAfter: a connection that stayed up this long resets the schedule; default 10s.
+	// Up counts from when the connection serves requests, after its boot: a connection that
+	// the server accepts and then drops at once does not reset it, so a node that
+	// crash-loops is not hammered, and neither does one that fails or hangs in its boot,
+	// however long the boot took to time out.
 	StableAfter time.Duration
 }
 

@@ -23,7 +23,10 @@ type Options struct {
 	// are accepted, and a URL without a path gets /ws.
 	URL string
 	// Token is the bearer token (PROTOCOL.md section 1). TokenFunc, when set, is asked for a
-	// token before every dial instead, so a long-lived client can renew an expiring one.
+	// token before every dial instead, so a long-lived client can renew an expiring one. An
+	// error from TokenFunc is retried with backoff like a refused connection (a token service
+	// can be down for a while too); only the server refusing the token (HTTP 401 or 403 at
+	// the handshake) stops the client.
 	Token     string
 	TokenFunc func(ctx context.Context) (string, error)
 	// HTTPClient makes the handshakes; nil means http.DefaultClient.
@@ -44,6 +47,12 @@ type Options struct {
 	// EventQueue bounds the events received but not yet taken from Events. Past it the
 	// client drops the connection, waits for the queue to drain to half and then resumes
 	// where it was, so a slow reader loses nothing and never blocks replies. Default 10,000.
+	//
+	// A request waiting for a connection ends that wait at once: the caller may be the
+	// Events reader itself, which cannot drain the queue until its request returns. And a
+	// connection past the bound is kept while requests wait for it or are in flight on it
+	// (their replies may be behind more events), up to twice the bound; past that it is
+	// dropped all the same and those requests fail with ErrDisconnected.
 	EventQueue int
 	// Backoff is the reconnect schedule.
 	Backoff Backoff
@@ -90,7 +99,14 @@ type Client struct {
 	boot  *Boot
 	err   error // why the client stopped on its own (e.g. invalid_auth on reconnect)
 
-	pos atomic.Int64 // the stream position: the last seq handed over, or the hello's seq
+	// pos is the stream position: the seq of the last event queued for Events, or the hello's
+	// seq. It is what a reconnect resumes after, so it is past the events still queued.
+	pos atomic.Int64
+
+	// needBoot: the Store may lack what happened before the current stream position (no
+	// boot yet, or a hello said resumed:false) and only a boot can fill it. Used only by the
+	// run loop.
+	needBoot bool
 
 	queue  eventQueue
 	events chan *Event
@@ -106,8 +122,8 @@ type Client struct {
 
 // Dial connects, reads the hello and (unless Options.SkipBoot) boots, then returns a Client
 // that keeps itself connected until Close. ctx bounds only this first connection: Dial retries
-// what can be retried (refused connections, 503s, drains) with backoff until ctx is done, and
-// fails at once when the server refuses the token.
+// what can be retried (refused connections, 503s, drains, TokenFunc errors) with backoff until
+// ctx is done, and fails at once when the server refuses the token.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	u, err := parseURL(opts.URL)
 	if err != nil {
@@ -188,8 +204,9 @@ func (c *Client) Boot() *Boot {
 	return c.boot
 }
 
-// Seq is the stream position: the seq of the last event handed over, or of the hello when
-// none has been since. A reconnect resumes after it.
+// Seq is the stream position: the seq of the last event the client received and queued for
+// Events, or of the hello when none has come since. A reconnect resumes after it. Events still
+// in the queue are not yet handed over, so Seq can be ahead of the last event read from Events.
 func (c *Client) Seq() int64 { return c.pos.Load() }
 
 // Done is closed when the client has stopped: after Close, or on its own when the server
@@ -208,7 +225,7 @@ type Stats struct {
 	Connects   int64 // hellos received
 	Resumes    int64 // of which resumed the stream
 	Boots      int64 // boots done
-	Events     int64 // events handed over
+	Events     int64 // events received and queued for Events (not yet all read from it)
 	Duplicates int64 // events dropped because they had been handed over already
 	Requests   int64 // requests sent
 	BytesRead  int64 // bytes of server frames read
@@ -237,20 +254,43 @@ func (c *Client) token(ctx context.Context) (string, error) {
 	return c.opts.Token, nil
 }
 
-// current waits for a connection to send a request on.
+// current waits for a connection to send a request on. The connection comes with one more
+// user (see conn.users): the caller releases it when its request is done.
 func (c *Client) current(ctx context.Context) (*conn, error) {
+	waiting := false
+	defer func() {
+		// Lowered only after users was raised: received, which reads waiters and then
+		// users, sees at least one of them while this request is not done.
+		if waiting {
+			c.queue.doneWaiting()
+		}
+	}()
 	for {
 		c.mu.Lock()
-		cn, ready, err := c.conn, c.ready, c.err
+		cn, ready := c.conn, c.ready
+		if cn != nil {
+			cn.users.Add(1)
+		}
 		c.mu.Unlock()
 		if cn != nil {
 			return cn, nil
+		}
+		if !waiting {
+			// The run loop may be waiting for the Events reader to drain the queue, and the
+			// reader may be this very caller: tell the run loop to connect now instead.
+			waiting = true
+			c.queue.startWaiting()
 		}
 		select {
 		case <-ready:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-c.loopDone:
+			// stop records err before the run loop ends: read it now, not from before the
+			// wait, or a caller that waited through it would get ErrClosed instead.
+			c.mu.Lock()
+			err := c.err
+			c.mu.Unlock()
 			if err != nil {
 				return nil, err
 			}
@@ -262,12 +302,13 @@ func (c *Client) current(ctx context.Context) (*conn, error) {
 // run is the client's life: connect, serve the connection until it ends, wait, reconnect.
 func (c *Client) run() {
 	defer close(c.loopDone)
-	first := true
+	c.needBoot = !c.opts.SkipBoot // nothing booted yet, whatever the first hello says
+
 	attempt := 0       // consecutive attempts that did not give a stable connection
 	var hint retryHint // what the server said about when to come back
 	var why Reconnect  // why the last connection or attempt ended
-	for {
-		if !first || attempt > 0 {
+	for try := 0; ; try++ {
+		if try > 0 {
 			d := c.opts.Backoff.delay(max(attempt-1, 0), c.rng, hint)
 			if c.opts.OnReconnect != nil {
 				why.Attempt, why.Wait = attempt, d
@@ -283,16 +324,12 @@ func (c *Client) run() {
 			}
 		}
 		// A reader far behind has its events queued here: let it catch up before taking on
-		// more from a new connection.
+		// more from a new connection (unless a request waits: see eventQueue.waitBelow).
 		if !c.queue.waitBelow(c.ctx, c.opts.EventQueue/2) {
 			c.stop(nil)
 			return
 		}
-		since := int64(0)
-		if !first {
-			since = c.pos.Load()
-		}
-		cn, err := c.dial(c.ctx, since)
+		cn, err := c.dial(c.ctx, c.pos.Load())
 		if err != nil {
 			var de *dialError
 			if c.ctx.Err() != nil {
@@ -312,32 +349,38 @@ func (c *Client) run() {
 			continue
 		}
 		hint = retryHint{}
-		err = c.serve(cn, first)
+		up, err := c.serve(cn)
 		if err != nil {
 			c.log.Info("weft: connection ended", "node", cn.hello.Node, "error", err)
 		}
-		c.mu.Lock()
-		first = first && c.boot == nil && !c.opts.SkipBoot
-		c.mu.Unlock()
 		_, bye := cn.endedBy()
 		why = Reconnect{Err: err, Goodbye: bye}
 		if bye != nil && (bye.ReconnectAfterMS > 0 || bye.Reason == ReasonMoved) {
 			hint = retryHint{after: time.Duration(bye.ReconnectAfterMS) * time.Millisecond, goodbye: true}
 		}
-		if time.Since(cn.begun) >= c.opts.Backoff.StableAfter {
+		// Stable means up (booted and serving requests) for StableAfter. Time spent in the
+		// boot does not count: a connection whose boot hangs until it times out lasts as
+		// long as the boot timeout but was never up, and is one more failed attempt.
+		if !up.IsZero() && time.Since(up) >= c.opts.Backoff.StableAfter {
 			attempt = 0
 		}
 		attempt++
 	}
 }
 
-// serve runs one connection: its read loop and heartbeat, the boot when it did not resume,
-// then requests until it ends. It returns why it ended.
-func (c *Client) serve(cn *conn, first bool) error {
+// serve runs one connection: its read loop and heartbeat, the boot when one is needed, then
+// requests until it ends. It returns when the connection was up (zero: it never was, its boot
+// failed) and why it ended.
+func (c *Client) serve(cn *conn) (up time.Time, err error) {
 	h := cn.hello
 	c.stats.connects.Add(1)
 	if h.Resumed {
 		c.stats.resumes.Add(1)
+	} else if !c.opts.SkipBoot {
+		// What happened before the hello's seq is lost to this client: only a boot brings
+		// the Store up to date. The flag stays until a boot succeeds, because the next
+		// connection resumes from this hello's seq and would otherwise never boot.
+		c.needBoot = true
 	}
 	// Events of this connection are newer than the hello's seq; a resumed one replays from
 	// our position, which is already past it.
@@ -362,18 +405,23 @@ func (c *Client) serve(cn *conn, first bool) error {
 		wg.Wait()
 	}()
 
-	if !h.Resumed && !c.opts.SkipBoot {
+	if c.needBoot {
 		if err := c.doBoot(cn); err != nil {
-			return err // and reconnect: a boot the origin could not serve now may work later
+			return time.Time{}, err // and reconnect: a boot the origin could not serve now may work later
 		}
-	}
-	if first {
-		c.firstUp <- nil
+		c.needBoot = false
 	}
 	c.mu.Lock()
 	c.conn = cn
 	close(c.ready)
 	c.mu.Unlock()
+	up = time.Now()
+	// Dial waits for the first connection to be up; nobody waits for the later ones. firstUp
+	// holds one outcome and only the first matters, so the send never blocks.
+	select {
+	case c.firstUp <- nil:
+	default:
+	}
 
 	<-cn.done
 
@@ -381,11 +429,13 @@ func (c *Client) serve(cn *conn, first bool) error {
 	c.conn = nil
 	c.ready = make(chan struct{})
 	c.mu.Unlock()
-	err, _ := cn.endedBy()
-	return err
+	err, _ = cn.endedBy()
+	return up, err
 }
 
 func (c *Client) doBoot(cn *conn) error {
+	cn.users.Add(1) // a request in flight: see received
+	defer cn.users.Add(-1)
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.DialTimeout)
 	defer cancel()
 	var b Boot

@@ -21,7 +21,9 @@ import (
 const Protocol = "weft.v1"
 
 // maxInFlight is the protocol's limit of requests in flight on one connection: the client
-// queues beyond it instead of earning rate_limited errors.
+// queues beyond it instead of earning rate_limited errors. One of them is kept for the
+// heartbeat's ping, so that a ping never waits behind slow requests for a slot (and times out
+// there, dropping a healthy connection) and the connection still never exceeds the limit.
 const maxInFlight = 64
 
 // ErrDisconnected is returned by a request whose connection ended before its reply came. Every
@@ -37,10 +39,13 @@ type conn struct {
 	c     *Client
 	ws    *websocket.Conn
 	hello Hello
-	begun time.Time
 
-	slots  chan struct{} // one per request in flight
+	slots  chan struct{} // one per request in flight but the heartbeat's
 	nextID atomic.Int64
+	// users counts the requests that were handed this connection (by Client.current, or the
+	// boot) and are not done: while there are any, a full event queue does not drop it (see
+	// Client.received), so that their replies, which may be behind those events, arrive.
+	users atomic.Int64
 
 	mu      sync.Mutex
 	pending map[int64]chan reply
@@ -65,10 +70,11 @@ type frame struct {
 	Result json.RawMessage `json:"result"`
 	Error  *Error          `json:"error"`
 
-	// event
+	// event; annotations are read entry by entry (see decodeAnnotations), so that one bad
+	// entry cannot make the whole frame unreadable
 	Seq         int64           `json:"seq"`
 	Event       json.RawMessage `json:"event"`
-	Annotations Annotations     `json:"annotations"`
+	Annotations json.RawMessage `json:"annotations"`
 
 	// goodbye
 	Reason           string `json:"reason"`
@@ -89,7 +95,9 @@ func (e *dialError) Unwrap() error { return e.err }
 func (c *Client) dial(ctx context.Context, since int64) (*conn, error) {
 	tok, err := c.token(ctx)
 	if err != nil {
-		return nil, &dialError{err: fmt.Errorf("weft: token: %w", err), fatal: true}
+		// Not fatal: a token service can be down for a while, like an edge. Only the server
+		// refusing the token says that retrying cannot help.
+		return nil, &dialError{err: fmt.Errorf("weft: token: %w", err)}
 	}
 	u := c.wsURL
 	if since > 0 {
@@ -127,7 +135,7 @@ func (c *Client) dial(ctx context.Context, since int64) (*conn, error) {
 		return nil, &dialError{err: fmt.Errorf("weft: reading hello: %w", err)}
 	}
 	c.stats.bytesRead.Add(int64(len(data)))
-	return &conn{c: c, ws: ws, hello: f.Hello, begun: time.Now(), slots: make(chan struct{}, maxInFlight),
+	return &conn{c: c, ws: ws, hello: f.Hello, slots: make(chan struct{}, maxInFlight-1),
 		pending: make(map[int64]chan reply), done: make(chan struct{})}, nil
 }
 
@@ -157,7 +165,7 @@ func handshakeError(err error, resp *http.Response) error {
 		fatal: resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden}
 }
 
-// call sends one request on the connection and waits for its reply.
+// call sends one request on the connection, once a slot is free, and waits for its reply.
 func (cn *conn) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
 	select {
 	case cn.slots <- struct{}{}:
@@ -167,7 +175,12 @@ func (cn *conn) call(ctx context.Context, method string, params any) (json.RawMe
 		return nil, ctx.Err()
 	}
 	defer func() { <-cn.slots }()
+	return cn.roundTrip(ctx, method, params)
+}
 
+// roundTrip sends one request and waits for its reply; the caller holds a slot (or is the
+// heartbeat, which has one of its own).
+func (cn *conn) roundTrip(ctx context.Context, method string, params any) (json.RawMessage, error) {
 	id := cn.nextID.Add(1)
 	b := make([]byte, 0, 128)
 	b = append(b, `{"id":`...)
@@ -302,8 +315,10 @@ func (cn *conn) heartbeat(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		}
+		// The ping uses the slot kept for it (see maxInFlight), so its deadline measures only
+		// the peer's answer, never a wait behind slow requests.
 		pctx, cancel := context.WithTimeout(ctx, every)
-		_, err := cn.call(pctx, "ping", nil)
+		_, err := cn.roundTrip(pctx, "ping", nil)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil { // no reply at all: an error reply is a live peer
 			cn.c.log.Warn("weft: heartbeat failed, reconnecting", "node", cn.hello.Node, "error", err)

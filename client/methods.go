@@ -17,6 +17,7 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 	if err != nil {
 		return err
 	}
+	defer cn.users.Add(-1) // current raised it
 	return callInto(ctx, cn, method, params, result)
 }
 

@@ -128,6 +128,11 @@ const (
 
 // Event is one event of the team's stream, as the client hands it to the caller: by then its
 // annotations and the objects it carries are in the client's Store.
+//
+// An event whose body the client cannot read (a field of the wrong type, no type at all) is
+// still handed over, in its place in the stream, with only Seq, Type (empty when the type itself
+// was unreadable), Annotations and Raw set; the client logs a warning. Reconnecting instead would
+// only be replayed the same event.
 type Event struct {
 	Seq  int64
 	Type string
