@@ -102,6 +102,9 @@ type Client struct {
 	// pos is the stream position: the seq of the last event queued for Events, or the hello's
 	// seq. It is what a reconnect resumes after, so it is past the events still queued.
 	pos atomic.Int64
+	// placed: a hello has given the client a position, so a reconnect resumes from pos, even
+	// 0 (a team with no event yet: what comes after 0 is everything).
+	placed atomic.Bool
 
 	// needBoot: the Store may lack what happened before the current stream position (no
 	// boot yet, or a hello said resumed:false) and only a boot can fill it. Used only by the
@@ -329,7 +332,7 @@ func (c *Client) run() {
 			c.stop(nil)
 			return
 		}
-		cn, err := c.dial(c.ctx, c.pos.Load())
+		cn, err := c.dial(c.ctx, c.pos.Load(), c.placed.Load())
 		if err != nil {
 			var de *dialError
 			if c.ctx.Err() != nil {
@@ -387,6 +390,7 @@ func (c *Client) serve(cn *conn) (up time.Time, err error) {
 	if !h.Resumed && h.Seq > c.pos.Load() {
 		c.pos.Store(h.Seq)
 	}
+	c.placed.Store(true)
 	c.mu.Lock()
 	c.hello = h
 	c.mu.Unlock()

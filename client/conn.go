@@ -91,8 +91,8 @@ type dialError struct {
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// dial opens a connection, resuming after since when since > 0, and reads its hello.
-func (c *Client) dial(ctx context.Context, since int64) (*conn, error) {
+// dial opens a connection, resuming after since when resume is set, and reads its hello.
+func (c *Client) dial(ctx context.Context, since int64, resume bool) (*conn, error) {
 	tok, err := c.token(ctx)
 	if err != nil {
 		// Not fatal: a token service can be down for a while, like an edge. Only the server
@@ -100,7 +100,7 @@ func (c *Client) dial(ctx context.Context, since int64) (*conn, error) {
 		return nil, &dialError{err: fmt.Errorf("weft: token: %w", err)}
 	}
 	u := c.wsURL
-	if since > 0 {
+	if resume {
 		q := u.Query()
 		q.Set("since", strconv.FormatInt(since, 10))
 		u.RawQuery = q.Encode()

@@ -184,3 +184,24 @@ func TestRetryAfterHonoured(t *testing.T) {
 		t.Fatal("no reconnect after a 503 recorded")
 	}
 }
+
+// TestResumeFromSeqZero: a team that has had no event yet puts a client at seq 0. After a crash
+// the client must still resume (since=0), not boot again, and get what was published while it
+// was away.
+func TestResumeFromSeqZero(t *testing.T) {
+	s := newStack(t, "small", nil)
+	ch, members := s.busyChannel(2)
+	c := s.dial(members[0], nil)
+	if h := c.Hello(); h.Seq != 0 {
+		t.Fatalf("hello seq %d: the team was expected to have no event yet", h.Seq)
+	}
+	s.restart(true)
+	s.post(ch, members[1], "while away")
+	got := collect(t, c, 1)
+	if got[0].Text != "while away" {
+		t.Fatalf("got %+v", got[0])
+	}
+	if st := c.Stats(); st.Resumes != 1 || st.Boots != 1 {
+		t.Fatalf("stats %+v: want the reconnect resumed from 0, one boot in all", st)
+	}
+}

@@ -79,7 +79,9 @@ func newBenchStack(b *testing.B, size string) *benchStack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv.Start()
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
 	ehs := httptest.NewServer(srv)
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

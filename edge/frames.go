@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Error codes of PROTOCOL.md section 4.
@@ -120,6 +121,11 @@ type Goodbye struct {
 	Type             string `json:"type"`
 	Reason           string `json:"reason"`
 	ReconnectAfterMS int64  `json:"reconnect_after_ms"`
+}
+
+func goodbyeFrame(reason string, after time.Duration) []byte {
+	b, _ := json.Marshal(Goodbye{Type: "goodbye", Reason: reason, ReconnectAfterMS: after.Milliseconds()})
+	return b
 }
 
 // Close codes of PROTOCOL.md section 4.

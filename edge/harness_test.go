@@ -108,7 +108,9 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.edge.Start()
+	if err := h.edge.Start(); err != nil {
+		t.Fatal(err)
+	}
 	h.http = httptest.NewServer(h.edge)
 	h.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	t.Cleanup(func() {
@@ -193,17 +195,22 @@ func (h *harness) tryDial(team, user, query string) (*wsClient, error) {
 		return nil, fmt.Errorf("dial %s/%s: %w", team, user, err)
 	}
 	c := &wsClient{t: h.t, conn: conn, done: make(chan struct{}), user: user}
-	h.t.Cleanup(c.close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Generous: under -race with every package testing side by side on 2 cores, a resume's
+	// replay from JetStream can take seconds before the hello goes out.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	typ, b, err := conn.Read(ctx)
 	if err != nil {
+		conn.CloseNow()
 		return nil, fmt.Errorf("reading hello: %w", err)
 	}
 	if typ != websocket.MessageText || json.Unmarshal(b, &c.hello) != nil || c.hello.Type != "hello" ||
 		c.hello.Protocol != Protocol || c.hello.Team != team || c.hello.User != user || c.hello.Session == "" {
+		conn.CloseNow()
 		return nil, fmt.Errorf("bad hello %s", b)
 	}
+	// The cleanup waits for the reader, so it is registered only once there is one.
+	h.t.Cleanup(c.close)
 	go c.readLoop()
 	return c, nil
 }

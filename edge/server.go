@@ -78,6 +78,10 @@ type Config struct {
 	JITObjects int
 	// Annotate chooses what events carry; default AnnotateJIT. The others are baselines.
 	Annotate AnnotateMode
+	// Cluster, when set, makes the node one of a ring of edges behind proxies (cluster.go):
+	// it announces itself, checks that it owns the teams of new connections, and moves
+	// sessions when the ring gives their team to another edge. Nil: a standalone node.
+	Cluster *ClusterConfig
 	// Index tunes every loaded team's autocomplete index. The edge sets Cache.Follow to build
 	// them and wraps OnBuild for its metrics.
 	Index index.Config
@@ -129,6 +133,7 @@ type Server struct {
 	conns    tracker // WebSocket handlers under way
 	sessions atomic.Int64
 	shutdown sync.Once
+	cluster  *cluster // nil when standalone
 }
 
 // New validates cfg and builds the node. It starts nothing; Start does.
@@ -188,6 +193,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.teams = teams
+	if cfg.Cluster != nil {
+		if s.cluster, err = newCluster(s, *cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /ws", s.handleWS)
 	s.mux.HandleFunc("/api/{method}", s.handleAPI)
@@ -197,8 +207,15 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start starts the team set (its janitor and pre-warm loads).
-func (s *Server) Start() { s.teams.Start() }
+// Start starts the team set (its janitor and pre-warm loads) and, in a cluster, the node's
+// announcements and ring watch.
+func (s *Server) Start() error {
+	s.teams.Start()
+	if s.cluster != nil {
+		return s.cluster.start(s)
+	}
+	return nil
+}
 
 // Teams is the node's team set.
 func (s *Server) Teams() *cache.Teams { return s.teams }
@@ -317,14 +334,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdown.Do(func() {
 		s.draining.Store(true)
-		s.hubs.Range(func(_, h any) bool {
-			for _, ss := range h.(*hub).snapshot() {
-				ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
-			}
-			return true
-		})
+		// In a cluster the sessions move to their teams' next owners, pre-warmed; a lone
+		// node (or the last of a ring) can only tell them to come back later.
+		if s.cluster == nil || !s.cluster.drain(ctx, s, s.cfg.DrainSpread) {
+			s.hubs.Range(func(_, h any) bool {
+				for _, ss := range h.(*hub).snapshot() {
+					ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
+				}
+				return true
+			})
+		}
 		if werr := s.conns.wait(ctx); werr != nil {
 			err = fmt.Errorf("edge: drain: %w", werr)
+		}
+		if s.cluster != nil {
+			s.cluster.stop()
 		}
 		if terr := s.teams.Shutdown(ctx); err == nil {
 			err = terr

@@ -17,6 +17,7 @@ import (
 // can be refused is refused before the upgrade, with an HTTP status and a JSON error.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
+		w.Header().Set(RefusedHeader, "draining")
 		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 		return
@@ -24,6 +25,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	claims, ok := s.authenticate(w, r)
 	if !ok {
 		return
+	}
+	if s.cluster != nil {
+		if owner, ok := s.cluster.owns(s, claims.Team, r); !ok {
+			s.cluster.misrouted(w, r, owner)
+			return
+		}
 	}
 	since, hasSince := int64(0), false
 	if v := r.URL.Query().Get("since"); v != "" {
@@ -124,10 +131,12 @@ func (s *Server) replay(ctx context.Context, st *cache.Store, sess *session, sin
 	team, user := sess.team.ID(), sess.user
 	switch {
 	case since > upto:
+		s.log.Info("resume refused: the client is ahead of this node", "team", team, "user", user, "since", since, "node_seq", upto)
 		return nil, false
 	case since == upto:
 		return nil, true
 	case upto-since > int64(s.cfg.MaxReplay):
+		s.log.Info("resume refused: too far back", "team", team, "user", user, "since", since, "node_seq", upto)
 		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -138,7 +147,7 @@ func (s *Server) replay(ctx context.Context, st *cache.Store, sess *session, sin
 		return nil
 	})
 	if err != nil {
-		s.log.Debug("resume refused", "team", team, "user", user, "since", since, "err", err)
+		s.log.Info("resume refused: the stream cannot replay", "team", team, "user", user, "since", since, "node_seq", upto, "err", err)
 		return nil, false
 	}
 	var frames [][]byte

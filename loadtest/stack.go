@@ -53,7 +53,8 @@ type DevToken struct {
 
 // DevInfo is what `weft dev` prints at start.
 type DevInfo struct {
-	EdgeURL   string // http://host:port of the edge
+	EdgeURL   string // http://host:port clients connect to: the edge, or the proxy of --edges N
+	ProxyURL  string // the proxy's, when there is one
 	OriginURL string // http://host:port of the reference origin
 	NATSURL   string
 	Tokens    []DevToken
@@ -276,6 +277,8 @@ func parseDevOutput(r io.Reader) (DevInfo, error) {
 			tokens = true
 		case len(f) >= 2 && f[0] == "edge":
 			d.EdgeURL = f[1]
+		case len(f) >= 2 && f[0] == "proxy":
+			d.EdgeURL, d.ProxyURL = f[1], f[1]
 		case len(f) >= 2 && f[0] == "origin":
 			d.OriginURL = f[1]
 		case len(f) >= 2 && f[0] == "nats":

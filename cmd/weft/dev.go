@@ -5,30 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/pubsub"
 )
 
 // runDev runs the whole stack in one process on loopback: embedded NATS with JetStream, the
-// reference origin with live activity, and an edge node. It prints where everything is and a
-// few ready tokens.
+// reference origin with live activity, and an edge node (or, with --edges N, N edges in a ring
+// behind a proxy). It prints where everything is and a few ready tokens.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("dev", "Run everything in one process on loopback: embedded NATS, the reference origin with\n"+
-		"live activity, and an edge node. Prints URLs and ready-made tokens.")
+		"live activity, and an edge node (or --edges N edges behind a proxy). Prints URLs and ready-made tokens.")
 	var o edgeOpts
 	o.flags(fs, "127.0.0.1:8080")
 	var orig originOpts
 	orig.flags(fs, "origin-addr", 20)
 	fs.StringVar(&o.secret, "token-secret", token.DevSecret, "token secret (the dev default is public: never use it in production)")
+	edges := fs.Int("edges", 1, "edge nodes; more than 1 runs them in a ring behind a proxy listening on --addr")
 	var nats natsOpts
 	nats.flags(fs)
 	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
+	}
+	if *edges < 1 || *edges > 64 {
+		return fmt.Errorf("--edges: want 1 to 64, got %d", *edges)
 	}
 	bus, emb, closeBus, err := nats.connect(ctx, log, "weft-dev")
 	if err != nil {
@@ -40,17 +46,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer oln.Close() // after a clean run the origin's server has closed it already
 	o.originURL = "http://" + oln.Addr().String()
-	srv, err := o.server(bus, log)
-	if err != nil {
-		oln.Close()
-		return err
-	}
-	eln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		oln.Close()
-		return err
-	}
 	keys, err := token.New([]byte(o.secret))
 	if err != nil {
 		return err
@@ -59,9 +56,28 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if emb != nil {
 		natsURL = emb.ClientURL()
 	}
-	base := "http://" + eln.Addr().String()
-	fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s\n", orig.size, len(osrv.TeamIDs()), orig.rate)
-	fmt.Fprintf(stdout, "  edge    %s   (WebSocket ws://%s/ws, metrics %s/metrics)\n", base, eln.Addr(), base)
+
+	g, gctx := errgroup.WithContext(ctx)
+	var base string
+	if *edges == 1 {
+		eln, err := net.Listen("tcp", o.addr)
+		if err != nil {
+			return err
+		}
+		srv, err := o.server(bus, log, eln.Addr().String())
+		if err != nil {
+			eln.Close()
+			return err
+		}
+		base = "http://" + eln.Addr().String()
+		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s\n", orig.size, len(osrv.TeamIDs()), orig.rate)
+		fmt.Fprintf(stdout, "  edge    %s   (WebSocket ws://%s/ws, metrics %s/metrics)\n", base, eln.Addr(), base)
+		g.Go(func() error { return serveEdge(gctx, srv, eln, o.drain, log) })
+	} else {
+		if base, err = devRing(gctx, g, *edges, o, emb, bus, log, stdout, orig.size, len(osrv.TeamIDs()), orig.rate); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "  origin  %s\n  nats    %s\n\ntokens (24h):\n", o.originURL, natsURL)
 	var first string
 	for i, team := range osrv.TeamIDs()[:min(3, len(osrv.TeamIDs()))] {
@@ -80,12 +96,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  curl -s -H 'Authorization: Bearer %s' -d '{\"users\":[\"%s\"]}' %s/api/users.info\n\n",
 		first, osrv.Users(osrv.TeamIDs()[0])[0].ID, base)
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveEdge(gctx, srv, eln, o.drain, log) })
-	// The edge drains first (serveEdge returns after it); the origin stops within the same bound.
+	// The edges drain first (serveEdge returns after it); the origin stops within the same bound.
 	if err := orig.run(gctx, g, osrv, oln, o.drain+15*time.Second, log); err != nil {
-		oln.Close()
-		eln.Close()
 		return err
 	}
 	err = g.Wait()
@@ -94,4 +106,70 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log.Info("dev stack stopped")
 	return err
+}
+
+// devRing starts n edges (edge-1 … edge-n, each on its own NATS connection and a free port)
+// and a proxy on o.addr in front of them, in g; it prints them and returns the proxy's URL.
+func devRing(ctx context.Context, g *errgroup.Group, n int, o edgeOpts, emb *pubsub.Embedded, bus *pubsub.Bus,
+	log *slog.Logger, stdout io.Writer, size string, teams int, rate float64) (string, error) {
+	connect := func(name string) (*pubsub.Bus, error) {
+		if emb == nil {
+			return bus, nil // an external NATS: every edge shares the process's connection
+		}
+		return pubsub.Connect(ctx, pubsub.Config{Embedded: emb, Name: name, Logger: log})
+	}
+	pln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return "", err
+	}
+	pbus, err := connect("weft-dev-proxy")
+	if err != nil {
+		pln.Close()
+		return "", err
+	}
+	popts := proxyOpts{secret: o.secret, downFor: 5 * time.Second}
+	psrv, err := popts.server(pbus, log)
+	if err != nil {
+		pln.Close()
+		return "", err
+	}
+	base := "http://" + pln.Addr().String()
+	fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", size, teams, rate, n)
+	fmt.Fprintf(stdout, "  proxy   %s   (WebSocket ws://%s/ws, metrics %s/metrics)\n", base, pln.Addr(), base)
+	for i := 1; i <= n; i++ {
+		eo := o
+		eo.node = fmt.Sprintf("edge-%d", i)
+		eln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		ebus, err := connect("weft-dev-" + eo.node)
+		if err != nil {
+			eln.Close()
+			return "", err
+		}
+		srv, err := eo.server(ebus, log, eln.Addr().String())
+		if err != nil {
+			eln.Close()
+			return "", err
+		}
+		fmt.Fprintf(stdout, "  %-7s http://%s\n", eo.node, eln.Addr())
+		g.Go(func() error {
+			defer func() {
+				if ebus != bus {
+					ebus.Close()
+				}
+			}()
+			return serveEdge(ctx, srv, eln, eo.drain, log)
+		})
+	}
+	g.Go(func() error {
+		defer func() {
+			if pbus != bus {
+				pbus.Close()
+			}
+		}()
+		return serveProxy(ctx, psrv, pln, log)
+	})
+	return base, nil
 }

@@ -38,6 +38,10 @@ type edgeOpts struct {
 	recent      int
 	jitObjects  int
 	annotate    string
+	standalone  bool
+	advertise   string
+	announce    time.Duration
+	moveSpread  time.Duration
 }
 
 func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
@@ -55,10 +59,15 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.IntVar(&o.recent, "autocomplete-recent", 2048, "how many recent message senders and channels rank as recently active")
 	fs.IntVar(&o.jitObjects, "jit-objects", 512, "objects remembered per connection as already sent, so events do not attach them again")
 	fs.StringVar(&o.annotate, "annotate", "jit", "what events carry: jit (objects the client lacks), never or always (baselines for measuring)")
+	fs.BoolVar(&o.standalone, "standalone", false, "do not join the ring of edges (no announcements, no ownership checks): one edge without a proxy")
+	fs.StringVar(&o.advertise, "advertise", "", "host:port proxies reach this edge on; empty = the address it listens on")
+	fs.DurationVar(&o.announce, "announce", time.Second, "how often the edge announces itself on NATS; proxies drop an edge silent for 3 intervals")
+	fs.DurationVar(&o.moveSpread, "move-spread", 10*time.Second, "window over which sessions of teams the ring moved to another edge are told to reconnect")
 }
 
-// server builds an edge node on bus. It does not listen.
-func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger) (*edge.Server, error) {
+// server builds an edge node on bus, reachable by proxies at addr (unless --advertise says
+// otherwise). It does not listen.
+func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge.Server, error) {
 	if o.secret == "" {
 		return nil, errors.New("the token secret is not set: pass --token-secret or WEFT_TOKEN_SECRET")
 	}
@@ -80,7 +89,15 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger) (*edge.Server, erro
 			prewarm = append(prewarm, id)
 		}
 	}
+	var cluster *edge.ClusterConfig
+	if !o.standalone {
+		if o.advertise != "" {
+			addr = o.advertise
+		}
+		cluster = &edge.ClusterConfig{Peers: bus, Addr: addr, Interval: o.announce, MoveSpread: o.moveSpread}
+	}
 	return edge.New(edge.Config{
+		Cluster:           cluster,
 		Cache:             cache.Config{Origin: client, Feed: bus, Logger: log, Grace: o.grace, Prewarm: prewarm},
 		Replay:            bus,
 		Tokens:            keys,
@@ -98,7 +115,9 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger) (*edge.Server, erro
 // serve runs srv on ln until ctx ends, then drains it within the drain window plus a margin.
 func serveEdge(ctx context.Context, srv *edge.Server, ln net.Listener, drain time.Duration, log *slog.Logger) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	srv.Start()
+	if err := srv.Start(); err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -137,12 +156,13 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer closeBus()
-	srv, err := o.server(bus, log)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.addr)
+	srv, err := o.server(bus, log, ln.Addr().String())
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "weft edge %s: http://%s (origin %s)\n", o.node, ln.Addr(), o.originURL)

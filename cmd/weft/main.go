@@ -25,6 +25,7 @@ type command struct {
 var commands = []command{
 	{"dev", "run everything on one machine: embedded NATS, the reference origin, an edge", runDev},
 	{"edge", "run an edge node", runEdge},
+	{"proxy", "run a proxy: routes each team's clients to the edge that owns it", runProxy},
 	{"origin", "run the reference origin: a synthetic world, live events on NATS, fault injection", runOrigin},
 	{"token", "print a client token (JWT) for a user in a team", runToken},
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/proxy"
+	"github.com/weft-edge/weft/pubsub"
+)
+
+// proxyOpts are the flags of a proxy, shared by `weft proxy` and `weft dev --edges N`.
+type proxyOpts struct {
+	addr    string
+	secret  string
+	static  string
+	downFor time.Duration
+}
+
+func (o *proxyOpts) flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8090", "address the proxy listens on")
+	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the edges (required)")
+	fs.StringVar(&o.static, "edges", "", "static edges, name=host:port comma-separated, for setups without discovery on NATS")
+	fs.DurationVar(&o.downFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
+}
+
+// parseStatic reads --edges.
+func parseStatic(s string) ([]pubsub.Announcement, error) {
+	var out []pubsub.Announcement
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(part, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--edges: %q is not name=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--edges: %q: %w", part, err)
+		}
+		out = append(out, pubsub.Announcement{Node: name, Addr: addr})
+	}
+	return out, nil
+}
+
+// server builds the proxy; watch may be nil when static edges are given.
+func (o *proxyOpts) server(watch proxy.Watcher, log *slog.Logger) (*proxy.Server, error) {
+	if o.secret == "" {
+		return nil, errors.New("the token secret is not set: pass --token-secret or WEFT_TOKEN_SECRET")
+	}
+	keys, err := token.New([]byte(o.secret))
+	if err != nil {
+		return nil, err
+	}
+	static, err := parseStatic(o.static)
+	if err != nil {
+		return nil, err
+	}
+	if watch == nil && len(static) == 0 {
+		return nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
+	}
+	return proxy.New(proxy.Config{Tokens: keys, Watch: watch, Static: static, DownFor: o.downFor, Logger: log.With("node", "proxy")})
+}
+
+// serveProxy runs srv on ln until ctx ends, then stops taking connections and closes the
+// tunnels (their clients reconnect through another proxy).
+func serveProxy(ctx context.Context, srv *proxy.Server, ln net.Listener, log *slog.Logger) error {
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.Start(); err != nil {
+		ln.Close()
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		srv.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("proxy stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := srv.Shutdown(sctx); err == nil {
+		err = serr
+	}
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("proxy", "Run a proxy: it routes each client (WebSocket /ws and /api) to the edge that owns its\n"+
+		"team, by consistent hashing over the edges that announce themselves on NATS (or --edges).")
+	var o proxyOpts
+	o.flags(fs)
+	natsURL := fs.String("nats", "", "NATS server or cluster URL(s), comma-separated, where edges announce themselves")
+	log, err := parseLogged(fs, args)
+	if err != nil {
+		return err
+	}
+	var watch proxy.Watcher
+	if *natsURL != "" {
+		bus, err := pubsub.Connect(ctx, pubsub.Config{URL: *natsURL, Name: "weft-proxy", Logger: log})
+		if err != nil {
+			return err
+		}
+		defer bus.Close()
+		watch = bus
+	}
+	srv, err := o.server(watch, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "weft proxy: http://%s (WebSocket ws://%s/ws)\n", ln.Addr(), ln.Addr())
+	return serveProxy(ctx, srv, ln, log)
+}

@@ -1,0 +1,353 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/pubsub"
+)
+
+// ExcludedHeader carries the edges a proxy has marked down and routes around, comma-separated:
+// the edge checks ownership on the same ring the proxy routed by. A client that sets it itself
+// gains nothing but a connection to an edge that serves its team correctly anyway.
+const ExcludedHeader = "Weft-Excluded"
+
+// RefusedHeader on a 503 says the edge refuses all new work (it is draining): a proxy tries the
+// next owner instead of passing the refusal on.
+const RefusedHeader = "Weft-Refused"
+
+// Peers is what an edge in a cluster needs from NATS; *pubsub.Bus implements it.
+type Peers interface {
+	Announce(a pubsub.Announcement) error
+	WatchEdges(fn func(pubsub.Announcement)) (stop func(), err error)
+	Warm(ctx context.Context, node string, teams []string) error
+	ServeWarm(node string, timeout time.Duration, fn func(ctx context.Context, teams []string) error) (stop func(), err error)
+}
+
+// ClusterConfig joins an edge to a ring of edges. Zero values mean the defaults on each field.
+type ClusterConfig struct {
+	Peers Peers // required
+	// Addr is the host:port proxies reach this edge's client endpoints on; required.
+	Addr string
+	// Interval is how often the edge announces itself; default 1s. Watchers drop an edge that
+	// missed three.
+	Interval time.Duration
+	// MoveSpread is the window over which the sessions of teams that moved to another edge are
+	// told goodbye moved, each at a random time in it; default 10s.
+	MoveSpread time.Duration
+	// WarmTimeout bounds pre-warming the teams a move hands to another edge; default 30s. Past
+	// it the sessions move anyway and the new owner loads on demand.
+	WarmTimeout time.Duration
+}
+
+// cluster is an edge's part in the ring: its view of the membership, its announcements, and
+// the moves of sessions when the ring changes.
+type cluster struct {
+	cfg     ClusterConfig
+	members *ring.Membership
+	changed chan struct{} // cap 1: the ring changed
+	started time.Time
+
+	mu     sync.Mutex
+	moving map[string]string // team → the edge its sessions are moving to
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	stops  []func()
+
+	ringChanges prometheus.Counter
+	moved       *prometheus.CounterVec
+	warms       *prometheus.CounterVec
+}
+
+func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
+	if cfg.Peers == nil || cfg.Addr == "" {
+		return nil, errors.New("edge: ClusterConfig needs Peers and Addr")
+	}
+	setDefault(&cfg.Interval, time.Second)
+	setDefault(&cfg.MoveSpread, 10*time.Second)
+	setDefault(&cfg.WarmTimeout, 30*time.Second)
+	c := &cluster{cfg: cfg, changed: make(chan struct{}, 1), started: time.Now(), moving: make(map[string]string),
+		ringChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_ring_changes_total",
+			Help: "Changes of the ring of serving edges this edge has seen."}),
+		moved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_sessions_moved_total",
+			Help: "Sessions told goodbye moved, by why: ring (their team moved), drain, or misrouted (a new connection for a team another edge owns)."},
+			[]string{"why"}),
+		warms: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_warm_teams_total",
+			Help: "Teams pre-warmed, by direction (asked of another edge, or done for one) and outcome."},
+			[]string{"direction", "outcome"}),
+	}
+	c.members = ring.NewMembership(ring.MembershipConfig{Logger: s.log, OnChange: func(_, _ *ring.View) {
+		c.ringChanges.Inc()
+		select {
+		case c.changed <- struct{}{}:
+		default:
+		}
+	}})
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	s.cfg.Registry.MustRegister(c.ringChanges, c.moved, c.warms)
+	return c, nil
+}
+
+// Membership is the edge's view of the ring (nil without a cluster).
+func (s *Server) Membership() *ring.Membership {
+	if s.cluster == nil {
+		return nil
+	}
+	return s.cluster.members
+}
+
+func (c *cluster) goOwned(fn func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn()
+	}()
+}
+
+func (c *cluster) start(s *Server) error {
+	stop, err := c.cfg.Peers.WatchEdges(c.members.Observe)
+	if err != nil {
+		return err
+	}
+	c.stops = append(c.stops, stop)
+	stop, err = c.cfg.Peers.ServeWarm(s.cfg.Node, c.cfg.WarmTimeout, s.warm)
+	if err != nil {
+		c.stops[0]()
+		return err
+	}
+	c.stops = append(c.stops, stop)
+	c.announce(s)
+	c.goOwned(func() {
+		t := time.NewTicker(c.cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-t.C:
+				c.announce(s)
+				c.members.Expire()
+			}
+		}
+	})
+	c.goOwned(func() {
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-c.changed:
+				if !s.draining.Load() {
+					c.rebalance(s)
+				}
+			}
+		}
+	})
+	return nil
+}
+
+func (c *cluster) stop() {
+	c.cancel()
+	for _, stop := range c.stops {
+		stop()
+	}
+	c.wg.Wait()
+}
+
+func (c *cluster) announce(s *Server) {
+	state := pubsub.EdgeServing
+	if s.draining.Load() {
+		state = pubsub.EdgeDraining
+	}
+	a := pubsub.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),
+		Teams: s.teams.Len(), Admitting: state == pubsub.EdgeServing, IntervalMS: c.cfg.Interval.Milliseconds(),
+		Started: c.started}
+	if err := c.cfg.Peers.Announce(a); err != nil {
+		s.log.Warn("announcing this edge", "err", err)
+	}
+}
+
+// owns reports whether this edge should take a new connection for team: yes when the ring (as
+// the proxy saw it, without the edges it excluded) gives team to it, or gives it to nobody.
+func (c *cluster) owns(s *Server, team string, r *http.Request) (owner string, ok bool) {
+	var excluded []string
+	if h := r.Header.Get(ExcludedHeader); h != "" {
+		excluded = strings.Split(h, ",")
+	}
+	owner = c.members.OwnerExcluding(team, excluded)
+	return owner, owner == "" || owner == s.cfg.Node
+}
+
+// misrouted answers a connection for a team another edge owns: upgrade, goodbye moved, 4009.
+// The client reconnects at once, and the proxy, by then on the same ring, sends it there.
+func (c *cluster) misrouted(w http.ResponseWriter, r *http.Request, owner string) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Protocol},
+		CompressionMode: websocket.CompressionDisabled, InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	_ = conn.Write(ctx, websocket.MessageText, goodbyeFrame(ReasonMoved, 0))
+	conn.Close(closeMoved, "team lives on "+owner)
+	c.moved.WithLabelValues("misrouted").Inc()
+}
+
+// rebalance moves the sessions of every team the ring now gives to another edge: it asks each
+// new owner to pre-warm its teams, then tells the sessions goodbye moved over MoveSpread.
+func (c *cluster) rebalance(s *Server) {
+	byOwner := c.claimMoves(s, c.members.View().Ring)
+	for owner, teams := range byOwner {
+		c.goOwned(func() { c.handOver(s, owner, teams, c.cfg.MoveSpread, "ring") })
+	}
+}
+
+// claimMoves groups the teams with sessions here that r gives to another edge by that edge,
+// and marks them moving so that a second ring change does not move them twice.
+func (c *cluster) claimMoves(s *Server, r *ring.Ring) map[string][]string {
+	byOwner := map[string][]string{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.hubs.Range(func(k, h any) bool {
+		team := k.(string)
+		if len(h.(*hub).snapshot()) == 0 {
+			return true // no session to move (a hub outlives its sessions): nothing to pre-warm
+		}
+		owner := r.Owner(team)
+		if owner != "" && owner != s.cfg.Node && c.moving[team] != owner {
+			c.moving[team] = owner
+			byOwner[owner] = append(byOwner[owner], team)
+		}
+		return true
+	})
+	return byOwner
+}
+
+// handOver pre-warms teams on owner, then tells their sessions here goodbye moved, each at a
+// random time in spread. A session whose team the ring gives back to this edge meanwhile stays.
+func (c *cluster) handOver(s *Server, owner string, teams []string, spread time.Duration, why string) {
+	defer func() {
+		c.mu.Lock()
+		for _, t := range teams {
+			if c.moving[t] == owner {
+				delete(c.moving, t)
+			}
+		}
+		c.mu.Unlock()
+	}()
+	wctx, cancel := context.WithTimeout(c.ctx, c.cfg.WarmTimeout)
+	err := c.cfg.Peers.Warm(wctx, owner, teams)
+	cancel()
+	if err != nil {
+		c.warms.WithLabelValues("asked", "failed").Add(float64(len(teams)))
+		s.log.Warn("pre-warming moved teams failed; moving their sessions anyway", "to", owner, "teams", len(teams), "err", err)
+	} else {
+		c.warms.WithLabelValues("asked", "ok").Add(float64(len(teams)))
+	}
+	type move struct {
+		at time.Duration
+		ss *session
+	}
+	var moves []move
+	for _, team := range teams {
+		if h, ok := s.hubs.Load(team); ok {
+			for _, ss := range h.(*hub).snapshot() {
+				moves = append(moves, move{time.Duration(rand.Int64N(int64(max(spread, 1)))), ss})
+			}
+		}
+	}
+	slices.SortFunc(moves, func(a, b move) int { return int(a.at - b.at) })
+	s.log.Info("moving sessions", "to", owner, "teams", len(teams), "sessions", len(moves), "over", spread, "why", why)
+	begin := time.Now()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for _, m := range moves {
+		if d := m.at - time.Since(begin); d > 0 {
+			t.Reset(d)
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		if why == "ring" && c.members.Owner(m.ss.team.ID()) == s.cfg.Node {
+			continue // the ring changed back
+		}
+		m.ss.goodbye(ReasonMoved, closeMoved, 0)
+		c.moved.WithLabelValues(why).Inc()
+	}
+}
+
+// drain hands every team with sessions to its owner in the ring without this edge, within ctx,
+// spreading the moves over spread. It returns false when no other edge serves (the caller
+// then says goodbye draining instead).
+func (c *cluster) drain(ctx context.Context, s *Server, spread time.Duration) bool {
+	c.announce(s) // draining: the others take this edge out of the ring now, not at the next tick
+	r := c.members.View().Ring.Without(s.cfg.Node)
+	if len(r.Nodes()) == 0 {
+		return false
+	}
+	c.mu.Lock()
+	clear(c.moving) // ring moves under way are superseded by the drain's
+	c.mu.Unlock()
+	byOwner := c.claimMoves(s, r)
+	var wg sync.WaitGroup
+	for owner, teams := range byOwner {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.handOver(s, owner, teams, spread, "drain")
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+// warm loads teams for another edge that is handing them over; it answers once all are loaded.
+func (s *Server) warm(ctx context.Context, teams []string) error {
+	if s.draining.Load() {
+		return errors.New("draining")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	var mu sync.Mutex
+	var failed []string
+	for _, team := range teams {
+		g.Go(func() error {
+			if _, err := s.teams.Get(gctx, team); err != nil {
+				mu.Lock()
+				failed = append(failed, team)
+				mu.Unlock()
+				return nil // the others still load
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	if s.cluster != nil {
+		s.cluster.warms.WithLabelValues("done", "ok").Add(float64(len(teams) - len(failed)))
+		s.cluster.warms.WithLabelValues("done", "failed").Add(float64(len(failed)))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d teams failed to load (first %s)", len(failed), len(teams), failed[0])
+	}
+	return nil
+}

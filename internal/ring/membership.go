@@ -1,0 +1,258 @@
+package ring
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weft-edge/weft/pubsub"
+)
+
+// MembershipConfig configures a Membership. Zero values mean the defaults given on each field.
+type MembershipConfig struct {
+	// Static edges are always members (state serving) and never expire: for setups without
+	// discovery. Announcements about them still update their load.
+	Static []pubsub.Announcement
+	// Missed is how many announcement intervals an edge may miss before it leaves; default 3.
+	Missed int
+	// MinTTL is the least time an edge stays after its last announcement; default 1s.
+	MinTTL time.Duration
+	// DownFor is how long MarkDown keeps an edge out of the ring; default 5s. An edge that died
+	// stops announcing and leaves for good within the TTL.
+	DownFor time.Duration
+	// OnChange is called after every change of the ring, with the old and new views, under the
+	// Membership's lock: it must not block or call back into the Membership.
+	OnChange func(old, new *View)
+	Logger   *slog.Logger
+	// Now is the clock; tests set it.
+	Now func() time.Time
+}
+
+// View is one immutable state of the membership.
+type View struct {
+	// Ring holds the serving edges not marked down.
+	Ring *Ring
+	// Edges are the live edges (serving or draining) by node.
+	Edges map[string]pubsub.Announcement
+	// Down lists the serving edges kept out of the ring by MarkDown, sorted.
+	Down []string
+	// Version rises with every ring change.
+	Version uint64
+}
+
+// Addr is the address of node, or "".
+func (v *View) Addr(node string) string { return v.Edges[node].Addr }
+
+// Membership keeps the live edge set from the edges' announcements, and the ring of its serving
+// edges. The ring is rebuilt when the set changes, by whoever changed it (an announcement, the
+// expiry ticker, MarkDown), and swapped in atomically: readers on the request path only load a
+// pointer.
+type Membership struct {
+	cfg MembershipConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
+	edges map[string]*edgeState
+	down  map[string]time.Time // node → excluded until
+	ver   uint64
+
+	view atomic.Pointer[View]
+
+	exclMu sync.Mutex
+	excl   map[string]*Ring // rings without some nodes, by key, for the current version
+	exclV  uint64
+}
+
+type edgeState struct {
+	a      pubsub.Announcement
+	seen   time.Time
+	static bool
+}
+
+// NewMembership returns a membership holding cfg.Static.
+func NewMembership(cfg MembershipConfig) *Membership {
+	if cfg.Missed <= 0 {
+		cfg.Missed = 3
+	}
+	if cfg.MinTTL <= 0 {
+		cfg.MinTTL = time.Second
+	}
+	if cfg.DownFor <= 0 {
+		cfg.DownFor = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Membership{cfg: cfg, log: cfg.Logger, edges: make(map[string]*edgeState), down: make(map[string]time.Time)}
+	for _, a := range cfg.Static {
+		a.State = pubsub.EdgeServing
+		a.Admitting = true
+		m.edges[a.Node] = &edgeState{a: a, static: true}
+	}
+	m.view.Store(&View{Ring: New(nil), Edges: map[string]pubsub.Announcement{}})
+	m.mu.Lock()
+	m.rebuild()
+	m.mu.Unlock()
+	return m
+}
+
+// View is the current state. It never returns nil.
+func (m *Membership) View() *View { return m.view.Load() }
+
+// Owner is the edge that owns team in the current ring, or "" when no edge serves.
+func (m *Membership) Owner(team string) string { return m.view.Load().Ring.Owner(team) }
+
+// Observe takes one announcement.
+func (m *Membership) Observe(a pubsub.Announcement) {
+	if a.Validate() != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.edges[a.Node]
+	if e == nil {
+		e = &edgeState{}
+		m.edges[a.Node] = e
+		m.log.Info("edge joined", "edge", a.Node, "addr", a.Addr, "state", a.State)
+	} else if e.a.State != a.State {
+		m.log.Info("edge changed state", "edge", a.Node, "state", a.State)
+	}
+	if e.static {
+		a.State = pubsub.EdgeServing // a static member is always routable
+	}
+	if !e.a.Started.Equal(a.Started) && !m.down[a.Node].IsZero() {
+		delete(m.down, a.Node) // a new life of the edge: it is up again
+	}
+	e.a, e.seen = a, m.cfg.Now()
+	m.rebuild()
+}
+
+// MarkDown keeps node out of the ring for DownFor (or until it announces from a new life):
+// the proxy calls it when node refused a connection, so that the request, and every one after
+// it, goes to the next owner at once instead of after the TTL. It returns the new view.
+func (m *Membership) MarkDown(node string) *View {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.edges[node]; ok {
+		if m.down[node].IsZero() {
+			m.log.Warn("edge marked down", "edge", node)
+		}
+		m.down[node] = m.cfg.Now().Add(m.cfg.DownFor)
+		m.rebuild()
+	}
+	return m.view.Load()
+}
+
+// Expire drops edges overdue by more than their TTL and lifts expired down marks.
+func (m *Membership) Expire() {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for node, e := range m.edges {
+		ttl := max(time.Duration(m.cfg.Missed)*time.Duration(e.a.IntervalMS)*time.Millisecond, m.cfg.MinTTL)
+		if !e.static && now.Sub(e.seen) > ttl {
+			m.log.Warn("edge left: stopped announcing", "edge", node, "silent", now.Sub(e.seen).Round(time.Millisecond))
+			delete(m.edges, node)
+			delete(m.down, node)
+		}
+	}
+	for node, until := range m.down {
+		if now.After(until) {
+			delete(m.down, node)
+		}
+	}
+	m.rebuild()
+}
+
+// Run expires silent edges every interval until ctx ends.
+func (m *Membership) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Expire()
+		}
+	}
+}
+
+// rebuild publishes a new view; the ring is rebuilt only when its node set changed. m.mu held.
+func (m *Membership) rebuild() {
+	old := m.view.Load()
+	edges := make(map[string]pubsub.Announcement, len(m.edges))
+	var serving, down []string
+	for node, e := range m.edges {
+		edges[node] = e.a
+		if e.a.State == pubsub.EdgeServing {
+			if m.down[node].IsZero() {
+				serving = append(serving, node)
+			} else {
+				down = append(down, node)
+			}
+		}
+	}
+	slices.Sort(down)
+	slices.Sort(serving)
+	v := &View{Ring: old.Ring, Edges: edges, Down: down, Version: m.ver}
+	// Building a ring takes milliseconds (tens with 50 edges); most announcements change
+	// nothing but load figures, so the ring is rebuilt only when its node set changed.
+	if strings.Join(serving, ",") != old.Ring.Key() {
+		m.ver++
+		v.Ring, v.Version = New(serving), m.ver
+	}
+	m.view.Store(v)
+	if v.Version != old.Version {
+		m.log.Info("ring changed", "edges", v.Ring.Key(), "version", v.Version)
+		if m.cfg.OnChange != nil {
+			m.cfg.OnChange(old, v)
+		}
+	}
+}
+
+// OwnerExcluding is the owner of team in the current ring without the nodes in excluded: the
+// ring a proxy routes by after it marked those down. Names not in the ring are ignored. Rings
+// are cached per version; past 16 exclusion sets in one version (no proxy makes that many; a
+// client writing the header itself might) it answers "" (no opinion) rather than build more.
+func (m *Membership) OwnerExcluding(team string, excluded []string) string {
+	v := m.view.Load()
+	var ex []string
+	for _, n := range excluded {
+		if v.Ring.Has(n) && !slices.Contains(ex, n) {
+			ex = append(ex, n)
+		}
+	}
+	if len(ex) == 0 {
+		return v.Ring.Owner(team)
+	}
+	slices.Sort(ex)
+	key := strings.Join(ex, ",")
+	m.exclMu.Lock()
+	defer m.exclMu.Unlock()
+	if m.exclV != v.Version || m.excl == nil {
+		m.excl, m.exclV = make(map[string]*Ring), v.Version
+	}
+	r, ok := m.excl[key]
+	if !ok {
+		if len(m.excl) >= 16 {
+			return ""
+		}
+		r = v.Ring.Without(ex...)
+		m.excl[key] = r
+	}
+	return r.Owner(team)
+}
+
+// Edges returns a copy of the live edges.
+func (m *Membership) Edges() map[string]pubsub.Announcement {
+	return maps.Clone(m.view.Load().Edges)
+}

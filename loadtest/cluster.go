@@ -1,0 +1,281 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weft-edge/weft/internal/token"
+)
+
+// Proc is one weft child process of a Cluster.
+type Proc struct {
+	Name string
+	URL  string // http://host:port of its client endpoints (origin: its base URL)
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+	stop    sync.Once
+}
+
+// PID is the child's process ID.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
+// Exited is closed when the child has exited.
+func (p *Proc) Exited() <-chan struct{} { return p.exited }
+
+// Kill sends SIGKILL, the crash of the seed talk's incident, and waits for the exit.
+func (p *Proc) Kill() {
+	p.stop.Do(func() { _ = p.cmd.Process.Kill() })
+	<-p.exited
+}
+
+// terminate asks the child to stop (SIGTERM: drain), then kills it after grace.
+func (p *Proc) terminate(grace time.Duration) error {
+	var err error
+	p.stop.Do(func() {
+		_ = terminate(p.cmd.Process)
+		select {
+		case <-p.exited:
+		case <-time.After(grace):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			err = fmt.Errorf("loadtest: %s did not stop within %v of SIGTERM: killed", p.Name, grace)
+		}
+	})
+	<-p.exited
+	return err
+}
+
+// startProc runs bin args and waits until its stdout has matched every one of want; it returns
+// the first group of each. The first is the Proc's URL.
+func startProc(ctx context.Context, name, bin string, args []string, stderr io.Writer, timeout time.Duration,
+	want ...*regexp.Regexp) (*Proc, []string, error) {
+	p := &Proc{Name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	p.cmd.Env = withoutWeftEnv(os.Environ())
+	p.cmd.Stderr = stderr
+	setChildAttrs(p.cmd)
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("loadtest: starting %s: %w", name, err)
+	}
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		got, n := make([]string, len(want)), 0
+		for sc.Scan() {
+			for i, re := range want {
+				if m := re.FindStringSubmatch(sc.Text()); m != nil && got[i] == "" {
+					got[i] = m[1]
+					if n++; n == len(want) {
+						found <- got
+					}
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout) // the child must never block on a full pipe
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	select {
+	case got := <-found:
+		p.URL = got[0]
+		return p, got, nil
+	case <-p.exited:
+		return nil, nil, fmt.Errorf("loadtest: %s exited before it was up: %v", name, p.waitErr)
+	case <-ctx.Done():
+		p.Kill()
+		return nil, nil, fmt.Errorf("loadtest: %s printed no address: %w", name, ctx.Err())
+	}
+}
+
+// ClusterConfig configures StartCluster. Zero values mean the defaults on each field.
+type ClusterConfig struct {
+	Bin string // the weft binary (see Build); required
+	// Edges and Proxies count the processes; defaults 3 and 2.
+	Edges, Proxies int
+	// Size is the origin's world; default "small". Rate is its live activity in events/s.
+	Size string
+	Rate float64
+	// EdgeArgs and ProxyArgs are extra flags for every edge and proxy.
+	EdgeArgs, ProxyArgs []string
+	// Dir holds the JetStream store; "" means a temporary directory removed by Close.
+	Dir    string
+	Stderr io.Writer // the children's logs; nil discards them
+	// StartTimeout bounds each child's start; default 60s.
+	StartTimeout time.Duration
+}
+
+// Cluster is weft as separate processes on loopback: the reference origin (which runs the
+// NATS server with JetStream), edges that announce themselves on it, and proxies in front.
+type Cluster struct {
+	Origin  *Proc
+	NATSURL string
+	Edges   []*Proc
+	Proxies []*Proc
+	Keys    *token.Keys // issues client tokens the cluster accepts
+	HTTP    *http.Client
+
+	tmpDir string
+}
+
+// clusterSecret is the token secret of a test cluster: loopback only, so it need not be secret.
+const clusterSecret = "weft-loadtest-cluster-secret"
+
+// OriginToken is the service token a Cluster's origin asks of its callers.
+const OriginToken = "weft-loadtest-origin"
+
+var (
+	originLine = regexp.MustCompile(`^\s+origin\s+(http://[^/\s]+)`)
+	natsLine   = regexp.MustCompile(`^\s+nats\s+(\S+)`)
+	edgeLine   = regexp.MustCompile(`^weft edge \S+: (http://\S+)`)
+	proxyLine  = regexp.MustCompile(`^weft proxy: (http://\S+)`)
+)
+
+// StartCluster starts the origin, then the edges, then the proxies, and returns once every
+// proxy's ring holds every edge (its /readyz and metrics say so).
+func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Bin == "" {
+		return nil, errors.New("loadtest: ClusterConfig.Bin is required")
+	}
+	if cfg.Edges <= 0 {
+		cfg.Edges = 3
+	}
+	if cfg.Proxies <= 0 {
+		cfg.Proxies = 2
+	}
+	if cfg.Size == "" {
+		cfg.Size = "small"
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 60 * time.Second
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	keys, err := token.New([]byte(clusterSecret))
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Keys: keys, HTTP: &http.Client{Transport: newTransport()}}
+	dir := cfg.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "weft-cluster-"); err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+		c.tmpDir = dir
+	}
+	fail := func(err error) (*Cluster, error) {
+		c.Close()
+		return nil, err
+	}
+	var got []string
+	c.Origin, got, err = startProc(ctx, "origin", cfg.Bin, []string{"origin", "--addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0",
+		"--nats-store", filepath.Join(dir, "jetstream"), "--size", cfg.Size, "--rate", fmt.Sprint(cfg.Rate),
+		"--token", OriginToken, "--log-level", "warn"}, cfg.Stderr, cfg.StartTimeout, originLine, natsLine)
+	if err != nil {
+		return fail(err)
+	}
+	c.NATSURL = got[1]
+	for i := 1; i <= cfg.Edges; i++ {
+		name := fmt.Sprintf("edge-%d", i)
+		args := append([]string{"edge", "--addr", "127.0.0.1:0", "--node", name, "--nats", c.NATSURL,
+			"--origin", c.Origin.URL, "--origin-token", OriginToken, "--token-secret", clusterSecret,
+			"--announce", "250ms", "--log-level", "warn"}, cfg.EdgeArgs...)
+		p, _, err := startProc(ctx, name, cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, edgeLine)
+		if err != nil {
+			return fail(err)
+		}
+		c.Edges = append(c.Edges, p)
+	}
+	for i := 1; i <= cfg.Proxies; i++ {
+		args := append([]string{"proxy", "--addr", "127.0.0.1:0", "--nats", c.NATSURL, "--token-secret", clusterSecret,
+			"--log-level", "warn"}, cfg.ProxyArgs...)
+		p, _, err := startProc(ctx, fmt.Sprintf("proxy-%d", i), cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, proxyLine)
+		if err != nil {
+			return fail(err)
+		}
+		c.Proxies = append(c.Proxies, p)
+	}
+	for _, p := range c.Proxies {
+		if err := c.WaitRing(ctx, p, len(c.Edges), cfg.StartTimeout); err != nil {
+			return fail(err)
+		}
+	}
+	return c, nil
+}
+
+// WaitRing waits until proxy p reports n edges in its ring.
+func (c *Cluster) WaitRing(ctx context.Context, p *Proc, n int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	want := fmt.Sprintf("weft_proxy_ring_edges %d\n", n)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/metrics", nil)
+		if resp, err := c.HTTP.Do(req); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), want) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("loadtest: %s never saw %d edges: %w", p.Name, n, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Token issues a client token for user in team.
+func (c *Cluster) Token(team, user string) (string, error) {
+	return c.Keys.Issue(team, user, time.Hour)
+}
+
+// Close stops the proxies, then the edges (they drain), then the origin, and removes the
+// temporary directory.
+func (c *Cluster) Close() error {
+	var errs []error
+	for _, group := range [][]*Proc{c.Proxies, c.Edges, {c.Origin}} {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, p := range group {
+			if p == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := p.terminate(20 * time.Second); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	c.HTTP.CloseIdleConnections()
+	if c.tmpDir != "" {
+		_ = os.RemoveAll(c.tmpDir)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,337 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/proxy"
+	"github.com/weft-edge/weft/pubsub"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
+	)
+}
+
+const testSecret = "proxy-test-secret-0123456789"
+
+// world is several edges and proxies in this process on one embedded NATS, real parts only:
+// each edge and proxy has its own NATS connection and its own loopback listener, the origin is
+// the reference origin behind a real HTTP server.
+type world struct {
+	t      testing.TB
+	emb    *pubsub.Embedded
+	origin *origin.Server
+	oc     *origin.Client
+	keys   *token.Keys
+	edgeFn func(*edge.Config)
+
+	mu      sync.Mutex
+	edges   map[string]*edgeNode
+	proxies []*proxyNode
+}
+
+type edgeNode struct {
+	name  string
+	srv   *edge.Server
+	bus   *pubsub.Bus
+	http  *http.Server
+	addr  string
+	hits  atomic.Int64 // requests that reached this edge
+	mu    sync.Mutex
+	conns []net.Conn // hijacked WebSocket connections, so a crash can cut them
+	loads sync.Map   // team → time its load finished
+	dead  atomic.Bool
+}
+
+type proxyNode struct {
+	srv  *proxy.Server
+	bus  *pubsub.Bus
+	http *http.Server
+	url  string // http://host:port
+}
+
+func newWorld(t testing.TB, size string, edgeFn func(*edge.Config)) *world {
+	t.Helper()
+	w := &world{t: t, edges: map[string]*edgeNode{}, edgeFn: edgeFn}
+	var err error
+	w.emb, err = pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
+	must(t, err)
+	must(t, w.emb.Start())
+	t.Cleanup(w.emb.Shutdown)
+	obus := w.bus("origin")
+	sz, err := origin.SizeByName(size)
+	must(t, err)
+	wd, err := origin.NewWorld(7, sz)
+	must(t, err)
+	w.origin, err = origin.NewServer(origin.ServerConfig{World: wd, Token: "svc", Publisher: obus})
+	must(t, err)
+	ohttp, oaddr := serve(t, w.origin, nil)
+	t.Cleanup(func() { ohttp.Close() })
+	w.oc, err = origin.NewClient(origin.ClientConfig{BaseURL: "http://" + oaddr, Token: "svc"})
+	must(t, err)
+	w.keys, err = token.New([]byte(testSecret))
+	must(t, err)
+	return w
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bus is a new NATS connection, closed at cleanup (closing twice is fine).
+func (w *world) bus(name string) *pubsub.Bus {
+	b, err := pubsub.Connect(context.Background(), pubsub.Config{Embedded: w.emb, Name: name})
+	must(w.t, err)
+	w.t.Cleanup(b.Close)
+	return b
+}
+
+// serve runs h on a new loopback listener.
+func serve(t testing.TB, h http.Handler, state func(net.Conn, http.ConnState)) (*http.Server, string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	hs := &http.Server{Handler: h, ConnState: state, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	return hs, ln.Addr().String()
+}
+
+// addEdge starts an edge that joins the ring.
+func (w *world) addEdge(name string) *edgeNode {
+	w.t.Helper()
+	n := &edgeNode{name: name, bus: w.bus(name)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(w.t, err)
+	n.addr = ln.Addr().String()
+	cfg := edge.Config{
+		Cache: cache.Config{Origin: w.oc, Feed: n.bus, Hooks: cache.Hooks{OnLoad: func(team string, _ time.Duration, err error) {
+			if err == nil {
+				n.loads.LoadOrStore(team, time.Now())
+			}
+		}}},
+		Replay: n.bus, Tokens: w.keys, Node: name, DrainSpread: 300 * time.Millisecond,
+		Index:   indexOff,
+		Cluster: &edge.ClusterConfig{Peers: n.bus, Addr: n.addr, Interval: 100 * time.Millisecond, MoveSpread: time.Second},
+	}
+	if w.edgeFn != nil {
+		w.edgeFn(&cfg)
+	}
+	n.srv, err = edge.New(cfg)
+	must(w.t, err)
+	must(w.t, n.srv.Start())
+	n.http = &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		n.hits.Add(1)
+		n.srv.ServeHTTP(rw, r)
+	}), ConnState: func(c net.Conn, st http.ConnState) {
+		if st == http.StateHijacked {
+			n.mu.Lock()
+			n.conns = append(n.conns, c)
+			n.mu.Unlock()
+		}
+	}}
+	go n.http.Serve(ln)
+	w.mu.Lock()
+	w.edges[name] = n
+	w.mu.Unlock()
+	w.t.Cleanup(func() { w.stopEdge(n, false) })
+	return n
+}
+
+// stopEdge drains the edge (graceful) or crashes it: its connections are cut, its listener
+// and NATS connection close, and it never says goodbye or announces again.
+func (w *world) stopEdge(n *edgeNode, crash bool) {
+	if !n.dead.CompareAndSwap(false, true) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if crash {
+		n.mu.Lock()
+		for _, c := range n.conns {
+			c.Close()
+		}
+		n.mu.Unlock()
+		n.http.Close()
+		n.bus.Close()
+		n.srv.Shutdown(ctx)
+		return
+	}
+	if err := n.srv.Shutdown(ctx); err != nil {
+		w.t.Errorf("edge %s shutdown: %v", n.name, err)
+	}
+	n.http.Shutdown(ctx)
+	n.bus.Close()
+}
+
+// addProxy starts a proxy that discovers the edges on NATS.
+func (w *world) addProxy() *proxyNode {
+	w.t.Helper()
+	p := &proxyNode{bus: w.bus("proxy")}
+	var err error
+	p.srv, err = proxy.New(proxy.Config{Tokens: w.keys, Watch: p.bus})
+	must(w.t, err)
+	must(w.t, p.srv.Start())
+	var addr string
+	p.http, addr = serve(w.t, p.srv, nil)
+	p.url = "http://" + addr
+	w.mu.Lock()
+	w.proxies = append(w.proxies, p)
+	w.mu.Unlock()
+	w.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.http.Shutdown(ctx)
+		p.srv.Shutdown(ctx)
+	})
+	return p
+}
+
+// waitRing waits until every proxy and live edge sees exactly the named edges in the ring.
+func (w *world) waitRing(names ...string) {
+	w.t.Helper()
+	want := fmt.Sprint(sorted(names))
+	defer func() {
+		if w.t.Failed() {
+			for _, p := range w.proxies {
+				w.t.Logf("proxy sees %v down %v", p.srv.Membership().View().Ring.Nodes(), p.srv.Membership().View().Down)
+			}
+			for _, e := range w.edges {
+				w.t.Logf("%s (dead %v) sees %v", e.name, e.dead.Load(), e.srv.Membership().View().Ring.Nodes())
+			}
+		}
+	}()
+	waitFor(w.t, 10*time.Second, "ring "+want, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, p := range w.proxies {
+			if fmt.Sprint(p.srv.Membership().View().Ring.Nodes()) != want {
+				return false
+			}
+		}
+		for _, e := range w.edges {
+			if !e.dead.Load() && fmt.Sprint(e.srv.Membership().View().Ring.Nodes()) != want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (w *world) token(team, user string) string {
+	tok, err := w.keys.Issue(team, user, time.Hour)
+	must(w.t, err)
+	return tok
+}
+
+// dial connects a client for (team, user) through the proxy at base.
+func (w *world) dial(base, team, user string, edit func(*client.Options)) *client.Client {
+	w.t.Helper()
+	o := client.Options{URL: "ws" + base[len("http"):] + "/ws", Token: w.token(team, user),
+		Backoff: client.Backoff{Min: 50 * time.Millisecond, Max: time.Second}}
+	if edit != nil {
+		edit(&o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, o)
+	must(w.t, err)
+	w.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(d)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
+
+// indexOff keeps the edges' autocomplete to its prefix path: no bleve fallback builds.
+var indexOff = index.Config{NoFuzzy: true}
+
+// recorder keeps every event seq a client handed over, and says whether one came twice or
+// out of order.
+type recorder struct {
+	mu   sync.Mutex
+	seqs map[int64]bool
+	last int64
+	bad  []string
+}
+
+func record(c *client.Client) *recorder {
+	r := &recorder{seqs: map[int64]bool{}}
+	go func() {
+		for ev := range c.Events() {
+			r.mu.Lock()
+			if ev.Seq <= r.last {
+				r.bad = append(r.bad, fmt.Sprintf("seq %d after %d", ev.Seq, r.last))
+			}
+			r.last = ev.Seq
+			r.seqs[ev.Seq] = true
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// has reports whether every one of seqs was received.
+func (r *recorder) has(seqs []int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range seqs {
+		if !r.seqs[s] {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *recorder) problems() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.bad)
+}
+
+// teamEvent publishes a team_change of team through the origin and returns its seq.
+func (w *world) teamEvent(team string) int64 {
+	w.t.Helper()
+	ev, err := w.origin.UpdateTeam(context.Background(), team, func(t *origin.Team) { t.Name += "+" })
+	must(w.t, err)
+	return ev.Seq
+}

@@ -1,0 +1,47 @@
+package proxy
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+type metrics struct {
+	reg              *prometheus.Registry
+	routes           *prometheus.CounterVec
+	upstreamFailures *prometheus.CounterVec
+	refused          *prometheus.CounterVec
+	ringChanges      prometheus.Counter
+	ringEdges        prometheus.Gauge
+	connections      prometheus.Counter
+	open             prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
+	m := &metrics{
+		reg: reg,
+		routes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_routes_total",
+			Help: "Requests and connections sent to each edge (a failover counts once per edge tried)."}, []string{"edge"}),
+		upstreamFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_upstream_failures_total",
+			Help: "Edges that refused or could not be reached, by edge and why (unreachable, no_answer, draining)."},
+			[]string{"edge", "reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_refused_total",
+			Help: "Requests the proxy answered itself, by why (invalid_auth, no_edge)."}, []string{"reason"}),
+		ringChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_proxy_ring_changes_total",
+			Help: "Changes of the ring of serving edges."}),
+		ringEdges: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_proxy_ring_edges",
+			Help: "Edges in the ring now."}),
+		connections: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_proxy_connections_total",
+			Help: "WebSocket connections proxied (upgraded by an edge)."}),
+		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_proxy_connections",
+			Help: "WebSocket connections open through the proxy."}),
+	}
+	reg.MustRegister(m.routes, m.upstreamFailures, m.refused, m.ringChanges, m.ringEdges, m.connections, m.open)
+	_ = reg.Register(collectors.NewGoCollector())
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }

@@ -1,0 +1,259 @@
+// Package proxy is weft's front door: it sends every client of a team to the edge that owns the
+// team, by a consistent hash with bounded loads over the live edges (internal/ring). It
+// authenticates tokens itself, so bad ones never reach an edge, and it does not look inside
+// WebSocket frames: after the handshake it only copies bytes.
+//
+// Where to start: proxy.go (Config, Server, routing and failover), tunnel.go (the /ws
+// pass-through), api.go (forwarding /api calls), metrics.go.
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/pubsub"
+)
+
+// Verifier checks client tokens; *token.Keys implements it.
+type Verifier interface {
+	Verify(tok string) (token.Claims, error)
+}
+
+// Watcher delivers the edges' announcements; *pubsub.Bus implements it.
+type Watcher interface {
+	WatchEdges(fn func(pubsub.Announcement)) (stop func(), err error)
+}
+
+// Config configures a proxy. Zero values mean the default given on each field.
+type Config struct {
+	// Tokens verifies client tokens; required (the same secret as the edges').
+	Tokens Verifier
+	// Watch discovers edges from their announcements. Static lists edges (Node and Addr) that
+	// are always members, for setups without discovery. At least one of the two is required.
+	Watch  Watcher
+	Static []pubsub.Announcement
+	// DownFor is how long an edge that refused a connection stays out of the ring unless it
+	// announces a new life; default 5s.
+	DownFor time.Duration
+	// DialTimeout bounds connecting to an edge; default 2s. HandshakeTimeout bounds the edge's
+	// answer to a forwarded request head; default 30s (a first connection may wait for a team
+	// load).
+	DialTimeout      time.Duration
+	HandshakeTimeout time.Duration
+	// CopyBuffer is the buffer of each direction of a proxied WebSocket; default 4 KiB. It is
+	// held for the connection's life, so it is most of what a connection costs here.
+	CopyBuffer int
+	// MaxBodyBytes caps an /api request body; default 1 MiB.
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	// Registry receives the proxy's metrics; nil means a new registry (served on /metrics).
+	Registry *prometheus.Registry
+}
+
+// Server is a proxy: an http.Handler for /ws, /api/<method>, /healthz, /readyz and /metrics.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	members   *ring.Membership
+	metrics   *metrics
+	mux       *http.ServeMux
+	transport *http.Transport
+	dialer    net.Dialer
+
+	closing atomic.Bool
+	tunnels sync.Map // *tunnel → struct{}
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	stop    func()
+}
+
+// New validates cfg and builds the proxy. It starts nothing; Start does.
+func New(cfg Config) (*Server, error) {
+	if cfg.Tokens == nil {
+		return nil, errors.New("proxy: Config needs Tokens")
+	}
+	if cfg.Watch == nil && len(cfg.Static) == 0 {
+		return nil, errors.New("proxy: Config needs Watch or Static edges")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	setDefault(&cfg.DownFor, 5*time.Second)
+	setDefault(&cfg.DialTimeout, 2*time.Second)
+	setDefault(&cfg.HandshakeTimeout, 30*time.Second)
+	setDefault(&cfg.CopyBuffer, 4<<10)
+	setDefault(&cfg.MaxBodyBytes, 1<<20)
+	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout}}
+	s.metrics = newMetrics(cfg.Registry, s)
+	s.members = ring.NewMembership(ring.MembershipConfig{Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
+		OnChange: func(_, v *ring.View) {
+			s.metrics.ringChanges.Inc()
+			s.metrics.ringEdges.Set(float64(len(v.Ring.Nodes())))
+		}})
+	s.transport = &http.Transport{
+		DialContext:         s.dialer.DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		// The proxy speaks HTTP/1.1 to edges on a trusted network; no proxy-of-the-proxy.
+		Proxy: nil,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /ws", s.handleWS)
+	s.mux.HandleFunc("/api/{method}", s.handleAPI)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", s.metrics.handler())
+	return s, nil
+}
+
+func setDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Start subscribes to the edges' announcements and starts expiring silent edges.
+func (s *Server) Start() error {
+	if s.cfg.Watch != nil {
+		stop, err := s.cfg.Watch.WatchEdges(s.members.Observe)
+		if err != nil {
+			return err
+		}
+		s.stop = stop
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.members.Run(s.ctx, 250*time.Millisecond)
+	}()
+	return nil
+}
+
+// Membership is the proxy's view of the edges and the ring.
+func (s *Server) Membership() *ring.Membership { return s.members }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Shutdown stops taking connections and closes the open tunnels, whose clients reconnect
+// through another proxy; run it after the http.Server's own Shutdown (which does not track
+// hijacked connections).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	if s.stop != nil {
+		s.stop()
+	}
+	s.cancel()
+	s.tunnels.Range(func(k, _ any) bool {
+		k.(*tunnel).close()
+		return true
+	})
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.transport.CloseIdleConnections()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	switch {
+	case s.closing.Load():
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	case len(s.members.View().Ring.Nodes()) == 0:
+		http.Error(w, "no edge serves", http.StatusServiceUnavailable)
+	default:
+		w.Write([]byte("ready\n"))
+	}
+}
+
+// authenticate reads the caller's team from its token; on failure it has answered 401.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Claims, bool) {
+	tok, ok := token.FromRequest(r)
+	if !ok {
+		s.metrics.refused.WithLabelValues("invalid_auth").Inc()
+		writeError(w, http.StatusUnauthorized, edge.CodeInvalidAuth, "missing bearer token", 0)
+		return token.Claims{}, false
+	}
+	c, err := s.cfg.Tokens.Verify(tok)
+	if err != nil {
+		s.metrics.refused.WithLabelValues("invalid_auth").Inc()
+		writeError(w, http.StatusUnauthorized, edge.CodeInvalidAuth, err.Error(), 0)
+		return token.Claims{}, false
+	}
+	return c, true
+}
+
+// attempt is one try at an edge: refused reports that the edge refused or could not be
+// reached before anything was said to the client, so the next owner may be tried.
+type attempt func(node, addr, excluded string) (refused bool, reason string)
+
+// route runs try against the owner of team and, while owners refuse, marks each down and
+// tries the next; every proxy and edge computes the same next owner once the refusing edge
+// leaves their rings too. It has answered the client when it returns.
+func (s *Server) route(w http.ResponseWriter, team string, try attempt) {
+	v := s.members.View()
+	for range len(v.Ring.Nodes()) + len(v.Down) + 1 {
+		node := v.Ring.Owner(team)
+		if node == "" {
+			break
+		}
+		s.metrics.routes.WithLabelValues(node).Inc()
+		refused, reason := try(node, v.Addr(node), strings.Join(v.Down, ","))
+		if !refused {
+			return
+		}
+		s.metrics.upstreamFailures.WithLabelValues(node, reason).Inc()
+		s.log.Warn("edge refused; trying the next owner", "edge", node, "team", team, "why", reason)
+		v = s.members.MarkDown(node)
+	}
+	s.metrics.refused.WithLabelValues("no_edge").Inc()
+	writeError(w, http.StatusServiceUnavailable, edge.CodeOverloaded, "no edge can take this team now",
+		time.Second+rand.N(2*time.Second))
+}
+
+// writeError answers with the protocol's error body.
+func writeError(w http.ResponseWriter, status int, code, msg string, retry time.Duration) {
+	w.Header().Set("Content-Type", "application/json")
+	e := edge.Error{Code: code, Message: msg}
+	if retry > 0 {
+		e.RetryAfterMS = retry.Milliseconds()
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10))
+	}
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		OK    bool        `json:"ok"`
+		Error *edge.Error `json:"error"`
+	}{false, &e})
+}
+
+// clientIP is the remote host of r, for X-Forwarded-For.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,161 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/internal/token"
+)
+
+// TestProxiesAgreeOnEveryOwner: two proxies and three edges that heard the same announcements
+// compute the same owner for every team, and a client through either proxy lands on it.
+func TestProxiesAgreeOnEveryOwner(t *testing.T) {
+	w := newWorld(t, "small", nil)
+	for i := 1; i <= 3; i++ {
+		w.addEdge(fmt.Sprintf("edge-%d", i))
+	}
+	p1, p2 := w.addProxy(), w.addProxy()
+	w.waitRing("edge-1", "edge-2", "edge-3")
+	m1, m2 := p1.srv.Membership(), p2.srv.Membership()
+	teams := w.origin.TeamIDs()
+	for i := range 2000 {
+		teams = append(teams, fmt.Sprintf("T%08d", i))
+	}
+	owners := map[string]int{}
+	for _, team := range teams {
+		o := m1.Owner(team)
+		if o == "" || o != m2.Owner(team) {
+			t.Fatalf("team %s: proxy 1 says %q, proxy 2 says %q", team, o, m2.Owner(team))
+		}
+		for name, e := range w.edges {
+			if eo := e.srv.Membership().Owner(team); eo != o {
+				t.Fatalf("team %s: proxies say %s, %s says %s", team, o, name, eo)
+			}
+		}
+		owners[o]++
+	}
+	if len(owners) != 3 {
+		t.Fatalf("owners %v: want all three edges used", owners)
+	}
+	for i, team := range w.origin.TeamIDs()[:12] {
+		p := []*proxyNode{p1, p2}[i%2]
+		c := w.dial(p.url, team, w.origin.Users(team)[0].ID, nil)
+		if got, want := c.Hello().Node, m1.Owner(team); got != want {
+			t.Errorf("team %s through proxy %d: served by %s, owner %s", team, i%2+1, got, want)
+		}
+		c.Close()
+	}
+}
+
+// TestBadTokenRefusedAtProxy: a bad token gets 401 invalid_auth from the proxy itself, on /ws
+// and on /api, and no edge ever sees the request.
+func TestBadTokenRefusedAtProxy(t *testing.T) {
+	w := newWorld(t, "tiny", nil)
+	e := w.addEdge("edge-1")
+	p := w.addProxy()
+	w.waitRing("edge-1")
+	team := w.origin.TeamIDs()[0]
+	user := w.origin.Users(team)[0].ID
+	other, err := token.New([]byte("some-other-secret-0123456789"))
+	must(t, err)
+	forged, err := other.Issue(team, user, 3600e9)
+	must(t, err)
+	before := e.hits.Load()
+	for _, tc := range []struct{ name, method, path, auth string }{
+		{"ws forged", "GET", "/ws", "Bearer " + forged},
+		{"ws garbage", "GET", "/ws", "Bearer not.a.jwt"},
+		{"ws none", "GET", "/ws", ""},
+		{"api forged", "POST", "/api/users.info", "Bearer " + forged},
+		{"api none", "POST", "/api/ping", ""},
+	} {
+		req, _ := http.NewRequest(tc.method, p.url+tc.path, bytes.NewReader([]byte(`{"users":["`+user+`"]}`)))
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		if tc.method == "GET" {
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", "13")
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+			req.Header.Set("Sec-WebSocket-Protocol", "weft.v1")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var got struct {
+			OK    bool `json:"ok"`
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 401 || got.Error.Code != "invalid_auth" {
+			t.Errorf("%s: status %d body %s", tc.name, resp.StatusCode, body)
+		}
+	}
+	if n := e.hits.Load() - before; n != 0 {
+		t.Errorf("%d requests with bad tokens reached the edge", n)
+	}
+	// A good token goes through, on /api too.
+	req, _ := http.NewRequest("POST", p.url+"/api/users.info", bytes.NewReader([]byte(`{"users":["`+user+`"]}`)))
+	req.Header.Set("Authorization", "Bearer "+w.token(team, user))
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"ok":true`)) || e.hits.Load() == before {
+		t.Fatalf("good token through the proxy: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestEdgeSaysMovedForTeamsItDoesNotOwn: a connection straight to an edge the ring does not
+// give the team to gets goodbye moved and close code 4009; the same request carrying the
+// proxy's note that the owner is down is served (the edge checks on the ring the proxy used).
+func TestEdgeSaysMovedForTeamsItDoesNotOwn(t *testing.T) {
+	w := newWorld(t, "tiny", nil)
+	e1, e2 := w.addEdge("edge-1"), w.addEdge("edge-2")
+	w.addProxy()
+	w.waitRing("edge-1", "edge-2")
+	var team, owner string
+	var other *edgeNode
+	for _, id := range w.origin.TeamIDs() {
+		if o := e1.srv.Membership().Owner(id); o == "edge-1" {
+			team, owner, other = id, o, e2
+			break
+		} else if o == "edge-2" {
+			team, owner, other = id, o, e1
+		}
+	}
+	tok := w.token(team, w.origin.Users(team)[0].ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hdr := http.Header{"Authorization": {"Bearer " + tok}}
+	c, _, err := websocket.Dial(ctx, "ws://"+other.addr+"/ws", &websocket.DialOptions{Subprotocols: []string{"weft.v1"}, HTTPHeader: hdr})
+	must(t, err)
+	_, b, err := c.Read(ctx)
+	must(t, err)
+	var bye struct{ Type, Reason string }
+	if json.Unmarshal(b, &bye) != nil || bye.Type != "goodbye" || bye.Reason != "moved" {
+		t.Fatalf("a non-owner's first frame: %s", b)
+	}
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != 4009 {
+		t.Fatalf("close: %v, want status 4009", err)
+	}
+	hdr.Set("Weft-Excluded", owner)
+	c, _, err = websocket.Dial(ctx, "ws://"+other.addr+"/ws", &websocket.DialOptions{Subprotocols: []string{"weft.v1"}, HTTPHeader: hdr})
+	must(t, err)
+	defer c.CloseNow()
+	_, b, err = c.Read(ctx)
+	must(t, err)
+	if !bytes.Contains(b, []byte(`"type":"hello"`)) {
+		t.Fatalf("with the owner excluded, first frame: %s", b)
+	}
+}
