@@ -173,7 +173,7 @@ func (c *cluster) announce(s *Server) {
 		state = pubsub.EdgeDraining
 	}
 	a := pubsub.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),
-		Teams: s.teams.Len(), Admitting: state == pubsub.EdgeServing, IntervalMS: c.cfg.Interval.Milliseconds(),
+		Teams: s.teams.Len(), Admitting: state == pubsub.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
 		Started: c.started}
 	if err := c.cfg.Peers.Announce(a); err != nil {
 		s.log.Warn("announcing this edge", "err", err)

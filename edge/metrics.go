@@ -13,18 +13,23 @@ import (
 
 // metrics are the node's Prometheus series, all in one place.
 type metrics struct {
-	reg           *prometheus.Registry
-	requests      *prometheus.CounterVec // method, outcome ("ok" or an error code)
-	latency       *prometheus.HistogramVec
-	eventsIn      prometheus.Counter
-	eventsOut     prometheus.Counter
-	slowConsumers prometheus.Counter
-	policyCloses  prometheus.Counter
-	goodbyes      *prometheus.CounterVec
-	resumes       *prometheus.CounterVec
-	loadSeconds   prometheus.Histogram
-	loadFailures  prometheus.Counter
-	indexSeconds  *prometheus.HistogramVec // part: prefix, fuzzy
+	reg              *prometheus.Registry
+	requests         *prometheus.CounterVec // method, outcome ("ok" or an error code)
+	latency          *prometheus.HistogramVec
+	eventsIn         prometheus.Counter
+	eventsOut        prometheus.Counter
+	slowConsumers    prometheus.Counter
+	policyCloses     prometheus.Counter
+	goodbyes         *prometheus.CounterVec
+	resumes          *prometheus.CounterVec
+	loadSeconds      prometheus.Histogram
+	loadFailures     prometheus.Counter
+	indexSeconds     *prometheus.HistogramVec // part: prefix, fuzzy
+	pauses           *prometheus.CounterVec
+	shed             *prometheus.CounterVec
+	shedUnloads      prometheus.Counter
+	admissionChanges *prometheus.CounterVec
+	throttled        prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -52,12 +57,38 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "Duration of successful team loads.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}),
 		loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_team_load_failures_total",
 			Help: "Team loads that failed."}),
+		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_session_pauses_total",
+			Help: "Times a session stopped reading, by reason (requests: over its request quota; outbound: its client is not reading)."},
+			[]string{"reason"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_shed_total",
+			Help: "Work refused for memory: connection, team_load, fuzzy_index."}, []string{"what"}),
+		shedUnloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_shed_unloads_total",
+			Help: "Idle teams unloaded because memory was critical."}),
+		admissionChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_admission_changes_total",
+			Help: "Changes of admission level, by the level entered."}, []string{"level"}),
+		throttled: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_edge_sessions_throttled",
+			Help: "Sessions not reading now because of a pause."}),
 		indexSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "weft_edge_index_build_seconds",
 			Help:    "Time to build a team's autocomplete index: the prefix path, then the typo fallback.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}, []string{"part"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.eventsIn, m.eventsOut, m.slowConsumers, m.policyCloses,
-		m.goodbyes, m.resumes, m.loadSeconds, m.loadFailures, m.indexSeconds, indexBytes{s},
+		m.goodbyes, m.resumes, m.loadSeconds, m.loadFailures, m.indexSeconds, indexBytes{s}, m.pauses, m.throttled,
+		m.shed, m.shedUnloads, m.admissionChanges,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_admission_level",
+			Help: "Memory admission: 0 normal, 1 high (refusing new work), 2 critical (shedding)."}, func() float64 {
+			if s.admit == nil {
+				return 0
+			}
+			return float64(s.admit.level.Load())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_admission_heap_bytes",
+			Help: "The heap admission last sampled (0 without a memory budget)."}, func() float64 {
+			if s.admit == nil {
+				return 0
+			}
+			return float64(s.admit.heap.Load())
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_connections",
 			Help: "Open WebSocket sessions."}, func() float64 { return float64(s.Sessions()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_teams_loaded",
@@ -76,6 +107,9 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+func (m *metrics) onPause(reason string) { m.pauses.WithLabelValues(reason).Inc() }
+func (m *metrics) onThrottled(delta int) { m.throttled.Add(float64(delta)) }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

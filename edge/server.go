@@ -64,6 +64,11 @@ type Config struct {
 	// 64 KiB (larger frames get too_large; frames past 16× that close the connection).
 	MaxInFlight   int
 	MaxFrameBytes int
+	// RequestRate and RequestBurst are each session's request quota (a token bucket): past it
+	// requests get rate_limited with retry_after_ms and the session stops reading until the
+	// bucket has a token again. Defaults 100/s and 200; a negative rate means no quota.
+	RequestRate  float64
+	RequestBurst int
 	// PolicyStrikes is how many protocol errors (net of good requests) a connection may make
 	// before goodbye policy; default 16.
 	PolicyStrikes int
@@ -78,6 +83,8 @@ type Config struct {
 	JITObjects int
 	// Annotate chooses what events carry; default AnnotateJIT. The others are baselines.
 	Annotate AnnotateMode
+	// Admission is memory-based admission control (admission.go); zero Budget: none.
+	Admission AdmissionConfig
 	// Cluster, when set, makes the node one of a ring of edges behind proxies (cluster.go):
 	// it announces itself, checks that it owns the teams of new connections, and moves
 	// sessions when the ring gives their team to another edge. Nil: a standalone node.
@@ -107,6 +114,10 @@ func (c *Config) defaults() error {
 	setDefault(&c.MaxInFlight, 64)
 	setDefault(&c.MaxFrameBytes, 64<<10)
 	setDefault(&c.PolicyStrikes, 16)
+	if c.RequestRate == 0 {
+		c.RequestRate = 100
+	}
+	setDefault(&c.RequestBurst, 200)
 	setDefault(&c.MaxReplay, 10_000)
 	setDefault(&c.DrainSpread, 5*time.Second)
 	setDefault(&c.JITObjects, 512)
@@ -133,7 +144,10 @@ type Server struct {
 	conns    tracker // WebSocket handlers under way
 	sessions atomic.Int64
 	shutdown sync.Once
-	cluster  *cluster // nil when standalone
+	cluster  *cluster   // nil when standalone
+	admit    *admission // nil without a memory budget
+	bg       sync.WaitGroup
+	bgStop   context.CancelFunc
 }
 
 // New validates cfg and builds the node. It starts nothing; Start does.
@@ -141,8 +155,22 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, admit: newAdmission(cfg.Admission)}
 	s.metrics = newMetrics(cfg.Registry, s)
+	if userAdmit := cfg.Cache.AdmitLoad; s.admit != nil {
+		cfg.Cache.AdmitLoad = func(team string) error {
+			if err := s.admitLoad(team); err != nil {
+				return err
+			}
+			if userAdmit != nil {
+				return userAdmit(team)
+			}
+			return nil
+		}
+	}
+	if userFuzzy := cfg.Index.AdmitFuzzy; s.admit != nil {
+		cfg.Index.AdmitFuzzy = func() bool { return s.admitFuzzy() && (userFuzzy == nil || userFuzzy()) }
+	}
 	user := cfg.Cache.Hooks
 	cfg.Cache.Hooks = cache.Hooks{
 		OnEvent: func(t *cache.Team, ev *origin.Event, ch cache.Change) {
@@ -211,6 +239,16 @@ func New(cfg Config) (*Server, error) {
 // announcements and ring watch.
 func (s *Server) Start() error {
 	s.teams.Start()
+	if s.admit != nil {
+		s.sample()
+		ctx, cancel := context.WithCancel(context.Background())
+		s.bgStop = cancel
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.runAdmission(ctx)
+		}()
+	}
 	if s.cluster != nil {
 		return s.cluster.start(s)
 	}
@@ -228,6 +266,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if s.draining.Load() {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	if s.admit.over(levelHigh) {
+		http.Error(w, "over the memory budget: "+s.Level(), http.StatusServiceUnavailable)
 		return
 	}
 	w.Write([]byte("ready\n"))
@@ -275,6 +317,8 @@ func (s *Server) teamError(err error) (int, *Error) {
 	switch {
 	case errors.Is(err, origin.ErrNotFound):
 		return http.StatusNotFound, errorf(CodeNotFound, "team not found")
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusServiceUnavailable, s.overloadedError("the node is over its memory budget and loads no new team")
 	case errors.Is(err, cache.ErrClosed):
 		return http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "node is shutting down",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()}
@@ -349,6 +393,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		if s.cluster != nil {
 			s.cluster.stop()
+		}
+		if s.bgStop != nil {
+			s.bgStop()
+			s.bg.Wait()
 		}
 		if terr := s.teams.Shutdown(ctx); err == nil {
 			err = terr

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/bucket"
 )
 
 // session is one WebSocket connection: its identity (from the token only), its outbound
@@ -42,8 +43,12 @@ type session struct {
 	reconnect int64 // goodbye's reconnect_after_ms
 	inflight  map[int64]struct{}
 
-	wtimer *time.Timer // the deadline of the write under way (see write)
-	seen   *jitRecord  // objects recently sent to the client (see jit.go); made on first use
+	outboundPaused bool // the throttle holds pauseOutbound
+
+	wtimer   *time.Timer   // the deadline of the write under way (see write)
+	seen     *jitRecord    // objects recently sent to the client (see jit.go); made on first use
+	requests bucket.Bucket // the client's request quota
+	throttle throttle      // whether the reader reads (see throttle.go)
 }
 
 // send queues a frame. It never blocks: a session whose queue would pass QueueBytes is marked
@@ -75,6 +80,10 @@ func (s *session) sendLocked(frame []byte) bool {
 	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
+	if !s.outboundPaused && s.queued > s.srv.cfg.QueueBytes/2 {
+		s.outboundPaused = true
+		s.throttle.pause(pauseOutbound, time.Time{})
+	}
 	s.kick()
 	return true
 }
@@ -164,6 +173,10 @@ func (s *session) writeLoop() {
 			s.mu.Lock()
 			s.queued -= len(f)
 			s.grace = max(s.grace-len(f), 0) // first is at the head of the queue: written first
+			if s.outboundPaused && s.queued < s.srv.cfg.QueueBytes/4 {
+				s.outboundPaused = false
+				s.throttle.resume(pauseOutbound)
+			}
 			s.mu.Unlock()
 		}
 	}
@@ -201,6 +214,10 @@ func (s *session) readLoop() {
 	idle := time.AfterFunc(cfg.IdleTimeout, s.stop)
 	defer idle.Stop()
 	for {
+		// Every reason to stop reading (quota, a backed-up outbound queue) is the throttle's.
+		if s.throttle.wait(s.ctx) != nil {
+			return
+		}
 		typ, r, err := s.conn.Reader(s.ctx)
 		if err != nil {
 			return
@@ -258,6 +275,16 @@ func (s *session) dispatch(frame []byte) bool {
 	if _, known := methods[req.Method]; !known {
 		s.reject(req.ID, errorf(CodeUnknownMethod, "unknown method %q", truncate(req.Method)))
 		return false
+	}
+	if ok, wait := s.requests.Take(bucket.Now()); !ok {
+		// Over quota: told so, and not read from again until the bucket has a token. A
+		// client that honours retry_after_ms never notices the pause.
+		wait = max(wait, time.Millisecond)
+		s.srv.metrics.requests.WithLabelValues(req.Method, CodeRateLimited).Inc()
+		s.send(appendReply(nil, req.ID, nil, &Error{Code: CodeRateLimited,
+			Message: "request rate over quota", RetryAfterMS: (wait + time.Millisecond - 1).Milliseconds()}))
+		s.throttle.pause(pauseRequests, time.Now().Add(wait))
+		return true // over quota is not a protocol error
 	}
 	s.mu.Lock()
 	if _, dup := s.inflight[id]; dup {

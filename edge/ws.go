@@ -22,6 +22,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 		return
 	}
+	if s.admit.over(levelHigh) {
+		// Refused before anything is spent on it, not even the token check.
+		s.metrics.shed.WithLabelValues("connection").Inc()
+		writeError(w, http.StatusServiceUnavailable, s.overloadedError("the node is over its memory budget"))
+		return
+	}
 	claims, ok := s.authenticate(w, r)
 	if !ok {
 		return
@@ -76,6 +82,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	ctx, stop := context.WithCancel(context.Background())
 	sess := &session{srv: s, id: newSessionID(), team: team, user: claims.User, conn: conn,
 		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
+	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
+	sess.throttle.onPause = s.metrics.onPause
+	sess.throttle.waiting = s.metrics.onThrottled
 	sess.wtimer = time.AfterFunc(time.Hour, func() { stop(); conn.CloseNow() })
 	sess.wtimer.Stop()
 	h := s.hubFor(claims.Team, st)

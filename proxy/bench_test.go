@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/edge"
 )
 
 // benchWorld is one edge and one proxy in front of it, on the small world, with the first
 // team loaded: the proxy's added cost is all that differs between its two URLs.
 func benchWorld(b *testing.B) (w *world, edgeURL, proxyURL, team, user string) {
-	w = newWorld(b, "small", nil)
+	w = newWorld(b, "small", func(c *edge.Config) { c.RequestRate = -1 }) // the path, not the quota
 	e := w.addEdge("edge-1")
 	p := w.addProxy()
 	w.waitRing("edge-1")

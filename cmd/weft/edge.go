@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +44,9 @@ type edgeOpts struct {
 	advertise   string
 	announce    time.Duration
 	moveSpread  time.Duration
+	reqRate     float64
+	reqBurst    int
+	memBudget   string
 }
 
 func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
@@ -62,6 +67,9 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.BoolVar(&o.standalone, "standalone", false, "do not join the ring of edges (no announcements, no ownership checks): one edge without a proxy")
 	fs.StringVar(&o.advertise, "advertise", "", "host:port proxies reach this edge on; empty = the address it listens on")
 	fs.DurationVar(&o.announce, "announce", time.Second, "how often the edge announces itself on NATS; proxies drop an edge silent for 3 intervals")
+	fs.StringVar(&o.memBudget, "memory-budget", "", "memory the edge may use, e.g. 2GiB: sets GOMEMLIMIT; past 70% it refuses new connections and team loads, past 85% it unloads idle teams; empty: no admission control")
+	fs.Float64Var(&o.reqRate, "request-rate", 100, "requests per second each connection may make (a token bucket); past it rate_limited and reads pause; negative: no limit")
+	fs.IntVar(&o.reqBurst, "request-burst", 200, "requests a connection may make at once above its rate")
 	fs.DurationVar(&o.moveSpread, "move-spread", 10*time.Second, "window over which sessions of teams the ring moved to another edge are told to reconnect")
 }
 
@@ -89,6 +97,15 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 			prewarm = append(prewarm, id)
 		}
 	}
+	budget, err := parseBytes(o.memBudget)
+	if err != nil {
+		return nil, fmt.Errorf("--memory-budget: %w", err)
+	}
+	if budget > 0 {
+		// The collector works harder as the heap nears the budget, before admission has to
+		// refuse anything; admission then keeps the heap from reaching it.
+		debug.SetMemoryLimit(budget)
+	}
 	var cluster *edge.ClusterConfig
 	if !o.standalone {
 		if o.advertise != "" {
@@ -108,8 +125,35 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		DrainSpread:       o.drain,
 		Index:             index.Config{NoFuzzy: !o.typos, AffinityMaxMembers: o.affinityMax, Recent: o.recent},
 		JITObjects:        o.jitObjects,
+		RequestRate:       o.reqRate,
+		Admission:         edge.AdmissionConfig{Budget: budget},
+		RequestBurst:      o.reqBurst,
 		Annotate:          mode,
 	})
+}
+
+// parseBytes reads a size: plain bytes or with a suffix KiB, MiB, GiB (or KB, MB, GB, taken
+// as the same powers of two). "" is 0.
+func parseBytes(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size like 512MiB or 2GiB", v)
+	}
+	return int64(n * float64(mult)), nil
 }
 
 // serve runs srv on ln until ctx ends, then drains it within the drain window plus a margin.

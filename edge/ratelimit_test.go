@@ -1,0 +1,56 @@
+package edge
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestSessionOverQuotaIsToldAndPaused: a session that sends past its request bucket gets
+// rate_limited with retry_after_ms, and its next frame is not read before that time; another
+// session of the same team meanwhile is served without a refusal.
+func TestSessionOverQuotaIsToldAndPaused(t *testing.T) {
+	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.RequestRate, c.RequestBurst = 5, 3 }})
+	team := h.team
+	greedy := h.dial(team, h.user(team, 1), "")
+	polite := h.dial(team, h.user(team, 2), "")
+
+	// Three in the burst, then a refusal: all sent at once.
+	sentAt := time.Now()
+	for id := 1; id <= 4; id++ {
+		greedy.send(fmt.Appendf(nil, `{"id":%d,"method":"ping"}`, id))
+	}
+	for id := int64(1); id <= 3; id++ {
+		if f := greedy.reply(id); !f.OK {
+			t.Fatalf("request %d within the burst refused: %s", id, f.raw)
+		}
+	}
+	limited := greedy.reply(4)
+	if limited.OK || limited.Error == nil || limited.Error.Code != CodeRateLimited || limited.Error.RetryAfterMS <= 0 {
+		t.Fatalf("4th request past a burst of 3: %s", limited.raw)
+	}
+	// The next frame waits until the bucket has a token again (one per 200ms): its reply
+	// cannot come sooner than retry_after_ms after the refusal, which was after sentAt.
+	greedy.send([]byte(`{"id":5,"method":"ping"}`))
+	// Meanwhile the other session is untouched.
+	for range 3 {
+		if f := polite.request("ping", nil); !f.OK {
+			t.Fatalf("a session under its quota was refused while another was over: %s", f.raw)
+		}
+	}
+	next := greedy.reply(5)
+	if !next.OK {
+		t.Fatalf("request after the pause: %s", next.raw)
+	}
+	// retry_after_ms is rounded up to the millisecond: allow that much.
+	if wait := time.Duration(limited.Error.RetryAfterMS-1) * time.Millisecond; time.Since(sentAt) < wait {
+		t.Fatalf("the paused session's next request was answered %v after the burst; retry_after_ms said %v",
+			time.Since(sentAt), wait)
+	}
+	if n := h.metric(`weft_edge_session_pauses_total{reason="requests"}`); n < 1 {
+		t.Fatalf("pauses metric %v", n)
+	}
+	if n := h.metric(`weft_edge_requests_total{method="ping",outcome="rate_limited"}`); n != 1 {
+		t.Fatalf("rate_limited requests metric %v, want 1", n)
+	}
+}
