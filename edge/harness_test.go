@@ -59,6 +59,7 @@ type harnessOpts struct {
 	stream  pubsub.StreamConfig
 	pending int // pubsub.Config.SubPendingMsgs; 0 = its default
 	edge    func(*Config)
+	guard   origin.Guard // wraps every origin call (the breaker)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -92,7 +93,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		h.origin.ServeHTTP(w, r)
 	}))
 	t.Cleanup(h.originHTTP.Close)
-	oc, err := origin.NewClient(origin.ClientConfig{BaseURL: h.originHTTP.URL, Token: "svc"})
+	oc, err := origin.NewClient(origin.ClientConfig{BaseURL: h.originHTTP.URL, Token: "svc", Guard: o.guard})
 	if err != nil {
 		t.Fatal(err)
 	}

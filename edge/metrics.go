@@ -82,6 +82,19 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			}
 			return float64(s.admit.level.Load())
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_origin_circuit",
+			Help: "The origin circuit breaker: 0 closed, 1 half-open (probing), 2 open (failing fast)."}, func() float64 {
+			if s.cfg.Breaker == nil {
+				return 0
+			}
+			switch s.cfg.Breaker.State() {
+			case "half-open":
+				return 1
+			case "open":
+				return 2
+			}
+			return 0
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_admission_heap_bytes",
 			Help: "The heap admission last sampled (0 without a memory budget)."}, func() float64 {
 			if s.admit == nil {

@@ -83,6 +83,9 @@ type Config struct {
 	JITObjects int
 	// Annotate chooses what events carry; default AnnotateJIT. The others are baselines.
 	Annotate AnnotateMode
+	// Breaker is the origin client's guard, when it has one: its state is shown on /readyz
+	// and in the metrics.
+	Breaker interface{ State() string }
 	// Admission is memory-based admission control (admission.go); zero Budget: none.
 	Admission AdmissionConfig
 	// Cluster, when set, makes the node one of a ring of edges behind proxies (cluster.go):
@@ -270,6 +273,12 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	}
 	if s.admit.over(levelHigh) {
 		http.Error(w, "over the memory budget: "+s.Level(), http.StatusServiceUnavailable)
+		return
+	}
+	if s.cfg.Breaker != nil && s.cfg.Breaker.State() != "closed" {
+		// Still ready: warm teams are served, and every edge shares the origin, so sending
+		// clients elsewhere would not help. Said for the operator.
+		fmt.Fprintf(w, "ready (origin circuit %s: cold teams cannot load)\n", s.cfg.Breaker.State())
 		return
 	}
 	w.Write([]byte("ready\n"))

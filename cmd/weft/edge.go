@@ -47,6 +47,9 @@ type edgeOpts struct {
 	reqRate     float64
 	reqBurst    int
 	memBudget   string
+	originFails int
+	originOpen  time.Duration
+	originCall  time.Duration
 }
 
 func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
@@ -67,6 +70,9 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.BoolVar(&o.standalone, "standalone", false, "do not join the ring of edges (no announcements, no ownership checks): one edge without a proxy")
 	fs.StringVar(&o.advertise, "advertise", "", "host:port proxies reach this edge on; empty = the address it listens on")
 	fs.DurationVar(&o.announce, "announce", time.Second, "how often the edge announces itself on NATS; proxies drop an edge silent for 3 intervals")
+	fs.IntVar(&o.originFails, "origin-failures", 5, "origin failures in a row that open its circuit breaker (calls then fail fast with origin_unavailable)")
+	fs.DurationVar(&o.originOpen, "origin-open-for", 5*time.Second, "how long the open breaker fails fast before it probes the origin")
+	fs.DurationVar(&o.originCall, "origin-timeout", 10*time.Second, "timeout of one origin call (one page)")
 	fs.StringVar(&o.memBudget, "memory-budget", "", "memory the edge may use, e.g. 2GiB: sets GOMEMLIMIT; past 70% it refuses new connections and team loads, past 85% it unloads idle teams; empty: no admission control")
 	fs.Float64Var(&o.reqRate, "request-rate", 100, "requests per second each connection may make (a token bucket); past it rate_limited and reads pause; negative: no limit")
 	fs.IntVar(&o.reqBurst, "request-burst", 200, "requests a connection may make at once above its rate")
@@ -87,7 +93,9 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 	if err != nil {
 		return nil, err
 	}
-	client, err := origin.NewClient(origin.ClientConfig{BaseURL: o.originURL, Token: o.originToken, PageLimit: o.pageLimit})
+	breaker := origin.NewBreaker(origin.BreakerConfig{Failures: o.originFails, OpenFor: o.originOpen, Logger: log.With("node", o.node)})
+	client, err := origin.NewClient(origin.ClientConfig{BaseURL: o.originURL, Token: o.originToken, PageLimit: o.pageLimit,
+		Guard: breaker, Timeout: o.originCall})
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +135,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		JITObjects:        o.jitObjects,
 		RequestRate:       o.reqRate,
 		Admission:         edge.AdmissionConfig{Budget: budget},
+		Breaker:           breaker,
 		RequestBurst:      o.reqBurst,
 		Annotate:          mode,
 	})
