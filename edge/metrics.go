@@ -61,7 +61,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "Times a session stopped reading, by reason (requests: over its request quota; outbound: its client is not reading)."},
 			[]string{"reason"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_shed_total",
-			Help: "Work refused for memory: connection, team_load, fuzzy_index."}, []string{"what"}),
+			Help: "Work refused: for memory (connection, team_load, fuzzy_index) or over a connection rate (node_connects, team_connects)."}, []string{"what"}),
 		shedUnloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_shed_unloads_total",
 			Help: "Idle teams unloaded because memory was critical."}),
 		admissionChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_admission_changes_total",

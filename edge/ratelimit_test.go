@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -52,5 +53,33 @@ func TestSessionOverQuotaIsToldAndPaused(t *testing.T) {
 	}
 	if n := h.metric(`weft_edge_requests_total{method="ping",outcome="rate_limited"}`); n != 1 {
 		t.Fatalf("rate_limited requests metric %v, want 1", n)
+	}
+}
+
+// TestConnectRateLimits: past its team's connection bucket a handshake gets 429 rate_limited
+// with a Retry-After, while another team connects; past the node's bucket every team does.
+func TestConnectRateLimits(t *testing.T) {
+	h := newHarness(t, harnessOpts{edge: func(c *Config) {
+		c.TeamConnectRate, c.TeamConnectBurst = 0.01, 2 // a token per 100s: none comes back in the test
+		c.ConnectRate, c.ConnectBurst = 0.01, 4
+	}})
+	team, other := h.team, h.other
+	h.dial(team, h.user(team, 1), "")
+	h.dial(team, h.user(team, 2), "")
+	refused := func(tm, why string) {
+		t.Helper()
+		_, resp, err := h.dialRaw(h.token(tm, h.user(tm, 3)), "")
+		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s: handshake not refused with 429 and Retry-After (err %v)", why, err)
+		}
+	}
+	refused(team, "third connection of a team with a burst of 2")
+	h.dial(other, h.user(other, 1), "") // the node's 4th token: another team is not held back
+	refused(other, "past the node's burst of 4")
+	if n := h.metric(`weft_edge_shed_total{what="team_connects"}`); n != 1 {
+		t.Fatalf("team_connects refusals %v", n)
+	}
+	if n := h.metric(`weft_edge_shed_total{what="node_connects"}`); n != 1 {
+		t.Fatalf("node_connects refusals %v", n)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 )
@@ -69,6 +70,14 @@ type Config struct {
 	// bucket has a token again. Defaults 100/s and 200; a negative rate means no quota.
 	RequestRate  float64
 	RequestBurst int
+	// ConnectRate/ConnectBurst bound new connections to the node, TeamConnectRate/Burst those
+	// of one team: past them the handshake gets 429 rate_limited with a Retry-After spread over
+	// the time the rate needs for the refused herd. Defaults 1000/s (burst 1000) and 200/s
+	// (burst 400); a negative rate means no limit.
+	ConnectRate      float64
+	ConnectBurst     int
+	TeamConnectRate  float64
+	TeamConnectBurst int
 	// PolicyStrikes is how many protocol errors (net of good requests) a connection may make
 	// before goodbye policy; default 16.
 	PolicyStrikes int
@@ -121,6 +130,14 @@ func (c *Config) defaults() error {
 		c.RequestRate = 100
 	}
 	setDefault(&c.RequestBurst, 200)
+	if c.ConnectRate == 0 {
+		c.ConnectRate = 1000
+	}
+	setDefault(&c.ConnectBurst, 1000)
+	if c.TeamConnectRate == 0 {
+		c.TeamConnectRate = 200
+	}
+	setDefault(&c.TeamConnectBurst, 400)
 	setDefault(&c.MaxReplay, 10_000)
 	setDefault(&c.DrainSpread, 5*time.Second)
 	setDefault(&c.JITObjects, 512)
@@ -149,6 +166,8 @@ type Server struct {
 	shutdown sync.Once
 	cluster  *cluster   // nil when standalone
 	admit    *admission // nil without a memory budget
+	connects *bucket.Pacer
+	teamConn sync.Map // team ID → *bucket.Pacer, dropped when the team unloads
 	bg       sync.WaitGroup
 	bgStop   context.CancelFunc
 }
@@ -158,7 +177,8 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, admit: newAdmission(cfg.Admission)}
+	s := &Server{cfg: cfg, log: cfg.Logger, admit: newAdmission(cfg.Admission),
+		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst)}
 	s.metrics = newMetrics(cfg.Registry, s)
 	if userAdmit := cfg.Cache.AdmitLoad; s.admit != nil {
 		cfg.Cache.AdmitLoad = func(team string) error {
@@ -195,6 +215,7 @@ func New(cfg Config) (*Server, error) {
 			}
 		},
 		OnUnload: func(t *cache.Team) {
+			s.teamConn.Delete(t.ID())
 			if h, ok := s.hubs.LoadAndDelete(t.ID()); ok {
 				h.(*hub).mu.Lock()
 				h.(*hub).dead = true
@@ -282,6 +303,22 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Write([]byte("ready\n"))
+}
+
+// teamPacer is team's connection pacer.
+func (s *Server) teamPacer(team string) *bucket.Pacer {
+	if p, ok := s.teamConn.Load(team); ok {
+		return p.(*bucket.Pacer)
+	}
+	p, _ := s.teamConn.LoadOrStore(team, bucket.NewPacer(s.cfg.TeamConnectRate, s.cfg.TeamConnectBurst))
+	return p.(*bucket.Pacer)
+}
+
+// rateLimited answers a refused handshake: 429 with when to come back.
+func (s *Server) rateLimited(w http.ResponseWriter, what string, after time.Duration) {
+	s.metrics.shed.WithLabelValues(what).Inc()
+	writeError(w, http.StatusTooManyRequests, &Error{Code: CodeRateLimited, Message: "too many new connections (" + what + ")",
+		RetryAfterMS: max(after, time.Millisecond).Milliseconds()})
 }
 
 // jitter returns a random duration in [d/2, d), so that clients told to come back do not all

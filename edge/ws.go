@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -28,8 +29,16 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, s.overloadedError("the node is over its memory budget"))
 		return
 	}
+	if ok, after := s.connects.Admit(bucket.Now()); !ok {
+		s.rateLimited(w, "node_connects", after)
+		return
+	}
 	claims, ok := s.authenticate(w, r)
 	if !ok {
+		return
+	}
+	if ok, after := s.teamPacer(claims.Team).Admit(bucket.Now()); !ok {
+		s.rateLimited(w, "team_connects", after)
 		return
 	}
 	if s.cluster != nil {

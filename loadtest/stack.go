@@ -35,7 +35,8 @@ type DevConfig struct {
 	Bin string
 	// Args are extra flags, after the ones StartDev always passes: every listener on a free
 	// loopback port (--addr, --origin-addr, --nats-addr 127.0.0.1:0), --rate 0 (no background
-	// activity), the JetStream store under Dir and --log-level warn. A flag given here again
+	// activity), no connection or request quotas, the JetStream store under Dir and
+	// --log-level warn. A flag given here again
 	// wins (the last one counts).
 	Args []string
 	// Dir holds the child's JetStream store. "" means a temporary directory removed by Close.
@@ -100,7 +101,10 @@ func StartDev(ctx context.Context, cfg DevConfig) (*Stack, error) {
 	}
 	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
 		"--nats-addr", "127.0.0.1:0", "--nats-store", filepath.Join(dir, "jetstream"),
-		"--rate", "0", "--log-level", "warn"}, cfg.Args...)
+		"--rate", "0", "--log-level", "warn",
+		// The scenarios measure paths and capacity, not quotas: no rate limits unless Args
+		// ask for them.
+		"--connect-rate", "-1", "--team-connect-rate", "-1", "--request-rate", "-1"}, cfg.Args...)
 	s.cmd = exec.Command(cfg.Bin, args...)
 	s.cmd.Env = withoutWeftEnv(os.Environ()) // only the flags above configure the child
 	s.cmd.Stderr = cfg.Stderr

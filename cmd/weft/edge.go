@@ -47,6 +47,10 @@ type edgeOpts struct {
 	reqRate     float64
 	reqBurst    int
 	memBudget   string
+	connRate    float64
+	connBurst   int
+	teamRate    float64
+	teamBurst   int
 	originFails int
 	originOpen  time.Duration
 	originCall  time.Duration
@@ -70,6 +74,10 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.BoolVar(&o.standalone, "standalone", false, "do not join the ring of edges (no announcements, no ownership checks): one edge without a proxy")
 	fs.StringVar(&o.advertise, "advertise", "", "host:port proxies reach this edge on; empty = the address it listens on")
 	fs.DurationVar(&o.announce, "announce", time.Second, "how often the edge announces itself on NATS; proxies drop an edge silent for 3 intervals")
+	fs.Float64Var(&o.connRate, "connect-rate", 1000, "new connections per second the edge takes; past it 429 with a spread Retry-After; negative: no limit")
+	fs.IntVar(&o.connBurst, "connect-burst", 1000, "new connections the edge takes at once above its rate")
+	fs.Float64Var(&o.teamRate, "team-connect-rate", 200, "new connections per second of one team; negative: no limit")
+	fs.IntVar(&o.teamBurst, "team-connect-burst", 400, "new connections of one team at once above its rate")
 	fs.IntVar(&o.originFails, "origin-failures", 5, "origin failures in a row that open its circuit breaker (calls then fail fast with origin_unavailable)")
 	fs.DurationVar(&o.originOpen, "origin-open-for", 5*time.Second, "how long the open breaker fails fast before it probes the origin")
 	fs.DurationVar(&o.originCall, "origin-timeout", 10*time.Second, "timeout of one origin call (one page)")
@@ -136,6 +144,10 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		RequestRate:       o.reqRate,
 		Admission:         edge.AdmissionConfig{Budget: budget},
 		Breaker:           breaker,
+		ConnectRate:       o.connRate,
+		ConnectBurst:      o.connBurst,
+		TeamConnectRate:   o.teamRate,
+		TeamConnectBurst:  o.teamBurst,
 		RequestBurst:      o.reqBurst,
 		Annotate:          mode,
 	})
