@@ -14,12 +14,15 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/proxy"
 )
 
 // benchWorld is one edge and one proxy in front of it, on the small world, with the first
 // team loaded: the proxy's added cost is all that differs between its two URLs.
 func benchWorld(b *testing.B) (w *world, edgeURL, proxyURL, team, user string) {
-	w = newWorld(b, "small", func(c *edge.Config) { c.RequestRate = -1 }) // the path, not the quota
+	// The path, not the quotas.
+	w = newWorld(b, "small", func(c *edge.Config) { c.RequestRate, c.ConnectRate, c.TeamConnectRate = -1, -1, -1 })
+	w.proxyFn = func(c *proxy.Config) { c.ConnectRate, c.EdgeRate = -1, -1 }
 	e := w.addEdge("edge-1")
 	p := w.addProxy()
 	w.waitRing("edge-1")

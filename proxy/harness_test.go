@@ -38,12 +38,13 @@ const testSecret = "proxy-test-secret-0123456789"
 // each edge and proxy has its own NATS connection and its own loopback listener, the origin is
 // the reference origin behind a real HTTP server.
 type world struct {
-	t      testing.TB
-	emb    *pubsub.Embedded
-	origin *origin.Server
-	oc     *origin.Client
-	keys   *token.Keys
-	edgeFn func(*edge.Config)
+	t       testing.TB
+	emb     *pubsub.Embedded
+	origin  *origin.Server
+	oc      *origin.Client
+	keys    *token.Keys
+	edgeFn  func(*edge.Config)
+	proxyFn func(*proxy.Config)
 
 	mu      sync.Mutex
 	edges   map[string]*edgeNode
@@ -190,7 +191,11 @@ func (w *world) addProxy() *proxyNode {
 	w.t.Helper()
 	p := &proxyNode{bus: w.bus("proxy")}
 	var err error
-	p.srv, err = proxy.New(proxy.Config{Tokens: w.keys, Watch: p.bus})
+	cfg := proxy.Config{Tokens: w.keys, Watch: p.bus}
+	if w.proxyFn != nil {
+		w.proxyFn(&cfg)
+	}
+	p.srv, err = proxy.New(cfg)
 	must(w.t, err)
 	must(w.t, p.srv.Start())
 	var addr string

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/pubsub"
@@ -58,6 +59,17 @@ type Config struct {
 	// CopyBuffer is the buffer of each direction of a proxied WebSocket; default 4 KiB. It is
 	// held for the connection's life, so it is most of what a connection costs here.
 	CopyBuffer int
+	// ConnectRate/ConnectBurst bound the WebSocket connections this proxy sets up; EdgeRate and
+	// EdgeBurst those it sends to any one edge, so that after an edge is lost its clients
+	// reach the survivors at a pace they can take. Past either, the client gets 429
+	// rate_limited with a Retry-After spread over the time the rate needs for the refused
+	// herd; an edge that announces it is not admitting (over its memory watermark) gets no
+	// new connection, and its clients are told to come back later. Defaults 2000/s (burst
+	// 2000) and 500/s (burst 500); a negative rate means no limit.
+	ConnectRate  float64
+	ConnectBurst int
+	EdgeRate     float64
+	EdgeBurst    int
 	// MaxBodyBytes caps an /api request body; default 1 MiB.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -74,6 +86,9 @@ type Server struct {
 	mux       *http.ServeMux
 	transport *http.Transport
 	dialer    net.Dialer
+
+	connects *bucket.Pacer
+	edgePace sync.Map // edge → *bucket.Pacer
 
 	closing atomic.Bool
 	tunnels sync.Map // *tunnel → struct{}
@@ -102,7 +117,16 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.HandshakeTimeout, 30*time.Second)
 	setDefault(&cfg.CopyBuffer, 4<<10)
 	setDefault(&cfg.MaxBodyBytes, 1<<20)
-	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout}}
+	if cfg.ConnectRate == 0 {
+		cfg.ConnectRate = 2000
+	}
+	setDefault(&cfg.ConnectBurst, 2000)
+	if cfg.EdgeRate == 0 {
+		cfg.EdgeRate = 500
+	}
+	setDefault(&cfg.EdgeBurst, 500)
+	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
+		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst)}
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.members = ring.NewMembership(ring.MembershipConfig{Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
 		OnChange: func(_, v *ring.View) {
@@ -232,6 +256,21 @@ func (s *Server) route(w http.ResponseWriter, team string, try attempt) {
 	s.metrics.refused.WithLabelValues("no_edge").Inc()
 	writeError(w, http.StatusServiceUnavailable, edge.CodeOverloaded, "no edge can take this team now",
 		time.Second+rand.N(2*time.Second))
+}
+
+// edgePacer is the pacer of connections to edge.
+func (s *Server) edgePacer(edge string) *bucket.Pacer {
+	if p, ok := s.edgePace.Load(edge); ok {
+		return p.(*bucket.Pacer)
+	}
+	p, _ := s.edgePace.LoadOrStore(edge, bucket.NewPacer(s.cfg.EdgeRate, s.cfg.EdgeBurst))
+	return p.(*bucket.Pacer)
+}
+
+// paced refuses a connection to come back after a while.
+func (s *Server) paced(w http.ResponseWriter, reason string, status int, code string, after time.Duration) {
+	s.metrics.refused.WithLabelValues(reason).Inc()
+	writeError(w, status, code, "too many connections now ("+reason+"): come back later", max(after, time.Millisecond))
 }
 
 // writeError answers with the protocol's error body.

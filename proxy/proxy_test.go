@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/proxy"
 )
 
 // TestProxiesAgreeOnEveryOwner: two proxies and three edges that heard the same announcements
@@ -157,5 +160,56 @@ func TestEdgeSaysMovedForTeamsItDoesNotOwn(t *testing.T) {
 	must(t, err)
 	if !bytes.Contains(b, []byte(`"type":"hello"`)) {
 		t.Fatalf("with the owner excluded, first frame: %s", b)
+	}
+}
+
+// gauge is a heap reading the test sets, for an edge's admission control.
+type gauge struct{ v atomic.Uint64 }
+
+func (g *gauge) HeapBytes() uint64 { return g.v.Load() }
+
+// TestProxyPacesConnections: the proxy sends an edge no more new connections than its pace
+// allows, refusing the rest with 429 and a Retry-After; and none at all while the edge
+// announces that it is not admitting (over its memory watermark), without bothering it.
+func TestProxyPacesConnections(t *testing.T) {
+	g := &gauge{}
+	w := newWorld(t, "tiny", func(c *edge.Config) {
+		c.Admission = edge.AdmissionConfig{Budget: 1000, Gauge: g, SampleEvery: 20 * time.Millisecond}
+	})
+	w.proxyFn = func(c *proxy.Config) { c.EdgeRate, c.EdgeBurst = 0.01, 3 }
+	e := w.addEdge("edge-1")
+	p := w.addProxy()
+	w.waitRing("edge-1")
+	team := w.origin.TeamIDs()[0]
+	dial := func(u int) *http.Response {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, resp, err := websocket.Dial(ctx, "ws"+p.url[len("http"):]+"/ws", &websocket.DialOptions{Subprotocols: []string{"weft.v1"},
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + w.token(team, w.origin.Users(team)[u].ID)}}})
+		if err == nil {
+			t.Cleanup(func() { c.CloseNow() })
+		}
+		return resp
+	}
+	for u := range 3 {
+		if resp := dial(u); resp == nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("connection %d within the pace refused: %v", u, resp)
+		}
+	}
+	if resp := dial(3); resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("4th connection past a burst of 3: %v", resp)
+	}
+	g.v.Store(900) // over high: the edge stops admitting and says so in its announcements
+	waitFor(t, 10*time.Second, "the proxy to see the edge not admitting", func() bool {
+		a := p.srv.Membership().View().Edges["edge-1"]
+		return !a.Admitting
+	})
+	hits := e.hits.Load()
+	if resp := dial(4); resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("connection to an edge not admitting: %v", resp)
+	}
+	if e.hits.Load() != hits {
+		t.Fatal("the proxy bothered an edge that is not admitting")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/bucket"
 )
 
 // tunnel is one proxied WebSocket: the client's hijacked connection and the edge's.
@@ -32,11 +34,26 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, edge.CodeOverloaded, "proxy shutting down", time.Second)
 		return
 	}
+	if ok, after := s.connects.Admit(bucket.Now()); !ok {
+		s.paced(w, "proxy_connects", http.StatusTooManyRequests, edge.CodeRateLimited, after)
+		return
+	}
 	claims, ok := s.authenticate(w, r)
 	if !ok {
 		return
 	}
 	s.route(w, claims.Team, func(node, addr, excluded string) (bool, string) {
+		// Server-paced reconnects: an edge gets new connections at the pace it can take, and
+		// none while it says it is not admitting; the rest are told when to come back.
+		if a, ok := s.members.View().Edges[node]; ok && !a.Admitting {
+			s.paced(w, "edge_not_admitting", http.StatusServiceUnavailable, edge.CodeOverloaded,
+				time.Second+rand.N(2*time.Second))
+			return false, ""
+		}
+		if ok, after := s.edgePacer(node).Admit(bucket.Now()); !ok {
+			s.paced(w, "edge_paced", http.StatusTooManyRequests, edge.CodeRateLimited, after)
+			return false, ""
+		}
 		return s.forwardWS(w, r, node, addr, excluded)
 	})
 }

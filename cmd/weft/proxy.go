@@ -23,12 +23,18 @@ type proxyOpts struct {
 	secret  string
 	static  string
 	downFor time.Duration
+	connRate, edgeRate   float64
+	connBurst, edgeBurst int
 }
 
 func (o *proxyOpts) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8090", "address the proxy listens on")
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the edges (required)")
 	fs.StringVar(&o.static, "edges", "", "static edges, name=host:port comma-separated, for setups without discovery on NATS")
+	fs.Float64Var(&o.connRate, "connect-rate", 2000, "WebSocket connections per second this proxy sets up; past it 429 with a spread Retry-After; negative: no limit")
+	fs.IntVar(&o.connBurst, "connect-burst", 2000, "connections set up at once above the rate")
+	fs.Float64Var(&o.edgeRate, "edge-rate", 500, "new connections per second sent to any one edge: after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
+	fs.IntVar(&o.edgeBurst, "edge-burst", 500, "new connections sent to one edge at once above the rate")
 	fs.DurationVar(&o.downFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
 }
 
@@ -67,7 +73,8 @@ func (o *proxyOpts) server(watch proxy.Watcher, log *slog.Logger) (*proxy.Server
 	if watch == nil && len(static) == 0 {
 		return nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
 	}
-	return proxy.New(proxy.Config{Tokens: keys, Watch: watch, Static: static, DownFor: o.downFor, Logger: log.With("node", "proxy")})
+	return proxy.New(proxy.Config{Tokens: keys, Watch: watch, Static: static, DownFor: o.downFor, Logger: log.With("node", "proxy"),
+		ConnectRate: o.connRate, ConnectBurst: o.connBurst, EdgeRate: o.edgeRate, EdgeBurst: o.edgeBurst})
 }
 
 // serveProxy runs srv on ln until ctx ends, then stops taking connections and closes the
