@@ -343,10 +343,16 @@ func (c *Client) run() {
 				c.stop(err)
 				return
 			}
+			why = Reconnect{Err: err}
 			if errors.As(err, &de) {
 				hint = de.hint
+				why.Goodbye = de.bye
+				if de.bye != nil && attempt >= 2 {
+					// Turned away again and again (a proxy and an edge that disagree on
+					// the ring for longer than a ring change takes): back off after all.
+					hint = retryHint{}
+				}
 			}
-			why = Reconnect{Err: err}
 			c.log.Info("weft: dial failed", "attempt", attempt, "error", err)
 			attempt++
 			continue

@@ -85,6 +85,7 @@ type frame struct {
 type dialError struct {
 	err   error
 	hint  retryHint
+	bye   *Goodbye // the server turned us away with a goodbye instead of a hello
 	fatal bool // the server refused who we are: retrying cannot help
 }
 
@@ -124,9 +125,19 @@ func (c *Client) dial(ctx context.Context, since int64, resume bool) (*conn, err
 	var f struct {
 		Type string `json:"type"`
 		Hello
+		Reason           string `json:"reason"`
+		ReconnectAfterMS int64  `json:"reconnect_after_ms"`
 	}
 	if err == nil {
-		if err = json.Unmarshal(data, &f); err == nil && f.Type != "hello" {
+		if err = json.Unmarshal(data, &f); err == nil && f.Type == "goodbye" {
+			// Turned away before any session began (the edge does not own our team: moved).
+			// Honoured like any goodbye: a moved client comes back at once.
+			ws.CloseNow()
+			bye := &Goodbye{Reason: f.Reason, ReconnectAfterMS: f.ReconnectAfterMS}
+			return nil, &dialError{err: fmt.Errorf("weft: the server said goodbye %q before hello", f.Reason), bye: bye,
+				hint: retryHint{after: time.Duration(f.ReconnectAfterMS) * time.Millisecond, goodbye: true}}
+		}
+		if err == nil && f.Type != "hello" {
 			err = fmt.Errorf("first frame %.200q is not a hello", data)
 		}
 	}

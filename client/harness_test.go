@@ -155,7 +155,8 @@ func (s *stack) connState(c net.Conn, st http.ConnState) {
 
 func (s *stack) startEdge() {
 	cfg := edge.Config{Cache: cache.Config{Origin: s.oc, Feed: s.bus}, Replay: s.bus, Tokens: s.keys,
-		Node: "edge-client-test", DrainSpread: 300 * time.Millisecond}
+		Node: "edge-client-test", DrainSpread: 300 * time.Millisecond,
+		ConnectRate: -1, TeamConnectRate: -1} // 1,000 clients of one team reconnect at once in the spread test
 	if s.cfg != nil {
 		s.cfg(&cfg)
 	}

@@ -21,6 +21,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.draining.Load() {
+		w.Header().Set(RefusedHeader, "draining")
 		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 		return

@@ -211,7 +211,7 @@ func (c *cluster) misrouted(w http.ResponseWriter, r *http.Request, owner string
 func (c *cluster) rebalance(s *Server) {
 	byOwner := c.claimMoves(s, c.members.View().Ring)
 	for owner, teams := range byOwner {
-		c.goOwned(func() { c.handOver(s, owner, teams, c.cfg.MoveSpread, "ring") })
+		c.goOwned(func() { c.handOver(c.ctx, s, owner, teams, c.cfg.MoveSpread, "ring") })
 	}
 }
 
@@ -238,7 +238,9 @@ func (c *cluster) claimMoves(s *Server, r *ring.Ring) map[string][]string {
 
 // handOver pre-warms teams on owner, then tells their sessions here goodbye moved, each at a
 // random time in spread. A session whose team the ring gives back to this edge meanwhile stays.
-func (c *cluster) handOver(s *Server, owner string, teams []string, spread time.Duration, why string) {
+// When ctx ends first, every session not yet told is told goodbye draining at once, with a
+// jittered reconnect time: late, but never cut without a word.
+func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams []string, spread time.Duration, why string) {
 	defer func() {
 		c.mu.Lock()
 		for _, t := range teams {
@@ -248,7 +250,7 @@ func (c *cluster) handOver(s *Server, owner string, teams []string, spread time.
 		}
 		c.mu.Unlock()
 	}()
-	wctx, cancel := context.WithTimeout(c.ctx, c.cfg.WarmTimeout)
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.WarmTimeout)
 	err := c.cfg.Peers.Warm(wctx, owner, teams)
 	cancel()
 	if err != nil {
@@ -274,11 +276,14 @@ func (c *cluster) handOver(s *Server, owner string, teams []string, spread time.
 	begin := time.Now()
 	t := time.NewTimer(0)
 	defer t.Stop()
-	for _, m := range moves {
+	for i, m := range moves {
 		if d := m.at - time.Since(begin); d > 0 {
 			t.Reset(d)
 			select {
-			case <-c.ctx.Done():
+			case <-ctx.Done():
+				for _, rest := range moves[i:] {
+					rest.ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(spread))
+				}
 				return
 			case <-t.C:
 			}
@@ -303,21 +308,21 @@ func (c *cluster) drain(ctx context.Context, s *Server, spread time.Duration) bo
 	c.mu.Lock()
 	clear(c.moving) // ring moves under way are superseded by the drain's
 	c.mu.Unlock()
+	if dl, ok := ctx.Deadline(); ok {
+		// Every move must be told before the drain's deadline, with time left for the
+		// sessions to close.
+		spread = max(min(spread, time.Until(dl)/2), 0)
+	}
 	byOwner := c.claimMoves(s, r)
 	var wg sync.WaitGroup
 	for owner, teams := range byOwner {
 		wg.Add(1)
-		go func() {
+		c.goOwned(func() {
 			defer wg.Done()
-			c.handOver(s, owner, teams, spread, "drain")
-		}()
+			c.handOver(ctx, s, owner, teams, spread, "drain")
+		})
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	wg.Wait() // handOver gives up at ctx's end, so this does too
 	return true
 }
 

@@ -101,7 +101,9 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Cache: cache.Config{Origin: oc, Feed: h.bus}, Replay: h.bus, Tokens: h.keys, Node: "edge-test"}
+	// Connection quotas off unless a test sets them: many tests dial dozens of sessions at once.
+	cfg := Config{Cache: cache.Config{Origin: oc, Feed: h.bus}, Replay: h.bus, Tokens: h.keys, Node: "edge-test",
+		ConnectRate: -1, TeamConnectRate: -1}
 	if o.edge != nil {
 		o.edge(&cfg)
 	}

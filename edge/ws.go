@@ -57,6 +57,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		since, hasSince = n, true
 	}
 	if !s.conns.add() {
+		w.Header().Set(RefusedHeader, "draining")
 		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 		return
@@ -118,6 +119,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.draining.Load() { // Shutdown began while this session was being set up
 		sess.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
+	} else if s.cluster != nil {
+		// The ring may have given the team to another edge while the team loaded; a ring
+		// change from here on finds this session registered and moves it.
+		if _, ok := s.cluster.owns(s, claims.Team, r); !ok {
+			s.cluster.moved.WithLabelValues("misrouted").Inc()
+			sess.goodbye(ReasonMoved, closeMoved, 0)
+		}
 	}
 
 	start, resumed := after, false

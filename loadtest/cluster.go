@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin"
 )
 
 // Proc is one weft child process of a Cluster.
@@ -278,4 +279,18 @@ func (c *Cluster) Close() error {
 		_ = os.RemoveAll(c.tmpDir)
 	}
 	return errors.Join(errs...)
+}
+
+// worldTeams lists the teams of the reference origin's world of size with the default seed
+// (1), which is what a Cluster's origin serves.
+func worldTeams(size string) ([]string, error) {
+	sz, err := origin.SizeByName(size)
+	if err != nil {
+		return nil, err
+	}
+	w, err := origin.NewWorld(1, sz)
+	if err != nil {
+		return nil, err
+	}
+	return w.TeamIDs(), nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/client"
-	"github.com/weft-edge/weft/origin"
 )
 
 // TestClusterSurvivesEdgeKill runs weft as real processes: the reference origin with its NATS
@@ -45,7 +44,7 @@ func TestClusterSurvivesEdgeKill(t *testing.T) {
 		}
 	}()
 
-	teams, err := teamIDs(ctx, cl)
+	teams, err := worldTeams("small")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,17 +191,4 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// teamIDs lists the origin's teams: the world of the default seed (1) and the cluster's size.
-func teamIDs(_ context.Context, _ *Cluster) ([]string, error) {
-	sz, err := origin.SizeByName("small")
-	if err != nil {
-		return nil, err
-	}
-	w, err := origin.NewWorld(1, sz)
-	if err != nil {
-		return nil, err
-	}
-	return w.TeamIDs(), nil
 }

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/weft-edge/weft/edge"
 )
@@ -26,7 +29,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, edge.CodeTooLarge, "request body too large", 0)
 		return
 	}
-	s.route(w, claims.Team, func(node, addr, excluded string) (bool, string) {
+	s.route(w, r, claims.Team, func(node, addr, excluded string) (bool, string) {
 		out, err := http.NewRequestWithContext(r.Context(), r.Method,
 			(&url.URL{Scheme: "http", Host: addr, Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String(),
 			bytes.NewReader(body))
@@ -35,17 +38,23 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 			return false, ""
 		}
 		copyHeader(out.Header, r.Header)
+		forwardHeaders(out.Header, r)
 		out.Header.Del(edge.ExcludedHeader)
 		if excluded != "" {
 			out.Header.Set(edge.ExcludedHeader, excluded)
 		}
-		out.Header.Set("X-Forwarded-For", clientIP(r))
 		resp, err := s.transport.RoundTrip(out)
 		if err != nil {
 			if r.Context().Err() != nil {
 				return false, "" // the client went away
 			}
-			return true, "unreachable"
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				return true, "unreachable"
+			}
+			// Sent, then the connection failed: one broken call does not make the edge down.
+			writeError(w, http.StatusBadGateway, edge.CodeOverloaded, "the edge failed to answer", time.Second)
+			return false, ""
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(edge.RefusedHeader) != "" {

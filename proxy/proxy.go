@@ -51,6 +51,10 @@ type Config struct {
 	// DownFor is how long an edge that refused a connection stays out of the ring unless it
 	// announces a new life; default 5s.
 	DownFor time.Duration
+	// Settle is how long after Start a proxy that discovers edges waits before it says it is
+	// ready: long enough to hear every edge announce (three intervals of a default edge).
+	// Default 3s.
+	Settle time.Duration
 	// DialTimeout bounds connecting to an edge; default 2s. HandshakeTimeout bounds the edge's
 	// answer to a forwarded request head; default 30s (a first connection may wait for a team
 	// load).
@@ -90,12 +94,14 @@ type Server struct {
 	connects *bucket.Pacer
 	edgePace sync.Map // edge → *bucket.Pacer
 
-	closing atomic.Bool
-	tunnels sync.Map // *tunnel → struct{}
-	wg      sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
-	stop    func()
+	closing  atomic.Bool
+	tunnelMu sync.Mutex
+	tunnels  map[*tunnel]struct{}
+	wg       sync.WaitGroup // the tunnels' copying goroutines and the membership's expiry
+	ctx      context.Context
+	cancel   context.CancelFunc
+	stop     func()
+	started  time.Time
 }
 
 // New validates cfg and builds the proxy. It starts nothing; Start does.
@@ -114,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	setDefault(&cfg.DownFor, 5*time.Second)
 	setDefault(&cfg.DialTimeout, 2*time.Second)
+	setDefault(&cfg.Settle, 3*time.Second)
 	setDefault(&cfg.HandshakeTimeout, 30*time.Second)
 	setDefault(&cfg.CopyBuffer, 4<<10)
 	setDefault(&cfg.MaxBodyBytes, 1<<20)
@@ -126,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	setDefault(&cfg.EdgeBurst, 500)
 	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
-		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst)}
+		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{})}
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.members = ring.NewMembership(ring.MembershipConfig{Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
 		OnChange: func(_, v *ring.View) {
@@ -158,6 +165,7 @@ func setDefault[T int | int64 | time.Duration](v *T, d T) {
 
 // Start subscribes to the edges' announcements and starts expiring silent edges.
 func (s *Server) Start() error {
+	s.started = time.Now()
 	if s.cfg.Watch != nil {
 		stop, err := s.cfg.Watch.WatchEdges(s.members.Observe)
 		if err != nil {
@@ -182,15 +190,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // through another proxy; run it after the http.Server's own Shutdown (which does not track
 // hijacked connections).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.tunnelMu.Lock()
 	s.closing.Store(true)
+	for t := range s.tunnels {
+		t.close()
+	}
+	s.tunnelMu.Unlock()
 	if s.stop != nil {
 		s.stop()
 	}
 	s.cancel()
-	s.tunnels.Range(func(k, _ any) bool {
-		k.(*tunnel).close()
-		return true
-	})
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -208,6 +217,10 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 	case len(s.members.View().Ring.Nodes()) == 0:
 		http.Error(w, "no edge serves", http.StatusServiceUnavailable)
+	case s.cfg.Watch != nil && time.Since(s.started) < s.cfg.Settle:
+		// Until every edge had the time to be heard, the ring may hold only some of them
+		// and send most teams to the wrong edge.
+		http.Error(w, "still learning the edges", http.StatusServiceUnavailable)
 	default:
 		w.Write([]byte("ready\n"))
 	}
@@ -231,18 +244,21 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Cla
 }
 
 // attempt is one try at an edge: refused reports that the edge refused or could not be
-// reached before anything was said to the client, so the next owner may be tried.
+// connected to before anything was said to the client, so the next owner may be tried.
 type attempt func(node, addr, excluded string) (refused bool, reason string)
 
 // route runs try against the owner of team and, while owners refuse, marks each down and
 // tries the next; every proxy and edge computes the same next owner once the refusing edge
-// leaves their rings too. It has answered the client when it returns.
-func (s *Server) route(w http.ResponseWriter, team string, try attempt) {
+// leaves their rings too. It has answered the client when it returns (unless the client left).
+func (s *Server) route(w http.ResponseWriter, r *http.Request, team string, try attempt) {
 	v := s.members.View()
 	for range len(v.Ring.Nodes()) + len(v.Down) + 1 {
 		node := v.Ring.Owner(team)
 		if node == "" {
 			break
+		}
+		if r.Context().Err() != nil {
+			return // the client left: nothing to answer, and no edge to blame
 		}
 		s.metrics.routes.WithLabelValues(node).Inc()
 		refused, reason := try(node, v.Addr(node), strings.Join(v.Down, ","))

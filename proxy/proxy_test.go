@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
@@ -211,5 +213,50 @@ func TestProxyPacesConnections(t *testing.T) {
 	}
 	if e.hits.Load() != hits {
 		t.Fatal("the proxy bothered an edge that is not admitting")
+	}
+}
+
+// TestClientTurnedAwayMovedComesBackAtOnce: the Go client dialing an edge that does not own its
+// team is turned away with goodbye moved before any hello; it reconnects at once, and, turned
+// away again and again (it keeps dialing the same wrong edge), falls back to backing off rather
+// than spinning.
+func TestClientTurnedAwayMovedComesBackAtOnce(t *testing.T) {
+	w := newWorld(t, "tiny", nil)
+	e1, e2 := w.addEdge("edge-1"), w.addEdge("edge-2")
+	w.waitRing("edge-1", "edge-2")
+	var team string
+	var wrong *edgeNode
+	for _, id := range w.origin.TeamIDs() {
+		team, wrong = id, e2
+		if e1.srv.Membership().Owner(id) == "edge-2" {
+			wrong = e1
+		}
+		break
+	}
+	var mu sync.Mutex
+	var rs []client.Reconnect
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := client.Dial(ctx, client.Options{URL: "ws://" + wrong.addr + "/ws", Token: w.token(team, w.origin.Users(team)[0].ID),
+		Backoff:     client.Backoff{Min: 200 * time.Millisecond, Max: time.Second},
+		OnReconnect: func(r client.Reconnect) { mu.Lock(); rs = append(rs, r); mu.Unlock() }})
+	if err == nil {
+		t.Fatal("a client only ever dialing the wrong edge connected")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rs) < 3 {
+		t.Fatalf("%d reconnects in 3s", len(rs))
+	}
+	for i, r := range rs {
+		if r.Goodbye == nil || r.Goodbye.Reason != "moved" {
+			t.Fatalf("reconnect %d: %+v, want after goodbye moved", i, r)
+		}
+	}
+	if rs[0].Wait != 0 {
+		t.Errorf("first reconnect after moved waited %v, want at once", rs[0].Wait)
+	}
+	if len(rs) > 40 {
+		t.Errorf("%d reconnects in 3s: the client spins instead of backing off", len(rs))
 	}
 }

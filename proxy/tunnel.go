@@ -4,22 +4,33 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/bucket"
 )
 
-// tunnel is one proxied WebSocket: the client's hijacked connection and the edge's.
+// halfCloseLinger bounds how long a tunnel stays open after one side finished sending: long
+// enough for the other side's last frames and close handshake.
+const halfCloseLinger = 30 * time.Second
+
+// tunnel is one proxied WebSocket: the client's hijacked connection and the edge's, and the
+// two goroutines copying between them (owned by the Server's wg).
 type tunnel struct {
 	client, edge net.Conn
 	once         sync.Once
+	mu           sync.Mutex
+	halfDone     bool
+	left         atomic.Int32 // directions still copying
 }
 
 func (t *tunnel) close() {
@@ -27,6 +38,27 @@ func (t *tunnel) close() {
 		t.client.Close()
 		t.edge.Close()
 	})
+}
+
+// finished is called by a direction when its source ended: on EOF the destination is told (a
+// half-close) and the other direction may finish within halfCloseLinger; on an error, or when
+// both are done, the tunnel closes.
+func (t *tunnel) finished(dst net.Conn, eof bool) {
+	t.mu.Lock()
+	both := t.halfDone
+	t.halfDone = true
+	t.mu.Unlock()
+	if !eof || both {
+		t.close()
+		return
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		deadline := time.Now().Add(halfCloseLinger)
+		t.client.SetDeadline(deadline)
+		t.edge.SetDeadline(deadline)
+		return
+	}
+	t.close()
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +74,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.route(w, claims.Team, func(node, addr, excluded string) (bool, string) {
+	s.route(w, r, claims.Team, func(node, addr, excluded string) (bool, string) {
 		// Server-paced reconnects: an edge gets new connections at the pace it can take, and
 		// none while it says it is not admitting; the rest are told when to come back.
 		if a, ok := s.members.View().Edges[node]; ok && !a.Admitting {
@@ -54,7 +86,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			s.paced(w, "edge_paced", http.StatusTooManyRequests, edge.CodeRateLimited, after)
 			return false, ""
 		}
-		return s.forwardWS(w, r, node, addr, excluded)
+		return s.forwardWS(w, r, addr, excluded)
 	})
 }
 
@@ -62,25 +94,38 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 // connections. The proxy never parses a frame: after the edge's 101 it copies bytes.
 //
 // This is a hand-made splice rather than httputil.ReverseProxy, whose upgrade path copies with
-// 32 KiB buffers per direction (64 KiB a connection); the kernel's splice(2), which io.Copy
-// would pick between two TCP connections, holds a pipe (two more descriptors) per direction for
-// the connection's life. Small buffers per direction cost 8 KiB and no descriptors.
-func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, node, addr, excluded string) (refused bool, why string) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DialTimeout)
-	up, err := s.dialer.DialContext(ctx, "tcp", addr)
+// 32 KiB buffers per direction for the connection's life; the kernel's splice(2), which
+// io.Copy would pick between two TCP connections, holds a pipe (two more descriptors) per
+// direction. Here an idle tunnel holds no buffer at all (see pipe) and the handler returns, so
+// a connection costs its two copying goroutines and the two sockets.
+//
+// refused is true only when the edge could not be connected to, or refused as draining: what
+// says the edge, not the client, is the problem.
+func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, addr, excluded string) (refused bool, why string) {
+	// The dial does not follow the client: a client that gave up must not make its edge look
+	// unreachable (and so every edge, one after the other, for every client).
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.DialTimeout)
+	up, err := s.dialer.DialContext(dctx, "tcp", addr)
 	cancel()
 	if err != nil {
 		return true, "unreachable"
+	}
+	if r.Context().Err() != nil {
+		up.Close()
+		return false, ""
 	}
 	out := r.Clone(r.Context())
 	out.URL = &url.URL{Scheme: "http", Host: addr, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
 	out.Host = addr
 	out.RequestURI = ""
+	forwardHeaders(out.Header, r)
 	out.Header.Del(edge.ExcludedHeader) // a client's own claim of which edges are down is not news
 	if excluded != "" {
 		out.Header.Set(edge.ExcludedHeader, excluded)
 	}
-	out.Header.Set("X-Forwarded-For", clientIP(r))
+	// The upgrade is the one hop-by-hop exchange that must go through.
+	out.Header.Set("Connection", "Upgrade")
+	out.Header.Set("Upgrade", r.Header.Get("Upgrade"))
 	up.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(up, 4<<10)
 	if err := out.Write(up); err != nil {
@@ -90,9 +135,17 @@ func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, node, addr, e
 	resp, err := http.ReadResponse(br, out)
 	if err != nil {
 		up.Close()
-		// A reset before any answer is an edge that died or refuses; a timeout is an edge
-		// too slow to answer a handshake, which the next owner may not be.
-		return true, "no_answer"
+		var ne net.Error
+		if r.Context().Err() != nil {
+			return false, ""
+		}
+		if errors.As(err, &ne) && ne.Timeout() {
+			// A slow edge (a cold team loading) is not a dead one: this client is told to come
+			// back, and the edge stays in the ring for everyone else.
+			writeError(w, http.StatusGatewayTimeout, edge.CodeOverloaded, "the edge did not answer in time", time.Second+rand.N(2*time.Second))
+			return false, ""
+		}
+		return true, "no_answer" // reset or closed before answering: it died or is dying
 	}
 	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(edge.RefusedHeader) != "" {
 		resp.Body.Close()
@@ -138,40 +191,59 @@ func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, node, addr, e
 			return false, ""
 		}
 	}
-	t := &tunnel{client: cl, edge: up}
-	s.tunnels.Store(t, struct{}{})
-	s.metrics.connections.Inc()
-	s.metrics.open.Inc()
-	s.wg.Add(1) // the handler goroutine copies one way, a second goroutine the other
-	if s.closing.Load() {
-		t.close() // Shutdown ran its sweep before this tunnel was stored
-	}
-	go func() {
-		defer s.wg.Done()
-		pipe(cl, up, make([]byte, s.cfg.CopyBuffer))
-		t.close()
-	}()
-	pipe(up, cl, make([]byte, s.cfg.CopyBuffer))
-	t.close()
-	s.tunnels.Delete(t)
-	s.metrics.open.Dec()
+	s.startTunnel(&tunnel{client: cl, edge: up})
 	return false, ""
 }
 
-// pipe copies src to dst until either fails. It is io.CopyBuffer without the ReaderFrom and
-// WriterTo shortcuts, which would take the splice path.
-func pipe(dst io.Writer, src io.Reader, buf []byte) {
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
+// startTunnel registers t and starts its two directions; after Shutdown began it closes t
+// instead (the check and the Add are under one lock, so Shutdown's Wait never races an Add).
+func (s *Server) startTunnel(t *tunnel) {
+	s.tunnelMu.Lock()
+	if s.closing.Load() {
+		s.tunnelMu.Unlock()
+		t.close()
+		return
+	}
+	s.tunnels[t] = struct{}{}
+	s.wg.Add(2)
+	s.tunnelMu.Unlock()
+	s.metrics.connections.Inc()
+	s.metrics.open.Inc()
+	t.left.Store(2)
+	for _, dir := range [2][2]net.Conn{{t.edge, t.client}, {t.client, t.edge}} {
+		go func() {
+			defer s.wg.Done()
+			t.finished(dir[0], pipe(dir[0], dir[1]))
+			if t.left.Add(-1) == 0 { // the last direction out does the bookkeeping
+				s.tunnelMu.Lock()
+				delete(s.tunnels, t)
+				s.tunnelMu.Unlock()
+				s.metrics.open.Dec()
+			}
+		}()
+	}
+}
+
+// forwardHeaders drops the hop-by-hop headers of r (RFC 9110 section 7.6.1, and those its
+// Connection header names) from h and says who the client asked for.
+func forwardHeaders(h http.Header, r *http.Request) {
+	for _, v := range r.Header.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
 			}
 		}
-		if err != nil { // EOF, a reset, or the other side's close: all end the tunnel
-			return
-		}
 	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	h.Set("X-Forwarded-For", clientIP(r))
+	h.Set("X-Forwarded-Host", r.Host)
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	h.Set("X-Forwarded-Proto", proto)
 }
 
 // hop-by-hop headers are the connection's, not the message's (RFC 9110 section 7.6.1).
@@ -181,6 +253,11 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy
 func copyHeader(dst, src http.Header) {
 	for k, vs := range src {
 		dst[k] = append(dst[k][:0:0], vs...)
+	}
+	for _, v := range src.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			dst.Del(strings.TrimSpace(name))
+		}
 	}
 	for _, h := range hopHeaders {
 		dst.Del(h)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -58,7 +59,11 @@ type edgeOpts struct {
 
 func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.StringVar(&o.addr, "addr", addr, "address the edge listens on")
-	fs.StringVar(&o.node, "node", "edge-1", "node name, shown in hello frames")
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "edge-1"
+	}
+	fs.StringVar(&o.node, "node", host, "node name, shown in hello frames and unique in the ring (two edges on one host need their own)")
 	fs.StringVar(&o.originToken, "origin-token", "", "service token sent to the origin")
 	fs.DurationVar(&o.grace, "grace", 5*time.Minute, "how long a team without sessions stays loaded")
 	fs.StringVar(&o.prewarm, "prewarm", "", "comma-separated team IDs to load at start and keep loaded")

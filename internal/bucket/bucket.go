@@ -11,9 +11,9 @@ package bucket
 
 import (
 	"math"
-	_ "unsafe" // for go:linkname
 	"sync/atomic"
 	"time"
+	_ "unsafe" // for go:linkname
 )
 
 // nanotime is the runtime's monotonic clock: a wall-clock step (NTP, an operator) neither floods

@@ -6,42 +6,41 @@ import (
 	"time"
 )
 
-// Pacer is a Bucket for admitting connections in a herd: when it refuses, it tells the caller
-// when to come back so that the refused spread out over the time the rate needs to take them
-// all, instead of all returning at the next token and being refused again. It estimates the
-// herd from the refusals of the last two seconds.
+// maxAhead caps how far ahead a Pacer books a refused caller's return.
+const maxAhead = time.Minute
+
+// Pacer is a Bucket for admitting connections in a herd. When it refuses, it books the caller
+// a time to come back: the next free slot at the pacer's rate, after every caller refused
+// before it. A herd of N refused at once is told to return spread evenly over the N/rate
+// seconds the rate needs to take them, instead of all at the next token (to be refused again).
 type Pacer struct {
 	Bucket
-	rate    float64
-	sec     atomic.Int64 // the second refused counts
-	refused atomic.Int64 // refusals in that second
-	prev    atomic.Int64 // refusals in the second before
+	next atomic.Int64 // the next free slot for a refused caller, bucket clock
 }
 
 // NewPacer returns a pacer admitting rate per second with bursts of burst; rate <= 0 admits
 // everything.
 func NewPacer(rate float64, burst int) *Pacer {
-	p := &Pacer{rate: rate}
+	p := &Pacer{}
 	p.Set(rate, burst)
 	return p
 }
 
-// Admit takes a token at now, or says when to try again: after the next token, plus a random
-// share of the time the refused herd needs at the pacer's rate (at least a second).
+// Admit takes a token at now, or books a return and says how long until it (with up to one
+// slot of jitter, so that returns booked together do not land in the same instant).
 func (p *Pacer) Admit(now int64) (ok bool, retryAfter time.Duration) {
 	ok, wait := p.Take(now)
 	if ok {
 		return true, 0
 	}
-	sec := now / int64(time.Second)
-	if old := p.sec.Load(); old != sec && p.sec.CompareAndSwap(old, sec) {
-		last := p.refused.Swap(0)
-		if old != sec-1 {
-			last = 0
+	for {
+		booked := p.next.Load()
+		slot := max(booked, now+int64(wait))
+		if slot-now > int64(maxAhead) { // a herd larger than a minute of the rate: cap, spread
+			return false, maxAhead/2 + rand.N(maxAhead/2)
 		}
-		p.prev.Store(last)
+		if p.next.CompareAndSwap(booked, slot+p.interval) {
+			return false, time.Duration(slot-now) + rand.N(time.Duration(p.interval)+1)
+		}
 	}
-	herd := p.refused.Add(1) + p.prev.Load()
-	spread := max(time.Duration(float64(herd)/p.rate*float64(time.Second)), time.Second)
-	return false, wait + rand.N(spread)
 }

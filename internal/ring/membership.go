@@ -118,6 +118,14 @@ func (m *Membership) Observe(a pubsub.Announcement) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.edges[a.Node]
+	if e != nil && !e.static && !e.a.Started.Equal(a.Started) && e.a.Addr != a.Addr && m.alive(e) {
+		// Two live edges under one name (two `weft edge` without --node): taking both would
+		// flip the address and flap the ring on every announcement. The first keeps the
+		// name until it falls silent; the conflict is logged every time.
+		m.log.Error("two edges announce the same node name; ignoring the newer until the first falls silent",
+			"edge", a.Node, "kept", e.a.Addr, "ignored", a.Addr)
+		return
+	}
 	if e == nil {
 		e = &edgeState{}
 		m.edges[a.Node] = e
@@ -151,14 +159,22 @@ func (m *Membership) MarkDown(node string) *View {
 	return m.view.Load()
 }
 
+// alive reports whether e announced within its TTL. m.mu held.
+func (m *Membership) alive(e *edgeState) bool {
+	return m.cfg.Now().Sub(e.seen) <= m.ttl(e)
+}
+
+func (m *Membership) ttl(e *edgeState) time.Duration {
+	return max(time.Duration(m.cfg.Missed)*time.Duration(e.a.IntervalMS)*time.Millisecond, m.cfg.MinTTL)
+}
+
 // Expire drops edges overdue by more than their TTL and lifts expired down marks.
 func (m *Membership) Expire() {
 	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for node, e := range m.edges {
-		ttl := max(time.Duration(m.cfg.Missed)*time.Duration(e.a.IntervalMS)*time.Millisecond, m.cfg.MinTTL)
-		if !e.static && now.Sub(e.seen) > ttl {
+		if !e.static && now.Sub(e.seen) > m.ttl(e) {
 			m.log.Warn("edge left: stopped announcing", "edge", node, "silent", now.Sub(e.seen).Round(time.Millisecond))
 			delete(m.edges, node)
 			delete(m.down, node)

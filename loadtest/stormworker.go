@@ -1,0 +1,305 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weft-edge/weft/client"
+)
+
+// The storm runs its clients in worker processes (a process may hold 20,000 files here): each
+// worker reads a WorkerPlan as JSON on stdin, connects its clients, writes a WorkerStatus line
+// on stdout every StatusEvery, and when stdin says "stop" (or closes) writes one WorkerFinal
+// line and exits.
+
+// WorkerClient is one client of a worker: who it is, and which proxy it dials.
+type WorkerClient struct {
+	Team  string `json:"team"`
+	User  string `json:"user"`
+	Token string `json:"token"`
+	URL   string `json:"url"` // ws://proxy/ws
+}
+
+// WorkerPlan is what a storm worker is told to do.
+type WorkerPlan struct {
+	Clients []WorkerClient `json:"clients"`
+	// DialRate paces the first connects (per second), so the worker is not its own herd.
+	DialRate float64 `json:"dial_rate"`
+	// ProbeEvery is how often each probing client sends users.info; ProbeShare of the clients
+	// probe.
+	ProbeEvery time.Duration `json:"probe_every"`
+	ProbeShare float64       `json:"probe_share"`
+	// StatusEvery is how often a status line is written; default 250ms.
+	StatusEvery time.Duration `json:"status_every"`
+}
+
+// WorkerStatus is a worker's periodic line.
+type WorkerStatus struct {
+	At       int64            `json:"at"` // unix ms
+	Up       int              `json:"up"` // clients with a live connection
+	Refusals map[string]int64 `json:"refusals"`
+	Nodes    map[string]int   `json:"nodes"` // live clients per edge
+}
+
+// WorkerFinal is a worker's last line.
+type WorkerFinal struct {
+	Final   bool           `json:"final"`
+	Clients []ClientReport `json:"clients"`
+	// Probes are the users.info round trips of clients that never lost their connection:
+	// [unix ms, µs] pairs.
+	Probes [][2]int64 `json:"probes"`
+}
+
+// ClientReport is one client's story.
+type ClientReport struct {
+	Team       string  `json:"team"`
+	FirstNode  string  `json:"first_node"`
+	Down       []int64 `json:"down,omitempty"`    // unix ms of each disconnect
+	Up         []int64 `json:"up"`                // unix ms of each hello
+	Resumed    []bool  `json:"resumed"`           // per hello
+	Markers    []int64 `json:"markers,omitempty"` // seqs of user_change events received
+	Duplicates int64   `json:"duplicates"`
+	Err        string  `json:"err,omitempty"`
+}
+
+type workerClient struct {
+	c      *client.Client
+	mu     sync.Mutex
+	rep    ClientReport
+	node   string
+	up     bool
+	probes [][2]int64
+}
+
+// RunStormWorker runs a worker: plan from in, status and final lines to out.
+func RunStormWorker(ctx context.Context, in io.Reader, out io.Writer) error {
+	br := bufio.NewReader(in)
+	var plan WorkerPlan
+	if err := json.NewDecoder(br).Decode(&plan); err != nil {
+		return fmt.Errorf("storm worker: reading the plan: %w", err)
+	}
+	if plan.StatusEvery <= 0 {
+		plan.StatusEvery = 250 * time.Millisecond
+	}
+	if plan.DialRate <= 0 {
+		plan.DialRate = 500
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // "stop" or EOF on stdin ends the run
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || strings.TrimSpace(line) == "stop" {
+				cancel()
+				return
+			}
+		}
+	}()
+	var refusals sync.Map // reason → *atomic.Int64
+	refuse := func(reason string) {
+		v, _ := refusals.LoadOrStore(reason, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+	}
+	hc := &http.Client{Transport: newTransport()}
+	ws := make([]atomic.Pointer[workerClient], len(plan.Clients))
+	var wg sync.WaitGroup
+	enc := json.NewEncoder(out)
+	var encMu sync.Mutex
+	emit := func(v any) {
+		encMu.Lock()
+		enc.Encode(v)
+		encMu.Unlock()
+	}
+	// Dial at the plan's pace, each client on its own goroutine (Dial waits for the hello).
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Duration(float64(time.Second) / plan.DialRate))
+		defer tick.Stop()
+		for i, pc := range plan.Clients {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			wc := &workerClient{rep: ClientReport{Team: pc.Team}}
+			ws[i].Store(wc)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runWorkerClient(ctx, wc, pc, hc, plan, i, refuse)
+			}()
+		}
+	}()
+	tick := time.NewTicker(plan.StatusEvery)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			st := WorkerStatus{At: time.Now().UnixMilli(), Refusals: map[string]int64{}, Nodes: map[string]int{}}
+			for i := range ws {
+				wc := ws[i].Load()
+				if wc == nil {
+					continue
+				}
+				wc.mu.Lock()
+				if wc.up {
+					st.Up++
+					st.Nodes[wc.node]++
+				}
+				wc.mu.Unlock()
+			}
+			refusals.Range(func(k, v any) bool {
+				st.Refusals[k.(string)] = v.(*atomic.Int64).Load()
+				return true
+			})
+			emit(st)
+		}
+	}
+	wg.Wait()
+	fin := WorkerFinal{Final: true}
+	for i := range ws {
+		wc := ws[i].Load()
+		if wc == nil {
+			continue
+		}
+		fin.Clients = append(fin.Clients, wc.rep)
+		if len(wc.rep.Down) == 0 {
+			fin.Probes = append(fin.Probes, wc.probes...)
+		}
+	}
+	emit(fin)
+	return nil
+}
+
+// runWorkerClient connects one client and keeps it until ctx ends, recording its story.
+func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc *http.Client, plan WorkerPlan, i int,
+	refuse func(string)) {
+	opts := client.Options{URL: pc.URL, Token: pc.Token, HTTPClient: hc, SkipBoot: true,
+		Backoff: client.Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second},
+		OnConnect: func(h client.Hello) {
+			wc.mu.Lock()
+			if wc.rep.FirstNode == "" {
+				wc.rep.FirstNode = h.Node
+			}
+			wc.node, wc.up = h.Node, true
+			wc.rep.Up = append(wc.rep.Up, time.Now().UnixMilli())
+			wc.rep.Resumed = append(wc.rep.Resumed, h.Resumed)
+			wc.mu.Unlock()
+		},
+		OnReconnect: func(r client.Reconnect) {
+			wc.mu.Lock()
+			if wc.up {
+				wc.up = false
+				wc.rep.Down = append(wc.rep.Down, time.Now().UnixMilli())
+			}
+			wc.mu.Unlock()
+			if r.Err != nil && r.Goodbye == nil {
+				refuse(refusalReason(r.Err))
+			} else if r.Goodbye != nil {
+				refuse("goodbye_" + r.Goodbye.Reason)
+			}
+		},
+	}
+	var c *client.Client
+	for ctx.Err() == nil {
+		var err error
+		c, err = client.Dial(ctx, opts)
+		if err == nil {
+			break
+		}
+		refuse(refusalReason(err))
+		select { // the first connect's own retry: the client only retries after it is up
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(250+rand.IntN(1000)) * time.Millisecond):
+		}
+	}
+	if c == nil {
+		return
+	}
+	wc.c = c
+	evDone := make(chan struct{})
+	defer func() {
+		c.Close()
+		<-evDone // the reader appends to the report: it ends before the report is read
+	}()
+	go func() {
+		defer close(evDone)
+		for ev := range c.Events() {
+			if ev.Type == client.EventUserChange {
+				wc.mu.Lock()
+				wc.rep.Markers = append(wc.rep.Markers, ev.Seq)
+				wc.mu.Unlock()
+			}
+		}
+	}()
+	probe := plan.ProbeEvery > 0 && float64(i%1000) < plan.ProbeShare*1000
+	var tc <-chan time.Time
+	if probe {
+		t := time.NewTicker(plan.ProbeEvery)
+		defer t.Stop()
+		tc = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			wc.mu.Lock()
+			wc.rep.Duplicates = c.Stats().Duplicates
+			if err := c.Err(); err != nil {
+				wc.rep.Err = err.Error()
+			}
+			wc.mu.Unlock()
+			return
+		case <-c.Done():
+			wc.mu.Lock()
+			wc.rep.Err = fmt.Sprint(c.Err())
+			wc.up = false
+			wc.mu.Unlock()
+			<-ctx.Done()
+		case <-tc:
+			begin := time.Now()
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := c.UsersInfo(pctx, pc.User)
+			cancel()
+			if err == nil {
+				wc.mu.Lock()
+				wc.probes = append(wc.probes, [2]int64{begin.UnixMilli(), time.Since(begin).Microseconds()})
+				wc.mu.Unlock()
+			}
+		}
+	}
+}
+
+// refusalReason names why a connect failed: the protocol's error code with its HTTP status,
+// or how the network failed.
+func refusalReason(err error) string {
+	var e *client.Error
+	if errors.As(err, &e) {
+		if e.Status != 0 {
+			return fmt.Sprintf("%d_%s", e.Status, e.Code)
+		}
+		return e.Code
+	}
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "connection refused"):
+		return "connection_refused"
+	case strings.Contains(s, "reset"), strings.Contains(s, "EOF"), strings.Contains(s, "closed"):
+		return "connection_lost"
+	case strings.Contains(s, "timeout"), strings.Contains(s, "deadline"):
+		return "timeout"
+	}
+	return "other"
+}

@@ -1,0 +1,63 @@
+package proxy_test
+
+// Regression tests from the review of the proxy and the ring: the comment on each test
+// describes the bug it caught, and the test fails if that bug comes back.
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/proxy"
+)
+
+func memNow() (heap, stack uint64, g int) {
+	for range 3 {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine()
+}
+
+// TestReviewMemoryPerProxiedConn: the cost in this process of an idle WebSocket through the proxy
+// beyond the same connection straight to the edge: the proxy's handler goroutine stays parked
+// in pipe for the connection's life (with the http.conn, its bufio.Reader, the request and its
+// clone), plus a second goroutine and two CopyBuffers.
+func TestReviewMemoryPerProxiedConn(t *testing.T) {
+	w := newWorld(t, "small", func(c *edge.Config) { c.RequestRate, c.ConnectRate, c.TeamConnectRate = -1, -1, -1 })
+	w.proxyFn = func(c *proxy.Config) { c.ConnectRate, c.EdgeRate = -1, -1 }
+	e := w.addEdge("edge-1")
+	p := w.addProxy()
+	w.waitRing("edge-1")
+	team := w.origin.TeamIDs()[0]
+	user := w.origin.Users(team)[0].ID
+	edgeURL, proxyURL := "http://"+e.addr, p.url
+	tok := w.token(team, user)
+	const n = 400
+	measure := func(url string) (float64, float64, float64) {
+		h0, s0, g0 := memNow()
+		cs := make([]*websocket.Conn, n)
+		for i := range cs {
+			c, err := tryDial(url, tok)
+			must(t, err)
+			cs[i] = c
+		}
+		time.Sleep(200 * time.Millisecond)
+		h1, s1, g1 := memNow()
+		for _, c := range cs {
+			c.CloseNow()
+		}
+		time.Sleep(500 * time.Millisecond)
+		return float64(int64(h1)-int64(h0)) / n, float64(int64(s1)-int64(s0)) / n, float64(g1-g0) / n
+	}
+	dh, ds, dg := measure(edgeURL)
+	ph, ps, pg := measure(proxyURL)
+	t.Logf("per connection, direct:  heap %.0f B, stacks %.0f B, goroutines %.1f", dh, ds, dg)
+	t.Logf("per connection, proxied: heap %.0f B, stacks %.0f B, goroutines %.1f", ph, ps, pg)
+	t.Logf("proxy's share: heap %.0f B + stacks %.0f B = %.1f KiB, %.1f goroutines",
+		ph-dh, ps-ds, (ph-dh+ps-ds)/1024, pg-dg)
+}

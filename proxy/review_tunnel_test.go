@@ -1,0 +1,118 @@
+package proxy_test
+
+// Regression tests from the review of the proxy and the ring: the comment on each test
+// describes the bug it caught, and the test fails if that bug comes back.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/proxy"
+	"github.com/weft-edge/weft/pubsub"
+)
+
+// fakeEdge upgrades any request, then reads the client until EOF and answers what it read,
+// then closes: a peer that relies on TCP half-close (FIN in one direction, the other still
+// open), which a byte tunnel must carry.
+func fakeEdge(t *testing.T, gotHost chan<- *http.Request) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if gotHost != nil {
+					gotHost <- req
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+				b, _ := io.ReadAll(br)
+				io.WriteString(c, "BYE:"+string(b))
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func staticProxy(t *testing.T, edgeAddr string) (string, *token.Keys) {
+	keys, err := token.New([]byte(testSecret))
+	must(t, err)
+	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []pubsub.Announcement{{Node: "fake", Addr: edgeAddr}}})
+	must(t, err)
+	must(t, p.Start())
+	hs, addr := serve(t, p, nil)
+	t.Cleanup(func() { hs.Close(); p.Shutdown(t.Context()) })
+	return addr, keys
+}
+
+// TestReviewTunnelHalfClose: the client sends its last bytes and half-closes (CloseWrite); the
+// edge answers after reading EOF. pipe() treats EOF on either side as the end of both and
+// closes the two sockets, so the edge's answer (in WebSocket terms: its close frame, a last
+// reply) never reaches the client.
+func TestReviewTunnelHalfClose(t *testing.T) {
+	edgeAddr := fakeEdge(t, nil)
+	paddr, keys := staticProxy(t, edgeAddr)
+	tok, err := keys.Issue("T1", "U1", time.Hour)
+	must(t, err)
+	c, err := net.Dial("tcp", paddr)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", paddr, tok)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	must(t, err)
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	io.WriteString(c, "last words")
+	c.(*net.TCPConn).CloseWrite()
+	rest, err := io.ReadAll(br)
+	if string(rest) != "BYE:last words" {
+		t.Fatalf("after a half-close the client got %q (err %v), want the edge's answer %q", rest, err, "BYE:last words")
+	}
+}
+
+// TestReviewTunnelHostHeader: the request the edge gets names the edge's address as Host and
+// carries no X-Forwarded-Host/Proto: the client's Host is lost.
+func TestReviewTunnelHostHeader(t *testing.T) {
+	got := make(chan *http.Request, 1)
+	edgeAddr := fakeEdge(t, got)
+	paddr, keys := staticProxy(t, edgeAddr)
+	tok, _ := keys.Issue("T1", "U1", time.Hour)
+	c, err := net.Dial("tcp", paddr)
+	must(t, err)
+	defer c.Close()
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: chat.example.com\r\nAuthorization: Bearer %s\r\nConnection: Upgrade, X-Hop\r\nX-Hop: secret\r\n"+
+		"Upgrade: websocket\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", tok)
+	req := <-got
+	var probs []string
+	if req.Host != "chat.example.com" && req.Header.Get("X-Forwarded-Host") == "" {
+		probs = append(probs, fmt.Sprintf("Host %q and no X-Forwarded-Host", req.Host))
+	}
+	for _, h := range []string{"X-Hop", "Proxy-Authorization"} {
+		if v := req.Header.Get(h); v != "" {
+			probs = append(probs, fmt.Sprintf("hop-by-hop %s: %s forwarded", h, v))
+		}
+	}
+	if len(probs) > 0 {
+		t.Fatal(strings.Join(probs, "; "))
+	}
+}
