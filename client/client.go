@@ -312,6 +312,10 @@ func (c *Client) run() {
 	var why Reconnect  // why the last connection or attempt ended
 	for try := 0; ; try++ {
 		if try > 0 {
+			if c.ctx.Err() != nil { // closed: no reconnect to announce
+				c.stop(nil)
+				return
+			}
 			d := c.opts.Backoff.delay(max(attempt-1, 0), c.rng, hint)
 			if c.opts.OnReconnect != nil {
 				why.Attempt, why.Wait = attempt, d

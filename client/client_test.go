@@ -151,3 +151,14 @@ func TestCloseEndsEverything(t *testing.T) {
 		t.Errorf("Err after Close = %v, want nil", c.Err())
 	}
 }
+
+// TestCloseIsNotAReconnect: closing a client does not announce a reconnect.
+func TestCloseIsNotAReconnect(t *testing.T) {
+	s := newStack(t, "small", nil)
+	var rec reconnects
+	c := s.dial(s.origin.Users(s.team)[1].ID, func(o *client.Options) { o.OnReconnect = rec.add })
+	c.Close()
+	if rs := rec.all(); len(rs) != 0 {
+		t.Fatalf("Close announced %d reconnects: %+v", len(rs), rs)
+	}
+}

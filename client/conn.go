@@ -86,7 +86,7 @@ type dialError struct {
 	err   error
 	hint  retryHint
 	bye   *Goodbye // the server turned us away with a goodbye instead of a hello
-	fatal bool // the server refused who we are: retrying cannot help
+	fatal bool     // the server refused who we are: retrying cannot help
 }
 
 func (e *dialError) Error() string { return e.err.Error() }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -236,6 +237,14 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		}
 	}
 	fig.summarize(workers, killAt, markers)
+	if path := os.Getenv("WEFT_STORM_DUMP"); path != "" { // raw worker reports, for digging
+		var all []*WorkerFinal
+		for _, w := range workers {
+			all = append(all, w.final)
+		}
+		b, _ := json.Marshal(map[string]any{"kill": killAt.UnixMilli(), "markers": markers, "workers": all})
+		os.WriteFile(path, b, 0o644)
+	}
 	return fig, nil
 }
 
@@ -460,4 +469,24 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Summary is the figures in a few lines.
+func (f *StormFigures) Summary() string {
+	var b strings.Builder
+	mode := "without admission control or pacing"
+	if f.Protected {
+		mode = "with admission control and pacing"
+	}
+	fmt.Fprintf(&b, "storm %s: %d clients, killed %s with %d of them\n", mode, f.Clients, f.Victim, f.Disturbed)
+	fmt.Fprintf(&b, "  back and resumed: %d (not resumed %d); after the kill: 50%% %s, 90%% %s, 99%% %s, 100%% %s\n",
+		f.Back, f.NotResume, f.BackAfter["p50"], f.BackAfter["p90"], f.BackAfter["p99"], f.BackAfter["p100"])
+	fmt.Fprintf(&b, "  refusals: %v\n  peak RSS: ", f.Refusals)
+	for _, name := range slices.Sorted(maps.Keys(f.PeakRSS)) {
+		fmt.Fprintf(&b, "%s %d MiB  ", name, f.PeakRSS[name]>>20)
+	}
+	fmt.Fprintf(&b, "\n  crashed: %v; events lost %d, duplicated %d\n", f.Crashed, f.Lost, f.Duplicates)
+	fmt.Fprintf(&b, "  users.info from undisturbed clients in the minute after the kill: %d probes, p50 %d µs, p99 %d µs\n",
+		f.Probes, f.ProbeP50us, f.ProbeP99us)
+	return b.String()
 }

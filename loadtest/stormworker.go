@@ -58,6 +58,9 @@ type WorkerFinal struct {
 	// Probes are the users.info round trips of clients that never lost their connection:
 	// [unix ms, µs] pairs.
 	Probes [][2]int64 `json:"probes"`
+	// ProbeErrors counts failed probes; ProbeError is the first failure.
+	ProbeErrors int64  `json:"probe_errors"`
+	ProbeError  string `json:"probe_error,omitempty"`
 }
 
 // ClientReport is one client's story.
@@ -79,6 +82,8 @@ type workerClient struct {
 	node   string
 	up     bool
 	probes [][2]int64
+	perrs  int64
+	perr   string
 }
 
 // RunStormWorker runs a worker: plan from in, status and final lines to out.
@@ -175,6 +180,10 @@ func RunStormWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			continue
 		}
 		fin.Clients = append(fin.Clients, wc.rep)
+		fin.ProbeErrors += wc.perrs
+		if fin.ProbeError == "" {
+			fin.ProbeError = wc.perr
+		}
 		if len(wc.rep.Down) == 0 {
 			fin.Probes = append(fin.Probes, wc.probes...)
 		}
@@ -273,11 +282,13 @@ func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc 
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := c.UsersInfo(pctx, pc.User)
 			cancel()
+			wc.mu.Lock()
 			if err == nil {
-				wc.mu.Lock()
 				wc.probes = append(wc.probes, [2]int64{begin.UnixMilli(), time.Since(begin).Microseconds()})
-				wc.mu.Unlock()
+			} else if wc.perrs++; wc.perr == "" {
+				wc.perr = err.Error()
 			}
+			wc.mu.Unlock()
 		}
 	}
 }

@@ -19,10 +19,10 @@ import (
 
 // proxyOpts are the flags of a proxy, shared by `weft proxy` and `weft dev --edges N`.
 type proxyOpts struct {
-	addr    string
-	secret  string
-	static  string
-	downFor time.Duration
+	addr                 string
+	secret               string
+	static               string
+	downFor              time.Duration
 	connRate, edgeRate   float64
 	connBurst, edgeBurst int
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/weft-edge/weft/loadtest"
+)
+
+// runLoadtest runs a load scenario against weft processes on loopback.
+func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("loadtest: want a scenario: storm")
+	}
+	switch args[0] {
+	case "storm":
+		return runStorm(ctx, args[1:], stdout)
+	case "storm-worker": // a storm's client process; reads its plan on stdin
+		return loadtest.RunStormWorker(ctx, os.Stdin, stdout)
+	}
+	return fmt.Errorf("loadtest: unknown scenario %q (want storm)", args[0])
+}
+
+func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("loadtest storm", "The reconnect storm: the reference origin, edges and proxies as processes on\n"+
+		"loopback, real clients in worker processes, one edge SIGKILLed; run with admission\n"+
+		"control and pacing, then without, and report what they bought.")
+	clients := fs.Int("clients", 15000, "clients, spread over the world's teams and the proxies")
+	workers := fs.Int("workers", 4, "client processes (a process may hold 20,000 files)")
+	edges := fs.Int("edges", 3, "edge processes")
+	proxies := fs.Int("proxies", 2, "proxy processes")
+	size := fs.String("size", "small", "the origin's world")
+	rate := fs.Float64("rate", 20, "live activity, events/s over all teams")
+	budget := fs.String("memory-budget", "1GiB", "each edge's memory budget in the protected run")
+	steady := fs.Duration("steady", 10*time.Second, "how long the cluster runs before the kill")
+	observe := fs.Duration("observe", 90*time.Second, "how long to wait for every client after the kill")
+	out := fs.String("out", "", "directory for storm.json and storm.png (empty: print only)")
+	only := fs.String("only", "", "run only the protected or unprotected storm")
+	log, err := parseLogged(fs, args)
+	if err != nil {
+		return err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logf := func(format string, a ...any) { log.Info(fmt.Sprintf(format, a...)) }
+	var figs []*loadtest.StormFigures
+	for _, protected := range []bool{true, false} {
+		if (*only == "protected" && !protected) || (*only == "unprotected" && protected) {
+			continue
+		}
+		logf("storm, protected=%v", protected)
+		f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
+			Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
+			Steady: *steady, Observe: *observe, Stderr: os.Stderr, Log: logf})
+		if err != nil {
+			return fmt.Errorf("storm (protected=%v): %w", protected, err)
+		}
+		figs = append(figs, f)
+		fmt.Fprint(stdout, f.Summary())
+	}
+	if *out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(figs, "", "  ")
+	if err := os.WriteFile(filepath.Join(*out, "storm.json"), b, 0o644); err != nil {
+		return err
+	}
+	var curves [][]float64
+	for _, f := range figs {
+		curves = append(curves, f.Curve)
+	}
+	pf, err := os.Create(filepath.Join(*out, "storm.png"))
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	// Protected in blue, unprotected in red.
+	return loadtest.PlotCurves(pf, curves, []color.RGBA{{30, 90, 200, 255}, {210, 40, 40, 255}})
+}
