@@ -198,7 +198,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		name := fmt.Sprintf("edge-%d", i)
 		args := append([]string{"edge", "--addr", "127.0.0.1:0", "--node", name, "--nats", c.NATSURL,
 			"--origin", c.Origin.URL, "--origin-token", OriginToken, "--token-secret", clusterSecret,
-			"--announce", "250ms", "--log-level", "warn"}, cfg.EdgeArgs...)
+			"--log-level", "warn"}, cfg.EdgeArgs...)
 		p, _, err := startProc(ctx, name, cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, edgeLine)
 		if err != nil {
 			return fail(err)

@@ -200,10 +200,18 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	killAt := time.Now()
 	victim.Kill()
 	logf("killed %s (%d clients) at %s", fig.Victim, nodes[fig.Victim], killAt.Format(time.TimeOnly))
+	// Everyone is back when every client is up and none is on the victim, by statuses written
+	// after the kill (a client that has not noticed the loss yet still counts as up there).
 	obsEnd := killAt.Add(cfg.Observe)
 	for time.Now().Before(obsEnd) {
-		n, _ := up()
-		if n == cfg.Clients {
+		n, nodes := up()
+		fresh := true
+		for _, w := range workers {
+			w.mu.Lock()
+			fresh = fresh && w.status.At > killAt.Add(time.Second).UnixMilli()
+			w.mu.Unlock()
+		}
+		if fresh && n == cfg.Clients && nodes[fig.Victim] == 0 {
 			break
 		}
 		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
@@ -212,9 +220,9 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	}
 	n, _ := up()
 	logf("%d of %d clients up %v after the kill", n, cfg.Clients, time.Since(killAt).Round(time.Millisecond))
-	sleepCtx(ctx, 3*time.Second) // the last markers reach everyone
 	stopMarkers()
 	<-markersDone
+	sleepCtx(ctx, 3*time.Second) // the last markers reach everyone before the workers stop
 	close(rssStop)
 	<-rssDone
 	for _, e := range cl.Edges {

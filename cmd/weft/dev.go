@@ -127,7 +127,7 @@ func devRing(ctx context.Context, g *errgroup.Group, n int, o edgeOpts, emb *pub
 		pln.Close()
 		return "", err
 	}
-	popts := proxyOpts{secret: o.secret, downFor: 5 * time.Second, connRate: 2000, connBurst: 2000, edgeRate: 500, edgeBurst: 500}
+	popts := proxyOpts{secret: o.secret, downFor: 5 * time.Second, connRate: 2000, connBurst: 2000, edgeRate: 150, edgeBurst: 150}
 	psrv, err := popts.server(pbus, log)
 	if err != nil {
 		pln.Close()

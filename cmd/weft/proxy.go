@@ -33,8 +33,8 @@ func (o *proxyOpts) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.static, "edges", "", "static edges, name=host:port comma-separated, for setups without discovery on NATS")
 	fs.Float64Var(&o.connRate, "connect-rate", 2000, "WebSocket connections per second this proxy sets up; past it 429 with a spread Retry-After; negative: no limit")
 	fs.IntVar(&o.connBurst, "connect-burst", 2000, "connections set up at once above the rate")
-	fs.Float64Var(&o.edgeRate, "edge-rate", 500, "new connections per second sent to any one edge: after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
-	fs.IntVar(&o.edgeBurst, "edge-burst", 500, "new connections sent to one edge at once above the rate")
+	fs.Float64Var(&o.edgeRate, "edge-rate", 150, "new connections per second sent to any one edge: after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
+	fs.IntVar(&o.edgeBurst, "edge-burst", 150, "new connections sent to one edge at once above the rate")
 	fs.DurationVar(&o.downFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
 }
 

@@ -18,9 +18,13 @@ type MembershipConfig struct {
 	// Static edges are always members (state serving) and never expire: for setups without
 	// discovery. Announcements about them still update their load.
 	Static []pubsub.Announcement
-	// Missed is how many announcement intervals an edge may miss before it leaves; default 3.
+	// Missed is how many announcement intervals an edge may miss before it leaves; default 5.
+	// Generous on purpose: an edge that died is taken out at once by the first proxy that
+	// fails to connect to it (MarkDown); expiry only cleans up. An edge briefly starved of CPU
+	// in a storm must not leave the ring, or its teams move and the storm spreads (measured:
+	// at 3 × 250 ms, surviving edges flapped out of the ring hundreds of times in a storm).
 	Missed int
-	// MinTTL is the least time an edge stays after its last announcement; default 1s.
+	// MinTTL is the least time an edge stays after its last announcement; default 2s.
 	MinTTL time.Duration
 	// DownFor is how long MarkDown keeps an edge out of the ring; default 5s. An edge that died
 	// stops announcing and leaves for good within the TTL.
@@ -77,10 +81,10 @@ type edgeState struct {
 // NewMembership returns a membership holding cfg.Static.
 func NewMembership(cfg MembershipConfig) *Membership {
 	if cfg.Missed <= 0 {
-		cfg.Missed = 3
+		cfg.Missed = 5
 	}
 	if cfg.MinTTL <= 0 {
-		cfg.MinTTL = time.Second
+		cfg.MinTTL = 2 * time.Second
 	}
 	if cfg.DownFor <= 0 {
 		cfg.DownFor = 5 * time.Second
