@@ -24,6 +24,8 @@ type hub struct {
 	in       []bool   // fan-out's scratch: whether users[i] is in the event's channel
 	lastSeq  int64
 	dead     bool // unloaded: register must find a new hub
+	recent   recentEvents
+	limit    int // of recent
 }
 
 func newHub(team string, seq int64) *hub {
@@ -71,6 +73,7 @@ func (h *hub) advance(seq int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastSeq = max(h.lastSeq, seq)
+	h.recent = recentEvents{} // what the reload absorbed was never fanned out: no longer contiguous
 }
 
 // snapshot returns the current sessions, for draining and reloads.
@@ -155,6 +158,9 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, mode AnnotateMode, m *me
 		return
 	}
 	h.lastSeq = ev.Seq
+	if h.limit > 0 {
+		h.recent.add(ev, h.limit)
+	}
 	if len(h.sessions) == 0 {
 		return
 	}

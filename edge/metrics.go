@@ -27,6 +27,7 @@ type metrics struct {
 	indexSeconds     *prometheus.HistogramVec // part: prefix, fuzzy
 	pauses           *prometheus.CounterVec
 	shed             *prometheus.CounterVec
+	replays          *prometheus.CounterVec
 	shedUnloads      prometheus.Counter
 	admissionChanges *prometheus.CounterVec
 	throttled        prometheus.Gauge
@@ -62,6 +63,9 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			[]string{"reason"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_shed_total",
 			Help: "Work refused: for memory (connection, team_load, fuzzy_index) or over a connection rate (node_connects, team_connects)."}, []string{"what"}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_resume_replays_total",
+			Help: "Resume replays by source: memory (the team's recent events), stream_shared (one stream read for many), stream."},
+			[]string{"source"}),
 		shedUnloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_shed_unloads_total",
 			Help: "Idle teams unloaded because memory was critical."}),
 		admissionChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_admission_changes_total",
@@ -74,7 +78,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	}
 	reg.MustRegister(m.requests, m.latency, m.eventsIn, m.eventsOut, m.slowConsumers, m.policyCloses,
 		m.goodbyes, m.resumes, m.loadSeconds, m.loadFailures, m.indexSeconds, indexBytes{s}, m.pauses, m.throttled,
-		m.shed, m.shedUnloads, m.admissionChanges,
+		m.shed, m.shedUnloads, m.admissionChanges, m.replays,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_admission_level",
 			Help: "Memory admission: 0 normal, 1 high (refusing new work), 2 critical (shedding)."}, func() float64 {
 			if s.admit == nil {

@@ -80,8 +80,11 @@ func TestResume(t *testing.T) {
 	}
 }
 
+// TestResumeRefused: the stream path (no recent events in memory): what the stream no longer
+// holds, or a client ahead of the node, is refused.
 func TestResumeRefused(t *testing.T) {
-	h := newHarness(t, harnessOpts{stream: pubsub.StreamConfig{MaxMsgsPerSubject: 5}})
+	h := newHarness(t, harnessOpts{stream: pubsub.StreamConfig{MaxMsgsPerSubject: 5},
+		edge: func(c *Config) { c.RecentEvents = -1 }})
 	ctx := context.Background()
 	team := h.team
 	general := h.origin.Channels(team)[0].ID
@@ -296,4 +299,44 @@ func TestReloadSendsSessionsToResume(t *testing.T) {
 		eventually(t, 10*time.Second, "the events after the hello", func() bool { return again.hasSeq(last) })
 	}
 	checkStream(t, again, want)
+}
+
+// TestResumeFromMemory: the node keeps the team's recent events, so a resume further back than
+// the stream still holds is served from memory; one further back than memory and stream
+// together is refused. Concurrent resumes of one team share one stream read.
+func TestResumeFromMemory(t *testing.T) {
+	h := newHarness(t, harnessOpts{stream: pubsub.StreamConfig{MaxMsgsPerSubject: 5},
+		edge: func(c *Config) { c.RecentEvents = 8 }})
+	ctx := context.Background()
+	team := h.team
+	general := h.origin.Channels(team)[0].ID
+	me, other := h.user(team, 1), h.user(team, 2)
+	first := h.dial(team, me, "") // loads the team; its hub sees every event from here
+	start := first.hello.Seq
+	var last *origin.Event
+	for i := range 12 {
+		last = h.must(h.origin.PostMessage(ctx, team, general, other, fmt.Sprintf("m%d", i), nil))
+	}
+	h.applied(team, last.Seq)
+	eventually(t, tenSeconds, "the live session to see every event", func() bool { return first.hasSeq(last.Seq) })
+
+	// 7 back: older than the stream's 5, within memory's 8.
+	c := h.dial(team, me, fmt.Sprintf("since=%d", last.Seq-7))
+	if !c.hello.Resumed {
+		t.Fatalf("7 events back with 8 in memory: hello %+v", c.hello)
+	}
+	var want []int64
+	for s := last.Seq - 6; s <= last.Seq; s++ {
+		want = append(want, s)
+	}
+	eventually(t, tenSeconds, "the replay", func() bool { return c.hasSeq(last.Seq) })
+	checkStream(t, c, want)
+	if h.metric(`weft_edge_resume_replays_total{source="memory"}`) < 1 {
+		t.Fatal("the replay did not come from memory")
+	}
+	// 12 back: neither memory (8) nor the stream (5) holds it all.
+	old := h.dial(team, me, fmt.Sprintf("since=%d", start))
+	if old.hello.Resumed {
+		t.Fatalf("12 events back with 8 in memory and 5 in the stream: resumed")
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
@@ -84,6 +85,9 @@ type Config struct {
 	// MaxReplay caps the events replayed to one resuming connection; further back than that
 	// answers resumed:false. Default 10,000.
 	MaxReplay int
+	// RecentEvents is how many of each team's latest events the node keeps for resumes
+	// (recent.go); default 512, negative: none (every resume reads the stream).
+	RecentEvents int
 	// DrainSpread is the window over which draining sessions are told to reconnect (each gets
 	// a random reconnect_after_ms in it); default 5s.
 	DrainSpread time.Duration
@@ -141,6 +145,9 @@ func (c *Config) defaults() error {
 	setDefault(&c.MaxReplay, 10_000)
 	setDefault(&c.DrainSpread, 5*time.Second)
 	setDefault(&c.JITObjects, 512)
+	if c.RecentEvents == 0 {
+		c.RecentEvents = 512
+	}
 	return nil
 }
 
@@ -168,6 +175,7 @@ type Server struct {
 	admit    *admission // nil without a memory budget
 	connects *bucket.Pacer
 	teamConn sync.Map // team ID → *bucket.Pacer, dropped when the team unloads
+	fills    singleflight.Group
 	bg       sync.WaitGroup
 	bgStop   context.CancelFunc
 }
@@ -380,7 +388,9 @@ func (s *Server) hubFor(team string, st *cache.Store) *hub {
 	if h, ok := s.hubs.Load(team); ok {
 		return h.(*hub)
 	}
-	h, _ := s.hubs.LoadOrStore(team, newHub(team, st.Seq()))
+	nh := newHub(team, st.Seq())
+	nh.limit = s.cfg.RecentEvents
+	h, _ := s.hubs.LoadOrStore(team, nh)
 	return h.(*hub)
 }
 

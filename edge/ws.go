@@ -11,7 +11,6 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/internal/bucket"
-	"github.com/weft-edge/weft/origin"
 )
 
 // handleWS upgrades GET /ws and runs the session until the connection ends. Everything that
@@ -167,11 +166,7 @@ func (s *Server) replay(ctx context.Context, st *cache.Store, sess *session, sin
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var evs []*origin.Event
-	err := s.cfg.Replay.Replay(ctx, team, since, upto, func(ev *origin.Event) error {
-		evs = append(evs, ev)
-		return nil
-	})
+	evs, err := s.replayEvents(ctx, sess.hub, since, upto)
 	if err != nil {
 		s.log.Info("resume refused: the stream cannot replay", "team", team, "user", user, "since", since, "node_seq", upto, "err", err)
 		return nil, false

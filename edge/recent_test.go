@@ -1,0 +1,70 @@
+package edge
+
+import (
+	"testing"
+
+	"github.com/weft-edge/weft/origin"
+)
+
+func evs(from, to int64) []*origin.Event {
+	var out []*origin.Event
+	for s := from; s <= to; s++ {
+		out = append(out, &origin.Event{Seq: s})
+	}
+	return out
+}
+
+func seqsOf(es []*origin.Event) []int64 {
+	var out []int64
+	for _, e := range es {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+// TestRecentEvents: appends keep a contiguous window of the latest events within its limit; a
+// fill from the stream goes in front only when it reaches what is held; a gap starts over.
+func TestRecentEvents(t *testing.T) {
+	var r recentEvents
+	for _, e := range evs(11, 20) {
+		r.add(e, 8)
+	}
+	if r.lo != 13 || len(r.evs) != 8 {
+		t.Fatalf("window %d+%d, want 13..20", r.lo, len(r.evs))
+	}
+	if got, ok := r.rangeOf(14, 20); !ok || len(got) != 6 || got[0].Seq != 15 {
+		t.Fatalf("rangeOf(14,20) = %v %v", seqsOf(got), ok)
+	}
+	if _, ok := r.rangeOf(11, 20); ok {
+		t.Fatal("a range older than the window was answered")
+	}
+	if _, ok := r.rangeOf(14, 21); ok {
+		t.Fatal("a range newer than the window was answered")
+	}
+	if got, ok := r.rangeOf(20, 20); !ok || len(got) != 0 {
+		t.Fatal("an empty range must be answered, empty")
+	}
+	// A fill that does not reach the window is dropped; one that does goes in front, within
+	// the limit's room (none left here).
+	r.fill(evs(5, 10), 8)
+	if r.lo != 13 {
+		t.Fatalf("a fill with a hole was taken: lo %d", r.lo)
+	}
+	r.fill(evs(5, 18), 12)
+	if r.lo != 9 || len(r.evs) != 12 {
+		t.Fatalf("after the fill: %d+%d, want 9..20", r.lo, len(r.evs))
+	}
+	if got, ok := r.rangeOf(8, 20); !ok || len(got) != 12 || got[0].Seq != 9 || got[11].Seq != 20 {
+		t.Fatalf("rangeOf(8,20) after fill = %v %v", seqsOf(got), ok)
+	}
+	// A gap (after a reload) starts over.
+	r.add(&origin.Event{Seq: 30}, 12)
+	if r.lo != 30 || len(r.evs) != 1 {
+		t.Fatalf("after a gap: %d+%d", r.lo, len(r.evs))
+	}
+	var empty recentEvents
+	empty.fill(evs(3, 7), 8)
+	if got, ok := empty.rangeOf(2, 7); !ok || len(got) != 5 {
+		t.Fatalf("fill into an empty window: %v %v", seqsOf(got), ok)
+	}
+}
