@@ -77,7 +77,17 @@ func TestReviewDrainPastDeadlineSaysNoGoodbye(t *testing.T) {
 	defer cancel()
 	err := e1.srv.Shutdown(ctx)
 	t.Logf("Shutdown: %v", err)
-	time.Sleep(200 * time.Millisecond)
+	// The goodbyes were sent before Shutdown returned; the clients read them a moment later.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); <-tick.C {
+		mu.Lock()
+		n := len(byes)
+		mu.Unlock()
+		if n == len(teams) {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(byes) != len(teams) {
@@ -131,6 +141,6 @@ func grep(s, sub string) string {
 type stubbornPeers struct{ edge.Peers }
 
 func (p stubbornPeers) Warm(ctx context.Context, node string, teams []string) error {
-	time.Sleep(time.Second)
+	<-time.After(time.Second) // deliberately deaf to ctx
 	return p.Peers.Warm(ctx, node, teams)
 }

@@ -60,12 +60,14 @@ func TestReviewClientGoneMarksEdgesDownOverTCP(t *testing.T) {
 	u, _ := url.Parse(p.url)
 	head := fmt.Sprintf("GET /ws HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: weft.v1\r\n\r\n", u.Host, tok)
+	pace := time.NewTicker(2 * time.Millisecond) // 500 vanishing clients a second
+	defer pace.Stop()
 	for i := range 200 {
 		c, err := net.Dial("tcp", u.Host)
 		must(t, err)
 		c.Write([]byte(head))
 		c.Close()
-		time.Sleep(2 * time.Millisecond)
+		<-pace.C
 		if v := p.srv.Membership().View(); len(v.Down) > 0 {
 			t.Fatalf("after %d vanished clients the proxy's ring is %v, down %v", i+1, v.Ring.Nodes(), v.Down)
 		}

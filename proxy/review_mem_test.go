@@ -46,12 +46,12 @@ func TestReviewMemoryPerProxiedConn(t *testing.T) {
 			must(t, err)
 			cs[i] = c
 		}
-		time.Sleep(200 * time.Millisecond)
+		settle()
 		h1, s1, g1 := memNow()
 		for _, c := range cs {
 			c.CloseNow()
 		}
-		time.Sleep(500 * time.Millisecond)
+		settle()
 		return float64(int64(h1)-int64(h0)) / n, float64(int64(s1)-int64(s0)) / n, float64(g1-g0) / n
 	}
 	dh, ds, dg := measure(edgeURL)
@@ -60,4 +60,20 @@ func TestReviewMemoryPerProxiedConn(t *testing.T) {
 	t.Logf("per connection, proxied: heap %.0f B, stacks %.0f B, goroutines %.1f", ph, ps, pg)
 	t.Logf("proxy's share: heap %.0f B + stacks %.0f B = %.1f KiB, %.1f goroutines",
 		ph-dh, ps-ds, (ph-dh+ps-ds)/1024, pg-dg)
+}
+
+// settle waits until the goroutine count has held still for 5 ticks of 20ms (goroutines of
+// connections just opened or closed start or end a moment later), at most 5s.
+func settle() {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	last, still := runtime.NumGoroutine(), 0
+	for end := time.Now().Add(5 * time.Second); still < 5 && time.Now().Before(end); {
+		<-tick.C
+		if n := runtime.NumGoroutine(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
 }

@@ -22,6 +22,8 @@ func TestReviewProxyReadyOnPartialRing(t *testing.T) {
 	w.waitRing("edge-1", "edge-2", "edge-3")
 	p := w.addProxy() // a restarted proxy behind a load balancer
 	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.url + "/readyz")
 		must(t, err)
@@ -29,7 +31,7 @@ func TestReviewProxyReadyOnPartialRing(t *testing.T) {
 		if resp.StatusCode == 200 {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		<-tick.C
 	}
 	nodes := p.srv.Membership().View().Ring.Nodes()
 	e1 := w.edges["edge-1"].srv.Membership()

@@ -72,14 +72,15 @@ func TestReviewSessionStrandedOnOldOwner(t *testing.T) {
 	<-g.entered // the first connection is past the ownership check, loading the team on its old owner
 	w.addEdge("edge-3")
 	w.waitRing("edge-1", "edge-2", "edge-3")
-	time.Sleep(300 * time.Millisecond) // the old owner's rebalance has run (and found no session)
 	close(g.release)
 	<-done
 	t.Logf("connected to %s; owner now %s", c.Hello().Node, three.Owner(team))
 	// MoveSpread is 1s in the harness: give the edges three times that.
 	deadline := time.Now().Add(4 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for time.Now().Before(deadline) && c.Hello().Node != "edge-3" {
-		time.Sleep(50 * time.Millisecond)
+		<-tick.C
 	}
 	if got := c.Hello().Node; got != "edge-3" {
 		t.Fatalf("team %s: session still on %s 4s after the ring gave the team to edge-3", team, got)

@@ -48,6 +48,7 @@ type edgeOpts struct {
 	reqRate     float64
 	reqBurst    int
 	memBudget   string
+	recentEvs   int
 	connRate    float64
 	connBurst   int
 	teamRate    float64
@@ -86,6 +87,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.IntVar(&o.originFails, "origin-failures", 5, "origin failures in a row that open its circuit breaker (calls then fail fast with origin_unavailable)")
 	fs.DurationVar(&o.originOpen, "origin-open-for", 5*time.Second, "how long the open breaker fails fast before it probes the origin")
 	fs.DurationVar(&o.originCall, "origin-timeout", 10*time.Second, "timeout of one origin call (one page)")
+	fs.IntVar(&o.recentEvs, "recent-events", 512, "latest events kept per team so that resumes replay from memory, not the stream; negative: none")
 	fs.StringVar(&o.memBudget, "memory-budget", "", "memory the edge may use, e.g. 2GiB: sets GOMEMLIMIT; past 70% it refuses new connections and team loads, past 85% it unloads idle teams; empty: no admission control")
 	fs.Float64Var(&o.reqRate, "request-rate", 100, "requests per second each connection may make (a token bucket); past it rate_limited and reads pause; negative: no limit")
 	fs.IntVar(&o.reqBurst, "request-burst", 200, "requests a connection may make at once above its rate")
@@ -149,6 +151,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		RequestRate:       o.reqRate,
 		Admission:         edge.AdmissionConfig{Budget: budget},
 		Breaker:           breaker,
+		RecentEvents:      o.recentEvs,
 		ConnectRate:       o.connRate,
 		ConnectBurst:      o.connBurst,
 		TeamConnectRate:   o.teamRate,
