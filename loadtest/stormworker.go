@@ -76,7 +76,6 @@ type ClientReport struct {
 }
 
 type workerClient struct {
-	c      *client.Client
 	mu     sync.Mutex
 	rep    ClientReport
 	node   string
@@ -238,7 +237,6 @@ func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc 
 	if c == nil {
 		return
 	}
-	wc.c = c
 	evDone := make(chan struct{})
 	defer func() {
 		c.Close()
