@@ -220,6 +220,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
 	var nats natsOpts
 	nats.flags(fs)
+	fs.String("debug-addr", "", "where to serve the Go profiler (net/http/pprof); empty: nowhere")
 	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
@@ -229,6 +230,10 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer closeBus()
+	debugAddr := fs.Lookup("debug-addr").Value.String()
+	if err := serveDebug(ctx, debugAddr, log); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/weft-edge/weft/loadtest"
@@ -42,6 +43,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	steady := fs.Duration("steady", 10*time.Second, "how long the cluster runs before the kill")
 	observe := fs.Duration("observe", 90*time.Second, "how long to wait for every client after the kill")
 	out := fs.String("out", "", "directory for storm.json and storm.png (empty: print only)")
+	edgeArgs := fs.String("edge-args", "", "extra flags for every edge, space-separated (e.g. --debug-addr 127.0.0.1:0)")
 	only := fs.String("only", "", "run only the protected or unprotected storm")
 	log, err := parseLogged(fs, args)
 	if err != nil {
@@ -60,7 +62,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 		logf("storm, protected=%v", protected)
 		f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
 			Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
-			Steady: *steady, Observe: *observe, Stderr: os.Stderr, Log: logf})
+			Steady: *steady, Observe: *observe, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs)})
 		if err != nil {
 			return fmt.Errorf("storm (protected=%v): %w", protected, err)
 		}
