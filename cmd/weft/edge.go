@@ -185,28 +185,44 @@ func parseBytes(v string) (int64, error) {
 	return int64(n * float64(mult)), nil
 }
 
-// serve runs srv on ln until ctx ends, then drains it within the drain window plus a margin.
+// serveEdge runs srv on ln until ctx ends, then drains it within the drain window plus a
+// margin: the sessions are told goodbye (and moved, in a ring) before the listener closes.
 func serveEdge(ctx context.Context, srv *edge.Server, ln net.Listener, drain time.Duration, log *slog.Logger) error {
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.Start(); err != nil {
+		ln.Close()
 		return err
 	}
+	return serveUntil(ctx, srv, ln, drain+10*time.Second, func(sctx context.Context, hs *http.Server) error {
+		log.Info("draining")
+		err := srv.Shutdown(sctx) // goodbye to every session, wait for them
+		if serr := hs.Shutdown(sctx); err == nil {
+			err = serr
+		}
+		return err
+	})
+}
+
+// serveUntil serves h on ln until ctx ends or serving fails, then calls stop with a context
+// bounded by grace; it returns the first error that is not the server's own closing.
+func serveUntil(ctx context.Context, h http.Handler, ln net.Listener, grace time.Duration,
+	stop func(context.Context, *http.Server) error) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc: // serving failed: still stop what runs behind the handler
 	case <-ctx.Done():
 	}
-	log.Info("draining")
-	dctx, cancel := context.WithTimeout(context.Background(), drain+10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	err := srv.Shutdown(dctx) // goodbye draining to every session, wait for them
-	if serr := hs.Shutdown(dctx); err == nil {
+	if serr := stop(sctx, hs); err == nil {
 		err = serr
 	}
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
+	if err == nil {
+		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+			err = serr
+		}
 	}
 	return err
 }

@@ -80,30 +80,18 @@ func (o *proxyOpts) server(watch proxy.Watcher, log *slog.Logger) (*proxy.Server
 // serveProxy runs srv on ln until ctx ends, then stops taking connections and closes the
 // tunnels (their clients reconnect through another proxy).
 func serveProxy(ctx context.Context, srv *proxy.Server, ln net.Listener, log *slog.Logger) error {
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.Start(); err != nil {
 		ln.Close()
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		srv.Shutdown(context.Background())
+	return serveUntil(ctx, srv, ln, 10*time.Second, func(sctx context.Context, hs *http.Server) error {
+		log.Info("proxy stopping")
+		err := hs.Shutdown(sctx)
+		if serr := srv.Shutdown(sctx); err == nil {
+			err = serr
+		}
 		return err
-	case <-ctx.Done():
-	}
-	log.Info("proxy stopping")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if serr := srv.Shutdown(sctx); err == nil {
-		err = serr
-	}
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
+	})
 }
 
 func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
