@@ -73,7 +73,14 @@ func (s *session) sendLocked(frame []byte) bool {
 	if s.closing != "" {
 		return false
 	}
-	if s.queued+len(frame) > s.srv.cfg.QueueBytes+s.grace {
+	limit := s.srv.cfg.QueueBytes + s.grace
+	if !s.live {
+		// Before its hello nothing can drain the queue: the events of a long resume's replay
+		// time wait here. They get room of their own (bounded, so a replay that never ends
+		// still ends as a slow consumer) and become grace at goLive.
+		limit = 4 * s.srv.cfg.QueueBytes
+	}
+	if s.queued+len(frame) > limit {
 		s.srv.metrics.slowConsumers.Inc()
 		s.beginClose(ReasonSlowConsumer, closeSlowConsumer, s.srv.jitter(s.srv.cfg.HeartbeatInterval/10))
 		return false
@@ -139,8 +146,8 @@ func (s *session) goLive(first [][]byte) {
 		n += len(f)
 	}
 	s.queue = append(first, s.queue...)
+	s.grace = n + s.queued // what waited for the hello is written first too
 	s.queued += n
-	s.grace = n
 	s.live = true
 	s.kick()
 }
