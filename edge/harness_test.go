@@ -462,7 +462,17 @@ func (h *harness) applied(team string, seq int64) {
 	h.t.Helper()
 	eventually(h.t, 10*time.Second, fmt.Sprintf("team %s at seq %d", team, seq), func() bool {
 		t := h.edge.Teams().Lookup(team)
-		return t != nil && t.Store().Seq() >= seq
+		if t == nil || t.Store().Seq() < seq {
+			return false
+		}
+		// And fanned out: a session registering from now on starts after seq.
+		hb, ok := h.edge.hubs.Load(team)
+		if !ok {
+			return true
+		}
+		hb.(*hub).mu.Lock()
+		defer hb.(*hub).mu.Unlock()
+		return hb.(*hub).lastSeq >= seq
 	})
 }
 

@@ -92,7 +92,10 @@ func TestJITNewerVersionIsSentAgain(t *testing.T) {
 	expectAnnotations(t, "first message", j.message(a.ID), []string{a.ID}, []string{j.general})
 	// The change happens while the client is away: a fresh session does not know a.
 	j.c.close()
-	j.must(j.origin.UpdateUser(context.Background(), j.team, a.ID, func(u *origin.User) { u.Title = "Changed" }))
+	ch := j.must(j.origin.UpdateUser(context.Background(), j.team, a.ID, func(u *origin.User) { u.Title = "Changed" }))
+	// The node must have applied the change before the new session starts: otherwise the
+	// change is the new session's first event, carries a, and rightly leaves the message bare.
+	j.applied(j.team, ch.Seq)
 	j.c = j.dial(j.team, j.active[0].ID, "")
 	f := j.message(a.ID)
 	expectAnnotations(t, "a fresh session", f, []string{a.ID}, []string{j.general})
