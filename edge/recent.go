@@ -7,7 +7,8 @@ import (
 	"github.com/weft-edge/weft/origin"
 )
 
-// recentEvents is a team's latest events, contiguous by seq, kept so that a resume replays from
+// recentEvents is a team's latest events (at least the last limit, at most twice that),
+// contiguous by seq, kept so that a resume replays from
 // memory instead of the stream. In a reconnect storm thousands of clients of the same teams
 // resume within seconds; each stream replay is a binary search of the stream (about twenty
 // round trips to NATS), all through the one NATS server, and that was measured to choke a
@@ -28,7 +29,10 @@ func (r *recentEvents) add(ev *origin.Event, limit int) {
 		r.lo = ev.Seq
 	}
 	r.evs = append(r.evs, ev)
-	if over := len(r.evs) - limit; over > 0 {
+	// Trimmed in batches: up to twice the limit is held, then the oldest are dropped at once,
+	// so each event costs one append rather than a copy of the window.
+	if len(r.evs) >= 2*limit {
+		over := len(r.evs) - limit
 		r.evs = append(r.evs[:0:0], r.evs[over:]...) // a fresh array: the old one is freed
 		r.lo += int64(over)
 	}

@@ -22,12 +22,16 @@ func seqsOf(es []*origin.Event) []int64 {
 	return out
 }
 
-// TestRecentEvents: appends keep a contiguous window of the latest events within its limit; a
-// fill from the stream goes in front only when it reaches what is held; a gap starts over.
+// TestRecentEvents: appends keep a contiguous window of the latest events, at least the limit
+// once that many came and never twice it; a fill from the stream goes in front only when it
+// reaches what is held; a gap starts over.
 func TestRecentEvents(t *testing.T) {
 	var r recentEvents
-	for _, e := range evs(11, 20) {
+	for i, e := range evs(5, 20) {
 		r.add(e, 8)
+		if n := len(r.evs); n >= 16 || (i+1 >= 8 && n < 8) || r.lo+int64(n)-1 != e.Seq {
+			t.Fatalf("after seq %d: window %d+%d, want the latest 8 to 15", e.Seq, r.lo, n)
+		}
 	}
 	if r.lo != 13 || len(r.evs) != 8 {
 		t.Fatalf("window %d+%d, want 13..20", r.lo, len(r.evs))

@@ -314,7 +314,7 @@ func TestResumeFromMemory(t *testing.T) {
 	first := h.dial(team, me, "") // loads the team; its hub sees every event from here
 	start := first.hello.Seq
 	var last *origin.Event
-	for i := range 12 {
+	for i := range 20 { // memory keeps 8 to 15 of them: the last 12 here
 		last = h.must(h.origin.PostMessage(ctx, team, general, other, fmt.Sprintf("m%d", i), nil))
 	}
 	h.applied(team, last.Seq)
@@ -334,9 +334,9 @@ func TestResumeFromMemory(t *testing.T) {
 	if h.metric(`weft_edge_resume_replays_total{source="memory"}`) < 1 {
 		t.Fatal("the replay did not come from memory")
 	}
-	// 12 back: neither memory (8) nor the stream (5) holds it all.
+	// 20 back: neither memory (the last 12) nor the stream (the last 5) holds it all.
 	old := h.dial(team, me, fmt.Sprintf("since=%d", start))
 	if old.hello.Resumed {
-		t.Fatalf("12 events back with 8 in memory and 5 in the stream: resumed")
+		t.Fatalf("20 events back with 12 in memory and 5 in the stream: resumed")
 	}
 }

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +21,7 @@ const (
 //
 // An idle session pays nothing: the map and channel are made on the first pause.
 type throttle struct {
+	held    atomic.Int32 // len(reasons): the reader's check costs one atomic load when 0
 	mu      sync.Mutex
 	reasons map[string]time.Time // reason → until (zero: until resume)
 	wake    chan struct{}        // closed when a reason is resumed early
@@ -39,6 +41,7 @@ func (t *throttle) pause(reason string, until time.Time) {
 	switch {
 	case !held:
 		t.reasons[reason] = until
+		t.held.Add(1)
 		if t.onPause != nil {
 			t.onPause(reason)
 		}
@@ -57,6 +60,7 @@ func (t *throttle) resume(reason string) {
 		return
 	}
 	delete(t.reasons, reason)
+	t.held.Add(-1)
 	if t.wake != nil {
 		close(t.wake)
 		t.wake = nil
@@ -71,6 +75,7 @@ func (t *throttle) active(now time.Time) (n int, next time.Time, wake chan struc
 	for r, until := range t.reasons {
 		if !until.IsZero() && !now.Before(until) {
 			delete(t.reasons, r)
+			t.held.Add(-1)
 			continue
 		}
 		n++
@@ -86,6 +91,9 @@ func (t *throttle) active(now time.Time) (n int, next time.Time, wake chan struc
 
 // wait returns when no reason holds reads any more, or with ctx's error.
 func (t *throttle) wait(ctx context.Context) error {
+	if t.held.Load() == 0 { // the read path of every frame: no lock, no clock
+		return nil
+	}
 	n, next, wake := t.active(time.Now())
 	if n == 0 {
 		return nil

@@ -37,8 +37,8 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, edge.CodeInvalidRequest, err.Error(), 0)
 			return false, ""
 		}
-		copyHeader(out.Header, r.Header)
-		forwardHeaders(out.Header, r)
+		out.Header = r.Header.Clone()
+		forwardHeaders(out.Header, r) // drops the hop-by-hop ones, says who asked
 		out.Header.Del(edge.ExcludedHeader)
 		if excluded != "" {
 			out.Header.Set(edge.ExcludedHeader, excluded)

@@ -76,12 +76,3 @@ func (b *Bucket) Take(now int64) (ok bool, retryAfter time.Duration) {
 		}
 	}
 }
-
-// Tokens is roughly how many tokens are left now (for metrics and tests).
-func (b *Bucket) Tokens() float64 {
-	if b == nil || b.interval == 0 {
-		return math.Inf(1)
-	}
-	ahead := max(b.tat.Load()-Now(), 0)
-	return float64(b.tolerance+b.interval-ahead) / float64(b.interval)
-}

@@ -3,7 +3,6 @@ package ring
 import (
 	"context"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -270,9 +269,4 @@ func (m *Membership) OwnerExcluding(team string, excluded []string) string {
 		m.excl[key] = r
 	}
 	return r.Owner(team)
-}
-
-// Edges returns a copy of the live edges.
-func (m *Membership) Edges() map[string]pubsub.Announcement {
-	return maps.Clone(m.view.Load().Edges)
 }
