@@ -154,10 +154,15 @@ func (s *Server) admitLoad(string) error {
 }
 
 // admitFuzzy is the indexes' AdmitFuzzy: the bleve fallback (a transient of tens of MiB on a
-// big team) is not built while critical; a later search asks again.
+// big team) is not built while critical, nor during a surge of team loads; a later search
+// asks again.
 func (s *Server) admitFuzzy() bool {
 	if s.admit.over(levelCritical) {
 		s.metrics.shed.WithLabelValues("fuzzy_index").Inc()
+		return false
+	}
+	if s.surge.active(time.Now()) {
+		s.metrics.shed.WithLabelValues("fuzzy_index_surge").Inc()
 		return false
 	}
 	return true

@@ -23,6 +23,7 @@ type metrics struct {
 	goodbyes         *prometheus.CounterVec
 	resumes          *prometheus.CounterVec
 	loadSeconds      prometheus.Histogram
+	sessionStart     *prometheus.HistogramVec
 	loadFailures     prometheus.Counter
 	indexSeconds     *prometheus.HistogramVec // part: prefix, fuzzy
 	pauses           *prometheus.CounterVec
@@ -56,13 +57,16 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "Connections that asked to resume, by whether it was honoured."}, []string{"resumed"}),
 		loadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "weft_edge_team_load_seconds",
 			Help: "Duration of successful team loads.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}),
+		sessionStart: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "weft_edge_session_start_seconds",
+			Help:    "Time from a WebSocket request's arrival until its session's hello is queued (total), and the part of it spent waiting for the team (team) and reading a resume's replay (replay).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"phase"}),
 		loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_team_load_failures_total",
 			Help: "Team loads that failed."}),
 		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_session_pauses_total",
 			Help: "Times a session stopped reading, by reason (requests: over its request quota; outbound: its client is not reading)."},
 			[]string{"reason"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_shed_total",
-			Help: "Work refused: for memory (connection, team_load, fuzzy_index) or over a connection rate (node_connects, team_connects)."}, []string{"what"}),
+			Help: "Work refused: for memory (connection, team_load, fuzzy_index), during a surge of team loads (fuzzy_index_surge: typo-fallback builds wait) or over a connection rate (node_connects, team_connects)."}, []string{"what"}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_resume_replays_total",
 			Help: "Resume replays by source: memory (the team's recent events), stream_shared (one stream read for many), stream."},
 			[]string{"source"}),
@@ -77,7 +81,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}, []string{"part"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.eventsIn, m.eventsOut, m.slowConsumers, m.policyCloses,
-		m.goodbyes, m.resumes, m.loadSeconds, m.loadFailures, m.indexSeconds, indexBytes{s}, m.pauses, m.throttled,
+		m.goodbyes, m.resumes, m.loadSeconds, m.sessionStart, m.loadFailures, m.indexSeconds, indexBytes{s}, m.pauses, m.throttled,
 		m.shed, m.shedUnloads, m.admissionChanges, m.replays,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_admission_level",
 			Help: "Memory admission: 0 normal, 1 high (refusing new work), 2 critical (shedding)."}, func() float64 {

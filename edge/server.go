@@ -99,6 +99,11 @@ type Config struct {
 	// Breaker is the origin client's guard, when it has one: its state is shown on /readyz
 	// and in the metrics.
 	Breaker interface{ State() string }
+	// SurgeLoads team loads started within SurgeWindow make a surge (this node is taking over
+	// another's teams): while it lasts, typo-fallback index builds wait for a search that
+	// needs them (surge.go). Defaults 8 and 10s; negative SurgeLoads: never.
+	SurgeLoads  int
+	SurgeWindow time.Duration
 	// Admission is memory-based admission control (admission.go); zero Budget: none.
 	Admission AdmissionConfig
 	// Cluster, when set, makes the node one of a ring of edges behind proxies (cluster.go):
@@ -145,6 +150,12 @@ func (c *Config) defaults() error {
 	setDefault(&c.MaxReplay, 10_000)
 	setDefault(&c.DrainSpread, 5*time.Second)
 	setDefault(&c.JITObjects, 512)
+	if c.SurgeLoads == 0 {
+		c.SurgeLoads = 8
+	}
+	if c.SurgeWindow <= 0 {
+		c.SurgeWindow = 10 * time.Second
+	}
 	if c.RecentEvents == 0 {
 		c.RecentEvents = 512
 	}
@@ -174,6 +185,7 @@ type Server struct {
 	cluster  *cluster   // nil when standalone
 	admit    *admission // nil without a memory budget
 	connects *bucket.Pacer
+	surge    *surge
 	teamConn sync.Map // team ID → *bucket.Pacer, dropped when the team unloads
 	fills    singleflight.Group
 	bg       sync.WaitGroup
@@ -186,22 +198,32 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, admit: newAdmission(cfg.Admission),
-		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst)}
+		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst),
+		surge:    &surge{loads: cfg.SurgeLoads, window: cfg.SurgeWindow}}
 	s.metrics = newMetrics(cfg.Registry, s)
-	if userAdmit := cfg.Cache.AdmitLoad; s.admit != nil {
-		cfg.Cache.AdmitLoad = func(team string) error {
+	userAdmit := cfg.Cache.AdmitLoad
+	cfg.Cache.AdmitLoad = func(team string) error {
+		if s.admit != nil {
 			if err := s.admitLoad(team); err != nil {
 				return err
 			}
-			if userAdmit != nil {
-				return userAdmit(team)
-			}
-			return nil
 		}
+		if userAdmit != nil {
+			if err := userAdmit(team); err != nil {
+				return err
+			}
+		}
+		s.surge.loadStarted(time.Now())
+		return nil
 	}
-	if userFuzzy := cfg.Index.AdmitFuzzy; s.admit != nil {
-		cfg.Index.AdmitFuzzy = func() bool { return s.admitFuzzy() && (userFuzzy == nil || userFuzzy()) }
+	if cfg.Index.FuzzyGate == nil { // one typo-fallback build at a time on this node
+		cfg.Index.FuzzyGate = make(chan struct{}, 1)
 	}
+	if cfg.Index.BuildGate == nil { // and two prefix builds
+		cfg.Index.BuildGate = make(chan struct{}, 2)
+	}
+	userFuzzy := cfg.Index.AdmitFuzzy
+	cfg.Index.AdmitFuzzy = func() bool { return s.admitFuzzy() && (userFuzzy == nil || userFuzzy()) }
 	user := cfg.Cache.Hooks
 	cfg.Cache.Hooks = cache.Hooks{
 		OnEvent: func(t *cache.Team, ev *origin.Event, ch cache.Change) {

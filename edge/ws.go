@@ -16,6 +16,7 @@ import (
 // handleWS upgrades GET /ws and runs the session until the connection ends. Everything that
 // can be refused is refused before the upgrade, with an HTTP status and a JSON error.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	if s.draining.Load() {
 		w.Header().Set(RefusedHeader, "draining")
 		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
@@ -61,7 +62,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 		return
 	}
+	acquiring := time.Now()
 	team, err := s.teams.Acquire(r.Context(), claims.Team)
+	s.metrics.sessionStart.WithLabelValues("team").Observe(time.Since(acquiring).Seconds())
 	if err != nil {
 		s.conns.done()
 		status, e := s.teamError(err)
@@ -130,15 +133,18 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	start, resumed := after, false
 	var first [][]byte
 	if hasSince {
+		replaying := time.Now()
 		if frames, ok := s.replay(ctx, st, sess, since, after); ok {
 			start, resumed, first = since, true, frames
 		}
+		s.metrics.sessionStart.WithLabelValues("replay").Observe(time.Since(replaying).Seconds())
 		s.metrics.resumes.WithLabelValues(strconv.FormatBool(resumed)).Inc()
 	}
 	hello, _ := json.Marshal(Hello{Type: "hello", Protocol: Protocol, Session: sess.id, Team: claims.Team,
 		User: claims.User, Node: s.cfg.Node, Seq: start, Resumed: resumed,
 		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds()})
 	sess.goLive(append([][]byte{hello}, first...))
+	s.metrics.sessionStart.WithLabelValues("total").Observe(time.Since(arrived).Seconds())
 	// The session reads on a goroutine of its own and this handler returns: the handler's stack
 	// grew during the handshake and the load (16 KB, and Go never shrinks a running goroutine's
 	// stack), and the request it holds is ~2.6 KB more. An idle connection then keeps only a

@@ -57,21 +57,39 @@ func newFuzzy() (*fuzzy, error) {
 	return &fuzzy{idx: idx, ready: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
 }
 
-// run indexes terms in batches, reports, then indexes queued terms as they come until ctx ends.
-func (f *fuzzy) run(ctx context.Context, terms []string, done func(time.Duration)) error {
+// build indexes the initial terms, holding a slot of gate (when set) while it does; took is
+// the build's own time, without the wait for the slot.
+func (f *fuzzy) build(ctx context.Context, gate chan struct{}, terms []string) (took time.Duration, err error) {
+	if gate != nil {
+		select {
+		case gate <- struct{}{}:
+			defer func() { <-gate }()
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 	begin := time.Now()
 	for len(terms) > 0 {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		n := min(len(terms), fuzzyBatch)
 		if err := f.index(terms[:n]); err != nil {
-			return err
+			return 0, err
 		}
 		terms = terms[n:]
 	}
+	return time.Since(begin), nil
+}
+
+// run indexes terms in batches, reports, then indexes queued terms as they come until ctx ends.
+func (f *fuzzy) run(ctx context.Context, gate chan struct{}, terms []string, done func(time.Duration)) error {
+	took, err := f.build(ctx, gate, terms)
+	if err != nil {
+		return err
+	}
 	close(f.ready)
-	done(time.Since(begin))
+	done(took)
 	for {
 		select {
 		case <-ctx.Done():

@@ -44,6 +44,16 @@ type Config struct {
 	// for now (the overload layer stops these builds under memory pressure) and it is asked
 	// again on the next search that needs the fallback.
 	AdmitFuzzy func() bool
+	// FuzzyGate, when set, bounds the fallback builds that run at once: a build holds one of
+	// its slots while it runs. A node passes one gate to every index it builds: when an edge
+	// is lost, tens of its teams load here in the same second, and as many bleve builds at
+	// once (each a CPU-heavy transient of tens of MiB) would take the CPU the sessions being
+	// served need. Waiting builds start in turn; searches use the prefix path meanwhile.
+	FuzzyGate chan struct{}
+	// BuildGate is the same for the prefix path's builds: when tens of teams load at once, their
+	// layouts (each spread over every core) would flood the node's run queues, and a session's
+	// request would wait behind all of them. Searches of a team wait for its build as before.
+	BuildGate chan struct{}
 	// OnBuild is told how long each build took: the prefix path (fuzzy=false) and the fallback.
 	OnBuild func(team string, fuzzy bool, took time.Duration)
 	Logger  *slog.Logger
@@ -214,6 +224,14 @@ func abbreviates(short, long string) bool {
 // build reads the store and lays out the prefix path, then applies the events that arrived
 // meanwhile and opens the index; the fuzzy fallback follows on its own.
 func (x *Index) build() {
+	if gate := x.cfg.BuildGate; gate != nil {
+		select {
+		case gate <- struct{}{}:
+			defer func() { <-gate }()
+		case <-x.ctx.Done():
+			return
+		}
+	}
 	begin := time.Now()
 	nu, nc := x.store.Counts()
 	raws := make([]raw, 0, nu+nc)
@@ -276,7 +294,7 @@ func (x *Index) tryFuzzy() {
 	x.mu.Unlock()
 	go func() {
 		defer x.wg.Done()
-		err := f.run(x.ctx, terms, func(took time.Duration) {
+		err := f.run(x.ctx, x.cfg.FuzzyGate, terms, func(took time.Duration) {
 			x.cfg.Logger.Debug("autocomplete typo fallback built", "team", x.team, "took", took, "terms", len(terms))
 			if x.cfg.OnBuild != nil {
 				x.cfg.OnBuild(x.team, true, took)

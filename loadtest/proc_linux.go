@@ -148,3 +148,17 @@ func MachineCPU() (time.Duration, error) {
 	}
 	return time.Duration(busy) * time.Second / userHZ, nil
 }
+
+// nicedCommand runs bin at the given nice value, through nice(1): nice is per thread on Linux,
+// and a thread inherits it from the thread that starts it, so it must be set before the Go
+// runtime of the child starts its threads.
+func nicedCommand(nice int, bin string, args ...string) (*exec.Cmd, error) {
+	if nice == 0 {
+		return exec.Command(bin, args...), nil
+	}
+	path, err := exec.LookPath("nice")
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: running at nice %d: %w", nice, err)
+	}
+	return exec.Command(path, append([]string{"-n", strconv.Itoa(nice), bin}, args...)...), nil
+}

@@ -34,3 +34,8 @@ func FileLimit(int) (uint64, error) { return 0, errNoProc }
 
 // MachineCPU needs Linux.
 func MachineCPU() (time.Duration, error) { return 0, errNoProc }
+
+// nicedCommand ignores nice off Linux.
+func nicedCommand(_ int, bin string, args ...string) (*exec.Cmd, error) {
+	return exec.Command(bin, args...), nil
+}

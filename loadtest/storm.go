@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -33,38 +34,23 @@ type StormConfig struct {
 	// Steady is how long the cluster runs before the kill; Observe bounds the wait for every
 	// client to be back after it. Defaults 10s and 90s.
 	Steady, Observe time.Duration
+	// Probers of the clients run in a process of their own and send users.info every
+	// ProbeEvery: the latency of undisturbed clients, measured where the load workers' own
+	// scheduling does not count. Defaults 100 and 250ms.
+	Probers    int
+	ProbeEvery time.Duration
+	// WorkerNice is the nice value of the load workers. They stand in for 15,000 devices
+	// elsewhere: on a 2-core machine shared with the servers they would otherwise take the
+	// CPU the servers need, and the storm would measure the load generator. 0: as the rest.
+	WorkerNice int
 	// EdgeArgs are extra flags for every edge (e.g. --debug-addr 127.0.0.1:0 to profile).
 	EdgeArgs []string
-	Stderr   io.Writer
-	Log      func(format string, args ...any) // progress; nil: silent
-}
-
-// StormFigures is what a storm measured.
-type StormFigures struct {
-	Protected bool   `json:"protected"`
-	Clients   int    `json:"clients"`
-	Victim    string `json:"victim"`
-	// Disturbed clients were on the killed edge.
-	Disturbed int `json:"disturbed"`
-	// BackAfter: time from the kill until that share of the disturbed clients had a new
-	// connection that resumed ("" when they never all came back).
-	BackAfter map[string]string `json:"back_after"`
-	Back      int               `json:"back"`        // disturbed clients back and resumed
-	NotResume int               `json:"not_resumed"` // back, but told to boot again
-	Refusals  map[string]int64  `json:"refusals"`
-	PeakRSS   map[string]int64  `json:"peak_rss_bytes"` // per edge
-	Crashed   []string          `json:"crashed"`
-	// Lost counts marker events (team-wide user_change published after every client was up)
-	// a client never received; Duplicates counts events a client was sent twice.
-	Lost       int64 `json:"lost"`
-	Duplicates int64 `json:"duplicates"`
-	// Undisturbed p50/p99 of users.info from clients never disconnected, during the minute
-	// after the kill.
-	ProbeP50us int64 `json:"probe_p50_us,omitempty"`
-	ProbeP99us int64 `json:"probe_p99_us,omitempty"`
-	Probes     int   `json:"probes"`
-	// Curve is the share of disturbed clients back and resumed, every 250ms after the kill.
-	Curve []float64 `json:"curve"`
+	// MetricsDir, when set, receives the /metrics of every surviving edge and proxy at the end.
+	MetricsDir string
+	// ProxyArgs are extra flags for every proxy.
+	ProxyArgs []string
+	Stderr    io.Writer
+	Log       func(format string, args ...any) // progress; nil: silent
 }
 
 type stormWorker struct {
@@ -105,6 +91,12 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	if cfg.Observe <= 0 {
 		cfg.Observe = 90 * time.Second
 	}
+	if cfg.Probers <= 0 {
+		cfg.Probers = 100
+	}
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = 250 * time.Millisecond
+	}
 	logf := cfg.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -113,10 +105,11 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	if cfg.Protected {
 		ccfg.EdgeArgs = []string{"--memory-budget", cfg.MemoryBudget}
 	} else {
-		ccfg.EdgeArgs = []string{"--connect-rate", "-1", "--team-connect-rate", "-1", "--request-rate", "-1"}
-		ccfg.ProxyArgs = []string{"--connect-rate", "-1", "--edge-rate", "-1"}
+		ccfg.EdgeArgs = []string{"--connect-rate", "-1", "--team-connect-rate", "-1", "--request-rate", "-1", "--surge-loads", "-1"}
+		ccfg.ProxyArgs = []string{"--connect-rate", "-1", "--edge-rate", "-1", "--accept-rate", "-1"}
 	}
 	ccfg.EdgeArgs = append(ccfg.EdgeArgs, cfg.EdgeArgs...)
+	ccfg.ProxyArgs = append(ccfg.ProxyArgs, cfg.ProxyArgs...)
 	cl, err := StartCluster(ctx, ccfg)
 	if err != nil {
 		return nil, err
@@ -129,15 +122,15 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		return nil, err
 	}
 	workers, err := startWorkers(cfg, plan)
-	if err != nil {
-		return nil, err
-	}
 	defer func() {
 		for _, w := range workers {
 			w.cmd.Process.Kill()
 			<-w.done
 		}
 	}()
+	if err != nil {
+		return nil, err
+	}
 	up := func() (n int, nodes map[string]int) {
 		nodes = map[string]int{}
 		for _, w := range workers {
@@ -160,11 +153,24 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		}
 	}
 	_, nodes := up()
+	upAt := time.Now()
+	pids := map[string]int{"origin": cl.Origin.PID()}
+	for _, p := range append(slices.Clone(cl.Edges), cl.Proxies...) {
+		pids[p.Name] = p.PID()
+	}
+	for i, w := range workers {
+		name := fmt.Sprintf("worker-%d", i+1)
+		if i == len(workers)-1 {
+			name = "probe"
+		}
+		pids[name] = w.cmd.Process.Pid
+	}
 	logf("%d clients up: %v", cfg.Clients, nodes)
 
 	// Markers: a team-wide event per team every 5 seconds from now to the end.
 	mctx, stopMarkers := context.WithCancel(ctx)
 	markers, markersDone := postMarkers(mctx, cl, teamsOf(plan))
+	cpuUp := cpuOf(pids)
 	if err := sleepCtx(ctx, cfg.Steady); err != nil {
 		stopMarkers()
 		return nil, err
@@ -200,6 +206,9 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 			}
 		}
 	}()
+	cpu0, cpu0Wall := cpuOf(pids), time.Now()
+	fig.CPUSteady = cores(cpuUp, cpu0, cpu0Wall.Sub(upAt))
+	delete(pids, victim.Name)
 	killAt := time.Now()
 	victim.Kill()
 	logf("killed %s (%d clients) at %s", fig.Victim, nodes[fig.Victim], killAt.Format(time.TimeOnly))
@@ -221,8 +230,14 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 			break
 		}
 	}
+	fig.CPU = cores(cpu0, cpuOf(pids), time.Since(killAt))
 	n, _ := up()
 	logf("%d of %d clients up %v after the kill", n, cfg.Clients, time.Since(killAt).Round(time.Millisecond))
+	if cfg.MetricsDir != "" {
+		if err := scrapeMetrics(ctx, cl, victim, cfg.MetricsDir); err != nil {
+			logf("metrics: %v", err)
+		}
+	}
 	stopMarkers()
 	<-markersDone
 	sleepCtx(ctx, 3*time.Second) // the last markers reach everyone before the workers stop
@@ -247,7 +262,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 			return nil, errors.New("loadtest: a storm worker did not report")
 		}
 	}
-	fig.summarize(workers, killAt, markers)
+	fig.summarize(workers, upAt, killAt, markers)
 	if path := os.Getenv("WEFT_STORM_DUMP"); path != "" { // raw worker reports, for digging
 		var all []*WorkerFinal
 		for _, w := range workers {
@@ -305,36 +320,55 @@ func teamsOf(plan []WorkerClient) []string {
 	return teams
 }
 
+// startWorkers starts cfg.Workers load workers (at cfg.WorkerNice) and one probe worker with
+// cfg.Probers clients taken evenly from the plan.
 func startWorkers(cfg StormConfig, plan []WorkerClient) ([]*stormWorker, error) {
-	var workers []*stormWorker
-	for i := range cfg.Workers {
-		var mine []WorkerClient
-		for j := i; j < len(plan); j += cfg.Workers {
-			mine = append(mine, plan[j])
+	// The k-th prober is plan[k·every + k%every]: spread over the teams, and (plan entries
+	// alternate over the proxies) over the proxies too, whatever every's parity.
+	var probers, rest []WorkerClient
+	every := max(len(plan)/cfg.Probers, 1)
+	for i, c := range plan {
+		if k := i / every; i == k*every+k%every && len(probers) < cfg.Probers {
+			probers = append(probers, c)
+		} else {
+			rest = append(rest, c)
 		}
-		w := &stormWorker{cmd: exec.Command(cfg.Bin, "loadtest", "storm-worker"), done: make(chan struct{})}
+	}
+	var workers []*stormWorker
+	start := func(p WorkerPlan, nice int) error {
+		cmd, err := nicedCommand(nice, cfg.Bin, "loadtest", "storm-worker")
+		if err != nil {
+			return err
+		}
+		w := &stormWorker{cmd: cmd, done: make(chan struct{})}
 		w.cmd.Env = withoutWeftEnv(os.Environ())
 		w.cmd.Stderr = cfg.Stderr
 		setChildAttrs(w.cmd)
-		var err error
 		if w.stdin, err = w.cmd.StdinPipe(); err != nil {
-			return nil, err
+			return err
 		}
 		stdout, err := w.cmd.StdoutPipe()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := w.cmd.Start(); err != nil {
-			return nil, err
-		}
-		go w.read(stdout)
-		if err := json.NewEncoder(w.stdin).Encode(WorkerPlan{Clients: mine, DialRate: 400,
-			ProbeEvery: time.Second, ProbeShare: 0.05}); err != nil {
-			return nil, err
+			return err
 		}
 		workers = append(workers, w)
+		go w.read(stdout)
+		return json.NewEncoder(w.stdin).Encode(p)
 	}
-	return workers, nil
+	for i := range cfg.Workers {
+		var mine []WorkerClient
+		for j := i; j < len(rest); j += cfg.Workers {
+			mine = append(mine, rest[j])
+		}
+		if err := start(WorkerPlan{Clients: mine, DialRate: 400}, cfg.WorkerNice); err != nil {
+			return workers, err
+		}
+	}
+	err := start(WorkerPlan{Clients: probers, DialRate: 400, ProbeEvery: cfg.ProbeEvery, ProbeShare: 1}, 0)
+	return workers, err
 }
 
 func (w *stormWorker) read(r io.Reader) {
@@ -362,10 +396,11 @@ func (w *stormWorker) read(r io.Reader) {
 	w.cmd.Wait()
 }
 
-// postMarkers publishes a user_change on every team every 5 seconds until ctx ends; the returned
-// map (team → seqs) is complete when done is closed. A marker goes to every client of its team:
-// 100 teams every second made 15,000 deliveries a second at 15,000 clients, a load of its own
-// on top of the storm; every 5 s is 3,000, near the live activity's own.
+// postMarkers publishes a user_change on every team every 5 seconds until ctx ends, one team
+// after the other, evenly spread over the 5 s; the returned map (team → seqs) is complete when
+// done is closed. A marker goes to every client of its team: all 100 teams at once would be
+// 15,000 deliveries in one instant every 5 s, a burst that no live activity makes; spread,
+// it is 3,000 a second, near the live activity's own.
 func postMarkers(ctx context.Context, cl *Cluster, teams []string) (map[string][]int64, <-chan struct{}) {
 	out := map[string][]int64{}
 	done := make(chan struct{})
@@ -379,18 +414,20 @@ func postMarkers(ctx context.Context, cl *Cluster, teams []string) (map[string][
 			}
 			users[t] = us[len(us)-1].ID
 		}
-		tick := time.NewTicker(5 * time.Second)
+		if len(teams) == 0 {
+			return
+		}
+		tick := time.NewTicker(5 * time.Second / time.Duration(len(teams)))
 		defer tick.Stop()
 		for i := 0; ; i++ {
-			for _, t := range teams {
-				title := fmt.Sprintf("marker %d", i)
-				r, err := PostEvents(ctx, cl.HTTP, cl.Origin.URL, OriginToken, t,
-					EventsRequest{Type: "user_change", User: users[t], Title: &title})
-				if err != nil {
-					return
-				}
-				out[t] = append(out[t], r.FirstSeq)
+			t := teams[i%len(teams)]
+			title := fmt.Sprintf("marker %d", i/len(teams))
+			r, err := PostEvents(ctx, cl.HTTP, cl.Origin.URL, OriginToken, t,
+				EventsRequest{Type: "user_change", User: users[t], Title: &title})
+			if err != nil {
+				return
 			}
+			out[t] = append(out[t], r.FirstSeq)
 			select {
 			case <-ctx.Done():
 				return
@@ -401,76 +438,55 @@ func postMarkers(ctx context.Context, cl *Cluster, teams []string) (map[string][
 	return out, done
 }
 
-// summarize computes the figures from the workers' finals.
-func (f *StormFigures) summarize(workers []*stormWorker, killAt time.Time, markers map[string][]int64) {
-	kill := killAt.UnixMilli()
-	f.Refusals = map[string]int64{}
-	var backs []time.Duration
-	var probes []int64
-	for _, w := range workers {
-		w.mu.Lock()
-		for k, v := range w.status.Refusals {
-			f.Refusals[k] += v
-		}
-		fin := w.final
-		w.mu.Unlock()
-		if fin == nil {
+// scrapeMetrics writes the /metrics of every live edge and proxy to dir/<name>.prom.
+func scrapeMetrics(ctx context.Context, cl *Cluster, victim *Proc, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range append(slices.Clone(cl.Edges), cl.Proxies...) {
+		if p == victim {
 			continue
 		}
-		for _, p := range fin.Probes {
-			if p[0] >= kill && p[0] < kill+60_000 {
-				probes = append(probes, p[1])
-			}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/metrics", nil)
+		if err != nil {
+			return err
 		}
-		for _, c := range fin.Clients {
-			f.Duplicates += c.Duplicates
-			got := map[int64]bool{}
-			for _, s := range c.Markers {
-				got[s] = true
-			}
-			for _, s := range markers[c.Team] {
-				if !got[s] {
-					f.Lost++
-				}
-			}
-			if c.FirstNode != f.Victim {
-				continue
-			}
-			f.Disturbed++
-			for i, at := range c.Up {
-				if at > kill {
-					if c.Resumed[i] {
-						f.Back++
-						backs = append(backs, time.Duration(at-kill)*time.Millisecond)
-					} else {
-						f.NotResume++
-					}
-					break
-				}
-			}
+		resp, err := cl.HTTP.Do(req)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, p.Name+".prom"), b, 0o644); err != nil {
+			return err
 		}
 	}
-	slices.Sort(backs)
-	f.BackAfter = map[string]string{}
-	for _, q := range []float64{0.5, 0.9, 0.99, 1} {
-		need := int(math.Ceil(q * float64(f.Disturbed)))
-		key := fmt.Sprintf("p%g", q*100)
-		if need > 0 && need <= len(backs) {
-			f.BackAfter[key] = backs[need-1].Round(10 * time.Millisecond).String()
-		} else {
-			f.BackAfter[key] = "never"
+	return nil
+}
+
+// cpuOf reads the CPU time each process has used.
+func cpuOf(pids map[string]int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for name, pid := range pids {
+		if u, s, err := ProcessCPU(pid); err == nil {
+			out[name] = u + s
 		}
 	}
-	for t := time.Duration(0); t <= 90*time.Second; t += 250 * time.Millisecond {
-		n, _ := slices.BinarySearch(backs, t+1)
-		f.Curve = append(f.Curve, float64(n)/float64(max(f.Disturbed, 1)))
+	return out
+}
+
+// cores is the cores each process used between two readings wall apart.
+func cores(from, to map[string]time.Duration, wall time.Duration) map[string]float64 {
+	out := map[string]float64{}
+	for name, c := range to {
+		if c0, ok := from[name]; ok {
+			out[name] = math.Round(100*float64(c-c0)/float64(wall)) / 100
+		}
 	}
-	f.Probes = len(probes)
-	if len(probes) > 0 {
-		slices.Sort(probes)
-		f.ProbeP50us = probes[len(probes)/2]
-		f.ProbeP99us = probes[int(0.99*float64(len(probes)-1))]
-	}
+	return out
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -482,24 +498,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// Summary is the figures in a few lines.
-func (f *StormFigures) Summary() string {
-	var b strings.Builder
-	mode := "without admission control or pacing"
-	if f.Protected {
-		mode = "with admission control and pacing"
-	}
-	fmt.Fprintf(&b, "storm %s: %d clients, killed %s with %d of them\n", mode, f.Clients, f.Victim, f.Disturbed)
-	fmt.Fprintf(&b, "  back and resumed: %d (not resumed %d); after the kill: 50%% %s, 90%% %s, 99%% %s, 100%% %s\n",
-		f.Back, f.NotResume, f.BackAfter["p50"], f.BackAfter["p90"], f.BackAfter["p99"], f.BackAfter["p100"])
-	fmt.Fprintf(&b, "  refusals: %v\n  peak RSS: ", f.Refusals)
-	for _, name := range slices.Sorted(maps.Keys(f.PeakRSS)) {
-		fmt.Fprintf(&b, "%s %d MiB  ", name, f.PeakRSS[name]>>20)
-	}
-	fmt.Fprintf(&b, "\n  crashed: %v; events lost %d, duplicated %d\n", f.Crashed, f.Lost, f.Duplicates)
-	fmt.Fprintf(&b, "  users.info from undisturbed clients in the minute after the kill: %d probes, p50 %d µs, p99 %d µs\n",
-		f.Probes, f.ProbeP50us, f.ProbeP99us)
-	return b.String()
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,8 +58,9 @@ type WorkerFinal struct {
 	Final   bool           `json:"final"`
 	Clients []ClientReport `json:"clients"`
 	// Probes are the users.info round trips of clients that never lost their connection:
-	// [unix ms, µs] pairs.
-	Probes [][2]int64 `json:"probes"`
+	// [unix ms, µs, edge, proxy port] (edge: the number at the end of the answering edge's
+	// name, -1 when it has none), so that a slow second can be traced to where it was slow.
+	Probes [][4]int64 `json:"probes"`
 	// ProbeErrors counts failed probes; ProbeError is the first failure.
 	ProbeErrors int64  `json:"probe_errors"`
 	ProbeError  string `json:"probe_error,omitempty"`
@@ -80,7 +83,7 @@ type workerClient struct {
 	rep    ClientReport
 	node   string
 	up     bool
-	probes [][2]int64
+	probes [][4]int64
 	perrs  int64
 	perr   string
 }
@@ -194,7 +197,10 @@ func RunStormWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 // runWorkerClient connects one client and keeps it until ctx ends, recording its story.
 func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc *http.Client, plan WorkerPlan, i int,
 	refuse func(string)) {
-	opts := client.Options{URL: pc.URL, Token: pc.Token, HTTPClient: hc, SkipBoot: true,
+	// DialTimeout 30s, not the client's 10s: the worker runs at a low priority (it stands in
+	// for devices elsewhere), and on a saturated machine it may read a handshake's answer late;
+	// a client that gave up then would throw away a session the servers had set up.
+	opts := client.Options{URL: pc.URL, Token: pc.Token, HTTPClient: hc, SkipBoot: true, DialTimeout: 30 * time.Second,
 		Backoff: client.Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second},
 		OnConnect: func(h client.Hello) {
 			wc.mu.Lock()
@@ -280,15 +286,42 @@ func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc 
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := c.UsersInfo(pctx, pc.User)
 			cancel()
+			took := time.Since(begin)
 			wc.mu.Lock()
 			if err == nil {
-				wc.probes = append(wc.probes, [2]int64{begin.UnixMilli(), time.Since(begin).Microseconds()})
+				wc.probes = append(wc.probes, [4]int64{begin.UnixMilli(), took.Microseconds(), nodeNumber(wc.node), port(pc.URL)})
 			} else if wc.perrs++; wc.perr == "" {
 				wc.perr = err.Error()
 			}
 			wc.mu.Unlock()
 		}
 	}
+}
+
+// nodeNumber is the number that ends a node's name (edge-3: 3), or -1.
+func nodeNumber(name string) int64 {
+	i := len(name)
+	for i > 0 && name[i-1] >= '0' && name[i-1] <= '9' {
+		i--
+	}
+	n, err := strconv.ParseInt(name[i:], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// port is the port of a URL's host, or -1.
+func port(raw string) int64 {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.ParseInt(u.Port(), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // refusalReason names why a connect failed: the protocol's error code with its HTTP status,

@@ -17,6 +17,8 @@ type metrics struct {
 	ringEdges        prometheus.Gauge
 	connections      prometheus.Counter
 	open             prometheus.Gauge
+	handshake        prometheus.Histogram
+	acceptWaits      prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -37,8 +39,14 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "WebSocket connections proxied (upgraded by an edge)."}),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_proxy_connections",
 			Help: "WebSocket connections open through the proxy."}),
+		handshake: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "weft_proxy_handshake_seconds",
+			Help:    "Time from dialling an edge until its answer to a WebSocket handshake (the edge's session start included).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}),
+		acceptWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_proxy_accept_waits_total",
+			Help: "Times the listener held off accepting: new connections arrived faster than the accept rate."}),
 	}
-	reg.MustRegister(m.routes, m.upstreamFailures, m.refused, m.ringChanges, m.ringEdges, m.connections, m.open)
+	reg.MustRegister(m.routes, m.upstreamFailures, m.refused, m.ringChanges, m.ringEdges, m.connections, m.open,
+		m.handshake, m.acceptWaits)
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

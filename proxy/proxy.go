@@ -69,12 +69,19 @@ type Config struct {
 	// rate_limited with a Retry-After spread over the time the rate needs for the refused
 	// herd; an edge that announces it is not admitting (over its memory watermark) gets no
 	// new connection, and its clients are told to come back later. Defaults 2000/s (burst
-	// 2000) and 150/s (burst 150) per edge from each proxy, what a storm on a 2-core machine
-	// showed an edge takes in resumes while serving; a negative rate means no limit.
+	// 2000) and 150/s (burst 20) per edge from each proxy, what a storm on a 2-core machine
+	// showed an edge takes in resumes while serving: a burst of 150 let the first instant of
+	// a herd load every team of the lost edge at once, and undisturbed requests waited behind
+	// it. A negative rate means no limit.
 	ConnectRate  float64
 	ConnectBurst int
-	EdgeRate     float64
-	EdgeBurst    int
+	// AcceptRate/AcceptBurst pace the listener given to PaceAccepts: new TCP connections past
+	// the rate wait in the kernel's queue instead of taking CPU from the open tunnels.
+	// Defaults 1000/s, burst 100; negative: no pacing.
+	AcceptRate  float64
+	AcceptBurst int
+	EdgeRate    float64
+	EdgeBurst   int
 	// MaxBodyBytes caps an /api request body; default 1 MiB.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -132,7 +139,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.EdgeRate == 0 {
 		cfg.EdgeRate = 150
 	}
-	setDefault(&cfg.EdgeBurst, 150)
+	if cfg.AcceptRate == 0 {
+		cfg.AcceptRate = 1000
+	}
+	setDefault(&cfg.AcceptBurst, 100)
+	setDefault(&cfg.EdgeBurst, 20)
 	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
 		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{})}
 	s.metrics = newMetrics(cfg.Registry, s)

@@ -86,7 +86,10 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			s.paced(w, "edge_paced", http.StatusTooManyRequests, edge.CodeRateLimited, after)
 			return false, ""
 		}
-		return s.forwardWS(w, r, addr, excluded)
+		begin := time.Now()
+		refused, why := s.forwardWS(w, r, addr, excluded)
+		s.metrics.handshake.Observe(time.Since(begin).Seconds())
+		return refused, why
 	})
 }
 

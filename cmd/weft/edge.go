@@ -49,6 +49,7 @@ type edgeOpts struct {
 	reqBurst    int
 	memBudget   string
 	recentEvs   int
+	surgeLoads  int
 	connRate    float64
 	connBurst   int
 	teamRate    float64
@@ -87,6 +88,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.IntVar(&o.originFails, "origin-failures", 5, "origin failures in a row that open its circuit breaker (calls then fail fast with origin_unavailable)")
 	fs.DurationVar(&o.originOpen, "origin-open-for", 5*time.Second, "how long the open breaker fails fast before it probes the origin")
 	fs.DurationVar(&o.originCall, "origin-timeout", 10*time.Second, "timeout of one origin call (one page)")
+	fs.IntVar(&o.surgeLoads, "surge-loads", 8, "team loads within 10s that make a surge (this edge taking over another's teams): typo-fallback index builds wait while it lasts; negative: never")
 	fs.IntVar(&o.recentEvs, "recent-events", 512, "latest events kept per team so that resumes replay from memory, not the stream; negative: none")
 	fs.StringVar(&o.memBudget, "memory-budget", "", "memory the edge may use, e.g. 2GiB: sets GOMEMLIMIT; past 70% it refuses new connections and team loads, past 85% it unloads idle teams; empty: no admission control")
 	fs.Float64Var(&o.reqRate, "request-rate", 100, "requests per second each connection may make (a token bucket); past it rate_limited and reads pause; negative: no limit")
@@ -152,6 +154,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		Admission:         edge.AdmissionConfig{Budget: budget},
 		Breaker:           breaker,
 		RecentEvents:      o.recentEvs,
+		SurgeLoads:        o.surgeLoads,
 		ConnectRate:       o.connRate,
 		ConnectBurst:      o.connBurst,
 		TeamConnectRate:   o.teamRate,

@@ -44,6 +44,10 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	observe := fs.Duration("observe", 90*time.Second, "how long to wait for every client after the kill")
 	out := fs.String("out", "", "directory for storm.json and storm.png (empty: print only)")
 	edgeArgs := fs.String("edge-args", "", "extra flags for every edge, space-separated (e.g. --debug-addr 127.0.0.1:0)")
+	probers := fs.Int("probers", 100, "clients (of --clients) in a probe process of their own, sending users.info")
+	probeEvery := fs.Duration("probe-every", 250*time.Millisecond, "how often each prober sends users.info")
+	nice := fs.Int("worker-nice", 19, "nice value of the load workers, which stand in for devices elsewhere (0: none)")
+	proxyArgs := fs.String("proxy-args", "", "extra flags for every proxy, space-separated")
 	only := fs.String("only", "", "run only the protected or unprotected storm")
 	log, err := parseLogged(fs, args)
 	if err != nil {
@@ -60,9 +64,13 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 			continue
 		}
 		logf("storm, protected=%v", protected)
-		f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
+		mdir := ""
+		if *out != "" {
+			mdir = filepath.Join(*out, map[bool]string{true: "metrics-protected", false: "metrics-unprotected"}[protected])
+		}
+		f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
 			Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
-			Steady: *steady, Observe: *observe, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs)})
+			Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
 		if err != nil {
 			return fmt.Errorf("storm (protected=%v): %w", protected, err)
 		}

@@ -25,6 +25,8 @@ type proxyOpts struct {
 	downFor              time.Duration
 	connRate, edgeRate   float64
 	connBurst, edgeBurst int
+	acceptRate           float64
+	acceptBurst          int
 }
 
 func (o *proxyOpts) flags(fs *flag.FlagSet) {
@@ -33,8 +35,10 @@ func (o *proxyOpts) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.static, "edges", "", "static edges, name=host:port comma-separated, for setups without discovery on NATS")
 	fs.Float64Var(&o.connRate, "connect-rate", 2000, "WebSocket connections per second this proxy sets up; past it 429 with a spread Retry-After; negative: no limit")
 	fs.IntVar(&o.connBurst, "connect-burst", 2000, "connections set up at once above the rate")
+	fs.Float64Var(&o.acceptRate, "accept-rate", 1000, "new TCP connections accepted per second; the rest wait in the kernel's queue, so a reconnect herd does not take the open tunnels' CPU; negative: no pacing")
+	fs.IntVar(&o.acceptBurst, "accept-burst", 100, "connections accepted at once above the accept rate")
 	fs.Float64Var(&o.edgeRate, "edge-rate", 150, "new connections per second sent to any one edge: after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
-	fs.IntVar(&o.edgeBurst, "edge-burst", 150, "new connections sent to one edge at once above the rate")
+	fs.IntVar(&o.edgeBurst, "edge-burst", 20, "new connections sent to one edge at once above the rate")
 	fs.DurationVar(&o.downFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
 }
 
@@ -74,7 +78,8 @@ func (o *proxyOpts) server(watch proxy.Watcher, log *slog.Logger) (*proxy.Server
 		return nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
 	}
 	return proxy.New(proxy.Config{Tokens: keys, Watch: watch, Static: static, DownFor: o.downFor, Logger: log.With("node", "proxy"),
-		ConnectRate: o.connRate, ConnectBurst: o.connBurst, EdgeRate: o.edgeRate, EdgeBurst: o.edgeBurst})
+		ConnectRate: o.connRate, ConnectBurst: o.connBurst, EdgeRate: o.edgeRate, EdgeBurst: o.edgeBurst,
+		AcceptRate: o.acceptRate, AcceptBurst: o.acceptBurst})
 }
 
 // serveProxy runs srv on ln until ctx ends, then stops taking connections and closes the
@@ -84,6 +89,7 @@ func serveProxy(ctx context.Context, srv *proxy.Server, ln net.Listener, log *sl
 		ln.Close()
 		return err
 	}
+	ln = srv.PaceAccepts(ln)
 	return serveUntil(ctx, srv, ln, 10*time.Second, func(sctx context.Context, hs *http.Server) error {
 		log.Info("proxy stopping")
 		err := hs.Shutdown(sctx)
@@ -100,8 +106,12 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	var o proxyOpts
 	o.flags(fs)
 	natsURL := fs.String("nats", "", "NATS server or cluster URL(s), comma-separated, where edges announce themselves")
+	debugAddr := fs.String("debug-addr", "", "where to serve the Go profiler (net/http/pprof); empty: nowhere")
 	log, err := parseLogged(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := serveDebug(ctx, *debugAddr, log); err != nil {
 		return err
 	}
 	var watch proxy.Watcher

@@ -1,0 +1,189 @@
+package loadtest
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// StormFigures is what a storm measured.
+type StormFigures struct {
+	Protected bool   `json:"protected"`
+	Clients   int    `json:"clients"`
+	Victim    string `json:"victim"`
+	// Disturbed clients were on the killed edge.
+	Disturbed int `json:"disturbed"`
+	// BackAfter: time from the kill until that share of the disturbed clients had a new
+	// connection that resumed ("never" when they did not all come back).
+	BackAfter map[string]string `json:"back_after"`
+	Back      int               `json:"back"`        // disturbed clients back and resumed
+	NotResume int               `json:"not_resumed"` // back, but told to boot again
+	Refusals  map[string]int64  `json:"refusals"`
+	PeakRSS   map[string]int64  `json:"peak_rss_bytes"` // per edge
+	Crashed   []string          `json:"crashed"`
+	// Lost counts marker events (team-wide user_change published after every client was up)
+	// a client never received; Duplicates counts events a client was sent twice.
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
+	// Probe is the users.info round trips of the probe process's clients that were never
+	// disconnected: "before" the kill (steady state), during the "recovery" (from the kill
+	// until the last disturbed client is back), and in the "minute" after the kill.
+	Probe       map[string]Latency `json:"probe"`
+	ProbeErrors int64              `json:"probe_errors"`
+	ProbeError  string             `json:"probe_error,omitempty"`
+	// CPU is the cores each process used from the kill until every client was back (or the
+	// observation ended).
+	CPU map[string]float64 `json:"cpu_cores_recovery"`
+	// CPUSteady is the cores each process used in the steady state before the kill.
+	CPUSteady map[string]float64 `json:"cpu_cores_steady"`
+	// Curve is the share of disturbed clients back and resumed, every 250ms after the kill.
+	Curve []float64 `json:"curve"`
+}
+
+// Latency is a distribution of round trips, in µs.
+type Latency struct {
+	N   int   `json:"n"`
+	P50 int64 `json:"p50_us"`
+	P90 int64 `json:"p90_us"`
+	P99 int64 `json:"p99_us"`
+	Max int64 `json:"max_us"`
+}
+
+// latencyOf sorts us and reads its percentiles (nearest rank).
+func latencyOf(us []int64) Latency {
+	if len(us) == 0 {
+		return Latency{}
+	}
+	slices.Sort(us)
+	rank := func(q float64) int64 { return us[max(int(math.Ceil(q*float64(len(us))))-1, 0)] }
+	return Latency{N: len(us), P50: rank(0.5), P90: rank(0.9), P99: rank(0.99), Max: us[len(us)-1]}
+}
+
+// summarize computes the figures from the workers' finals. upAt is when every client was up.
+func (f *StormFigures) summarize(workers []*stormWorker, upAt, killAt time.Time, markers map[string][]int64) {
+	kill := killAt.UnixMilli()
+	f.Refusals = map[string]int64{}
+	var backs []time.Duration
+	type probe struct{ at, us int64 }
+	var probes []probe
+	for _, w := range workers {
+		w.mu.Lock()
+		for k, v := range w.status.Refusals {
+			f.Refusals[k] += v
+		}
+		fin := w.final
+		w.mu.Unlock()
+		if fin == nil {
+			continue
+		}
+		for _, p := range fin.Probes {
+			probes = append(probes, probe{p[0], p[1]})
+		}
+		f.ProbeErrors += fin.ProbeErrors
+		if f.ProbeError == "" {
+			f.ProbeError = fin.ProbeError
+		}
+		for _, c := range fin.Clients {
+			f.Duplicates += c.Duplicates
+			got := map[int64]bool{}
+			for _, s := range c.Markers {
+				got[s] = true
+			}
+			for _, s := range markers[c.Team] {
+				if !got[s] {
+					f.Lost++
+				}
+			}
+			if c.FirstNode != f.Victim {
+				continue
+			}
+			f.Disturbed++
+			for i, at := range c.Up {
+				if at > kill {
+					if c.Resumed[i] {
+						f.Back++
+						backs = append(backs, time.Duration(at-kill)*time.Millisecond)
+					} else {
+						f.NotResume++
+					}
+					break
+				}
+			}
+		}
+	}
+	slices.Sort(backs)
+	f.BackAfter = map[string]string{}
+	for _, q := range []float64{0.5, 0.9, 0.99, 1} {
+		need := int(math.Ceil(q * float64(f.Disturbed)))
+		key := fmt.Sprintf("p%g", q*100)
+		if need > 0 && need <= len(backs) {
+			f.BackAfter[key] = backs[need-1].Round(10 * time.Millisecond).String()
+		} else {
+			f.BackAfter[key] = "never"
+		}
+	}
+	for t := time.Duration(0); t <= 90*time.Second; t += 250 * time.Millisecond {
+		n, _ := slices.BinarySearch(backs, t+1)
+		f.Curve = append(f.Curve, float64(n)/float64(max(f.Disturbed, 1)))
+	}
+	recoveryEnd := kill + 60_000
+	if len(backs) > 0 {
+		recoveryEnd = kill + backs[len(backs)-1].Milliseconds()
+	}
+	window := func(from, to int64) Latency {
+		var us []int64
+		for _, p := range probes {
+			if p.at >= from && p.at < to {
+				us = append(us, p.us)
+			}
+		}
+		return latencyOf(us)
+	}
+	f.Probe = map[string]Latency{
+		"before":   window(upAt.UnixMilli(), kill),
+		"recovery": window(kill, recoveryEnd+1),
+		"minute":   window(kill, kill+60_000),
+	}
+}
+
+// Summary is the figures in a few lines.
+func (f *StormFigures) Summary() string {
+	var b strings.Builder
+	mode := "without admission control or pacing"
+	if f.Protected {
+		mode = "with admission control and pacing"
+	}
+	fmt.Fprintf(&b, "storm %s: %d clients, killed %s with %d of them\n", mode, f.Clients, f.Victim, f.Disturbed)
+	fmt.Fprintf(&b, "  back and resumed: %d (not resumed %d); after the kill: 50%% %s, 90%% %s, 99%% %s, 100%% %s\n",
+		f.Back, f.NotResume, f.BackAfter["p50"], f.BackAfter["p90"], f.BackAfter["p99"], f.BackAfter["p100"])
+	fmt.Fprintf(&b, "  refusals: %v\n  peak RSS: ", f.Refusals)
+	for _, name := range slices.Sorted(maps.Keys(f.PeakRSS)) {
+		fmt.Fprintf(&b, "%s %d MiB  ", name, f.PeakRSS[name]>>20)
+	}
+	for _, c := range []struct {
+		when  string
+		cores map[string]float64
+	}{{"in the steady state", f.CPUSteady}, {"during the recovery", f.CPU}} {
+		var sum float64
+		fmt.Fprintf(&b, "\n  cores used %s: ", c.when)
+		for _, name := range slices.Sorted(maps.Keys(c.cores)) {
+			fmt.Fprintf(&b, "%s %.2f  ", name, c.cores[name])
+			sum += c.cores[name]
+		}
+		fmt.Fprintf(&b, "(all %.2f)", sum)
+	}
+	fmt.Fprintf(&b, "\n  crashed: %v; events lost %d, duplicated %d\n", f.Crashed, f.Lost, f.Duplicates)
+	fmt.Fprintf(&b, "  users.info from undisturbed clients (probe process), ms:\n")
+	for _, w := range []string{"before", "recovery", "minute"} {
+		l := f.Probe[w]
+		fmt.Fprintf(&b, "    %-8s n %6d  p50 %7.1f  p90 %7.1f  p99 %7.1f  max %7.1f\n", w, l.N,
+			float64(l.P50)/1e3, float64(l.P90)/1e3, float64(l.P99)/1e3, float64(l.Max)/1e3)
+	}
+	if f.ProbeErrors > 0 {
+		fmt.Fprintf(&b, "  probe errors: %d (first: %s)\n", f.ProbeErrors, f.ProbeError)
+	}
+	return b.String()
+}
