@@ -264,6 +264,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	}
 	fig.summarize(workers, upAt, killAt, markers)
 	if path := os.Getenv("WEFT_STORM_DUMP"); path != "" { // raw worker reports, for digging
+		path = strings.TrimSuffix(path, ".json") + map[bool]string{true: "-protected", false: "-unprotected"}[cfg.Protected] + ".json"
 		var all []*WorkerFinal
 		for _, w := range workers {
 			all = append(all, w.final)

@@ -32,7 +32,10 @@ type StormFigures struct {
 	// disconnected: "before" the kill (steady state), during the "recovery" (from the kill
 	// until the last disturbed client is back), and in the "minute" after the kill.
 	Probe       map[string]Latency `json:"probe"`
-	ProbeErrors int64              `json:"probe_errors"`
+	// ProbeBySecond is the same per second, from 2 s before the kill to the end of the
+	// recovery: where in the storm the slow requests were.
+	ProbeBySecond []SecondLatency `json:"probe_by_second"`
+	ProbeErrors   int64           `json:"probe_errors"`
 	ProbeError  string             `json:"probe_error,omitempty"`
 	// CPU is the cores each process used from the kill until every client was back (or the
 	// observation ended).
@@ -50,6 +53,12 @@ type Latency struct {
 	P90 int64 `json:"p90_us"`
 	P99 int64 `json:"p99_us"`
 	Max int64 `json:"max_us"`
+}
+
+// SecondLatency is the probes that started in one second, counted from the kill.
+type SecondLatency struct {
+	Second int `json:"second"`
+	Latency
 }
 
 // latencyOf sorts us and reads its percentiles (nearest rank).
@@ -142,6 +151,10 @@ func (f *StormFigures) summarize(workers []*stormWorker, upAt, killAt time.Time,
 		}
 		return latencyOf(us)
 	}
+	for sec := -2; int64(sec)*1000 <= recoveryEnd-kill; sec++ {
+		from := kill + int64(sec)*1000
+		f.ProbeBySecond = append(f.ProbeBySecond, SecondLatency{sec, window(from, from+1000)})
+	}
 	f.Probe = map[string]Latency{
 		"before":   window(upAt.UnixMilli(), kill),
 		"recovery": window(kill, recoveryEnd+1),
@@ -182,6 +195,11 @@ func (f *StormFigures) Summary() string {
 		fmt.Fprintf(&b, "    %-8s n %6d  p50 %7.1f  p90 %7.1f  p99 %7.1f  max %7.1f\n", w, l.N,
 			float64(l.P50)/1e3, float64(l.P90)/1e3, float64(l.P99)/1e3, float64(l.Max)/1e3)
 	}
+	fmt.Fprintf(&b, "    p99 by second after the kill:")
+	for _, s := range f.ProbeBySecond {
+		fmt.Fprintf(&b, " %d:%.0f", s.Second, float64(s.P99)/1e3)
+	}
+	fmt.Fprintln(&b)
 	if f.ProbeErrors > 0 {
 		fmt.Fprintf(&b, "  probe errors: %d (first: %s)\n", f.ProbeErrors, f.ProbeError)
 	}

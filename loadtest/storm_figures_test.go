@@ -71,6 +71,10 @@ func TestSummarize(t *testing.T) {
 			t.Fatalf("probe window %s = %+v, want %+v", k, f.Probe[k], v)
 		}
 	}
+	if len(f.ProbeBySecond) != 7 || f.ProbeBySecond[0].Second != -2 || f.ProbeBySecond[1].N != 2 ||
+		f.ProbeBySecond[3].P50 != 1000 || f.ProbeBySecond[5].Max != 2000 || f.ProbeBySecond[6].N != 0 {
+		t.Fatalf("by second: %+v", f.ProbeBySecond)
+	}
 	if f.Curve[7] != 0 || f.Curve[8] != 1.0/3 || f.Curve[16] != 2.0/3 { // every 250ms: 2s is index 8
 		t.Fatalf("curve at 1.75s, 2s, 4s: %v %v %v", f.Curve[7], f.Curve[8], f.Curve[16])
 	}
