@@ -2,6 +2,8 @@ package edge
 
 import (
 	"net/http"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,5 +100,27 @@ func TestAdmissionWatermarks(t *testing.T) {
 	}
 	if n := h.metric(`weft_edge_admission_changes_total{level="critical"}`); n != 1 {
 		t.Fatalf("critical entered %v times by the metric", n)
+	}
+}
+
+// TestRuntimeGaugeCountsStacks: the runtime gauge sees goroutine stacks, not only heap objects
+// (a WebSocket node holds two goroutines per session), and stays under what the process got
+// from the OS.
+func TestRuntimeGaugeCountsStacks(t *testing.T) {
+	// With the collector off nothing in use is freed between the reads below, so what the
+	// gauge reads last cannot be less than what was in use first.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	read := func(name string) uint64 {
+		s := []rtmetrics.Sample{{Name: name}}
+		rtmetrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	objects, stacks := read("/memory/classes/heap/objects:bytes"), read("/memory/classes/heap/stacks:bytes")
+	got := RuntimeGauge{}.HeapBytes()
+	if got < objects+stacks {
+		t.Fatalf("gauge %d < heap objects %d + stacks %d", got, objects, stacks)
+	}
+	if total := read("/memory/classes/total:bytes"); got > total {
+		t.Fatalf("gauge %d > all the runtime mapped (%d)", got, total)
 	}
 }

@@ -104,7 +104,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			return 0
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_admission_heap_bytes",
-			Help: "The heap admission last sampled (0 without a memory budget)."}, func() float64 {
+			Help: "The memory admission last sampled: what the Go runtime holds (heap, stacks, its own), as GOMEMLIMIT counts it (0 without a memory budget)."}, func() float64 {
 			if s.admit == nil {
 				return 0
 			}

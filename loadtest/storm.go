@@ -45,6 +45,13 @@ type StormConfig struct {
 	WorkerNice int
 	// EdgeArgs are extra flags for every edge (e.g. --debug-addr 127.0.0.1:0 to profile).
 	EdgeArgs []string
+	// Kill is how many edges are SIGKILLed, the busiest first; default 1.
+	Kill int
+	// OOMLimit, when set, kills any edge whose RSS passes it (checked 4 times a second), in
+	// both runs: what a container's memory limit does, and what took the seed's hosts down
+	// one after the other. Give the protected run the same MemoryBudget to see admission
+	// control keep an edge under it.
+	OOMLimit int64
 	// MetricsDir, when set, receives the /metrics of every surviving edge and proxy at the end.
 	MetricsDir string
 	// ProxyArgs are extra flags for every proxy.
@@ -76,6 +83,10 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	def(&cfg.Workers, 4)
 	def(&cfg.Edges, 3)
 	def(&cfg.Proxies, 2)
+	def(&cfg.Kill, 1)
+	if cfg.Kill >= cfg.Edges+1 {
+		return nil, fmt.Errorf("loadtest: cannot kill %d of %d edges", cfg.Kill, cfg.Edges)
+	}
 	if cfg.Size == "" {
 		cfg.Size = "small"
 	}
@@ -176,17 +187,18 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		return nil, err
 	}
 	fig := &StormFigures{Protected: cfg.Protected, Clients: cfg.Clients, PeakRSS: map[string]int64{}}
-	for n, k := range nodes {
-		if k > nodes[fig.Victim] || fig.Victim == "" {
-			fig.Victim = n
-		}
+	byLoad := slices.Clone(cl.Edges)
+	slices.SortStableFunc(byLoad, func(a, b *Proc) int { return nodes[b.Name] - nodes[a.Name] })
+	victims := byLoad[:cfg.Kill]
+	isVictim := map[string]bool{}
+	var names []string
+	disturbed := 0
+	for _, v := range victims {
+		isVictim[v.Name] = true
+		names = append(names, v.Name)
+		disturbed += nodes[v.Name]
 	}
-	var victim *Proc
-	for _, e := range cl.Edges {
-		if e.Name == fig.Victim {
-			victim = e
-		}
-	}
+	fig.Victim = strings.Join(names, ",")
 	rssDone := make(chan struct{})
 	rssStop := make(chan struct{})
 	go func() { // peak RSS and crashes of the edges, 4 times a second
@@ -195,8 +207,15 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		defer t.Stop()
 		for {
 			for _, e := range cl.Edges {
-				if b, err := procStatusBytes(e.PID(), "VmRSS"); err == nil && b > fig.PeakRSS[e.Name] {
-					fig.PeakRSS[e.Name] = b
+				b, err := procStatusBytes(e.PID(), "VmRSS")
+				if err != nil {
+					continue
+				}
+				fig.PeakRSS[e.Name] = max(fig.PeakRSS[e.Name], b)
+				if cfg.OOMLimit > 0 && b > cfg.OOMLimit && !isVictim[e.Name] && !slices.Contains(fig.OOMKilled, e.Name) {
+					e.Kill()
+					fig.OOMKilled = append(fig.OOMKilled, e.Name)
+					logf("%s over the memory limit (RSS %d MiB): killed", e.Name, b>>20)
 				}
 			}
 			select {
@@ -208,10 +227,14 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	}()
 	cpu0, cpu0Wall := cpuOf(pids), time.Now()
 	fig.CPUSteady = cores(cpuUp, cpu0, cpu0Wall.Sub(upAt))
-	delete(pids, victim.Name)
+	for _, v := range victims {
+		delete(pids, v.Name)
+	}
 	killAt := time.Now()
-	victim.Kill()
-	logf("killed %s (%d clients) at %s", fig.Victim, nodes[fig.Victim], killAt.Format(time.TimeOnly))
+	for _, v := range victims {
+		v.Kill()
+	}
+	logf("killed %s (%d clients) at %s", fig.Victim, disturbed, killAt.Format(time.TimeOnly))
 	// Everyone is back when every client is up and none is on the victim, by statuses written
 	// after the kill (a client that has not noticed the loss yet still counts as up there).
 	obsEnd := killAt.Add(cfg.Observe)
@@ -223,7 +246,11 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 			fresh = fresh && w.status.At > killAt.Add(time.Second).UnixMilli()
 			w.mu.Unlock()
 		}
-		if fresh && n == cfg.Clients && nodes[fig.Victim] == 0 {
+		onVictims := 0
+		for _, v := range victims {
+			onVictims += nodes[v.Name]
+		}
+		if fresh && n == cfg.Clients && onVictims == 0 {
 			break
 		}
 		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
@@ -234,7 +261,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	n, _ := up()
 	logf("%d of %d clients up %v after the kill", n, cfg.Clients, time.Since(killAt).Round(time.Millisecond))
 	if cfg.MetricsDir != "" {
-		if err := scrapeMetrics(ctx, cl, victim, cfg.MetricsDir); err != nil {
+		if err := scrapeMetrics(ctx, cl, cfg.MetricsDir); err != nil {
 			logf("metrics: %v", err)
 		}
 	}
@@ -246,7 +273,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	for _, e := range cl.Edges {
 		select {
 		case <-e.Exited():
-			if e != victim {
+			if !isVictim[e.Name] {
 				fig.Crashed = append(fig.Crashed, e.Name)
 			}
 		default:
@@ -439,14 +466,16 @@ func postMarkers(ctx context.Context, cl *Cluster, teams []string) (map[string][
 	return out, done
 }
 
-// scrapeMetrics writes the /metrics of every live edge and proxy to dir/<name>.prom.
-func scrapeMetrics(ctx context.Context, cl *Cluster, victim *Proc, dir string) error {
+// scrapeMetrics writes the /metrics of every edge and proxy still running to dir/<name>.prom.
+func scrapeMetrics(ctx context.Context, cl *Cluster, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	for _, p := range append(slices.Clone(cl.Edges), cl.Proxies...) {
-		if p == victim {
+		select {
+		case <-p.Exited():
 			continue
+		default:
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/metrics", nil)
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 type StormFigures struct {
 	Protected bool   `json:"protected"`
 	Clients   int    `json:"clients"`
-	Victim    string `json:"victim"`
+	Victim    string `json:"victim"` // the edges killed, comma-separated
 	// Disturbed clients were on the killed edge.
 	Disturbed int `json:"disturbed"`
 	// BackAfter: time from the kill until that share of the disturbed clients had a new
@@ -23,20 +23,24 @@ type StormFigures struct {
 	NotResume int               `json:"not_resumed"` // back, but told to boot again
 	Refusals  map[string]int64  `json:"refusals"`
 	PeakRSS   map[string]int64  `json:"peak_rss_bytes"` // per edge
-	Crashed   []string          `json:"crashed"`
+	Crashed   []string          `json:"crashed"`        // edges that died after the kill (OOM-killed included)
+	// OOMKilled edges passed StormConfig.OOMLimit and were killed for it.
+	OOMKilled []string `json:"oom_killed,omitempty"`
 	// Lost counts marker events (team-wide user_change published after every client was up)
-	// a client never received; Duplicates counts events a client was sent twice.
+	// a client connected at the end never received; Duplicates counts events a client was
+	// sent twice. NotBack counts the clients (disturbed or not) without a connection at the end.
+	NotBack    int   `json:"not_back"`
 	Lost       int64 `json:"lost"`
 	Duplicates int64 `json:"duplicates"`
 	// Probe is the users.info round trips of the probe process's clients that were never
 	// disconnected: "before" the kill (steady state), during the "recovery" (from the kill
 	// until the last disturbed client is back), and in the "minute" after the kill.
-	Probe       map[string]Latency `json:"probe"`
+	Probe map[string]Latency `json:"probe"`
 	// ProbeBySecond is the same per second, from 2 s before the kill to the end of the
 	// recovery: where in the storm the slow requests were.
 	ProbeBySecond []SecondLatency `json:"probe_by_second"`
 	ProbeErrors   int64           `json:"probe_errors"`
-	ProbeError  string             `json:"probe_error,omitempty"`
+	ProbeError    string          `json:"probe_error,omitempty"`
 	// CPU is the cores each process used from the kill until every client was back (or the
 	// observation ended).
 	CPU map[string]float64 `json:"cpu_cores_recovery"`
@@ -75,6 +79,10 @@ func latencyOf(us []int64) Latency {
 func (f *StormFigures) summarize(workers []*stormWorker, upAt, killAt time.Time, markers map[string][]int64) {
 	kill := killAt.UnixMilli()
 	f.Refusals = map[string]int64{}
+	victims := map[string]bool{}
+	for _, v := range strings.Split(f.Victim, ",") {
+		victims[v] = true
+	}
 	var backs []time.Duration
 	type probe struct{ at, us int64 }
 	var probes []probe
@@ -97,16 +105,22 @@ func (f *StormFigures) summarize(workers []*stormWorker, upAt, killAt time.Time,
 		}
 		for _, c := range fin.Clients {
 			f.Duplicates += c.Duplicates
-			got := map[int64]bool{}
-			for _, s := range c.Markers {
-				got[s] = true
-			}
-			for _, s := range markers[c.Team] {
-				if !got[s] {
-					f.Lost++
+			if len(c.Down) > 0 && (len(c.Up) == 0 || c.Down[len(c.Down)-1] > c.Up[len(c.Up)-1]) {
+				// Down at the end: it could not receive, and a client that comes back resumes
+				// from where it was. It is counted as not back, not as losing events.
+				f.NotBack++
+			} else {
+				got := map[int64]bool{}
+				for _, s := range c.Markers {
+					got[s] = true
+				}
+				for _, s := range markers[c.Team] {
+					if !got[s] {
+						f.Lost++
+					}
 				}
 			}
-			if c.FirstNode != f.Victim {
+			if !victims[c.FirstNode] {
 				continue
 			}
 			f.Disturbed++
@@ -188,7 +202,8 @@ func (f *StormFigures) Summary() string {
 		}
 		fmt.Fprintf(&b, "(all %.2f)", sum)
 	}
-	fmt.Fprintf(&b, "\n  crashed: %v; events lost %d, duplicated %d\n", f.Crashed, f.Lost, f.Duplicates)
+	fmt.Fprintf(&b, "\n  crashed: %v (over the memory limit: %v); clients without a connection at the end: %d\n", f.Crashed, f.OOMKilled, f.NotBack)
+	fmt.Fprintf(&b, "  events lost (by clients connected at the end) %d, duplicated %d\n", f.Lost, f.Duplicates)
 	fmt.Fprintf(&b, "  users.info from undisturbed clients (probe process), ms:\n")
 	for _, w := range []string{"before", "recovery", "minute"} {
 		l := f.Probe[w]

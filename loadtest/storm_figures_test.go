@@ -36,6 +36,8 @@ func TestSummarize(t *testing.T) {
 			{Team: "T1", FirstNode: "edge-1", Up: []int64{k - 5000, k + 4000}, Resumed: []bool{false, true}, Markers: []int64{5}},
 			{Team: "T2", FirstNode: "edge-1", Up: []int64{k - 5000, k + 3000}, Resumed: []bool{false, false}, Markers: []int64{9}},
 			{Team: "T2", FirstNode: "edge-2", Up: []int64{k - 5000}, Resumed: []bool{false}, Duplicates: 2},
+			// Down at the end (its edge died too): not back, and its missing markers are not lost.
+			{Team: "T1", FirstNode: "edge-3", Up: []int64{k - 5000}, Down: []int64{k + 500}, Resumed: []bool{false}},
 		},
 		Probes: [][4]int64{
 			{k - 1000, 100, 2, 1}, {k - 500, 300, 2, 1}, // before
@@ -49,6 +51,9 @@ func TestSummarize(t *testing.T) {
 	f.summarize([]*stormWorker{w}, upAt, kill, markers)
 	if f.Disturbed != 3 || f.Back != 2 || f.NotResume != 1 {
 		t.Fatalf("disturbed %d back %d not resumed %d, want 3 2 1", f.Disturbed, f.Back, f.NotResume)
+	}
+	if f.NotBack != 1 {
+		t.Fatalf("not back %d, want 1", f.NotBack)
 	}
 	if f.Lost != 2 || f.Duplicates != 2 { // T1's marker 6 to the second client, T2's 9 to the fourth
 		t.Fatalf("lost %d duplicates %d, want 2 and 2", f.Lost, f.Duplicates)

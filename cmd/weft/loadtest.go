@@ -48,10 +48,16 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	probeEvery := fs.Duration("probe-every", 250*time.Millisecond, "how often each prober sends users.info")
 	nice := fs.Int("worker-nice", 19, "nice value of the load workers, which stand in for devices elsewhere (0: none)")
 	proxyArgs := fs.String("proxy-args", "", "extra flags for every proxy, space-separated")
+	kill := fs.Int("kill", 1, "edges to SIGKILL, the busiest first")
+	oomLimit := fs.String("oom-limit", "", "kill any edge whose RSS passes this (e.g. 235MiB), as a container's memory limit would; empty: none")
 	only := fs.String("only", "", "run only the protected or unprotected storm")
 	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
+	}
+	oom, err := parseBytes(*oomLimit)
+	if err != nil {
+		return fmt.Errorf("--oom-limit: %w", err)
 	}
 	bin, err := os.Executable()
 	if err != nil {
@@ -68,7 +74,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 		if *out != "" {
 			mdir = filepath.Join(*out, map[bool]string{true: "metrics-protected", false: "metrics-unprotected"}[protected])
 		}
-		f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
+		f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Kill: *kill, OOMLimit: oom, Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
 			Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
 			Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
 		if err != nil {
