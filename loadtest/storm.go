@@ -238,8 +238,12 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	// Everyone is back when every client is up and none is on the victim, by statuses written
 	// after the kill (a client that has not noticed the loss yet still counts as up there).
 	obsEnd := killAt.Add(cfg.Observe)
+	connected := func(n int) float64 { return float64(n) / float64(cfg.Clients) }
 	for time.Now().Before(obsEnd) {
 		n, nodes := up()
+		for len(fig.Connected) <= int(time.Since(killAt)/(250*time.Millisecond)) { // a point every 250ms
+			fig.Connected = append(fig.Connected, connected(n))
+		}
 		fresh := true
 		for _, w := range workers {
 			w.mu.Lock()
@@ -259,6 +263,9 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	}
 	fig.CPU = cores(cpu0, cpuOf(pids), time.Since(killAt))
 	n, _ := up()
+	for len(fig.Connected) <= int(90*time.Second/(250*time.Millisecond)) { // as it ended, to the plot's edge
+		fig.Connected = append(fig.Connected, connected(n))
+	}
 	logf("%d of %d clients up %v after the kill", n, cfg.Clients, time.Since(killAt).Round(time.Millisecond))
 	if cfg.MetricsDir != "" {
 		if err := scrapeMetrics(ctx, cl, cfg.MetricsDir); err != nil {

@@ -46,6 +46,9 @@ type StormFigures struct {
 	CPU map[string]float64 `json:"cpu_cores_recovery"`
 	// CPUSteady is the cores each process used in the steady state before the kill.
 	CPUSteady map[string]float64 `json:"cpu_cores_steady"`
+	// Connected is the share of all clients with a live connection, every 250ms after the kill
+	// (by the workers' latest statuses; after the observation, its last value).
+	Connected []float64 `json:"connected"`
 	// Curve is the share of disturbed clients back and resumed, every 250ms after the kill.
 	Curve []float64 `json:"curve"`
 }

@@ -93,15 +93,31 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(*out, "storm.json"), b, 0o644); err != nil {
 		return err
 	}
-	var curves [][]float64
-	for _, f := range figs {
-		curves = append(curves, f.Curve)
+	// storm.png: the disturbed clients back and resumed; connected.png: all clients with a
+	// connection. Protected in blue, unprotected in red.
+	for file, curve := range map[string]func(*loadtest.StormFigures) []float64{
+		"storm.png":     func(f *loadtest.StormFigures) []float64 { return f.Curve },
+		"connected.png": func(f *loadtest.StormFigures) []float64 { return f.Connected },
+	} {
+		var curves [][]float64
+		for _, f := range figs {
+			curves = append(curves, curve(f))
+		}
+		if err := writePlot(filepath.Join(*out, file), curves); err != nil {
+			return err
+		}
 	}
-	pf, err := os.Create(filepath.Join(*out, "storm.png"))
+	return nil
+}
+
+func writePlot(path string, curves [][]float64) error {
+	pf, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	defer pf.Close()
-	// Protected in blue, unprotected in red.
-	return loadtest.PlotCurves(pf, curves, []color.RGBA{{30, 90, 200, 255}, {210, 40, 40, 255}})
+	if err := loadtest.PlotCurves(pf, curves, []color.RGBA{{30, 90, 200, 255}, {210, 40, 40, 255}}); err != nil {
+		pf.Close()
+		return err
+	}
+	return pf.Close()
 }
