@@ -26,25 +26,7 @@ func TestFuzzyGateHoldsTheFallbackBuild(t *testing.T) {
 	defer x.Close()
 	<-x.Ready()
 	// The fallback's goroutine must be parked on the gate, and nothing built.
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(time.Minute)
-	buf := make([]byte, 1<<20)
-	for {
-		select {
-		case <-built:
-			t.Fatal("the typo fallback was built while the gate's only slot was held")
-		default:
-		}
-		n := runtime.Stack(buf, true)
-		if waitingIn(string(buf[:n]), "index.(*fuzzy).build(") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no fallback build waiting on the gate after a minute:\n%s", buf[:n])
-		}
-		<-tick.C
-	}
+	waitParked(t, "index.(*fuzzy).build(", built, "the typo fallback was built while the gate's only slot was held")
 	if x.FuzzyReady() {
 		t.Fatal("FuzzyReady while the build waits for its slot")
 	}
@@ -56,17 +38,6 @@ func TestFuzzyGateHoldsTheFallbackBuild(t *testing.T) {
 	}
 }
 
-// waitingIn reports whether a goroutine in dump is blocked in a select (on a gate, or its
-// context) inside fn.
-func waitingIn(dump, fn string) bool {
-	for _, g := range strings.Split(dump, "\n\n") {
-		if strings.Contains(g, "[select") && strings.Contains(g, fn) {
-			return true
-		}
-	}
-	return false
-}
-
 // TestBuildGateHoldsThePrefixBuild: the prefix build waits for a slot of the node's BuildGate;
 // the index is not ready until it gets one, and Close ends a build still waiting.
 func TestBuildGateHoldsThePrefixBuild(t *testing.T) {
@@ -75,25 +46,7 @@ func TestBuildGateHoldsThePrefixBuild(t *testing.T) {
 	gate := make(chan struct{}, 1)
 	gate <- struct{}{}
 	x := index.New(storeOf(t, srv, ids[0]), index.Config{NoFuzzy: true, BuildGate: gate})
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(time.Minute)
-	buf := make([]byte, 1<<20)
-	for {
-		select {
-		case <-x.Ready():
-			t.Fatal("the index was built while the gate's only slot was held")
-		default:
-		}
-		n := runtime.Stack(buf, true)
-		if waitingIn(string(buf[:n]), "index.(*Index).build(") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no prefix build waiting on the gate after a minute:\n%s", buf[:n])
-		}
-		<-tick.C
-	}
+	waitParked(t, "index.(*Index).build(", x.Ready(), "the index was built while the gate's only slot was held")
 	<-gate
 	<-x.Ready()
 	x.Close()
@@ -106,5 +59,33 @@ func TestBuildGateHoldsThePrefixBuild(t *testing.T) {
 	y.Close() // returns once the build goroutine is gone
 	if len(gate) != 1 {
 		t.Fatalf("gate has %d taken after a waiting build was closed, want the holder's 1", len(gate))
+	}
+}
+
+// waitParked waits until a goroutine is blocked in a select (on a gate, or its context)
+// inside fn, by goroutine dumps: a positive sign that the build waits, which no amount of
+// waiting for "not yet" could give. It fails with early if early closes first.
+func waitParked(t *testing.T, fn string, early <-chan struct{}, why string) {
+	t.Helper()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(time.Minute)
+	buf := make([]byte, 1<<20)
+	for {
+		select {
+		case <-early:
+			t.Fatal(why)
+		default:
+		}
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "[select") && strings.Contains(g, fn) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine waiting in %s after a minute:\n%s", fn, buf[:n])
+		}
+		<-tick.C
 	}
 }

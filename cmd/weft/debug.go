@@ -2,12 +2,33 @@ package main
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"time"
 )
+
+// processOpts are the flags that tune a long-running weft process itself (edge, proxy).
+type processOpts struct {
+	debugAddr string
+	gcPercent int
+}
+
+func (o *processOpts) flags(fs *flag.FlagSet) {
+	fs.IntVar(&o.gcPercent, "gc-percent", 0, "the Go GC target of this process (GOGC); 0: GOGC's own (default 100); -1: off (an edge's --memory-budget, as GOMEMLIMIT, still bounds its heap)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "where to serve the Go profiler (net/http/pprof); empty: nowhere")
+}
+
+// apply sets the GC target and serves the profiler until ctx ends.
+func (o *processOpts) apply(ctx context.Context, log *slog.Logger) error {
+	if o.gcPercent != 0 {
+		debug.SetGCPercent(o.gcPercent)
+	}
+	return serveDebug(ctx, o.debugAddr, log)
+}
 
 // serveDebug serves the Go profiler (net/http/pprof) on addr until ctx ends: for an operator
 // (or a load test) to see where a node spends its time. It is a separate listener so that it

@@ -239,8 +239,8 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
 	var nats natsOpts
 	nats.flags(fs)
-	fs.Int("gc-percent", 0, "the Go GC target of this process (GOGC); 0: GOGC's own (default 100); -1: off (with --memory-budget, GOMEMLIMIT still bounds the heap)")
-	fs.String("debug-addr", "", "where to serve the Go profiler (net/http/pprof); empty: nowhere")
+	var proc processOpts
+	proc.flags(fs)
 	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
@@ -250,11 +250,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer closeBus()
-	debugAddr := fs.Lookup("debug-addr").Value.String()
-	if gc, err := strconv.Atoi(fs.Lookup("gc-percent").Value.String()); err == nil && gc != 0 {
-		debug.SetGCPercent(gc)
-	}
-	if err := serveDebug(ctx, debugAddr, log); err != nil {
+	if err := proc.apply(ctx, log); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", o.addr)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -107,16 +106,13 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	var o proxyOpts
 	o.flags(fs)
 	natsURL := fs.String("nats", "", "NATS server or cluster URL(s), comma-separated, where edges announce themselves")
-	debugAddr := fs.String("debug-addr", "", "where to serve the Go profiler (net/http/pprof); empty: nowhere")
-	gcPercent := fs.Int("gc-percent", 0, "the Go GC target of this process (GOGC); 0: GOGC's own (default 100); -1: off")
+	var proc processOpts
+	proc.flags(fs)
 	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
 	}
-	if *gcPercent != 0 {
-		debug.SetGCPercent(*gcPercent)
-	}
-	if err := serveDebug(ctx, *debugAddr, log); err != nil {
+	if err := proc.apply(ctx, log); err != nil {
 		return err
 	}
 	var watch proxy.Watcher
