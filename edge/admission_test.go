@@ -124,3 +124,52 @@ func TestRuntimeGaugeCountsStacks(t *testing.T) {
 		t.Fatalf("gauge %d > all the runtime mapped (%d)", got, total)
 	}
 }
+
+// footprintGauge holds garbage the test sets apart: held memory, and the footprint a
+// collection would find (it becomes the footprint when Collect runs).
+type footprintGauge struct {
+	held, footprint, afterCollect atomic.Uint64
+	collects                      atomic.Int64
+}
+
+func (g *footprintGauge) HeapBytes() uint64 { return g.held.Load() }
+func (g *footprintGauge) Footprint() uint64 { return g.footprint.Load() }
+func (g *footprintGauge) Collect() {
+	g.collects.Add(1)
+	g.footprint.Store(g.afterCollect.Load())
+}
+
+// TestAdmissionIgnoresGarbage: with a gauge that tells garbage apart, held memory over the high
+// watermark whose footprint is small is admitted; reaching critical runs a collection (at most
+// one a second) and the levels follow what it found; while refusing, a collection every 5 s
+// notices that the memory was freed.
+func TestAdmissionIgnoresGarbage(t *testing.T) {
+	g := &footprintGauge{}
+	h := newHarness(t, harnessOpts{edge: func(c *Config) {
+		c.Admission = AdmissionConfig{Budget: 1000, Gauge: g, SampleEvery: time.Hour} // sampled by the test
+	}})
+	step := func(held, footprint, afterCollect uint64, want string, collects int64) {
+		t.Helper()
+		g.held.Store(held)
+		if footprint > 0 {
+			g.footprint.Store(footprint)
+		}
+		g.afterCollect.Store(afterCollect)
+		h.edge.sample()
+		if got := h.edge.Level(); got != want {
+			t.Fatalf("held %d, footprint %d: level %s, want %s", held, g.footprint.Load(), got, want)
+		}
+		if n := g.collects.Load(); n != collects {
+			t.Fatalf("held %d: %d collections, want %d", held, n, collects)
+		}
+	}
+	step(800, 300, 300, "normal", 0) // over high, but mostly garbage: admitted, nothing collected
+	step(900, 300, 750, "high", 1)   // critical held: a collection finds 750 in use
+	step(950, 0, 900, "high", 1)     // within the second: no second collection, the last footprint
+	h.edge.admit.collected = time.Now().Add(-2 * time.Second)
+	step(950, 0, 900, "critical", 2) // a second later: collected again, 900 in use
+	step(650, 0, 900, "critical", 2) // held fell under high, not under low: still the footprint
+	h.edge.admit.collected = time.Now().Add(-6 * time.Second)
+	step(650, 0, 100, "normal", 3) // 5 s on while refusing: collected, the memory was freed
+	step(500, 0, 100, "normal", 3) // under low: held alone decides, nothing collected
+}
