@@ -87,10 +87,6 @@ func (RuntimeGauge) Footprint() uint64 { _, f := readGauge(); return f }
 // admission sampler).
 func (RuntimeGauge) Collect() { runtime.GC() }
 
-// CriticalShare is the default critical watermark, as a share of the budget. cmd/weft sets
-// GOMEMLIMIT there when the collector runs against the budget.
-const CriticalShare = 0.85
-
 // AdmissionConfig is memory-based admission control. Zero Budget turns it off.
 type AdmissionConfig struct {
 	// Budget is the memory the node may use (cmd/weft also sets GOMEMLIMIT to it). The
@@ -122,7 +118,7 @@ func newAdmission(cfg AdmissionConfig) *admission {
 		cfg.High = 0.70
 	}
 	if cfg.Critical <= 0 {
-		cfg.Critical = CriticalShare
+		cfg.Critical = 0.85
 	}
 	if cfg.Low <= 0 {
 		cfg.Low = 0.60
@@ -185,18 +181,20 @@ func (s *Server) sample() {
 
 // use is the memory the levels are decided on, at level. Held memory under the low watermark
 // needs no more thought (what is needed is never more than what is held). Above it, a
-// FootprintGauge tells garbage apart. Its footprint is as of the last collection. The
-// collector runs by itself when held memory reaches GOMEMLIMIT (cmd/weft sets it at the
-// critical watermark), so a stale footprint is wrong by at most what was allocated since,
-// and never past that limit. While the node refuses work a collection is run every 5 s:
-// nothing may be allocating then, and without one nobody would notice that sessions left.
+// FootprintGauge tells garbage apart: its footprint is as of the last collection, so a
+// collection is run to bring it up to date when what is held reaches the critical watermark
+// (at most one a second), and every 5 s while the node refuses work (with the collector off,
+// nothing else would notice that sessions have gone). Between collections, work that a fresh
+// footprint would refuse can be admitted, but never past the critical watermark of held
+// memory, and GOMEMLIMIT makes the collector hold the budget meanwhile.
 func (a *admission) use(now time.Time, level int32) uint64 {
 	held := a.cfg.Gauge.HeapBytes()
 	fg, ok := a.cfg.Gauge.(FootprintGauge)
 	if !ok || held < a.low {
 		return held
 	}
-	if level > levelNormal && now.Sub(a.collected) >= 5*time.Second {
+	since := now.Sub(a.collected)
+	if (held >= a.critical && since >= time.Second) || (level > levelNormal && since >= 5*time.Second) {
 		a.collected = now
 		fg.Collect()
 		a.collections.Add(1)

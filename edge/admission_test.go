@@ -139,10 +139,10 @@ func (g *footprintGauge) Collect() {
 	g.footprint.Store(g.afterCollect.Load())
 }
 
-// TestAdmissionIgnoresGarbage: with a gauge that tells garbage apart, held memory over the
-// watermarks whose footprint is small is admitted, and nothing is collected for it (the
-// collector runs by itself at GOMEMLIMIT); the levels follow the footprint a collection found;
-// while refusing, a collection every 5 s notices that the memory was freed.
+// TestAdmissionIgnoresGarbage: with a gauge that tells garbage apart, held memory over the high
+// watermark whose footprint is small is admitted; reaching critical runs a collection (at most
+// one a second) and the levels follow what it found; while refusing, a collection every 5 s
+// notices that the memory was freed.
 func TestAdmissionIgnoresGarbage(t *testing.T) {
 	g := &footprintGauge{}
 	h := newHarness(t, harnessOpts{edge: func(c *Config) {
@@ -163,13 +163,13 @@ func TestAdmissionIgnoresGarbage(t *testing.T) {
 			t.Fatalf("held %d: %d collections, want %d", held, n, collects)
 		}
 	}
-	h.edge.admit.collected = time.Now() // as if one had just run
-	step(800, 300, 300, "normal", 0)    // over high, but mostly garbage: admitted
-	step(950, 300, 300, "normal", 0)    // over critical held, still garbage: nothing forced
-	step(950, 750, 750, "high", 0)      // the runtime collected: 750 in use
-	step(950, 900, 900, "critical", 0)
-	step(650, 0, 900, "critical", 0) // held under high, not under low: the footprint decides
+	step(800, 300, 300, "normal", 0) // over high, but mostly garbage: admitted, nothing collected
+	step(900, 300, 750, "high", 1)   // critical held: a collection finds 750 in use
+	step(950, 0, 900, "high", 1)     // within the second: no second collection, the last footprint
+	h.edge.admit.collected = time.Now().Add(-2 * time.Second)
+	step(950, 0, 900, "critical", 2) // a second later: collected again, 900 in use
+	step(650, 0, 900, "critical", 2) // held fell under high, not under low: still the footprint
 	h.edge.admit.collected = time.Now().Add(-6 * time.Second)
-	step(650, 0, 100, "normal", 1) // 5 s on while refusing: collected, the memory was freed
-	step(500, 0, 100, "normal", 1) // under low: held alone decides
+	step(650, 0, 100, "normal", 3) // 5 s on while refusing: collected, the memory was freed
+	step(500, 0, 100, "normal", 3) // under low: held alone decides, nothing collected
 }

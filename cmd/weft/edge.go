@@ -130,17 +130,13 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 	if budget > 0 {
 		// The collector works harder as the heap nears the budget, before admission has to
 		// refuse anything; admission then keeps the heap from reaching it.
-		if o.gcSet {
-			debug.SetMemoryLimit(budget)
-		} else {
-			// The collector runs against the budget, not at GOGC's 100%: GOMEMLIMIT at the
-			// critical watermark, and admission tells the garbage apart (edge.FootprintGauge).
-			// At 100% an edge with a 140 MB heap collected every few seconds in a storm, and
-			// each collection stalled the requests it was serving. The limit sits below the
-			// budget: the budget is what the process may use (a container's limit, say), and
-			// the binary's pages and the runtime's overshoot are outside Go's count.
+		debug.SetMemoryLimit(budget)
+		if !o.gcSet {
+			// The collector runs against the budget, not at GOGC's 100%: admission tells the
+			// garbage apart (edge.FootprintGauge) and has a collection run when what is held
+			// nears the critical watermark. At 100% an edge with a 140 MB heap collected every
+			// few seconds in a storm, and each collection stalled the requests it was serving.
 			debug.SetGCPercent(-1)
-			debug.SetMemoryLimit(int64(float64(budget) * edge.CriticalShare))
 		}
 	}
 	var cluster *edge.ClusterConfig
