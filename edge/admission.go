@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"errors"
-	"runtime"
 	rtmetrics "runtime/metrics"
 	"sync/atomic"
 	"time"
@@ -27,65 +26,35 @@ type MemGauge interface {
 	HeapBytes() uint64
 }
 
-// FootprintGauge is a MemGauge that can also tell the memory the node needs from the memory
-// it holds: HeapBytes counts garbage not yet collected, Footprint only what the last
-// collection found live (plus stacks and the runtime's own), and Collect runs a collection so
-// that Footprint is fresh. With it, admission lets the collector run against the budget
-// (rarely) instead of at GOGC's 100% (often): garbage is the collector's business, and
-// admission refuses work only for memory that is really in use.
-type FootprintGauge interface {
-	MemGauge
-	Footprint() uint64
-	Collect()
-}
-
-// RuntimeGauge reads runtime/metrics (a cheap read: no stop-the-world, unlike
-// runtime.ReadMemStats). HeapBytes is the memory the Go runtime holds from the OS and has not
-// returned: what GOMEMLIMIT (set to the same budget) limits, and close to the process's RSS.
-// It counts the heap's objects, live or not yet swept, and also goroutine stacks and the
+// RuntimeGauge reads the memory the Go runtime holds from the OS and has not returned: what
+// GOMEMLIMIT (set to the same budget) limits, and close to the process's RSS. It counts the
+// heap's objects, live or not yet swept (they follow allocation between collections, where
+// the live heap of the last GC would lag behind a storm), and also goroutine stacks and the
 // runtime's own structures: with two goroutines per WebSocket session, stacks alone were a
 // third of an edge's memory in the storm (55 MB of 250 at 7,800 sessions), which a gauge of
-// heap objects alone did not see. Footprint is the same with the heap's objects replaced by
-// the live heap of the last collection, and without free and unused heap spans.
+// heap objects alone did not see. It is a cheap read (no stop-the-world, unlike
+// runtime.ReadMemStats).
 type RuntimeGauge struct{}
 
-var gaugeMetrics = []string{"/memory/classes/total:bytes", "/memory/classes/heap/released:bytes",
-	"/memory/classes/heap/free:bytes", "/memory/classes/heap/unused:bytes",
-	"/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes"}
+var gaugeMetrics = []string{"/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"}
 
-func readGauge() (held, footprint uint64) {
+func (RuntimeGauge) HeapBytes() uint64 {
 	s := make([]rtmetrics.Sample, len(gaugeMetrics))
 	for i, name := range gaugeMetrics {
 		s[i].Name = name
 	}
 	rtmetrics.Read(s)
-	var v [6]uint64
-	for i, x := range s {
+	for _, x := range s {
 		if x.Value.Kind() != rtmetrics.KindUint64 {
-			return 0, 0
+			return 0
 		}
-		v[i] = x.Value.Uint64()
 	}
-	total, released, free, unused, objects, live := v[0], v[1], v[2], v[3], v[4], v[5]
+	total, released := s[0].Value.Uint64(), s[1].Value.Uint64()
 	if released > total {
-		return 0, 0
+		return 0
 	}
-	held = total - released
-	if other := held - min(held, free+unused+objects); live > 0 {
-		footprint = other + live
-	} else { // no collection yet: nothing better than what is held
-		footprint = held
-	}
-	return held, min(footprint, held)
+	return total - released
 }
-
-func (RuntimeGauge) HeapBytes() uint64 { held, _ := readGauge(); return held }
-
-func (RuntimeGauge) Footprint() uint64 { _, f := readGauge(); return f }
-
-// Collect runs a collection (concurrent with the program; it blocks only its caller, the
-// admission sampler).
-func (RuntimeGauge) Collect() { runtime.GC() }
 
 // AdmissionConfig is memory-based admission control. Zero Budget turns it off.
 type AdmissionConfig struct {
@@ -105,8 +74,6 @@ type admission struct {
 	cfg                 AdmissionConfig
 	level               atomic.Int32
 	heap                atomic.Uint64 // last sample
-	collections         atomic.Int64  // collections run by use
-	collected           time.Time     // the last of them; the sampler's own
 	high, critical, low uint64
 }
 
@@ -148,7 +115,7 @@ func (a *admission) over(l int32) bool { return a != nil && a.level.Load() >= l 
 // at a watermark does not flap between admitting and refusing.
 func (s *Server) sample() {
 	a := s.admit
-	heap := a.use(time.Now(), a.level.Load())
+	heap := a.cfg.Gauge.HeapBytes()
 	a.heap.Store(heap)
 	old := a.level.Load()
 	next := old
@@ -177,29 +144,6 @@ func (s *Server) sample() {
 			s.log.Warn("critical memory: unloaded idle teams", "teams", n)
 		}
 	}
-}
-
-// use is the memory the levels are decided on, at level. Held memory under the low watermark
-// needs no more thought (what is needed is never more than what is held). Above it, a
-// FootprintGauge tells garbage apart: its footprint is as of the last collection, so a
-// collection is run to bring it up to date when what is held reaches the critical watermark
-// (at most one a second), and every 5 s while the node refuses work (with the collector off,
-// nothing else would notice that sessions have gone). Between collections, work that a fresh
-// footprint would refuse can be admitted, but never past the critical watermark of held
-// memory, and GOMEMLIMIT makes the collector hold the budget meanwhile.
-func (a *admission) use(now time.Time, level int32) uint64 {
-	held := a.cfg.Gauge.HeapBytes()
-	fg, ok := a.cfg.Gauge.(FootprintGauge)
-	if !ok || held < a.low {
-		return held
-	}
-	since := now.Sub(a.collected)
-	if (held >= a.critical && since >= time.Second) || (level > levelNormal && since >= 5*time.Second) {
-		a.collected = now
-		fg.Collect()
-		a.collections.Add(1)
-	}
-	return fg.Footprint()
 }
 
 // runAdmission samples until ctx ends.

@@ -50,7 +50,6 @@ type edgeOpts struct {
 	memBudget   string
 	recentEvs   int
 	surgeLoads  int
-	gcSet       bool // --gc-percent or GOGC given: the budget leaves the collector alone
 	connRate    float64
 	connBurst   int
 	teamRate    float64
@@ -91,7 +90,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.DurationVar(&o.originCall, "origin-timeout", 10*time.Second, "timeout of one origin call (one page)")
 	fs.IntVar(&o.surgeLoads, "surge-loads", 8, "team loads within 10s that make a surge (this edge taking over another's teams): typo-fallback index builds wait while it lasts; negative: never")
 	fs.IntVar(&o.recentEvs, "recent-events", 512, "latest events kept per team so that resumes replay from memory, not the stream; negative: none")
-	fs.StringVar(&o.memBudget, "memory-budget", "", "memory the edge may use, e.g. 2GiB: sets GOMEMLIMIT and runs the collector against it (GOGC off, unless --gc-percent or GOGC is given); past 70% in use it refuses new connections and team loads, past 85% it unloads idle teams; empty: no admission control")
+	fs.StringVar(&o.memBudget, "memory-budget", "", "memory the edge may use, e.g. 2GiB: sets GOMEMLIMIT; past 70% it refuses new connections and team loads, past 85% it unloads idle teams; empty: no admission control")
 	fs.Float64Var(&o.reqRate, "request-rate", 100, "requests per second each connection may make (a token bucket); past it rate_limited and reads pause; negative: no limit")
 	fs.IntVar(&o.reqBurst, "request-burst", 200, "requests a connection may make at once above its rate")
 	fs.DurationVar(&o.moveSpread, "move-spread", 10*time.Second, "window over which sessions of teams the ring moved to another edge are told to reconnect")
@@ -131,13 +130,6 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		// The collector works harder as the heap nears the budget, before admission has to
 		// refuse anything; admission then keeps the heap from reaching it.
 		debug.SetMemoryLimit(budget)
-		if !o.gcSet {
-			// The collector runs against the budget, not at GOGC's 100%: admission tells the
-			// garbage apart (edge.FootprintGauge) and has a collection run when what is held
-			// nears the critical watermark. At 100% an edge with a 140 MB heap collected every
-			// few seconds in a storm, and each collection stalled the requests it was serving.
-			debug.SetGCPercent(-1)
-		}
 	}
 	var cluster *edge.ClusterConfig
 	if !o.standalone {
@@ -261,7 +253,6 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := proc.apply(ctx, log); err != nil {
 		return err
 	}
-	o.gcSet = proc.gcPercent != 0 || os.Getenv("GOGC") != ""
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
