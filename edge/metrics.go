@@ -13,25 +13,27 @@ import (
 
 // metrics are the node's Prometheus series, all in one place.
 type metrics struct {
-	reg              *prometheus.Registry
-	requests         *prometheus.CounterVec // method, outcome ("ok" or an error code)
-	latency          *prometheus.HistogramVec
-	eventsIn         prometheus.Counter
-	eventsOut        prometheus.Counter
-	slowConsumers    prometheus.Counter
-	policyCloses     prometheus.Counter
-	goodbyes         *prometheus.CounterVec
-	resumes          *prometheus.CounterVec
-	loadSeconds      prometheus.Histogram
-	sessionStart     *prometheus.HistogramVec
-	loadFailures     prometheus.Counter
-	indexSeconds     *prometheus.HistogramVec // part: prefix, fuzzy
-	pauses           *prometheus.CounterVec
-	shed             *prometheus.CounterVec
-	replays          *prometheus.CounterVec
-	shedUnloads      prometheus.Counter
-	admissionChanges *prometheus.CounterVec
-	throttled        prometheus.Gauge
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec // method, outcome ("ok" or an error code)
+	latency       *prometheus.HistogramVec
+	eventsIn      prometheus.Counter
+	eventsOut     prometheus.Counter
+	slowConsumers prometheus.Counter
+	policyCloses  prometheus.Counter
+	goodbyes      *prometheus.CounterVec
+	resumes       *prometheus.CounterVec
+	loadSeconds   prometheus.Histogram
+	sessionStart  *prometheus.HistogramVec
+	// The phases of sessionStart, resolved once: every connection observes them.
+	startTeam, startReplay, startTotal prometheus.Observer
+	loadFailures                       prometheus.Counter
+	indexSeconds                       *prometheus.HistogramVec // part: prefix, fuzzy
+	pauses                             *prometheus.CounterVec
+	shed                               *prometheus.CounterVec
+	replays                            *prometheus.CounterVec
+	shedUnloads                        prometheus.Counter
+	admissionChanges                   *prometheus.CounterVec
+	throttled                          prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -126,6 +128,9 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	// The process and Go runtime collectors may already be in a shared registry.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.startTeam = m.sessionStart.WithLabelValues("team")
+	m.startReplay = m.sessionStart.WithLabelValues("replay")
+	m.startTotal = m.sessionStart.WithLabelValues("total")
 	return m
 }
 

@@ -64,7 +64,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	acquiring := time.Now()
 	team, err := s.teams.Acquire(r.Context(), claims.Team)
-	s.metrics.sessionStart.WithLabelValues("team").Observe(time.Since(acquiring).Seconds())
+	s.metrics.startTeam.Observe(time.Since(acquiring).Seconds())
 	if err != nil {
 		s.conns.done()
 		status, e := s.teamError(err)
@@ -137,14 +137,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		if frames, ok := s.replay(ctx, st, sess, since, after); ok {
 			start, resumed, first = since, true, frames
 		}
-		s.metrics.sessionStart.WithLabelValues("replay").Observe(time.Since(replaying).Seconds())
+		s.metrics.startReplay.Observe(time.Since(replaying).Seconds())
 		s.metrics.resumes.WithLabelValues(strconv.FormatBool(resumed)).Inc()
 	}
 	hello, _ := json.Marshal(Hello{Type: "hello", Protocol: Protocol, Session: sess.id, Team: claims.Team,
 		User: claims.User, Node: s.cfg.Node, Seq: start, Resumed: resumed,
 		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds()})
 	sess.goLive(append([][]byte{hello}, first...))
-	s.metrics.sessionStart.WithLabelValues("total").Observe(time.Since(arrived).Seconds())
+	s.metrics.startTotal.Observe(time.Since(arrived).Seconds())
 	// The session reads on a goroutine of its own and this handler returns: the handler's stack
 	// grew during the handshake and the load (16 KB, and Go never shrinks a running goroutine's
 	// stack), and the request it holds is ~2.6 KB more. An idle connection then keeps only a

@@ -259,6 +259,7 @@ func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc 
 		}
 	}()
 	probe := plan.ProbeEvery > 0 && float64(i%1000) < plan.ProbeShare*1000
+	proxyPort := port(pc.URL)
 	var tc <-chan time.Time
 	if probe {
 		t := time.NewTicker(plan.ProbeEvery)
@@ -289,7 +290,7 @@ func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc 
 			took := time.Since(begin)
 			wc.mu.Lock()
 			if err == nil {
-				wc.probes = append(wc.probes, [4]int64{begin.UnixMilli(), took.Microseconds(), nodeNumber(wc.node), port(pc.URL)})
+				wc.probes = append(wc.probes, [4]int64{begin.UnixMilli(), took.Microseconds(), nodeNumber(wc.node), proxyPort})
 			} else if wc.perrs++; wc.perr == "" {
 				wc.perr = err.Error()
 			}
