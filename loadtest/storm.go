@@ -371,27 +371,11 @@ func startWorkers(cfg StormConfig, plan []WorkerClient) ([]*stormWorker, error) 
 	}
 	var workers []*stormWorker
 	start := func(p WorkerPlan, nice int) error {
-		cmd, err := nicedCommand(nice, cfg.Bin, "loadtest", "storm-worker")
-		if err != nil {
-			return err
+		w, err := startWorker(cfg.Bin, p, nice, cfg.Stderr)
+		if w != nil {
+			workers = append(workers, w)
 		}
-		w := &stormWorker{cmd: cmd, done: make(chan struct{})}
-		w.cmd.Env = withoutWeftEnv(os.Environ())
-		w.cmd.Stderr = cfg.Stderr
-		setChildAttrs(w.cmd)
-		if w.stdin, err = w.cmd.StdinPipe(); err != nil {
-			return err
-		}
-		stdout, err := w.cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := w.cmd.Start(); err != nil {
-			return err
-		}
-		workers = append(workers, w)
-		go w.read(stdout)
-		return json.NewEncoder(w.stdin).Encode(p)
+		return err
 	}
 	for i := range cfg.Workers {
 		var mine []WorkerClient
@@ -404,6 +388,31 @@ func startWorkers(cfg StormConfig, plan []WorkerClient) ([]*stormWorker, error) 
 	}
 	err := start(WorkerPlan{Clients: probers, DialRate: 400, ProbeEvery: cfg.ProbeEvery, ProbeShare: 1}, 0)
 	return workers, err
+}
+
+// startWorker starts a client process (`weft loadtest storm-worker`) at nice and hands it
+// plan. A worker that started is returned even with an error, so that it can be stopped.
+func startWorker(bin string, p WorkerPlan, nice int, stderr io.Writer) (*stormWorker, error) {
+	cmd, err := nicedCommand(nice, bin, "loadtest", "storm-worker")
+	if err != nil {
+		return nil, err
+	}
+	w := &stormWorker{cmd: cmd, done: make(chan struct{})}
+	w.cmd.Env = withoutWeftEnv(os.Environ())
+	w.cmd.Stderr = stderr
+	setChildAttrs(w.cmd)
+	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := w.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go w.read(stdout)
+	return w, json.NewEncoder(w.stdin).Encode(p)
 }
 
 func (w *stormWorker) read(r io.Reader) {

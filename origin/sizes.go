@@ -21,6 +21,8 @@ type Size struct {
 var namedSizes = []Size{
 	{Name: "tiny", Teams: 3, Users: 20, Channels: 8, ChannelsPerUser: 4},
 	{Name: "small", Teams: 100, Users: 200, Channels: 30, ChannelsPerUser: 6},
+	// 1.5k is the team size of the Flannel talk's first boot figure (7× smaller at 1.5K users).
+	{Name: "1.5k", Teams: 1, Users: 1_500, Channels: 150, ChannelsPerUser: 10},
 	{Name: "32k", Teams: 1, Users: 32_000, Channels: 3_200, ChannelsPerUser: 20},
 	{Name: "giant", Teams: 1, Users: 366_000, Channels: 36_000, ChannelsPerUser: 14},
 }

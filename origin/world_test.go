@@ -48,6 +48,7 @@ func TestSizes(t *testing.T) {
 	want := map[string]Size{
 		"tiny":  {Name: "tiny", Teams: 3, Users: 20, Channels: 8, ChannelsPerUser: 4},
 		"small": {Name: "small", Teams: 100, Users: 200, Channels: 30, ChannelsPerUser: 6},
+		"1.5k":  {Name: "1.5k", Teams: 1, Users: 1_500, Channels: 150, ChannelsPerUser: 10},
 		"32k":   {Name: "32k", Teams: 1, Users: 32_000, Channels: 3_200, ChannelsPerUser: 20},
 		"giant": {Name: "giant", Teams: 1, Users: 366_000, Channels: 36_000, ChannelsPerUser: 14},
 	}
@@ -61,7 +62,7 @@ func TestSizes(t *testing.T) {
 		}
 	}
 	_, err := SizeByName("huge")
-	if err == nil || !strings.Contains(err.Error(), "tiny, small, 32k, giant") {
+	if err == nil || !strings.Contains(err.Error(), "tiny, small, 1.5k, 32k, giant") {
 		t.Fatalf("unknown size: error %v should list the names", err)
 	}
 	for _, bad := range []Size{

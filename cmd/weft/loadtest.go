@@ -17,16 +17,22 @@ import (
 
 // runLoadtest runs a load scenario against weft processes on loopback.
 func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
+	names := "boot, query, typing, fanout, capacity, storm or all"
 	if len(args) == 0 {
-		return errors.New("loadtest: want a scenario: storm")
+		return errors.New("loadtest: want a scenario: " + names)
 	}
 	switch args[0] {
 	case "storm":
 		return runStorm(ctx, args[1:], stdout)
-	case "storm-worker": // a storm's client process; reads its plan on stdin
+	case "storm-worker": // a client process of storm and capacity; reads its plan on stdin
 		return loadtest.RunStormWorker(ctx, os.Stdin, stdout)
+	case "all":
+		return runAll(ctx, args[1:], stdout)
 	}
-	return fmt.Errorf("loadtest: unknown scenario %q (want storm)", args[0])
+	if sc := findScenario(args[0]); sc != nil {
+		return runScenario(ctx, sc, args[1:], stdout)
+	}
+	return fmt.Errorf("loadtest: unknown scenario %q (want %s)", args[0], names)
 }
 
 func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
