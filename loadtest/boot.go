@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"cmp"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,13 +54,18 @@ type BootArm struct {
 
 // BootFigures is what RunBoot measured.
 type BootFigures struct {
-	Team          string  `json:"team"`
-	TeamUsers     int     `json:"team_users"`
-	TeamChannels  int     `json:"team_channels"`
-	Lazy          BootArm `json:"lazy"`
-	Eager         BootArm `json:"eager"`
-	BytesRatio    float64 `json:"bytes_ratio"`     // eager bytes / lazy bytes
-	ReadyP50Ratio float64 `json:"ready_p50_ratio"` // eager p50 / lazy p50
+	Team         string  `json:"team"`
+	TeamUsers    int     `json:"team_users"`
+	TeamChannels int     `json:"team_channels"`
+	Lazy         BootArm `json:"lazy"`
+	Eager        BootArm `json:"eager"`
+	BytesRatio   float64 `json:"bytes_ratio"` // eager bytes / lazy bytes
+	// EagerGzipBytes is the snapshot gzipped (default level): what the eager client would have
+	// downloaded from an origin that compressed it (Slack's did). Lazy bytes are as sent:
+	// the edge does not compress WebSocket frames.
+	EagerGzipBytes float64 `json:"eager_gzip_bytes"`
+	GzipRatio      float64 `json:"gzip_bytes_ratio"` // eager gzipped / lazy
+	ReadyP50Ratio  float64 `json:"ready_p50_ratio"`  // eager p50 / lazy p50
 }
 
 func (c *BootConfig) defaults(t *Target) error {
@@ -143,8 +149,12 @@ func RunBoot(ctx context.Context, t *Target, cfg BootConfig) (*BootFigures, erro
 	if f.Eager, err = bootArm(ctx, cfg.Eager, cfg.Parallel, eager, &done); err != nil {
 		return nil, err
 	}
+	if f.EagerGzipBytes, err = snapshotGzipped(ctx, t, cfg.Team); err != nil {
+		return nil, err
+	}
 	if f.Lazy.BytesPerClient > 0 {
 		f.BytesRatio = f.Eager.BytesPerClient / f.Lazy.BytesPerClient
+		f.GzipRatio = f.EagerGzipBytes / f.Lazy.BytesPerClient
 	}
 	if f.Lazy.Ready.P50 > 0 {
 		f.ReadyP50Ratio = f.Eager.Ready.P50 / f.Lazy.Ready.P50
@@ -228,6 +238,35 @@ func eagerBoot(ctx context.Context, hc *http.Client, originURL, originToken, tea
 	return nil
 }
 
+// snapshotGzipped downloads the snapshot once more, untimed, and returns its gzipped size.
+func snapshotGzipped(ctx context.Context, t *Target, team string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.OriginURL+"/origin/v1/teams/"+url.PathEscape(team)+"/snapshot", nil)
+	if err != nil {
+		return 0, err
+	}
+	if t.OriginToken != "" {
+		req.Header.Set("Authorization", "Bearer "+t.OriginToken)
+	}
+	resp, err := t.HTTP.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("loadtest: snapshot: %w", err)
+	}
+	defer resp.Body.Close()
+	var n countWriter
+	zw := gzip.NewWriter(&n)
+	if _, err := io.Copy(zw, resp.Body); err != nil {
+		return 0, fmt.Errorf("loadtest: snapshot: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return 0, err
+	}
+	return float64(n), nil
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
 // countingClient is an HTTP client of its own (its own connections) that counts the bytes it
 // reads off the network, headers and frames included.
 func countingClient() (*http.Client, *atomic.Int64) {
@@ -265,11 +304,13 @@ func BootReport(f *BootFigures, workload, command string) *Report {
 		{"lazy (weft boot)", fmt.Sprint(f.Lazy.Clients), ms(f.Lazy.ColdMS), ms(f.Lazy.Ready.P50), ms(f.Lazy.Ready.P90), ms(f.Lazy.Ready.P99), bytesIEC(f.Lazy.BytesPerClient)},
 		{"eager (team snapshot)", fmt.Sprint(f.Eager.Clients), ms(f.Eager.ColdMS), ms(f.Eager.Ready.P50), ms(f.Eager.Ready.P90), ms(f.Eager.Ready.P99), bytesIEC(f.Eager.BytesPerClient)},
 		{"eager ÷ lazy", "", "", fmt.Sprintf("%.0f×", f.ReadyP50Ratio), "", "", fmt.Sprintf("%.0f×", f.BytesRatio)},
+		{"eager gzipped ÷ lazy", "", "", "", "", "", fmt.Sprintf("%.0f× (%s)", f.GzipRatio, bytesIEC(f.EagerGzipBytes))},
 	}
 	r.Notes = []string{
 		fmt.Sprintf("team %s: %d users, %d channels", f.Team, f.TeamUsers, f.TeamChannels),
 		"cold: the first client alone; lazy cold includes the edge loading the team from the origin",
 		"ready: connect + hello + boot (lazy) or download + parse the snapshot (eager), the other clients",
+		"bytes: what each client read off the network, HTTP headers included, uncompressed as both servers send it; gzipped: the snapshot compressed once, as an origin that compressed it would send it",
 	}
 	return r
 }

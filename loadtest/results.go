@@ -82,7 +82,8 @@ func (res *Results) headline() [][4]string {
 		f := r.Figures.(*BootFigures)
 		rows = append(rows, [4]string{
 			fmt.Sprintf("boot payload, eager ÷ lazy, %s users", users), seedBytes,
-			fmt.Sprintf("**%.0f× smaller** (%s → %s per client)", f.BytesRatio, bytesIEC(f.Eager.BytesPerClient), bytesIEC(f.Lazy.BytesPerClient)),
+			fmt.Sprintf("**%.0f× smaller** (%s → %s per client); %.0f× against the snapshot gzipped (%s)", f.BytesRatio,
+				bytesIEC(f.Eager.BytesPerClient), bytesIEC(f.Lazy.BytesPerClient), f.GzipRatio, bytesIEC(f.EagerGzipBytes)),
 			fmt.Sprintf("%d eager, %d lazy boots of team %s", f.Eager.Clients, f.Lazy.Clients, f.Team)})
 		rows = append(rows, [4]string{
 			fmt.Sprintf("time to ready, %s users (p50)", users), seedTime,
