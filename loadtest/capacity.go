@@ -138,7 +138,7 @@ func (r *capRun) idle(ctx context.Context, f *CapacityFigures) error {
 				}
 				plan.Clients = append(plan.Clients, WorkerClient{Team: r.cfg.Team, User: u, Token: tok, URL: r.t.WSURL()})
 			}
-			wk, err := startWorker(r.cfg.Bin, plan, r.cfg.WorkerNice, r.cfg.Stderr)
+			wk, err := startWorker(r.cfg.Bin, plan, r.cfg.WorkerNice, false, r.cfg.Stderr)
 			if wk != nil {
 				r.workers = append(r.workers, wk)
 			}

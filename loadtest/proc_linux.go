@@ -151,8 +151,18 @@ func MachineCPU() (time.Duration, error) {
 
 // nicedCommand runs bin at the given nice value, through nice(1): nice is per thread on Linux,
 // and a thread inherits it from the thread that starts it, so it must be set before the Go
-// runtime of the child starts its threads.
-func nicedCommand(nice int, bin string, args ...string) (*exec.Cmd, error) {
+// runtime of the child starts its threads. idle runs it under SCHED_IDLE instead, through
+// chrt(1): it then runs only on CPU time no other process wants, and any other process that
+// wakes up takes the CPU from it at once (a nice 19 process still gets a share, and under
+// EEVDF a waking process may wait for its slice).
+func nicedCommand(nice int, idle bool, bin string, args ...string) (*exec.Cmd, error) {
+	if idle {
+		path, err := exec.LookPath("chrt")
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: running under SCHED_IDLE: %w", err)
+		}
+		return exec.Command(path, append([]string{"--idle", "0", bin}, args...)...), nil
+	}
 	if nice == 0 {
 		return exec.Command(bin, args...), nil
 	}

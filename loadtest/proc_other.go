@@ -35,7 +35,7 @@ func FileLimit(int) (uint64, error) { return 0, errNoProc }
 // MachineCPU needs Linux.
 func MachineCPU() (time.Duration, error) { return 0, errNoProc }
 
-// nicedCommand ignores nice off Linux.
-func nicedCommand(_ int, bin string, args ...string) (*exec.Cmd, error) {
+// nicedCommand ignores nice and idle off Linux.
+func nicedCommand(_ int, _ bool, bin string, args ...string) (*exec.Cmd, error) {
 	return exec.Command(bin, args...), nil
 }

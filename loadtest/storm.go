@@ -43,6 +43,8 @@ type StormConfig struct {
 	// elsewhere: on a 2-core machine shared with the servers they would otherwise take the
 	// CPU the servers need, and the storm would measure the load generator. 0: as the rest.
 	WorkerNice int
+	// WorkerIdle runs the load workers under SCHED_IDLE instead of at WorkerNice.
+	WorkerIdle bool
 	// EdgeArgs are extra flags for every edge (e.g. --debug-addr 127.0.0.1:0 to profile).
 	EdgeArgs []string
 	// Kill is how many edges are SIGKILLed, the busiest first; default 1.
@@ -239,7 +241,13 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	// after the kill (a client that has not noticed the loss yet still counts as up there).
 	obsEnd := killAt.Add(cfg.Observe)
 	connected := func(n int) float64 { return float64(n) / float64(cfg.Clients) }
+	lastCPU, lastAt := cpu0, killAt
 	for time.Now().Before(obsEnd) {
+		if now := time.Now(); now.Sub(lastAt) >= time.Second { // each process's cores, second by second
+			c := cpuOf(pids)
+			fig.CPUBySecond = append(fig.CPUBySecond, cores(lastCPU, c, now.Sub(lastAt)))
+			lastCPU, lastAt = c, now
+		}
 		n, nodes := up()
 		for len(fig.Connected) <= int(time.Since(killAt)/(250*time.Millisecond)) { // a point every 250ms
 			fig.Connected = append(fig.Connected, connected(n))
@@ -370,8 +378,8 @@ func startWorkers(cfg StormConfig, plan []WorkerClient) ([]*stormWorker, error) 
 		}
 	}
 	var workers []*stormWorker
-	start := func(p WorkerPlan, nice int) error {
-		w, err := startWorker(cfg.Bin, p, nice, cfg.Stderr)
+	start := func(p WorkerPlan, nice int, idle bool) error {
+		w, err := startWorker(cfg.Bin, p, nice, idle, cfg.Stderr)
 		if w != nil {
 			workers = append(workers, w)
 		}
@@ -382,18 +390,18 @@ func startWorkers(cfg StormConfig, plan []WorkerClient) ([]*stormWorker, error) 
 		for j := i; j < len(rest); j += cfg.Workers {
 			mine = append(mine, rest[j])
 		}
-		if err := start(WorkerPlan{Clients: mine, DialRate: 400}, cfg.WorkerNice); err != nil {
+		if err := start(WorkerPlan{Clients: mine, DialRate: 400}, cfg.WorkerNice, cfg.WorkerIdle); err != nil {
 			return workers, err
 		}
 	}
-	err := start(WorkerPlan{Clients: probers, DialRate: 400, ProbeEvery: cfg.ProbeEvery, ProbeShare: 1}, 0)
+	err := start(WorkerPlan{Clients: probers, DialRate: 400, ProbeEvery: cfg.ProbeEvery, ProbeShare: 1}, 0, false)
 	return workers, err
 }
 
 // startWorker starts a client process (`weft loadtest storm-worker`) at nice and hands it
 // plan. A worker that started is returned even with an error, so that it can be stopped.
-func startWorker(bin string, p WorkerPlan, nice int, stderr io.Writer) (*stormWorker, error) {
-	cmd, err := nicedCommand(nice, bin, "loadtest", "storm-worker")
+func startWorker(bin string, p WorkerPlan, nice int, idle bool, stderr io.Writer) (*stormWorker, error) {
+	cmd, err := nicedCommand(nice, idle, bin, "loadtest", "storm-worker")
 	if err != nil {
 		return nil, err
 	}

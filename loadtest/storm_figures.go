@@ -46,6 +46,9 @@ type StormFigures struct {
 	CPU map[string]float64 `json:"cpu_cores_recovery"`
 	// CPUSteady is the cores each process used in the steady state before the kill.
 	CPUSteady map[string]float64 `json:"cpu_cores_steady"`
+	// CPUBySecond is the cores each process used in each second after the kill, until every
+	// client was back: which process was busy in a slow second.
+	CPUBySecond []map[string]float64 `json:"cpu_cores_by_second"`
 	// Connected is the share of all clients with a live connection, every 250ms after the kill
 	// (by the workers' latest statuses; after the observation, its last value).
 	Connected []float64 `json:"connected"`
@@ -218,6 +221,19 @@ func (f *StormFigures) Summary() string {
 		fmt.Fprintf(&b, " %d:%.0f", s.Second, float64(s.P99)/1e3)
 	}
 	fmt.Fprintln(&b)
+	if len(f.CPUBySecond) > 0 {
+		fmt.Fprintf(&b, "  cores by second after the kill (edges, proxies; the rest in storm.json):\n")
+		for _, name := range slices.Sorted(maps.Keys(f.CPUBySecond[0])) {
+			if !strings.HasPrefix(name, "edge") && !strings.HasPrefix(name, "proxy") {
+				continue
+			}
+			fmt.Fprintf(&b, "    %-8s", name)
+			for _, c := range f.CPUBySecond {
+				fmt.Fprintf(&b, " %.2f", c[name])
+			}
+			fmt.Fprintln(&b)
+		}
+	}
 	if f.ProbeErrors > 0 {
 		fmt.Fprintf(&b, "  probe errors: %d (first: %s)\n", f.ProbeErrors, f.ProbeError)
 	}

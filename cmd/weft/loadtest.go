@@ -53,6 +53,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	probers := fs.Int("probers", 100, "clients (of --clients) in a probe process of their own, sending users.info")
 	probeEvery := fs.Duration("probe-every", 250*time.Millisecond, "how often each prober sends users.info")
 	nice := fs.Int("worker-nice", 19, "nice value of the load workers, which stand in for devices elsewhere (0: none)")
+	idle := fs.Bool("worker-idle", false, "run the load workers under SCHED_IDLE (chrt --idle) instead of --worker-nice: only on CPU time nothing else wants")
 	proxyArgs := fs.String("proxy-args", "", "extra flags for every proxy, space-separated")
 	kill := fs.Int("kill", 1, "edges to SIGKILL, the busiest first")
 	oomLimit := fs.String("oom-limit", "", "kill any edge whose RSS passes this (e.g. 235MiB), as a container's memory limit would; empty: none")
@@ -82,7 +83,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Kill: *kill, OOMLimit: oom, Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
 			Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
-			Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
+			Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, WorkerIdle: *idle, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
 		if err != nil {
 			return fmt.Errorf("storm (protected=%v): %w", protected, err)
 		}

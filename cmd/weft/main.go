@@ -27,7 +27,7 @@ var commands = []command{
 	{"edge", "run an edge node", runEdge},
 	{"proxy", "run a proxy: routes each team's clients to the edge that owns it", runProxy},
 	{"origin", "run the reference origin: a synthetic world, live events on NATS, fault injection", runOrigin},
-	{"loadtest", "run a load scenario on loopback (storm: the reconnect storm)", runLoadtest},
+	{"loadtest", "run a load scenario on loopback: boot, query, typing, fanout, capacity, storm, or all (writes RESULTS.md)", runLoadtest},
 	{"token", "print a client token (JWT) for a user in a team", runToken},
 }
 
