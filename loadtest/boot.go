@@ -252,6 +252,9 @@ func snapshotGzipped(ctx context.Context, t *Target, team string) (float64, erro
 		return 0, fmt.Errorf("loadtest: snapshot: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("loadtest: snapshot: HTTP %d", resp.StatusCode)
+	}
 	var n countWriter
 	zw := gzip.NewWriter(&n)
 	if _, err := io.Copy(zw, resp.Body); err != nil {

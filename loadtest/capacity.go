@@ -159,7 +159,7 @@ func (r *capRun) idle(ctx context.Context, f *CapacityFigures) error {
 		if err := sleepCtx(ctx, 3*time.Second); err != nil { // settle
 			return err
 		}
-		st, err := r.measure(ctx, r.cfg.StepFor/2, nil)
+		st, err := r.measure(ctx, r.cfg.StepFor/2, 0, nil)
 		if err != nil {
 			return err
 		}
@@ -179,7 +179,7 @@ func (r *capRun) active(ctx context.Context, f *CapacityFigures) error {
 		conns := r.held()
 		r.phase.Store(fmt.Sprintf("active, %.0f events/s to %d connections", rate, conns))
 		var published, skipped int64
-		st, err := r.measure(ctx, r.cfg.StepFor, func(ctx context.Context) error {
+		st, err := r.measure(ctx, r.cfg.StepFor, time.Second, func(ctx context.Context) error {
 			var pubErr atomic.Pointer[error]
 			published, skipped = openLoop(ctx, rate, r.cfg.StepFor, 1024, func(ctx context.Context, i int, _ time.Time) {
 				title := "fanout " + strconv.FormatInt(time.Now().UnixNano(), 10)
@@ -224,13 +224,14 @@ func (r *capRun) queries(ctx context.Context, f *CapacityFigures, probers []*cli
 		}
 		qs = append(qs[:len(qs):len(qs)], more...)
 	}
-	var answered atomic.Int64
-	st, err := r.measure(ctx, r.cfg.StepFor, func(ctx context.Context) error {
+	var answered, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	st, err := r.measure(ctx, r.cfg.StepFor, 0, func(ctx context.Context) error {
 		qctx, cancel := context.WithTimeout(ctx, r.cfg.StepFor)
 		defer cancel()
 		var wg sync.WaitGroup
 		for i, c := range qs {
-			wg.Go(func() { queryLoop(qctx, c, r.w, uint64(i), &answered) })
+			wg.Go(func() { queryLoop(qctx, c, r.w, uint64(i), &answered, &failed, &firstErr) })
 		}
 		wg.Wait()
 		return nil
@@ -239,7 +240,11 @@ func (r *capRun) queries(ctx context.Context, f *CapacityFigures, probers []*cli
 		return err
 	}
 	st.Phase, st.Connections = "query", r.held()
-	st.QueriesPerS = float64(answered.Load()) / r.cfg.StepFor.Seconds()
+	if n, bad := answered.Load(), failed.Load(); bad > n/10 {
+		return fmt.Errorf("loadtest: capacity: %d of %d queries failed (first: %v)", bad, n+bad, *firstErr.Load())
+	}
+	st.QueryErrors = failed.Load()
+	st.QueriesPerS = float64(answered.Load()) / st.Seconds
 	if st.Cores > 0 {
 		st.QueriesPerCoreS = st.QueriesPerS / st.Cores
 	}
@@ -254,6 +259,19 @@ func (r *capRun) held() (n int) {
 		wk.mu.Unlock()
 	}
 	return n
+}
+
+// received is the events the clients (the workers' and the probers) have received so far: the
+// deliveries, counted where they arrive (the edge's own counter counts frames queued, which
+// runs ahead of the sockets when they are the bottleneck). A worker reports every 250 ms.
+func (r *capRun) received() float64 {
+	n := r.pr.events.Load()
+	for _, wk := range r.workers {
+		wk.mu.Lock()
+		n += wk.status.Events
+		wk.mu.Unlock()
+	}
+	return float64(n)
 }
 
 func (r *capRun) stopWorkers() {
@@ -281,62 +299,63 @@ func (r *capRun) clientCPU() time.Duration {
 	return sum
 }
 
-// drain waits until the edge's deliveries stop growing (two reads 500 ms apart agree), up to
-// a minute.
+// drain waits until the clients stop receiving (two reads a second apart agree, each worker
+// having reported in between), up to a minute: the next step must not measure this one's
+// backlog.
 func (r *capRun) drain(ctx context.Context) error {
-	_, _, last, err := r.sample(ctx)
-	for range 120 {
-		if err != nil {
+	last := r.received()
+	for range 60 {
+		if err := sleepCtx(ctx, time.Second); err != nil {
 			return err
 		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
-			return err
-		}
-		var out float64
-		if _, _, out, err = r.sample(ctx); err == nil && out == last {
+		now := r.received()
+		if now == last {
 			return nil
 		}
-		last = out
+		last = now
 	}
-	return err
+	return errors.New("loadtest: capacity: the clients were still receiving a minute after the step")
 }
 
-// measure runs load (nil: none, wait d) while the probers measure, and reads the edge's RSS,
-// cores and deliveries, and the workers' cores, over it.
-func (r *capRun) measure(ctx context.Context, d time.Duration, load func(context.Context) error) (*CapacityStep, error) {
-	_, cpu0, out0, err := r.sample(ctx)
+// measure runs load (nil: none, wait d) while the probers measure, then waits tail (for the
+// last events to arrive), and reads over the whole of it the edge's RSS, cores and the
+// deliveries, and the workers' cores.
+func (r *capRun) measure(ctx context.Context, d, tail time.Duration, load func(context.Context) error) (*CapacityStep, error) {
+	_, cpu0, _, err := r.sample(ctx)
 	if err != nil {
 		return nil, err
 	}
-	client0 := r.clientCPU()
+	client0, got0 := r.clientCPU(), r.received()
 	probe, deliver := r.pr.reset()
 	start := time.Now()
 	if load == nil {
 		err = sleepCtx(ctx, d)
-	} else {
-		err = load(ctx)
-		sleepCtx(ctx, 500*time.Millisecond) // the last events reach everyone
+	} else if err = load(ctx); err == nil {
+		err = sleepCtx(ctx, tail)
 	}
 	if err != nil {
 		return nil, err
 	}
 	wall := time.Since(start)
-	rss, cpu1, out1, err := r.sample(ctx)
+	rss, cpu1, _, err := r.sample(ctx)
 	if err != nil {
 		return nil, err
 	}
-	st := &CapacityStep{RSSBytes: rss, Cores: (cpu1 - cpu0) / wall.Seconds(), Probe: probe.Dist(), Deliver: deliver.Dist(),
-		ClientCores: (r.clientCPU() - client0).Seconds() / wall.Seconds()}
-	if out := out1 - out0; out > 0 {
-		st.Deliveries = out
-		st.DeliveriesPerS = out / wall.Seconds()
-		st.CPUPer1000MS = (cpu1 - cpu0) * 1000 / (out / 1000)
+	st := &CapacityStep{Seconds: wall.Seconds(), RSSBytes: rss, Cores: (cpu1 - cpu0) / wall.Seconds(), Probe: probe.Dist(),
+		Deliver: deliver.Dist(), ClientCores: (r.clientCPU() - client0).Seconds() / wall.Seconds()}
+	if got := r.received() - got0; got > 0 {
+		st.Deliveries = got
+		st.DeliveriesPerS = got / wall.Seconds()
+		st.CPUPer1000MS = (cpu1 - cpu0) * 1000 / (got / 1000)
 	}
 	return st, nil
 }
 
-// queryLoop asks the query mix back to back until ctx ends.
-func queryLoop(ctx context.Context, c *client.Client, w *queryWorld, seed uint64, answered *atomic.Int64) {
+// queryLoop asks the query mix back to back until ctx ends. A failure is counted; one that
+// says when to retry (rate_limited, overloaded) is waited out, so a refusing target does not
+// turn the loop into a spin.
+func queryLoop(ctx context.Context, c *client.Client, w *queryWorld, seed uint64, answered, failed *atomic.Int64,
+	firstErr *atomic.Pointer[error]) {
 	r := rand.New(rand.NewPCG(seed, 0xc0de))
 	for ctx.Err() == nil {
 		var err error
@@ -348,8 +367,18 @@ func queryLoop(ctx context.Context, c *client.Client, w *queryWorld, seed uint64
 		default:
 			_, err = c.UsersChannels(ctx, w.users[r.IntN(len(w.users))], "", 100)
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			answered.Add(1)
+		case ctx.Err() != nil:
+			return
+		default:
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, &err)
+			var we *client.Error
+			if errors.As(err, &we) && we.RetryAfterMS > 0 {
+				sleepCtx(ctx, time.Duration(we.RetryAfterMS)*time.Millisecond)
+			}
 		}
 	}
 }
@@ -357,6 +386,7 @@ func queryLoop(ctx context.Context, c *client.Client, w *queryWorld, seed uint64
 // probers are sessions that send users.info on a ticker and time the fanout events they get.
 type probers struct {
 	sessions       []*client.Client
+	events         atomic.Int64 // received
 	mu             sync.Mutex
 	probe, deliver *Hist
 	stop           func()
@@ -375,8 +405,12 @@ func startProbers(ctx context.Context, cs []*client.Client, every time.Duration)
 				select {
 				case <-ctx.Done():
 					return
-				case ev := <-c.Events():
+				case ev, ok := <-c.Events():
+					if !ok { // the client stopped (its error says why; the run goes on without it)
+						return
+					}
 					at := time.Now()
+					p.events.Add(1)
 					if ev.User == nil {
 						continue
 					}

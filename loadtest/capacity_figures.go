@@ -26,12 +26,16 @@ type CapacityStep struct {
 	// Saturated: in the step (and its 500 ms tail) the edge delivered less than 90% of what
 	// was published times the connections.
 	Saturated bool `json:"saturated,omitempty"`
-	// Deliveries during the step (weft_edge_events_out_total), per second, and the edge's
-	// CPU per 1,000 of them.
+	// Seconds the step was measured over (its load and the tail that lets the last events
+	// arrive); every rate of the step is over it.
+	Seconds float64 `json:"seconds"`
+	// Deliveries during the step, counted by the clients that received them, per second, and
+	// the edge's CPU per 1,000 of them.
 	Deliveries      float64 `json:"deliveries,omitempty"`
 	DeliveriesPerS  float64 `json:"deliveries_per_s,omitempty"`
 	CPUPer1000MS    float64 `json:"cpu_ms_per_1000_deliveries,omitempty"`
 	QueriesPerS     float64 `json:"queries_per_s,omitempty"`
+	QueryErrors     int64   `json:"query_errors,omitempty"`
 	QueriesPerCoreS float64 `json:"queries_per_core_s,omitempty"`
 	// Probe is the probers' users.info round trips; Deliver their events' publish-to-deliver.
 	Probe   Dist `json:"probe"`
@@ -113,7 +117,7 @@ func (s *CapacityStep) label() string {
 // CapacityReport is the capacity scenario's report.
 func CapacityReport(f *CapacityFigures, workload, command string) (*Report, error) {
 	r := &Report{Scenario: "capacity", At: time.Now().UTC(), Command: command, Workload: workload, Figures: f}
-	r.Table = [][]string{{"step", "RSS", "per conn", "edge cores", "client cores", "deliveries/s", "edge CPU ms per 1,000 deliveries", "queries/s", "queries/s per edge core", "users.info p99 (ms)", "deliver p99 (ms)"}}
+	r.Table = [][]string{{"step", "RSS", "per conn", "server cores", "client cores", "deliveries/s", "server CPU ms per 1,000 deliveries", "queries/s", "queries/s per server core", "users.info p99 (ms)", "deliver p99 (ms)"}}
 	var memPts, probePts, deliverPts [][2]float64
 	for _, s := range f.Steps {
 		label := s.label()
@@ -145,29 +149,29 @@ func CapacityReport(f *CapacityFigures, workload, command string) (*Report, erro
 	}
 	bend := f.Bend
 	if bend == "" {
-		bend = "no step's p99 passed twice the first step's"
+		bend = "none: no idle or active step's users.info p99 passed twice the best idle step's (and 5 ms more), nor its publish-to-deliver p99 twice the first active step's"
 	}
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("memory per idle connection: %s (the slope of RSS over the idle steps)", bytesIEC(f.BytesPerConn)),
 		fmt.Sprintf("baseline RSS %s (the team loaded, the probers connected); per conn = (RSS − baseline) / connections, which understates: the first connections reuse heap the team load freed", bytesIEC(f.BaselineRSS)),
 		"latency bends: "+bend,
 		"saturated: the edge delivered under 90% of what was offered; the ramp stops there (each active step is followed by a drain, unmeasured)",
-		"the clients (Go client package, in worker processes at nice 10) share the machine's 2 cores with the edge: edge cores + client cores near 2 is the machine's limit, not the edge's",
+		"server: the process whose /metrics was read (with --spawn, the whole `weft dev`: edge, origin and embedded NATS)",
+		"deliveries: events counted by the clients that received them",
+		"the clients (Go client package, in worker processes at nice 10) share the machine's 2 cores with the server: server cores + client cores near 2 is the machine's limit, not the server's",
 	)
 	if len(memPts) > 1 {
 		p, err := LinePlot("edge memory over idle connections", "idle connections", "RSS (MiB)", Series{"RSS", memPts})
-		if err != nil {
+		if err := r.addPlot("capacity-memory.png", p, err); err != nil {
 			return nil, err
 		}
-		r.addPlot("capacity-memory.png", p)
 	}
 	if len(probePts) > 1 {
 		p, err := LinePlot("latency over delivery load", "thousand deliveries per second", "p99 (ms)",
 			Series{"users.info p99", probePts}, Series{"publish-to-deliver p99", deliverPts})
-		if err != nil {
+		if err := r.addPlot("capacity-latency.png", p, err); err != nil {
 			return nil, err
 		}
-		r.addPlot("capacity-latency.png", p)
 	}
 	return r, nil
 }

@@ -101,7 +101,10 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutFigures
 				select {
 				case <-rctx.Done():
 					return
-				case ev := <-c.Events():
+				case ev, ok := <-c.Events():
+					if !ok { // the client stopped: its deliveries fall short, and the run says so
+						return
+					}
 					at := time.Now()
 					if ev.Type != "user_change" || ev.User == nil {
 						continue
@@ -166,6 +169,9 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutFigures
 		return nil, err
 	}
 	f.Deliveries, f.Duplicates = delivered.Load(), dups.Load()
+	if f.Duplicates > 0 { // PROTOCOL.md section 5: no event is delivered twice on one connection
+		return f, fmt.Errorf("loadtest: fanout: %d events delivered twice to the same session", f.Duplicates)
+	}
 	if f.Deliveries < f.Expected {
 		var short []string
 		seqs := 0
@@ -206,10 +212,9 @@ func FanoutReport(f *FanoutFigures, workload, command string) (*Report, error) {
 	if f.hist != nil {
 		p, err := LatencyPlot("publish-to-deliver latency", map[string]*Hist{"user_change to every session": f.hist},
 			[]string{"user_change to every session"})
-		if err != nil {
+		if err := r.addPlot("fanout-latency.png", p, err); err != nil {
 			return nil, err
 		}
-		r.addPlot("fanout-latency.png", p)
 	}
 	return r, nil
 }

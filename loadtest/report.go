@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -87,8 +88,22 @@ func (r *Report) Write(dir string) error {
 	return os.WriteFile(filepath.Join(dir, r.Scenario+".json"), append(b, '\n'), 0o644)
 }
 
-// addPlot keeps p to be written as file by Write.
-func (r *Report) addPlot(file string, p *plot.Plot) { r.plots = append(r.plots, pendingPlot{file, p}) }
+// addPlot keeps p to be written as file by Write. A plot with nothing to show (errNoData)
+// is left out and said in the notes; other errors are returned.
+func (r *Report) addPlot(file string, p *plot.Plot, err error) error {
+	if errors.Is(err, errNoData) {
+		r.Notes = append(r.Notes, file+": not drawn, nothing was measured")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.plots = append(r.plots, pendingPlot{file, p})
+	return nil
+}
+
+// errNoData: a plot of nothing (every request failed); the report goes without it.
+var errNoData = errors.New("loadtest: no latencies to plot")
 
 // Series is one named line of a plot.
 type Series struct {
@@ -128,10 +143,13 @@ func LatencyPlot(title string, hists map[string]*Hist, order []string) (*plot.Pl
 		}
 		args = append(args, name, xy)
 	}
+	if hi == 0 {
+		return nil, errNoData
+	}
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
 		return nil, err
 	}
-	if hi > 0 {
+	{
 		// Room above the lines for the legend (a decade per two series), and the x axis
 		// runs a little past its last tick so that the label fits.
 		p.Y.Min, p.Y.Max = lo/2, hi*math.Pow(10, float64(len(args)/2+1)/2)

@@ -104,7 +104,7 @@ func (res *Results) headline() [][4]string {
 		o, e := f.Origin.Methods["channels.members"], f.Edge.Methods["channels.members"]
 		rows = append(rows, [4]string{"channels.members p99, via origin → via edge", "2,000 ms → 200 ms",
 			fmt.Sprintf("**%s ms → %s ms**", ms(o.P99), ms(e.P99)),
-			fmt.Sprintf("origin latency %.0f ms; team %s", f.OriginLatencyMS, f.Team)})
+			fmt.Sprintf("origin latency %.0f ms; team %s; the origin path walks the team's membership listing, 1,000 a page (the contract has no per-channel lookup)", f.OriginLatencyMS, f.Team)})
 	}
 	if r := res.Fanout; r != nil {
 		f := r.Figures.(*FanoutFigures)
@@ -137,7 +137,7 @@ func (res *Results) headline() [][4]string {
 		}
 		rows = append(rows,
 			[4]string{"memory per idle connection", "", bytesIEC(f.BytesPerConn), "slope of the edge's RSS over the idle steps"},
-			[4]string{"deliveries per second (most offered)", "", fmt.Sprintf("%.0f (CPU %s per 1,000)", maxDel, cpu1000), "team-wide events to every connection"},
+			[4]string{"deliveries per second, highest measured", "", fmt.Sprintf("%.0f (server CPU %s per 1,000)", maxDel, cpu1000), "team-wide events to every connection; clients in worker processes on the same 2 cores"},
 			[4]string{"queries per second per core", "", fmt.Sprintf("%.0f", perCore), "users.info, channels.members, users.channels back to back"},
 		)
 		if f.Bend != "" {
@@ -152,7 +152,8 @@ func (res *Results) headline() [][4]string {
 	return rows
 }
 
-// WriteResults writes each report into its directory under root, then root/RESULTS.md.
+// Write writes each report into its directory under root (again: the plots' names are what
+// RESULTS.md links), then root/RESULTS.md.
 func (res *Results) Write(root string) error {
 	for r, dir := range res.Dir {
 		if err := r.Write(filepath.Join(root, dir)); err != nil {

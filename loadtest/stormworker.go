@@ -51,6 +51,8 @@ type WorkerStatus struct {
 	Up       int              `json:"up"` // clients with a live connection
 	Refusals map[string]int64 `json:"refusals"`
 	Nodes    map[string]int   `json:"nodes"` // live clients per edge
+	// Events is the events the worker's clients have received so far.
+	Events int64 `json:"events"`
 }
 
 // WorkerFinal is a worker's last line.
@@ -112,7 +114,8 @@ func RunStormWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			}
 		}
 	}()
-	var refusals sync.Map // reason → *atomic.Int64
+	var refusals sync.Map   // reason → *atomic.Int64
+	var events atomic.Int64 // received by all clients
 	refuse := func(reason string) {
 		v, _ := refusals.LoadOrStore(reason, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
@@ -144,7 +147,7 @@ func RunStormWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				runWorkerClient(ctx, wc, pc, hc, plan, i, refuse)
+				runWorkerClient(ctx, wc, pc, hc, plan, i, refuse, &events)
 			}()
 		}
 	}()
@@ -154,7 +157,7 @@ func RunStormWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
-			st := WorkerStatus{At: time.Now().UnixMilli(), Refusals: map[string]int64{}, Nodes: map[string]int{}}
+			st := WorkerStatus{At: time.Now().UnixMilli(), Refusals: map[string]int64{}, Nodes: map[string]int{}, Events: events.Load()}
 			for i := range ws {
 				wc := ws[i].Load()
 				if wc == nil {
@@ -196,7 +199,7 @@ func RunStormWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 
 // runWorkerClient connects one client and keeps it until ctx ends, recording its story.
 func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc *http.Client, plan WorkerPlan, i int,
-	refuse func(string)) {
+	refuse func(string), events *atomic.Int64) {
 	// DialTimeout 30s, not the client's 10s: the worker runs at a low priority (it stands in
 	// for devices elsewhere), and on a saturated machine it may read a handshake's answer late;
 	// a client that gave up then would throw away a session the servers had set up.
@@ -251,6 +254,7 @@ func runWorkerClient(ctx context.Context, wc *workerClient, pc WorkerClient, hc 
 	go func() {
 		defer close(evDone)
 		for ev := range c.Events() {
+			events.Add(1)
 			if ev.Type == client.EventUserChange {
 				wc.mu.Lock()
 				wc.rep.Markers = append(wc.rep.Markers, ev.Seq)

@@ -2,9 +2,11 @@ package loadtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -99,11 +101,28 @@ func (t *Target) FirstTeam() (string, error) {
 }
 
 // SetOriginLatency makes the reference origin answer every contract request after d (its
-// admin faults endpoint): the main region, far from the edge.
-func (t *Target) SetOriginLatency(ctx context.Context, d time.Duration) error {
-	body := fmt.Appendf(nil, `{"latency":%q}`, d.String())
-	var out map[string]any
-	return originJSON(ctx, t.HTTP, http.MethodPost, t.OriginURL+"/origin/admin/faults", t.OriginToken, body, &out)
+// admin faults endpoint): the main region, far from the edge. The origin's other faults are
+// kept, and restore sets every fault back to what it was.
+func (t *Target) SetOriginLatency(ctx context.Context, d time.Duration) (restore func() error, err error) {
+	u := t.OriginURL + "/origin/admin/faults"
+	var was map[string]any
+	if err := originJSON(ctx, t.HTTP, http.MethodGet, u, t.OriginToken, nil, &was); err != nil {
+		return nil, err
+	}
+	set := func(f map[string]any) error {
+		body, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		var out map[string]any
+		return originJSON(context.WithoutCancel(ctx), t.HTTP, http.MethodPost, u, t.OriginToken, body, &out)
+	}
+	now := maps.Clone(was)
+	now["latency"] = d.String()
+	if err := set(now); err != nil {
+		return nil, err
+	}
+	return func() error { return set(was) }, nil
 }
 
 // Metrics reads the named series from the edge's /metrics.

@@ -219,7 +219,7 @@ func typingWords(ctx context.Context, t *Target, team string) (words []typingWor
 // TypingReport is the typing scenario's report.
 func TypingReport(f *TypingFigures, workload, command string) (*Report, error) {
 	r := &Report{Scenario: "typing", At: time.Now().UTC(), Command: command, Workload: workload, Figures: f}
-	r.Table = [][]string{{"between keystrokes", "keystrokes", "p50 (ms)", "p90 (ms)", "p99 (ms)", "p99.9 (ms)", "max (ms)", "found", "errors"}}
+	r.Table = [][]string{{"between keystrokes", "keystrokes", "p50 (ms)", "p90 (ms)", "p99 (ms)", "p99.9 (ms)", "max (ms)", "found", "words failed"}}
 	hists := map[string]*Hist{}
 	var order []string
 	for _, s := range f.Speeds {
@@ -233,14 +233,13 @@ func TypingReport(f *TypingFigures, workload, command string) (*Report, error) {
 		r.Table = append(r.Table, []string{name, fmt.Sprint(d.N), ms(d.P50), ms(d.P90), ms(d.P99), ms(d.P999), ms(d.Max),
 			fmt.Sprintf("%.0f%%", 100*s.Found), fmt.Sprint(s.Errors)})
 	}
-	r.Notes = []string{"found: the typed user or channel was among the 10 results once its whole name was typed"}
+	r.Notes = []string{"found: the typed user or channel was among the 10 results once its whole name was typed (a word with a failed keystroke counts as not found)"}
 	if f.FirstError != "" {
 		r.Notes = append(r.Notes, "first error: "+f.FirstError)
 	}
 	p, err := LatencyPlot("autocomplete latency per keystroke", hists, order)
-	if err != nil {
+	if err := r.addPlot("typing-latency.png", p, err); err != nil {
 		return nil, err
 	}
-	r.addPlot("typing-latency.png", p)
 	return r, nil
 }

@@ -54,7 +54,7 @@ func runAll(ctx context.Context, args []string, stdout io.Writer) error {
 	if !*spawn {
 		return errors.New("loadtest all: --spawn is required (it starts a stack per world: 1.5k, 32k, giant, small)")
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("stopped by loadtest all's --timeout %v", *timeout))
 	defer cancel()
 	res := &loadtest.Results{Command: "weft loadtest all " + strings.Join(args, " "), Dir: map[*loadtest.Report]string{}}
 	start := time.Now()
@@ -77,6 +77,9 @@ func runAll(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		r.Print(stdout)
+		if err := r.Write(filepath.Join(*out, st.dir)); err != nil { // kept even if a later step fails
+			return err
+		}
 		st.keep(res, r)
 		res.Dir[r] = st.dir
 	}

@@ -100,8 +100,6 @@ func runScenario(ctx context.Context, sc *scenario, args []string, stdout io.Wri
 	if _, err := parseLogged(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
 	r, err := runOne(ctx, sc, run, &o, "weft loadtest "+sc.name+" "+strings.Join(args, " "))
 	if err != nil {
 		return err
@@ -119,6 +117,8 @@ func runScenario(ctx context.Context, sc *scenario, args []string, stdout io.Wri
 
 func runOne(ctx context.Context, sc *scenario, run func(context.Context, *loadtest.Target, *targetOpts) (*loadtest.Report, error),
 	o *targetOpts, command string) (*loadtest.Report, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("stopped by --timeout %v", o.timeout))
+	defer cancel()
 	t, err := o.open(ctx, os.Stderr)
 	if err != nil {
 		return nil, fmt.Errorf("loadtest %s: %w", sc.name, err)
@@ -129,8 +129,8 @@ func runOne(ctx context.Context, sc *scenario, run func(context.Context, *loadte
 	}
 	r, err := run(ctx, t, o)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("loadtest %s: stopped by --timeout %v: %w", sc.name, o.timeout, err)
+		if ctx.Err() != nil { // the deadline that fired: this run's --timeout, or its caller's
+			return nil, fmt.Errorf("loadtest %s: %v: %w", sc.name, context.Cause(ctx), err)
 		}
 		return nil, fmt.Errorf("loadtest %s: %w", sc.name, err)
 	}
@@ -144,7 +144,7 @@ var bootScenario = scenario{name: "boot", size: "32k",
 	flags: func(fs *flag.FlagSet) func(context.Context, *loadtest.Target, *targetOpts) (*loadtest.Report, error) {
 		var c loadtest.BootConfig
 		fs.IntVar(&c.Users, "users", 200, "users booting lazily, each a different active user")
-		fs.IntVar(&c.Eager, "eager", 20, "users booting from the team snapshot")
+		fs.IntVar(&c.Eager, "eager", 0, "users booting from the team snapshot (0: min(--users, 20))")
 		fs.IntVar(&c.Parallel, "parallel", 1, "clients booting at once (1: every client has the machine to itself, as each device has its own CPU)")
 		return func(ctx context.Context, t *loadtest.Target, o *targetOpts) (*loadtest.Report, error) {
 			c.Team, c.Progress = o.team, o.progressTo()
@@ -153,7 +153,7 @@ var bootScenario = scenario{name: "boot", size: "32k",
 				return nil, err
 			}
 			return loadtest.BootReport(f, fmt.Sprintf("%d lazy and %d eager boots of team %s, %d at a time; %s",
-				c.Users, min(c.Eager, c.Users), f.Team, c.Parallel, o.where(t)), ""), nil
+				f.Lazy.Clients, f.Eager.Clients, f.Team, max(c.Parallel, 1), o.where(t)), ""), nil
 		}
 	}}
 
