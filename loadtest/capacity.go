@@ -282,10 +282,11 @@ func (r *capRun) stopWorkers() {
 	}
 }
 
-// sample reads the edge's RSS, CPU seconds and deliveries so far.
-func (r *capRun) sample(ctx context.Context) (rss, cpu, out float64, err error) {
-	m, err := r.t.Metrics(ctx, "process_resident_memory_bytes", "process_cpu_seconds_total", "weft_edge_events_out_total")
-	return m["process_resident_memory_bytes"], m["process_cpu_seconds_total"], m["weft_edge_events_out_total"], err
+// sample reads the server's RSS and CPU seconds, and the sessions the edge has closed as slow
+// consumers, so far.
+func (r *capRun) sample(ctx context.Context) (rss, cpu, slow float64, err error) {
+	m, err := r.t.Metrics(ctx, "process_resident_memory_bytes", "process_cpu_seconds_total", "weft_edge_slow_consumer_closes_total")
+	return m["process_resident_memory_bytes"], m["process_cpu_seconds_total"], m["weft_edge_slow_consumer_closes_total"], err
 }
 
 // clientCPU is the CPU time the worker processes have used.
@@ -321,7 +322,7 @@ func (r *capRun) drain(ctx context.Context) error {
 // last events to arrive), and reads over the whole of it the edge's RSS, cores and the
 // deliveries, and the workers' cores.
 func (r *capRun) measure(ctx context.Context, d, tail time.Duration, load func(context.Context) error) (*CapacityStep, error) {
-	_, cpu0, _, err := r.sample(ctx)
+	_, cpu0, slow0, err := r.sample(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -337,12 +338,12 @@ func (r *capRun) measure(ctx context.Context, d, tail time.Duration, load func(c
 		return nil, err
 	}
 	wall := time.Since(start)
-	rss, cpu1, _, err := r.sample(ctx)
+	rss, cpu1, slow1, err := r.sample(ctx)
 	if err != nil {
 		return nil, err
 	}
 	st := &CapacityStep{Seconds: wall.Seconds(), RSSBytes: rss, Cores: (cpu1 - cpu0) / wall.Seconds(), Probe: probe.Dist(),
-		Deliver: deliver.Dist(), ClientCores: (r.clientCPU() - client0).Seconds() / wall.Seconds()}
+		Deliver: deliver.Dist(), ClientCores: (r.clientCPU() - client0).Seconds() / wall.Seconds(), SlowConsumers: slow1 - slow0}
 	if got := r.received() - got0; got > 0 {
 		st.Deliveries = got
 		st.DeliveriesPerS = got / wall.Seconds()

@@ -26,6 +26,9 @@ type CapacityStep struct {
 	// Saturated: in the step (and its 500 ms tail) the edge delivered less than 90% of what
 	// was published times the connections.
 	Saturated bool `json:"saturated,omitempty"`
+	// SlowConsumers is the sessions the edge closed in the step because their queue was full
+	// (their client read too slowly); they reconnect and resume.
+	SlowConsumers float64 `json:"slow_consumer_closes,omitempty"`
 	// Seconds the step was measured over (its load and the tail that lets the last events
 	// arrive); every rate of the step is over it.
 	Seconds float64 `json:"seconds"`
@@ -143,6 +146,9 @@ func CapacityReport(f *CapacityFigures, workload, command string) (*Report, erro
 		r.Table = append(r.Table, row)
 	}
 	for _, s := range f.Steps {
+		if s.SlowConsumers > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: the edge closed %.0f sessions as slow consumers (their clients could not keep up; they reconnect and resume)", s.label(), s.SlowConsumers))
+		}
 		if s.EventsSkipped > 0 {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s: %d events not published (the origin fell behind)", s.label(), s.EventsSkipped))
 		}
