@@ -132,8 +132,11 @@ func CapacityReport(f *CapacityFigures, workload, command string) (*Report, erro
 			row[2] = bytesIEC(s.BytesPerConn)
 			memPts = append(memPts, [2]float64{float64(s.Connections), s.RSSBytes / (1 << 20)})
 		}
-		if s.DeliveriesPerS > 0 {
+		if s.DeliveriesPerS > 0 && s.Phase == "active" { // elsewhere they are stragglers of the step before
 			row[5], row[6] = fmt.Sprintf("%.0f", s.DeliveriesPerS), fmt.Sprintf("%.1f", s.CPUPer1000MS)
+			if s.Saturated { // what it measured is the collapse, not a cost per delivery
+				row[6] = "—"
+			}
 		}
 		if s.Phase == "active" {
 			row[10] = ms(s.Deliver.P99)

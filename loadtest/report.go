@@ -166,14 +166,20 @@ func LinePlot(title, xLabel, yLabel string, series ...Series) (*plot.Plot, error
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
 	var args []any
+	dense := false // a marker per point only where there are few of them
 	for _, s := range series {
 		xy := make(plotter.XYs, len(s.Points))
 		for i, pt := range s.Points {
 			xy[i] = plotter.XY{X: pt[0], Y: pt[1]}
 		}
 		args = append(args, s.Name, xy)
+		dense = dense || len(xy) > 40
 	}
-	if err := plotutil.AddLinePoints(p, args...); err != nil {
+	add := plotutil.AddLinePoints
+	if dense {
+		add = plotutil.AddLines
+	}
+	if err := add(p, args...); err != nil {
 		return nil, err
 	}
 	p.Legend.Top, p.Legend.Left = true, true

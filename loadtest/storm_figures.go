@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"gonum.org/v1/plot/vg"
 )
 
 // StormFigures is what a storm measured.
@@ -238,4 +241,41 @@ func (f *StormFigures) Summary() string {
 		fmt.Fprintf(&b, "  probe errors: %d (first: %s)\n", f.ProbeErrors, f.ProbeError)
 	}
 	return b.String()
+}
+
+// WriteStormPlots draws storm.png (the disturbed clients back and resumed, over the seconds
+// since the kill) and connected.png (all clients with a connection) into dir, one line per
+// run: with and without admission control and pacing.
+func WriteStormPlots(dir string, figs []*StormFigures) error {
+	for _, pl := range []struct {
+		file, title, y string
+		curve          func(*StormFigures) []float64
+	}{
+		{"storm.png", "disturbed clients back and resumed", "% of the killed edge's clients", func(f *StormFigures) []float64 { return f.Curve }},
+		{"connected.png", "all clients connected", "% of all clients", func(f *StormFigures) []float64 { return f.Connected }},
+	} {
+		var series []Series
+		for _, f := range figs {
+			name := "with admission control and pacing"
+			if !f.Protected {
+				name = "without"
+			}
+			c := pl.curve(f)
+			pts := make([][2]float64, len(c))
+			for i, v := range c {
+				pts[i] = [2]float64{float64(i) / 4, 100 * v} // a point every 250 ms
+			}
+			series = append(series, Series{name, pts})
+		}
+		p, err := LinePlot(pl.title, "seconds since the SIGKILL", pl.y, series...)
+		if err != nil {
+			return err
+		}
+		p.Y.Min, p.Y.Max = 0, 105
+		p.Legend.Top, p.Legend.Left = false, false
+		if err := p.Save(8*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, pl.file)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/color"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,31 +99,5 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(*out, "storm.json"), b, 0o644); err != nil {
 		return err
 	}
-	// storm.png: the disturbed clients back and resumed; connected.png: all clients with a
-	// connection. Protected in blue, unprotected in red.
-	for file, curve := range map[string]func(*loadtest.StormFigures) []float64{
-		"storm.png":     func(f *loadtest.StormFigures) []float64 { return f.Curve },
-		"connected.png": func(f *loadtest.StormFigures) []float64 { return f.Connected },
-	} {
-		var curves [][]float64
-		for _, f := range figs {
-			curves = append(curves, curve(f))
-		}
-		if err := writePlot(filepath.Join(*out, file), curves); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func writePlot(path string, curves [][]float64) error {
-	pf, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := loadtest.PlotCurves(pf, curves, []color.RGBA{{30, 90, 200, 255}, {210, 40, 40, 255}}); err != nil {
-		pf.Close()
-		return err
-	}
-	return pf.Close()
+	return loadtest.WriteStormPlots(*out, figs)
 }
