@@ -69,13 +69,11 @@ type BootFigures struct {
 }
 
 func (c *BootConfig) defaults(t *Target) error {
-	if c.Team == "" {
-		team, err := t.FirstTeam()
-		if err != nil {
-			return err
-		}
-		c.Team = team
+	team, err := t.team(c.Team)
+	if err != nil {
+		return err
 	}
+	c.Team = team
 	c.Users = cmp.Or(c.Users, 200)
 	c.Eager = cmp.Or(c.Eager, min(c.Users, 20))
 	c.Parallel = cmp.Or(c.Parallel, 1)

@@ -64,13 +64,11 @@ func RunCapacity(ctx context.Context, t *Target, cfg CapacityConfig) (*CapacityF
 	if cfg.Bin == "" {
 		return nil, errors.New("loadtest: capacity needs the weft binary for its workers")
 	}
-	if cfg.Team == "" {
-		team, err := t.FirstTeam()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Team = team
+	team, err := t.team(cfg.Team)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Team = team
 	if cfg.Steps == nil {
 		cfg.Steps = []int{2000, 4000, 6000, 8000, 10000}
 	}

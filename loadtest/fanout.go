@@ -60,13 +60,11 @@ type FanoutFigures struct {
 // RunFanout runs the fanout scenario against t. The events are user_change on the sessions'
 // own users with a title that carries the publish time.
 func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutFigures, error) {
-	if cfg.Team == "" {
-		team, err := t.FirstTeam()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Team = team
+	team, err := t.team(cfg.Team)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Team = team
 	cfg.Sessions = cmp.Or(cfg.Sessions, 1000)
 	cfg.Rate = cmp.Or(cfg.Rate, 10)
 	cfg.Events = cmp.Or(cfg.Events, 200)

@@ -99,32 +99,24 @@ func TestOpenLoopIsBounded(t *testing.T) {
 		t.Fatalf("started %d skipped %d called %d, want 50, 0, 50", started, skipped, n.Load())
 	}
 
-	// Calls that block until ctx ends: at most 3 run, the rest are skipped, and the loop
-	// returns when ctx ends, long before its hour.
-	ctx, cancel := context.WithCancel(context.Background())
-	var running atomic.Int64
+	// Calls that block until ctx ends: 3 run, every call due after them is skipped (the 3
+	// never finish while the loop runs), and the loop returns when ctx ends, 200 ms into its
+	// hour.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
 	done := make(chan struct{})
 	var st, sk int64
 	go func() {
 		defer close(done)
-		st, sk = openLoop(ctx, 1000, time.Hour, 3, func(ctx context.Context, _ int, _ time.Time) {
-			running.Add(1)
-			<-ctx.Done()
-		})
+		st, sk = openLoop(ctx, 1000, time.Hour, 3, func(ctx context.Context, _ int, _ time.Time) { <-ctx.Done() })
 	}()
-	for running.Load() < 3 {
-		time.Sleep(time.Millisecond)
-	}
-	// Let calls come due while all 3 are running (one every millisecond): the loop skips them.
-	time.Sleep(50 * time.Millisecond)
-	cancel()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("openLoop did not return after its context ended")
 	}
 	if st != 3 || sk == 0 {
-		t.Fatalf("started %d skipped %d: want 3 started and some skipped", st, sk)
+		t.Fatalf("started %d skipped %d: want 3 started and the calls due after them skipped", st, sk)
 	}
 }
 

@@ -40,6 +40,9 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, maxInFlight in
 				if at.After(now) {
 					break
 				}
+				if ctx.Err() != nil { // ended while this tick was taken: start nothing more
+					break
+				}
 				if inFlight.Load() >= int64(maxInFlight) {
 					skipped++
 					continue

@@ -109,13 +109,11 @@ type queryWorld struct {
 
 // RunQuery runs the query scenario against t.
 func RunQuery(ctx context.Context, t *Target, cfg QueryConfig) (*QueryFigures, error) {
-	if cfg.Team == "" {
-		team, err := t.FirstTeam()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Team = team
+	team, err := t.team(cfg.Team)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Team = team
 	cfg.Sessions = cmp.Or(cfg.Sessions, 50)
 	cfg.Rate = cmp.Or(cfg.Rate, 300)
 	cfg.OriginRate = cmp.Or(cfg.OriginRate, cfg.Rate/5)

@@ -91,9 +91,13 @@ func (t *Target) Token(team, user string) (string, error) {
 	return t.keys.Issue(team, user, 2*time.Hour)
 }
 
-// FirstTeam is the first team a spawned stack printed tokens for. The origin contract has
-// no listing of teams, so against a target given by URL the caller names the team.
-func (t *Target) FirstTeam() (string, error) {
+// team is name, or when it is empty the first team a spawned stack printed tokens for. The
+// origin contract has no listing of teams, so against a target given by URL the caller names
+// the team.
+func (t *Target) team(name string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
 	if t.stack != nil && len(t.stack.Tokens) > 0 {
 		return t.stack.Tokens[0].Team, nil
 	}

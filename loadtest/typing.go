@@ -57,13 +57,11 @@ type typingWord struct{ id, name string }
 
 // RunTyping runs the typing scenario against t.
 func RunTyping(ctx context.Context, t *Target, cfg TypingConfig) (*TypingFigures, error) {
-	if cfg.Team == "" {
-		team, err := t.FirstTeam()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Team = team
+	team, err := t.team(cfg.Team)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Team = team
 	cfg.Sessions = cmp.Or(cfg.Sessions, 20)
 	cfg.Words = cmp.Or(cfg.Words, 10)
 	if cfg.Speeds == nil {
