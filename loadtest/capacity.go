@@ -272,6 +272,24 @@ func (r *capRun) received() float64 {
 	return float64(n)
 }
 
+// awaitReports waits (up to 5 s) until every worker has reported since at, so that received
+// counts what arrived up to then: a worker writes its status every 250 ms, later on a busy
+// machine.
+func (r *capRun) awaitReports(ctx context.Context, at time.Time) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		fresh := true
+		for _, wk := range r.workers {
+			wk.mu.Lock()
+			fresh = fresh && wk.status.At > at.UnixMilli()
+			wk.mu.Unlock()
+		}
+		if fresh || sleepCtx(ctx, 50*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
 func (r *capRun) stopWorkers() {
 	for _, wk := range r.workers {
 		wk.stdin.Close()
@@ -340,6 +358,7 @@ func (r *capRun) measure(ctx context.Context, d, tail time.Duration, load func(c
 	if err != nil {
 		return nil, err
 	}
+	r.awaitReports(ctx, start.Add(wall))
 	st := &CapacityStep{Seconds: wall.Seconds(), RSSBytes: rss, Cores: (cpu1 - cpu0) / wall.Seconds(), Probe: probe.Dist(),
 		Deliver: deliver.Dist(), ClientCores: (r.clientCPU() - client0).Seconds() / wall.Seconds(), SlowConsumers: slow1 - slow0}
 	if got := r.received() - got0; got > 0 {

@@ -128,9 +128,11 @@ func CapacityReport(f *CapacityFigures, workload, command string) (*Report, erro
 			label += " (saturated)"
 		}
 		row := []string{label, bytesIEC(s.RSSBytes), "", fmt.Sprintf("%.2f", s.Cores), fmt.Sprintf("%.2f", s.ClientCores), "", "", "", "", ms(s.Probe.P99), ""}
-		if s.BytesPerConn > 0 {
-			row[2] = bytesIEC(s.BytesPerConn)
+		if s.Phase == "idle" {
 			memPts = append(memPts, [2]float64{float64(s.Connections), s.RSSBytes / (1 << 20)})
+		}
+		if s.BytesPerConn > 0 { // at a few connections RSS can sit under the baseline (a collection)
+			row[2] = bytesIEC(s.BytesPerConn)
 		}
 		if s.DeliveriesPerS > 0 && s.Phase == "active" { // elsewhere they are stragglers of the step before
 			row[5], row[6] = fmt.Sprintf("%.0f", s.DeliveriesPerS), fmt.Sprintf("%.1f", s.CPUPer1000MS)
