@@ -14,6 +14,8 @@ import (
 
 // StormFigures is what a storm measured.
 type StormFigures struct {
+	// Run numbers the storms of one kind in a `--runs N` series, from 1.
+	Run       int    `json:"run,omitempty"`
 	Protected bool   `json:"protected"`
 	Clients   int    `json:"clients"`
 	Victim    string `json:"victim"` // the edges killed, comma-separated
@@ -260,6 +262,9 @@ func WriteStormPlots(dir string, figs []*StormFigures) error {
 			if !f.Protected {
 				name = "without"
 			}
+			if f.Run > 1 || len(figs) > 2 {
+				name += fmt.Sprintf(", run %d", max(f.Run, 1))
+			}
 			c := pl.curve(f)
 			pts := make([][2]float64, len(c))
 			for i, v := range c {
@@ -278,4 +283,39 @@ func WriteStormPlots(dir string, figs []*StormFigures) error {
 		}
 	}
 	return nil
+}
+
+// StormRunsSummary is the recovery figures of a `--runs N` series, per kind: the undisturbed
+// p99 of every run with their median, and the time until the last client was back.
+func StormRunsSummary(figs []*StormFigures) string {
+	var b strings.Builder
+	for _, protected := range []bool{true, false} {
+		var p99s []float64
+		var line, backs strings.Builder
+		for _, f := range figs {
+			if f.Protected != protected {
+				continue
+			}
+			v := float64(f.Probe["recovery"].P99) / 1e3
+			p99s = append(p99s, v)
+			fmt.Fprintf(&line, " %.1f", v)
+			fmt.Fprintf(&backs, " %s", f.BackAfter["p100"])
+		}
+		if len(p99s) == 0 {
+			continue
+		}
+		kind := map[bool]string{true: "with admission control and pacing", false: "without"}[protected]
+		fmt.Fprintf(&b, "%d storms %s: undisturbed p99 during the recovery, ms:%s (median %.1f); all back after:%s\n",
+			len(p99s), kind, line.String(), median(p99s), backs.String())
+	}
+	return b.String()
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
 }

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +83,21 @@ func TestSummarize(t *testing.T) {
 	}
 	if f.Curve[7] != 0 || f.Curve[8] != 1.0/3 || f.Curve[16] != 2.0/3 { // every 250ms: 2s is index 8
 		t.Fatalf("curve at 1.75s, 2s, 4s: %v %v %v", f.Curve[7], f.Curve[8], f.Curve[16])
+	}
+}
+
+// TestStormRunsSummary: the median of a series is the middle run's p99 (or the mean of the
+// two middle ones), per kind.
+func TestStormRunsSummary(t *testing.T) {
+	fig := func(protected bool, run int, p99ms int64) *StormFigures {
+		return &StormFigures{Protected: protected, Run: run, BackAfter: map[string]string{"p100": "18s"},
+			Probe: map[string]Latency{"recovery": {P99: p99ms * 1000}}}
+	}
+	got := StormRunsSummary([]*StormFigures{fig(true, 1, 60), fig(true, 2, 30), fig(true, 3, 45), fig(false, 1, 70), fig(false, 2, 80)})
+	for _, want := range []string{"3 storms with admission control and pacing: undisturbed p99 during the recovery, ms: 60.0 30.0 45.0 (median 45.0)",
+		"2 storms without: undisturbed p99 during the recovery, ms: 70.0 80.0 (median 75.0); all back after: 18s 18s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary\n%s\nlacks %q", got, want)
+		}
 	}
 }

@@ -57,6 +57,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	kill := fs.Int("kill", 1, "edges to SIGKILL, the busiest first")
 	oomLimit := fs.String("oom-limit", "", "kill any edge whose RSS passes this (e.g. 235MiB), as a container's memory limit would; empty: none")
 	only := fs.String("only", "", "run only the protected or unprotected storm")
+	runs := fs.Int("runs", 1, "storms of each kind, one after the other: single runs vary (the undisturbed p99 by up to 2×), so a budget is judged on several")
 	log, err := parseLogged(fs, args)
 	if err != nil {
 		return err
@@ -71,23 +72,35 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	logf := func(format string, a ...any) { log.Info(fmt.Sprintf(format, a...)) }
 	var figs []*loadtest.StormFigures
+	if *runs < 1 {
+		return fmt.Errorf("--runs: want at least 1, got %d", *runs)
+	}
 	for _, protected := range []bool{true, false} {
 		if (*only == "protected" && !protected) || (*only == "unprotected" && protected) {
 			continue
 		}
-		logf("storm, protected=%v", protected)
-		mdir := ""
-		if *out != "" {
-			mdir = filepath.Join(*out, map[bool]string{true: "metrics-protected", false: "metrics-unprotected"}[protected])
+		for run := 1; run <= *runs; run++ {
+			logf("storm, protected=%v, run %d of %d", protected, run, *runs)
+			mdir := ""
+			if *out != "" {
+				mdir = filepath.Join(*out, map[bool]string{true: "metrics-protected", false: "metrics-unprotected"}[protected])
+				if run > 1 {
+					mdir += fmt.Sprintf("-run%d", run)
+				}
+			}
+			f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Kill: *kill, OOMLimit: oom, Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
+				Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
+				Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, WorkerIdle: *idle, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
+			if err != nil {
+				return fmt.Errorf("storm (protected=%v, run %d): %w", protected, run, err)
+			}
+			f.Run = run
+			figs = append(figs, f)
+			fmt.Fprint(stdout, f.Summary())
 		}
-		f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Kill: *kill, OOMLimit: oom, Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
-			Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
-			Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, WorkerIdle: *idle, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
-		if err != nil {
-			return fmt.Errorf("storm (protected=%v): %w", protected, err)
-		}
-		figs = append(figs, f)
-		fmt.Fprint(stdout, f.Summary())
+	}
+	if *runs > 1 {
+		fmt.Fprint(stdout, loadtest.StormRunsSummary(figs))
 	}
 	if *out == "" {
 		return nil
