@@ -210,24 +210,13 @@ type snapshot struct {
 // eagerBoot is a client booting the way they did before the edge: the whole team from the
 // main region (the origin's snapshot), parsed before the client can render anything.
 func eagerBoot(ctx context.Context, hc *http.Client, originURL, originToken, team string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		originURL+"/origin/v1/teams/"+url.PathEscape(team)+"/snapshot", nil)
-	if err != nil {
-		return err
-	}
-	if originToken != "" {
-		req.Header.Set("Authorization", "Bearer "+originToken)
-	}
-	resp, err := hc.Do(req)
+	body, err := getSnapshot(ctx, hc, originURL, originToken, team)
 	if err != nil {
 		return fmt.Errorf("loadtest: eager boot: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("loadtest: eager boot: HTTP %d", resp.StatusCode)
-	}
+	defer body.Close()
 	var s snapshot
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+	if err := json.NewDecoder(body).Decode(&s); err != nil {
 		return fmt.Errorf("loadtest: eager boot: parsing the snapshot: %w", err)
 	}
 	if len(s.Users) == 0 {
@@ -238,30 +227,41 @@ func eagerBoot(ctx context.Context, hc *http.Client, originURL, originToken, tea
 
 // snapshotGzipped downloads the snapshot once more, untimed, and returns its gzipped size.
 func snapshotGzipped(ctx context.Context, t *Target, team string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.OriginURL+"/origin/v1/teams/"+url.PathEscape(team)+"/snapshot", nil)
+	body, err := getSnapshot(ctx, t.HTTP, t.OriginURL, t.OriginToken, team)
 	if err != nil {
 		return 0, err
 	}
-	if t.OriginToken != "" {
-		req.Header.Set("Authorization", "Bearer "+t.OriginToken)
-	}
-	resp, err := t.HTTP.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("loadtest: snapshot: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("loadtest: snapshot: HTTP %d", resp.StatusCode)
-	}
+	defer body.Close()
 	var n countWriter
 	zw := gzip.NewWriter(&n)
-	if _, err := io.Copy(zw, resp.Body); err != nil {
+	if _, err := io.Copy(zw, body); err != nil {
 		return 0, fmt.Errorf("loadtest: snapshot: %w", err)
 	}
 	if err := zw.Close(); err != nil {
 		return 0, err
 	}
 	return float64(n), nil
+}
+
+// getSnapshot asks the origin for team's snapshot and returns its body once the origin has
+// answered 200.
+func getSnapshot(ctx context.Context, hc *http.Client, originURL, originToken, team string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, originURL+"/origin/v1/teams/"+url.PathEscape(team)+"/snapshot", nil)
+	if err != nil {
+		return nil, err
+	}
+	if originToken != "" {
+		req.Header.Set("Authorization", "Bearer "+originToken)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("snapshot: HTTP %d", resp.StatusCode)
+	}
+	return resp.Body, nil
 }
 
 type countWriter int64

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,9 +178,7 @@ func (r *capRun) active(ctx context.Context, f *CapacityFigures) error {
 		st, err := r.measure(ctx, r.cfg.StepFor, time.Second, func(ctx context.Context) error {
 			var pubErr atomic.Pointer[error]
 			published, skipped = openLoop(ctx, rate, r.cfg.StepFor, 1024, func(ctx context.Context, i int, _ time.Time) {
-				title := "fanout " + strconv.FormatInt(time.Now().UnixNano(), 10)
-				if _, err := PostEvents(ctx, r.t.HTTP, r.t.OriginURL, r.t.OriginToken, r.cfg.Team,
-					EventsRequest{Type: "user_change", User: r.w.users[i%len(r.w.users)], Title: &title}); err != nil {
+				if err := postTimed(ctx, r.t, r.cfg.Team, r.w.users[i%len(r.w.users)]); err != nil {
 					pubErr.CompareAndSwap(nil, &err)
 				}
 			})
@@ -429,13 +425,8 @@ func startProbers(ctx context.Context, cs []*client.Client, every time.Duration)
 					}
 					at := time.Now()
 					p.events.Add(1)
-					if ev.User == nil {
-						continue
-					}
-					if pub, ok := strings.CutPrefix(ev.User.Title, "fanout "); ok {
-						if ns, err := strconv.ParseInt(pub, 10, 64); err == nil {
-							p.current(false).Record(at.Sub(time.Unix(0, ns)))
-						}
+					if pub, ok := publishedAt(ev); ok {
+						p.current(false).Record(at.Sub(pub))
 					}
 				case <-t.C:
 					start := time.Now()

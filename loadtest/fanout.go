@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weft-edge/weft/client"
 )
 
 // The fanout scenario: C sessions of one team connected, team-wide events (user_change, every
@@ -107,9 +109,8 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutFigures
 					if ev.Type != "user_change" || ev.User == nil {
 						continue
 					}
-					pub, ok := strings.CutPrefix(ev.User.Title, "fanout ")
-					ns, err := strconv.ParseInt(pub, 10, 64)
-					if !ok || err != nil {
+					pub, ok := publishedAt(ev)
+					if !ok {
 						continue
 					}
 					if seen[ev.Seq] {
@@ -119,7 +120,7 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutFigures
 					seen[ev.Seq] = true
 					n, _ := perSeq.LoadOrStore(ev.Seq, new(atomic.Int64))
 					n.(*atomic.Int64).Add(1)
-					h.Record(at.Sub(time.Unix(0, ns)))
+					h.Record(at.Sub(pub))
 					lastAt.Store(at.UnixNano())
 					if delivered.Add(1) == f.Expected {
 						once.Do(func() { close(allIn) })
@@ -143,10 +144,7 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutFigures
 		if i >= cfg.Events {
 			return
 		}
-		title := "fanout " + strconv.FormatInt(time.Now().UnixNano(), 10)
-		u := w.users[i%cfg.Sessions]
-		if _, err := PostEvents(ctx, t.HTTP, t.OriginURL, t.OriginToken, cfg.Team,
-			EventsRequest{Type: "user_change", User: u, Title: &title}); err != nil {
+		if err := postTimed(ctx, t, cfg.Team, w.users[i%cfg.Sessions]); err != nil {
 			pubErr.CompareAndSwap(nil, &err)
 		}
 	})
@@ -191,6 +189,30 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutFigures
 	f.PerConnection10s = float64(f.PerConnection) / float64(cfg.Events) * cfg.Rate * 10
 	f.hist = h
 	return f, nil
+}
+
+// timedPrefix starts the title of a user_change that carries its publish time (unix ns), so
+// that whoever receives it knows how long it took.
+const timedPrefix = "fanout "
+
+// postTimed makes the origin publish a user_change of user whose title is the time now.
+func postTimed(ctx context.Context, t *Target, team, user string) error {
+	title := timedPrefix + strconv.FormatInt(time.Now().UnixNano(), 10)
+	_, err := PostEvents(ctx, t.HTTP, t.OriginURL, t.OriginToken, team, EventsRequest{Type: "user_change", User: user, Title: &title})
+	return err
+}
+
+// publishedAt is when a postTimed event was published; false for any other event.
+func publishedAt(ev *client.Event) (time.Time, bool) {
+	if ev.Type != client.EventUserChange || ev.User == nil {
+		return time.Time{}, false
+	}
+	pub, ok := strings.CutPrefix(ev.User.Title, timedPrefix)
+	ns, err := strconv.ParseInt(pub, 10, 64)
+	if !ok || err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
 }
 
 // FanoutReport is the fanout scenario's report.

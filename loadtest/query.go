@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -271,13 +270,13 @@ func askOrigin(ctx context.Context, t *Target, team, method string, params map[s
 		if err != nil {
 			return err
 		}
-		var n atomic.Int64
+		n := 0
 		for _, m := range ms {
 			if m.Channel == params["channel"] || m.User == params["user"] {
-				n.Add(1)
+				n++
 			}
 		}
-		if n.Load() == 0 && method == "channels.members" {
+		if n == 0 && method == "channels.members" {
 			return errors.New("a public channel without members")
 		}
 		return nil

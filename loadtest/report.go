@@ -149,11 +149,9 @@ func LatencyPlot(title string, hists map[string]*Hist, order []string) (*plot.Pl
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
 		return nil, err
 	}
-	{
-		// Room above the lines for the legend (a decade per two series), and the x axis
-		// runs a little past its last tick so that the label fits.
-		p.Y.Min, p.Y.Max = lo/2, hi*math.Pow(10, float64(len(args)/2+1)/2)
-	}
+	// Room above the lines for the legend (a decade per two series), and the x axis runs a
+	// little past its last tick so that the label fits.
+	p.Y.Min, p.Y.Max = lo/2, hi*math.Pow(10, float64(len(args)/2+1)/2)
 	p.X.Min, p.X.Max = 0, 4.3
 	p.Legend.Top, p.Legend.Left = true, true
 	return p, nil

@@ -209,11 +209,16 @@ func (s *Stack) RSS() (int64, error) { return procStatusBytes(s.PID(), "VmRSS") 
 // (go_memstats_heap_inuse_bytes, go_goroutines, weft_edge_connections, …). A name the edge
 // does not export is an error.
 func (s *Stack) Metrics(ctx context.Context, names ...string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.EdgeURL+"/metrics", nil)
+	return readMetrics(ctx, s.HTTP, s.EdgeURL, names)
+}
+
+// readMetrics reads base's /metrics and picks the named unlabelled series out of it.
+func readMetrics(ctx context.Context, hc *http.Client, base string, names []string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: GET /metrics: %w", err)
 	}

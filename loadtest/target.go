@@ -131,19 +131,7 @@ func (t *Target) SetOriginLatency(ctx context.Context, d time.Duration) (restore
 
 // Metrics reads the named series from the edge's /metrics.
 func (t *Target) Metrics(ctx context.Context, names ...string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.MetricsURL+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := t.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("loadtest: metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("loadtest: metrics: HTTP %d", resp.StatusCode)
-	}
-	return parseMetrics(resp.Body, names)
+	return readMetrics(ctx, t.HTTP, t.MetricsURL, names)
 }
 
 // Progress prints a status line every interval until stop is called: a long scenario shows
