@@ -9,12 +9,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weft-edge/weft/internal/lag"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -58,6 +60,9 @@ type cluster struct {
 	cfg     ClusterConfig
 	members *ring.Membership
 	changed chan struct{} // cap 1: the ring changed
+	lagMu   sync.Mutex    // announce runs on the ticker and on a drain
+	lag     *lag.Window   // under lagMu
+	lagP99  atomic.Int64  // ns, of the last announcement
 	started time.Time
 
 	mu     sync.Mutex
@@ -80,7 +85,7 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 	setDefault(&cfg.Interval, time.Second)
 	setDefault(&cfg.MoveSpread, 10*time.Second)
 	setDefault(&cfg.WarmTimeout, 30*time.Second)
-	c := &cluster{cfg: cfg, changed: make(chan struct{}, 1), started: time.Now(), moving: make(map[string]string),
+	c := &cluster{cfg: cfg, changed: make(chan struct{}, 1), started: time.Now(), moving: make(map[string]string), lag: lag.NewWindow(),
 		ringChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_ring_changes_total",
 			Help: "Changes of the ring of serving edges this edge has seen."}),
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_sessions_moved_total",
@@ -98,7 +103,10 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 		}
 	}})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	s.cfg.Registry.MustRegister(c.ringChanges, c.moved, c.warms)
+	s.cfg.Registry.MustRegister(c.ringChanges, c.moved, c.warms,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_sched_lag_p99_seconds",
+			Help: "The 99th percentile of how long runnable goroutines waited for a CPU over the last announcement interval, as announced to proxies."},
+			func() float64 { return time.Duration(c.lagP99.Load()).Seconds() }))
 	return c, nil
 }
 
@@ -172,9 +180,13 @@ func (c *cluster) announce(s *Server) {
 	if s.draining.Load() {
 		state = pubsub.EdgeDraining
 	}
+	c.lagMu.Lock()
+	p99, _ := c.lag.Quantile(0.99)
+	c.lagMu.Unlock()
+	c.lagP99.Store(int64(p99))
 	a := pubsub.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),
 		Teams: s.teams.Len(), Admitting: state == pubsub.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
-		Started: c.started}
+		LagP99MS: float64(p99) / float64(time.Millisecond), Started: c.started}
 	if err := c.cfg.Peers.Announce(a); err != nil {
 		s.log.Warn("announcing this edge", "err", err)
 	}

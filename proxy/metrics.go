@@ -19,6 +19,7 @@ type metrics struct {
 	open             prometheus.Gauge
 	handshake        prometheus.Histogram
 	acceptWaits      prometheus.Counter
+	edgePace         *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -44,9 +45,10 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}),
 		acceptWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_proxy_accept_waits_total",
 			Help: "Times the listener held off accepting: new connections arrived faster than the accept rate."}),
+		edgePace: newPaceGauge(),
 	}
 	reg.MustRegister(m.routes, m.upstreamFailures, m.refused, m.ringChanges, m.ringEdges, m.connections, m.open,
-		m.handshake, m.acceptWaits)
+		m.handshake, m.acceptWaits, m.edgePace)
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -68,11 +68,12 @@ type Config struct {
 	// reach the survivors at a pace they can take. Past either, the client gets 429
 	// rate_limited with a Retry-After spread over the time the rate needs for the refused
 	// herd; an edge that announces it is not admitting (over its memory watermark) gets no
-	// new connection, and its clients are told to come back later. Defaults 2000/s (burst
-	// 2000) and 150/s (burst 20) per edge from each proxy, what a storm on a 2-core machine
-	// showed an edge takes in resumes while serving: a burst of 150 let the first instant of
-	// a herd load every team of the lost edge at once, and undisturbed requests waited behind
-	// it. A negative rate means no limit.
+	// new connection, and its clients are told to come back later. EdgeRate is the most an
+	// edge gets: the pace follows what it announces of its load (EdgeLagTarget). Defaults
+	// 2000/s (burst 2000) and 150/s (burst 20) per edge from each proxy, what a storm on a
+	// 2-core machine showed an edge takes in resumes while serving: a burst of 150 let the
+	// first instant of a herd load every team of the lost edge at once, and undisturbed
+	// requests waited behind it. A negative rate means no limit.
 	ConnectRate  float64
 	ConnectBurst int
 	// AcceptRate/AcceptBurst pace the listener given to PaceAccepts: new TCP connections past
@@ -82,6 +83,12 @@ type Config struct {
 	AcceptBurst int
 	EdgeRate    float64
 	EdgeBurst   int
+	// EdgeLagTarget is the scheduling lag (see internal/lag) an edge may announce and still
+	// get more new connections; past it, the pace of new connections to it halves at each
+	// announcement, down to EdgeRateFloor (see edgePace). Defaults 10ms and a third of
+	// EdgeRate; a negative target keeps the pace at EdgeRate.
+	EdgeLagTarget time.Duration
+	EdgeRateFloor float64
 	// MaxBodyBytes caps an /api request body; default 1 MiB.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -100,7 +107,7 @@ type Server struct {
 	dialer    net.Dialer
 
 	connects *bucket.Pacer
-	edgePace sync.Map // edge → *bucket.Pacer
+	edgePace sync.Map // edge → *edgePace
 
 	closing  atomic.Bool
 	tunnelMu sync.Mutex
@@ -144,6 +151,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	setDefault(&cfg.AcceptBurst, 100)
 	setDefault(&cfg.EdgeBurst, 20)
+	if cfg.EdgeLagTarget == 0 {
+		cfg.EdgeLagTarget = 10 * time.Millisecond
+	}
+	if cfg.EdgeRateFloor <= 0 {
+		cfg.EdgeRateFloor = cfg.EdgeRate / 3
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
 		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{})}
 	s.metrics = newMetrics(cfg.Registry, s)
@@ -179,7 +192,7 @@ func setDefault[T int | int64 | time.Duration](v *T, d T) {
 func (s *Server) Start() error {
 	s.started = time.Now()
 	if s.cfg.Watch != nil {
-		stop, err := s.cfg.Watch.WatchEdges(s.members.Observe)
+		stop, err := s.cfg.Watch.WatchEdges(s.observe)
 		if err != nil {
 			return err
 		}
@@ -284,15 +297,6 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, team string, try 
 	s.metrics.refused.WithLabelValues("no_edge").Inc()
 	writeError(w, http.StatusServiceUnavailable, edge.CodeOverloaded, "no edge can take this team now",
 		time.Second+rand.N(2*time.Second))
-}
-
-// edgePacer is the pacer of connections to edge.
-func (s *Server) edgePacer(edge string) *bucket.Pacer {
-	if p, ok := s.edgePace.Load(edge); ok {
-		return p.(*bucket.Pacer)
-	}
-	p, _ := s.edgePace.LoadOrStore(edge, bucket.NewPacer(s.cfg.EdgeRate, s.cfg.EdgeBurst))
-	return p.(*bucket.Pacer)
 }
 
 // paced refuses a connection to come back after a while.

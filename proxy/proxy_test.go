@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -258,5 +260,33 @@ func TestClientTurnedAwayMovedComesBackAtOnce(t *testing.T) {
 	}
 	if len(rs) > 40 {
 		t.Errorf("%d reconnects in 3s: the client spins instead of backing off", len(rs))
+	}
+}
+
+// TestEdgeAnnouncesItsLag: an edge measures its scheduling lag and announces it over NATS; the
+// proxy hears it and paces connections to that edge by it (weft_proxy_edge_pace, between its
+// floor and EdgeRate).
+func TestEdgeAnnouncesItsLag(t *testing.T) {
+	w := newWorld(t, "tiny", nil)
+	w.addEdge("edge-1")
+	p := w.addProxy()
+	w.waitRing("edge-1")
+	waitFor(t, 10*time.Second, "an announcement with the edge's lag", func() bool {
+		return p.srv.Membership().View().Edges["edge-1"].LagP99MS > 0
+	})
+	resp, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var pace float64
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, `weft_proxy_edge_pace{edge="edge-1"} `); ok {
+			pace, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if pace < 150.0/3 || pace > 150 {
+		t.Fatalf("weft_proxy_edge_pace for edge-1 = %v, want within [50, 150] (the default floor and rate)", pace)
 	}
 }

@@ -37,6 +37,10 @@ type Announcement struct {
 	Sessions  int64 `json:"sessions"`
 	Teams     int   `json:"teams"`
 	Admitting bool  `json:"admitting"`
+	// LagP99MS is the 99th percentile of how long its runnable goroutines waited for a CPU
+	// over the last interval (see internal/lag): whether it keeps up with what it has.
+	// Proxies pace new connections to it by this. 0: not measured.
+	LagP99MS float64 `json:"lag_p99_ms,omitempty"`
 	// IntervalMS is how often it announces, so that watchers know when it is overdue.
 	IntervalMS int64 `json:"interval_ms"`
 	// Started tells a restarted edge (same name) from its previous life.
@@ -54,6 +58,8 @@ func (a *Announcement) Validate() error {
 		return fmt.Errorf("announcement: unknown state %q", a.State)
 	case a.IntervalMS <= 0:
 		return errors.New("announcement: interval_ms must be positive")
+	case !(a.LagP99MS >= 0 && a.LagP99MS < 1e9): // also NaN
+		return errors.New("announcement: lag_p99_ms must be a finite non-negative number")
 	}
 	return nil
 }

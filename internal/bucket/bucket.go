@@ -30,8 +30,8 @@ func Now() int64 { return nanotime() }
 // Bucket is a token bucket. The zero value and a nil *Bucket allow everything.
 type Bucket struct {
 	tat       atomic.Int64 // theoretical arrival time, bucket clock
-	interval  int64        // ns per token; 0: unlimited
-	tolerance int64        // ns TAT may run ahead of now: (burst-1) intervals
+	interval  atomic.Int64 // ns per token; 0: unlimited
+	tolerance atomic.Int64 // ns TAT may run ahead of now: (burst-1) intervals
 }
 
 // New returns a bucket of burst tokens refilled at rate per second. rate <= 0 means unlimited;
@@ -42,15 +42,17 @@ func New(rate float64, burst int) *Bucket {
 	return b
 }
 
-// Set changes the rate and burst (not safe to call concurrently with Allow: configure before
-// sharing, or accept one decision made on the old numbers).
+// Set changes the rate and burst. It is safe to call while others take tokens (a pacer
+// adapts its rate to what its edge announces); a Take that runs alongside may decide on the
+// old interval and the new tolerance, which errs by one burst at most, once.
 func (b *Bucket) Set(rate float64, burst int) {
 	if rate <= 0 || math.IsInf(rate, 1) {
-		b.interval = 0
+		b.interval.Store(0)
 		return
 	}
-	b.interval = max(int64(float64(time.Second)/rate), 1)
-	b.tolerance = int64(max(burst, 1)-1) * b.interval
+	interval := max(int64(float64(time.Second)/rate), 1)
+	b.tolerance.Store(int64(max(burst, 1)-1) * interval)
+	b.interval.Store(interval)
 }
 
 // Allow takes a token if there is one.
@@ -62,16 +64,21 @@ func (b *Bucket) Allow() bool {
 // Take takes a token at time now (bucket clock). When there is none it says how long until
 // there will be one.
 func (b *Bucket) Take(now int64) (ok bool, retryAfter time.Duration) {
-	if b == nil || b.interval == 0 {
+	if b == nil {
 		return true, 0
 	}
+	interval := b.interval.Load()
+	if interval == 0 {
+		return true, 0
+	}
+	tolerance := b.tolerance.Load()
 	for {
 		tat := b.tat.Load()
 		start := max(tat, now)
-		if wait := start - b.tolerance - now; wait > 0 {
+		if wait := start - tolerance - now; wait > 0 {
 			return false, time.Duration(wait)
 		}
-		if b.tat.CompareAndSwap(tat, start+b.interval) {
+		if b.tat.CompareAndSwap(tat, start+interval) {
 			return true, 0
 		}
 	}

@@ -39,8 +39,9 @@ func (p *Pacer) Admit(now int64) (ok bool, retryAfter time.Duration) {
 		if slot-now > int64(maxAhead) { // a herd larger than a minute of the rate: cap, spread
 			return false, maxAhead/2 + rand.N(maxAhead/2)
 		}
-		if p.next.CompareAndSwap(booked, slot+p.interval) {
-			return false, time.Duration(slot-now) + rand.N(time.Duration(p.interval)+1)
+		interval := p.interval.Load()
+		if p.next.CompareAndSwap(booked, slot+interval) {
+			return false, time.Duration(slot-now) + rand.N(time.Duration(interval)+1)
 		}
 	}
 }

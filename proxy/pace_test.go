@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/pubsub"
+)
+
+func paceServer(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	keys, err := token.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Tokens = keys
+	cfg.Static = []pubsub.Announcement{{Node: "edge-1", Addr: "127.0.0.1:1"}}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func announce(lagMS float64) pubsub.Announcement {
+	return pubsub.Announcement{Node: "edge-1", Addr: "127.0.0.1:1", State: pubsub.EdgeServing, Admitting: true,
+		IntervalMS: 1000, LagP99MS: lagMS}
+}
+
+// TestEdgePaceFollowsAnnouncedLag: the pace of new connections to an edge halves at each
+// announcement of a lag over the target, never below the floor, and climbs back by a tenth of
+// EdgeRate at each announcement at or under it, never above EdgeRate; the pacer admits at the
+// pace, and the gauge says it.
+func TestEdgePaceFollowsAnnouncedLag(t *testing.T) {
+	s := paceServer(t, Config{EdgeRate: 100, EdgeBurst: 1, EdgeLagTarget: 10 * time.Millisecond})
+	steps := []struct {
+		lagMS float64
+		want  float64
+	}{
+		{50, 50}, {11, 100.0 / 3}, {900, 100.0 / 3}, // halved, then the floor (a third of EdgeRate)
+		{10, 100.0/3 + 10}, {0, 100.0/3 + 20}, {3, 100.0/3 + 30}, // at or under the target: +10
+		{3, 100.0/3 + 40}, {3, 100.0/3 + 50}, {3, 100.0/3 + 60}, {3, 100}, {3, 100}, // capped
+		{25, 50},
+	}
+	for i, st := range steps {
+		s.observe(announce(st.lagMS))
+		p := s.edgePacer("edge-1")
+		p.mu.Lock()
+		got := p.rate
+		p.mu.Unlock()
+		if math.Abs(got-st.want) > 1e-9 {
+			t.Fatalf("step %d (lag %v ms): pace %v, want %v", i, st.lagMS, got, st.want)
+		}
+		var m dto.Metric
+		if err := s.metrics.edgePace.WithLabelValues("edge-1").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if g := m.GetGauge().GetValue(); math.Abs(g-st.want) > 1e-9 {
+			t.Fatalf("step %d: gauge %v, want %v", i, g, st.want)
+		}
+	}
+	// At 50/s with a burst of 1 the pacer admits one connection and books the next 20 ms on.
+	p := s.edgePacer("edge-1")
+	now := bucket.Now() + int64(time.Hour) // past anything booked above
+	if ok, _ := p.Admit(now); !ok {
+		t.Fatal("the first connection at the new pace was refused")
+	}
+	ok, after := p.Admit(now)
+	if ok || after < 20*time.Millisecond || after > 41*time.Millisecond {
+		t.Fatalf("the second connection at once: admitted %v, come back after %v; want refused, 20–40 ms", ok, after)
+	}
+}
+
+// TestEdgePaceFixed: a negative target keeps the configured pace whatever the edge says, and
+// an announcement no watcher should trust (a NaN lag) changes nothing.
+func TestEdgePaceFixed(t *testing.T) {
+	s := paceServer(t, Config{EdgeRate: 100, EdgeLagTarget: -1})
+	s.observe(announce(500))
+	if r := s.edgePacer("edge-1").rate; r != 100 {
+		t.Fatalf("pace %v with the target off, want 100", r)
+	}
+	s = paceServer(t, Config{EdgeRate: 100})
+	s.observe(announce(math.NaN()))
+	if r := s.edgePacer("edge-1").rate; r != 100 {
+		t.Fatalf("pace %v after an invalid announcement, want 100", r)
+	}
+	if err := (&pubsub.Announcement{Node: "a", Addr: "b", State: pubsub.EdgeServing, IntervalMS: 1, LagP99MS: math.Inf(1)}).Validate(); err == nil {
+		t.Fatal("an infinite lag validated")
+	}
+}
