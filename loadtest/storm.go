@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,17 @@ type StormConfig struct {
 	WorkerNice int
 	// WorkerIdle runs the load workers under SCHED_IDLE instead of at WorkerNice.
 	WorkerIdle bool
+	// ServerProcs is the GOMAXPROCS of every edge and proxy (their --gomaxprocs), in both
+	// runs; 0: Go's own, one P per core. Five servers share two cores here, as no deployment
+	// would. With one P per core a server runs at most two threads of Go code: when the
+	// kernel gives one of them to another process, the goroutines queued on its P wait, and
+	// in a burst (the herd's first second, a GC cycle that takes a quarter of the Ps and
+	// drafts allocating goroutines into assists) there is no spare P to run them. Traces
+	// showed goroutines runnable for up to 68 ms in an edge's 382 ms GC mark phase, with no
+	// process short of CPU over the second. With more Ps than cores the kernel shares the
+	// cores among threads, and a server in a burst gets the larger share it needs.
+	// loadtest/storm-15k has the figures for 4 against Go's default.
+	ServerProcs int
 	// EdgeArgs are extra flags for every edge (e.g. --debug-addr 127.0.0.1:0 to profile).
 	EdgeArgs []string
 	// Kill is how many edges are SIGKILLed, the busiest first; default 1.
@@ -120,6 +132,11 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	} else {
 		ccfg.EdgeArgs = []string{"--connect-rate", "-1", "--team-connect-rate", "-1", "--request-rate", "-1", "--surge-loads", "-1"}
 		ccfg.ProxyArgs = []string{"--connect-rate", "-1", "--edge-rate", "-1", "--accept-rate", "-1"}
+	}
+	if cfg.ServerProcs > 0 {
+		procs := []string{"--gomaxprocs", strconv.Itoa(cfg.ServerProcs)}
+		ccfg.EdgeArgs = append(ccfg.EdgeArgs, procs...)
+		ccfg.ProxyArgs = append(ccfg.ProxyArgs, procs...)
 	}
 	ccfg.EdgeArgs = append(ccfg.EdgeArgs, cfg.EdgeArgs...)
 	ccfg.ProxyArgs = append(ccfg.ProxyArgs, cfg.ProxyArgs...)

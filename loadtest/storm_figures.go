@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -44,8 +45,11 @@ type StormFigures struct {
 	// ProbeBySecond is the same per second, from 2 s before the kill to the end of the
 	// recovery: where in the storm the slow requests were.
 	ProbeBySecond []SecondLatency `json:"probe_by_second"`
-	ProbeErrors   int64           `json:"probe_errors"`
-	ProbeError    string          `json:"probe_error,omitempty"`
+	// SlowProbes are the probes of the recovery over SlowProbe, the first 2,000 in time:
+	// [ms after the kill, µs, edge (its number), proxy port], to match against traces.
+	SlowProbes  [][4]int64 `json:"slow_probes,omitempty"`
+	ProbeErrors int64      `json:"probe_errors"`
+	ProbeError  string     `json:"probe_error,omitempty"`
 	// CPU is the cores each process used from the kill until every client was back (or the
 	// observation ended).
 	CPU map[string]float64 `json:"cpu_cores_recovery"`
@@ -60,6 +64,10 @@ type StormFigures struct {
 	// Curve is the share of disturbed clients back and resumed, every 250ms after the kill.
 	Curve []float64 `json:"curve"`
 }
+
+// SlowProbe is the round trip past which a probe of the recovery is listed in SlowProbes: the
+// budget's 50 ms, less some, so that the list shows what is close to it too.
+const SlowProbe = 40 * time.Millisecond
 
 // Latency is a distribution of round trips, in µs.
 type Latency struct {
@@ -109,6 +117,9 @@ func (f *StormFigures) summarize(workers []*stormWorker, upAt, killAt time.Time,
 		}
 		for _, p := range fin.Probes {
 			probes = append(probes, probe{p[0], p[1]})
+			if p[0] >= kill && p[1] > SlowProbe.Microseconds() {
+				f.SlowProbes = append(f.SlowProbes, [4]int64{p[0] - kill, p[1], p[2], p[3]})
+			}
 		}
 		f.ProbeErrors += fin.ProbeErrors
 		if f.ProbeError == "" {
@@ -180,6 +191,9 @@ func (f *StormFigures) summarize(workers []*stormWorker, upAt, killAt time.Time,
 		from := kill + int64(sec)*1000
 		f.ProbeBySecond = append(f.ProbeBySecond, SecondLatency{sec, window(from, from+1000)})
 	}
+	f.SlowProbes = slices.DeleteFunc(f.SlowProbes, func(p [4]int64) bool { return p[0] > recoveryEnd-kill })
+	slices.SortFunc(f.SlowProbes, func(a, b [4]int64) int { return cmp.Compare(a[0], b[0]) })
+	f.SlowProbes = f.SlowProbes[:min(len(f.SlowProbes), 2000)]
 	f.Probe = map[string]Latency{
 		"before":   window(upAt.UnixMilli(), kill),
 		"recovery": window(kill, recoveryEnd+1),

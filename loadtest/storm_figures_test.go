@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,8 @@ func TestSummarize(t *testing.T) {
 		},
 		Probes: [][4]int64{
 			{k - 1000, 100, 2, 1}, {k - 500, 300, 2, 1}, // before
-			{k + 1000, 1000, 2, 1}, {k + 3999, 2000, 2, 1}, // recovery (ends at the last back, +4s)
-			{k + 30_000, 5000, 2, 1},        // minute only
+			{k + 1000, 1000, 2, 1}, {k + 3999, 41_000, 3, 7}, // recovery (ends at the last back, +4s)
+			{k + 30_000, 50_000, 2, 1},      // minute only: slow, but not in the recovery
 			{k + 61_000, 9000, 2, 1},        // none
 			{upAt.UnixMilli() - 1, 7, 2, 1}, // before the clients were all up: none
 		},
@@ -69,8 +70,8 @@ func TestSummarize(t *testing.T) {
 	}
 	want := map[string]Latency{
 		"before":   {N: 2, P50: 100, P90: 300, P99: 300, Max: 300},
-		"recovery": {N: 2, P50: 1000, P90: 2000, P99: 2000, Max: 2000},
-		"minute":   {N: 3, P50: 2000, P90: 5000, P99: 5000, Max: 5000},
+		"recovery": {N: 2, P50: 1000, P90: 41_000, P99: 41_000, Max: 41_000},
+		"minute":   {N: 3, P50: 41_000, P90: 50_000, P99: 50_000, Max: 50_000},
 	}
 	for k, v := range want {
 		if f.Probe[k] != v {
@@ -78,8 +79,11 @@ func TestSummarize(t *testing.T) {
 		}
 	}
 	if len(f.ProbeBySecond) != 7 || f.ProbeBySecond[0].Second != -2 || f.ProbeBySecond[1].N != 2 ||
-		f.ProbeBySecond[3].P50 != 1000 || f.ProbeBySecond[5].Max != 2000 || f.ProbeBySecond[6].N != 0 {
+		f.ProbeBySecond[3].P50 != 1000 || f.ProbeBySecond[5].Max != 41_000 || f.ProbeBySecond[6].N != 0 {
 		t.Fatalf("by second: %+v", f.ProbeBySecond)
+	}
+	if !slices.Equal(f.SlowProbes, [][4]int64{{3999, 41_000, 3, 7}}) {
+		t.Fatalf("slow probes %v, want the one of the recovery over 40 ms", f.SlowProbes)
 	}
 	if f.Curve[7] != 0 || f.Curve[8] != 1.0/3 || f.Curve[16] != 2.0/3 { // every 250ms: 2s is index 8
 		t.Fatalf("curve at 1.75s, 2s, 4s: %v %v %v", f.Curve[7], f.Curve[8], f.Curve[16])

@@ -7,25 +7,31 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
 
 // processOpts are the flags that tune a long-running weft process itself (edge, proxy).
 type processOpts struct {
-	debugAddr string
-	gcPercent int
+	debugAddr  string
+	gcPercent  int
+	gomaxprocs int
 }
 
 func (o *processOpts) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "the Go GC target of this process (GOGC); 0: GOGC's own (default 100); -1: off (an edge's --memory-budget, as GOMEMLIMIT, still bounds its heap)")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "where to serve the Go profiler (net/http/pprof); empty: nowhere")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "Go's GOMAXPROCS for this process; 0: GOMAXPROCS's own (the CPUs this process may use)")
 }
 
 // apply sets the GC target and serves the profiler until ctx ends.
 func (o *processOpts) apply(ctx context.Context, log *slog.Logger) error {
 	if o.gcPercent != 0 {
 		debug.SetGCPercent(o.gcPercent)
+	}
+	if o.gomaxprocs > 0 {
+		runtime.GOMAXPROCS(o.gomaxprocs)
 	}
 	return serveDebug(ctx, o.debugAddr, log)
 }

@@ -54,6 +54,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	nice := fs.Int("worker-nice", 19, "nice value of the load workers, which stand in for devices elsewhere (0: none)")
 	idle := fs.Bool("worker-idle", false, "run the load workers under SCHED_IDLE (chrt --idle) instead of --worker-nice: only on CPU time nothing else wants")
 	proxyArgs := fs.String("proxy-args", "", "extra flags for every proxy, space-separated")
+	serverProcs := fs.Int("server-procs", 4, "GOMAXPROCS of every edge and proxy (their --gomaxprocs), in both runs: five servers share this machine's cores; 0: Go's own (one per core)")
 	kill := fs.Int("kill", 1, "edges to SIGKILL, the busiest first")
 	oomLimit := fs.String("oom-limit", "", "kill any edge whose RSS passes this (e.g. 235MiB), as a container's memory limit would; empty: none")
 	only := fs.String("only", "", "run only the protected or unprotected storm")
@@ -90,7 +91,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Kill: *kill, OOMLimit: oom, Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
 				Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
-				Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, WorkerIdle: *idle, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
+				Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, WorkerIdle: *idle, ServerProcs: *serverProcs, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
 			if err != nil {
 				return fmt.Errorf("storm (protected=%v, run %d): %w", protected, run, err)
 			}

@@ -27,6 +27,8 @@ type proxyOpts struct {
 	connBurst, edgeBurst int
 	acceptRate           float64
 	acceptBurst          int
+	edgeLag              time.Duration
+	edgeFloor            float64
 }
 
 func (o *proxyOpts) flags(fs *flag.FlagSet) {
@@ -39,6 +41,8 @@ func (o *proxyOpts) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.acceptBurst, "accept-burst", 100, "connections accepted at once above the accept rate")
 	fs.Float64Var(&o.edgeRate, "edge-rate", 150, "new connections per second sent to any one edge: after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
 	fs.IntVar(&o.edgeBurst, "edge-burst", 20, "new connections sent to one edge at once above the rate")
+	fs.DurationVar(&o.edgeLag, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves each second, down to --edge-rate-floor; negative: always --edge-rate")
+	fs.Float64Var(&o.edgeFloor, "edge-rate-floor", 0, "the least new connections per second sent to one edge however slow it says it is (0: a third of --edge-rate)")
 	fs.DurationVar(&o.downFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
 }
 
@@ -79,6 +83,7 @@ func (o *proxyOpts) server(watch proxy.Watcher, log *slog.Logger) (*proxy.Server
 	}
 	return proxy.New(proxy.Config{Tokens: keys, Watch: watch, Static: static, DownFor: o.downFor, Logger: log.With("node", "proxy"),
 		ConnectRate: o.connRate, ConnectBurst: o.connBurst, EdgeRate: o.edgeRate, EdgeBurst: o.edgeBurst,
+		EdgeLagTarget: o.edgeLag, EdgeRateFloor: o.edgeFloor,
 		AcceptRate: o.acceptRate, AcceptBurst: o.acceptBurst})
 }
 
