@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/weft-edge/weft/internal/lag"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -61,7 +60,7 @@ type cluster struct {
 	members *ring.Membership
 	changed chan struct{} // cap 1: the ring changed
 	lagMu   sync.Mutex    // announce runs on the ticker and on a drain
-	lag     *lag.Window   // under lagMu
+	lag     *lagWindow    // under lagMu
 	lagP99  atomic.Int64  // ns, of the last announcement
 	started time.Time
 
@@ -85,7 +84,7 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 	setDefault(&cfg.Interval, time.Second)
 	setDefault(&cfg.MoveSpread, 10*time.Second)
 	setDefault(&cfg.WarmTimeout, 30*time.Second)
-	c := &cluster{cfg: cfg, changed: make(chan struct{}, 1), started: time.Now(), moving: make(map[string]string), lag: lag.NewWindow(),
+	c := &cluster{cfg: cfg, changed: make(chan struct{}, 1), started: time.Now(), moving: make(map[string]string), lag: newLagWindow(),
 		ringChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_ring_changes_total",
 			Help: "Changes of the ring of serving edges this edge has seen."}),
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_sessions_moved_total",
@@ -181,7 +180,7 @@ func (c *cluster) announce(s *Server) {
 		state = pubsub.EdgeDraining
 	}
 	c.lagMu.Lock()
-	p99, _ := c.lag.Quantile(0.99)
+	p99, _ := c.lag.quantile(0.99)
 	c.lagMu.Unlock()
 	c.lagP99.Store(int64(p99))
 	a := pubsub.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),

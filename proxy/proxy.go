@@ -83,7 +83,7 @@ type Config struct {
 	AcceptBurst int
 	EdgeRate    float64
 	EdgeBurst   int
-	// EdgeLagTarget is the scheduling lag (see internal/lag) an edge may announce and still
+	// EdgeLagTarget is the scheduling lag (see edge/lag.go) an edge may announce and still
 	// get more new connections; past it, the pace of new connections to it halves at each
 	// announcement, down to EdgeRateFloor (see edgePace). Defaults 10ms and a third of
 	// EdgeRate; a negative target keeps the pace at EdgeRate.

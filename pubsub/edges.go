@@ -38,7 +38,7 @@ type Announcement struct {
 	Teams     int   `json:"teams"`
 	Admitting bool  `json:"admitting"`
 	// LagP99MS is the 99th percentile of how long its runnable goroutines waited for a CPU
-	// over the last interval (see internal/lag): whether it keeps up with what it has.
+	// over the last interval (see edge/lag.go): whether it keeps up with what it has.
 	// Proxies pace new connections to it by this. 0: not measured.
 	LagP99MS float64 `json:"lag_p99_ms,omitempty"`
 	// IntervalMS is how often it announces, so that watchers know when it is overdue.

@@ -1,4 +1,4 @@
-package lag
+package edge
 
 import (
 	"math"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestQuantileOfBuckets(t *testing.T) {
+func TestLagQuantileOfBuckets(t *testing.T) {
 	bounds := []float64{0, 0.001, 0.002, 0.010, math.Inf(1)}
 	cases := []struct {
 		counts []uint64
@@ -23,17 +23,17 @@ func TestQuantileOfBuckets(t *testing.T) {
 		{[]uint64{1, 1, 1, 1}, 1, 10 * time.Millisecond, 4},
 	}
 	for _, c := range cases {
-		got, n := quantile(bounds, c.counts, c.q)
+		got, n := bucketQuantile(bounds, c.counts, c.q)
 		if got != c.want || n != c.n {
-			t.Errorf("quantile(%v, %.2f) = %v over %d, want %v over %d", c.counts, c.q, got, n, c.want, c.n)
+			t.Errorf("bucketQuantile(%v, %.2f) = %v over %d, want %v over %d", c.counts, c.q, got, n, c.want, c.n)
 		}
 	}
 }
 
-// TestWindowSeesOnlyItsOwnSchedulings: a window after a burst of scheduling counts that burst,
+// TestLagWindowSeesOnlyItsOwnSchedulings: a window after a burst of scheduling counts that burst,
 // and the next window, with nothing scheduled in between but the test itself, counts far fewer.
-func TestWindowSeesOnlyItsOwnSchedulings(t *testing.T) {
-	w := NewWindow()
+func TestLagWindowSeesOnlyItsOwnSchedulings(t *testing.T) {
+	w := newLagWindow()
 	var wg sync.WaitGroup
 	for range 2000 {
 		wg.Add(1)
@@ -43,13 +43,13 @@ func TestWindowSeesOnlyItsOwnSchedulings(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	_, burst := w.Quantile(0.99)
+	_, burst := w.quantile(0.99)
 	// The runtime times one goroutine scheduling in eight (gTrackingPeriod), so 2000 new
 	// goroutines give about 250 samples, plus the Gosched of some.
 	if burst < 200 {
 		t.Fatalf("the window saw %d schedulings, want at least 200 for the 2000 goroutines started", burst)
 	}
-	_, after := w.Quantile(0.99)
+	_, after := w.quantile(0.99)
 	if after >= burst/2 {
 		t.Fatalf("the next window saw %d schedulings, want far fewer than the burst's %d", after, burst)
 	}
