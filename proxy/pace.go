@@ -2,19 +2,24 @@ package proxy
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/pubsub"
 )
 
 // edgePace paces the new connections this proxy sends to one edge (server-paced reconnects).
 //
 // The pace follows what the edge announces, additive increase and multiplicative decrease
-// as TCP's congestion window does: an edge that says its runnable goroutines waited longer
-// than EdgeLagTarget (its scheduling lag p99 over the last second) gets half the pace; one
-// that says it keeps up gets a tenth of EdgeRate more, up to EdgeRate. A lost edge's herd so
+// as TCP's congestion window does: at each announcement, an edge that says its runnable
+// goroutines waited longer than EdgeLagTarget (its scheduling lag p99 since its previous
+// announcement) gets half the pace; one that says it keeps up gets a tenth of EdgeRate more,
+// up to EdgeRate. (The runtime's histogram is coarse near 10 ms, buckets end at 8.4, 10.5
+// and 12.6 ms, and the edge announces a bucket's upper bound: at the default target, a p99
+// over 8.4 ms halves the pace.) A lost edge's herd so
 // reaches the survivors as fast as they take it while still serving the clients they have,
 // on whatever hardware, instead of at a rate tuned once on one machine. EdgeRateFloor keeps
 // a herd moving when the edges are slow for reasons new connections do not cause.
@@ -36,14 +41,19 @@ func (s *Server) edgePacer(edge string) *edgePace {
 // observe takes an edge's announcement: the membership first, then the edge's pace.
 func (s *Server) observe(a pubsub.Announcement) {
 	s.members.Observe(a)
-	if s.cfg.EdgeRate <= 0 || s.cfg.EdgeLagTarget < 0 || a.Validate() != nil {
+	v := s.members.View()
+	s.forgetPaces(v)
+	if kept, ok := v.Edges[a.Node]; !ok || a.Validate() != nil || kept.Addr != a.Addr || !kept.Started.Equal(a.Started) {
+		return // not taken (invalid, or a second edge under a name in use): it speaks for no edge
+	}
+	if s.cfg.EdgeRate <= 0 || s.cfg.EdgeLagTarget < 0 {
 		return
 	}
 	p := s.edgePacer(a.Node)
 	lagMS := a.LagP99MS
 	p.mu.Lock()
 	old := p.rate
-	if lagMS > float64(s.cfg.EdgeLagTarget.Milliseconds()) {
+	if lagMS > float64(s.cfg.EdgeLagTarget)/float64(time.Millisecond) {
 		p.rate = max(s.cfg.EdgeRateFloor, p.rate/2)
 	} else {
 		p.rate = min(s.cfg.EdgeRate, p.rate+s.cfg.EdgeRate/10)
@@ -57,6 +67,18 @@ func (s *Server) observe(a pubsub.Announcement) {
 	if rate != old {
 		s.log.Debug("edge pace", "edge", a.Node, "lag_p99_ms", lagMS, "from", old, "to", rate)
 	}
+}
+
+// forgetPaces drops the pace (and its gauge) of every edge no longer a member: a lost edge's
+// last pace is not news, and edges that come and go under new names must not pile up.
+func (s *Server) forgetPaces(v *ring.View) {
+	s.edgePace.Range(func(k, _ any) bool {
+		if _, ok := v.Edges[k.(string)]; !ok {
+			s.edgePace.Delete(k)
+			s.metrics.edgePace.DeleteLabelValues(k.(string))
+		}
+		return true
+	})
 }
 
 func newPaceGauge() *prometheus.GaugeVec {

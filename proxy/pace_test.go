@@ -8,6 +8,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -19,13 +20,17 @@ func paceServer(t *testing.T, cfg Config) *Server {
 		t.Fatal(err)
 	}
 	cfg.Tokens = keys
-	cfg.Static = []pubsub.Announcement{{Node: "edge-1", Addr: "127.0.0.1:1"}}
+	cfg.Watch = noWatch{} // the tests hand announcements to observe themselves
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
+
+type noWatch struct{}
+
+func (noWatch) WatchEdges(func(pubsub.Announcement)) (func(), error) { return func() {}, nil }
 
 func announce(lagMS float64) pubsub.Announcement {
 	return pubsub.Announcement{Node: "edge-1", Addr: "127.0.0.1:1", State: pubsub.EdgeServing, Admitting: true,
@@ -76,8 +81,9 @@ func TestEdgePaceFollowsAnnouncedLag(t *testing.T) {
 	}
 }
 
-// TestEdgePaceFixed: a negative target keeps the configured pace whatever the edge says, and
-// an announcement no watcher should trust (a NaN lag) changes nothing.
+// TestEdgePaceFixed: a negative target keeps the configured pace whatever the edge says; an
+// announcement no watcher should trust (a NaN lag), or one the membership did not take,
+// changes nothing; a floor is never over the rate.
 func TestEdgePaceFixed(t *testing.T) {
 	s := paceServer(t, Config{EdgeRate: 100, EdgeLagTarget: -1})
 	s.observe(announce(500))
@@ -85,11 +91,57 @@ func TestEdgePaceFixed(t *testing.T) {
 		t.Fatalf("pace %v with the target off, want 100", r)
 	}
 	s = paceServer(t, Config{EdgeRate: 100})
+	s.observe(announce(50))
 	s.observe(announce(math.NaN()))
+	if r := s.edgePacer("edge-1").rate; r != 50 {
+		t.Fatalf("pace %v after an invalid announcement, want the 50 it had", r)
+	}
+	// A second edge announcing under the kept edge's name speaks for no edge.
+	other := announce(1)
+	other.Addr, other.Started = "127.0.0.1:2", time.Unix(1, 0)
+	s.observe(other)
+	if r := s.edgePacer("edge-1").rate; r != 50 {
+		t.Fatalf("pace %v after an announcement from another edge under the same name, want 50", r)
+	}
+	// A floor over the cap is the cap: lag never raises the pace.
+	s = paceServer(t, Config{EdgeRate: 100, EdgeRateFloor: 200})
+	s.observe(announce(50))
 	if r := s.edgePacer("edge-1").rate; r != 100 {
-		t.Fatalf("pace %v after an invalid announcement, want 100", r)
+		t.Fatalf("pace %v with a floor of 200 over a rate of 100, want 100", r)
 	}
 	if err := (&pubsub.Announcement{Node: "a", Addr: "b", State: pubsub.EdgeServing, IntervalMS: 1, LagP99MS: math.Inf(1)}).Validate(); err == nil {
 		t.Fatal("an infinite lag validated")
+	}
+}
+
+// TestPacesOfLostEdgesForgotten: when an edge is no longer a member its pace and its gauge
+// series go, and the edges still there keep theirs.
+func TestPacesOfLostEdgesForgotten(t *testing.T) {
+	s := paceServer(t, Config{EdgeRate: 100})
+	a, b := announce(50), announce(50)
+	b.Node, b.Addr = "edge-2", "127.0.0.1:2"
+	s.observe(a)
+	s.observe(b)
+	s.forgetPaces(&ring.View{Edges: map[string]pubsub.Announcement{"edge-1": a}})
+	if _, ok := s.edgePace.Load("edge-2"); ok {
+		t.Fatal("the lost edge's pace was kept")
+	}
+	if p, ok := s.edgePace.Load("edge-1"); !ok || p.(*edgePace).rate != 50 {
+		t.Fatal("the remaining edge lost its pace")
+	}
+	families, err := s.cfg.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var series []string
+	for _, f := range families {
+		if f.GetName() == "weft_proxy_edge_pace" {
+			for _, m := range f.GetMetric() {
+				series = append(series, m.GetLabel()[0].GetValue())
+			}
+		}
+	}
+	if len(series) != 1 || series[0] != "edge-1" {
+		t.Fatalf("weft_proxy_edge_pace series %v, want only edge-1", series)
 	}
 }

@@ -157,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.EdgeRateFloor <= 0 {
 		cfg.EdgeRateFloor = cfg.EdgeRate / 3
 	}
+	if cfg.EdgeRate > 0 {
+		cfg.EdgeRateFloor = min(cfg.EdgeRateFloor, cfg.EdgeRate) // a floor over the cap would make lag raise the pace
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
 		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{})}
 	s.metrics = newMetrics(cfg.Registry, s)

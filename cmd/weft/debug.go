@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +30,9 @@ func (o *processOpts) flags(fs *flag.FlagSet) {
 func (o *processOpts) apply(ctx context.Context, log *slog.Logger) error {
 	if o.gcPercent != 0 {
 		debug.SetGCPercent(o.gcPercent)
+	}
+	if o.gomaxprocs < 0 {
+		return fmt.Errorf("--gomaxprocs: want 0 (Go's own) or more, got %d", o.gomaxprocs)
 	}
 	if o.gomaxprocs > 0 {
 		runtime.GOMAXPROCS(o.gomaxprocs)

@@ -10,15 +10,15 @@ import (
 )
 
 // TestProcessOpts: --gomaxprocs and --gc-percent set the process's GOMAXPROCS and GC target;
-// their zero values leave Go's own.
+// their zero values leave them as they are, and a negative GOMAXPROCS is refused.
 func TestProcessOpts(t *testing.T) {
-	procs, gc := runtime.GOMAXPROCS(0), debug.SetGCPercent(100)
+	gc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gc)
 	t.Cleanup(func() {
-		runtime.GOMAXPROCS(procs)
+		runtime.SetDefaultGOMAXPROCS() // back to Go's own, which also follows CPU limit changes
 		debug.SetGCPercent(gc)
 	})
-	apply := func(args ...string) {
+	apply := func(args ...string) error {
 		t.Helper()
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		var o processOpts
@@ -26,19 +26,27 @@ func TestProcessOpts(t *testing.T) {
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)
 		}
-		if err := o.apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
-			t.Fatal(err)
-		}
+		return o.apply(context.Background(), slog.New(slog.DiscardHandler))
 	}
-	apply("--gomaxprocs", "7", "--gc-percent", "250")
+	if err := apply("--gomaxprocs", "7", "--gc-percent", "250"); err != nil {
+		t.Fatal(err)
+	}
 	if n := runtime.GOMAXPROCS(0); n != 7 {
 		t.Fatalf("GOMAXPROCS %d after --gomaxprocs 7", n)
 	}
 	if p := debug.SetGCPercent(250); p != 250 {
 		t.Fatalf("GC percent %d after --gc-percent 250", p)
 	}
-	apply()
+	if err := apply(); err != nil {
+		t.Fatal(err)
+	}
 	if n := runtime.GOMAXPROCS(0); n != 7 {
 		t.Fatalf("GOMAXPROCS %d after no flag, want it left at 7", n)
+	}
+	if p := debug.SetGCPercent(250); p != 250 {
+		t.Fatalf("GC percent %d after no flag, want it left at 250", p)
+	}
+	if err := apply("--gomaxprocs", "-2"); err == nil {
+		t.Fatal("--gomaxprocs -2 accepted")
 	}
 }

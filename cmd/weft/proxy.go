@@ -41,7 +41,7 @@ func (o *proxyOpts) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.acceptBurst, "accept-burst", 100, "connections accepted at once above the accept rate")
 	fs.Float64Var(&o.edgeRate, "edge-rate", 150, "new connections per second sent to any one edge: after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
 	fs.IntVar(&o.edgeBurst, "edge-burst", 20, "new connections sent to one edge at once above the rate")
-	fs.DurationVar(&o.edgeLag, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves each second, down to --edge-rate-floor; negative: always --edge-rate")
+	fs.DurationVar(&o.edgeLag, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves at each of its announcements, down to --edge-rate-floor; negative (-1ms): always --edge-rate")
 	fs.Float64Var(&o.edgeFloor, "edge-rate-floor", 0, "the least new connections per second sent to one edge however slow it says it is (0: a third of --edge-rate)")
 	fs.DurationVar(&o.downFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
 }

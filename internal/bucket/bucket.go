@@ -43,16 +43,35 @@ func New(rate float64, burst int) *Bucket {
 }
 
 // Set changes the rate and burst. It is safe to call while others take tokens (a pacer
-// adapts its rate to what its edge announces); a Take that runs alongside may decide on the
-// old interval and the new tolerance, which errs by one burst at most, once.
+// adapts its rate to what its edge announces). What the bucket holds carries over as the same
+// share of it: a bucket saturated at the old rate is saturated at the new one, so slowing
+// down lets no burst through and speeding up makes no caller wait for tokens it would have
+// had. A Take that runs alongside may decide on the old interval and the new tolerance: one
+// token more or less, once.
 func (b *Bucket) Set(rate float64, burst int) {
 	if rate <= 0 || math.IsInf(rate, 1) {
 		b.interval.Store(0)
 		return
 	}
 	interval := max(int64(float64(time.Second)/rate), 1)
+	old := b.interval.Load()
 	b.tolerance.Store(int64(max(burst, 1)-1) * interval)
 	b.interval.Store(interval)
+	if old == 0 || old == interval {
+		return
+	}
+	// TAT runs ahead of now by what the bucket holds, in old intervals: rescale it to new ones.
+	now := Now()
+	for {
+		tat := b.tat.Load()
+		if tat <= now {
+			return
+		}
+		scaled := now + int64(float64(tat-now)*float64(interval)/float64(old))
+		if b.tat.CompareAndSwap(tat, scaled) {
+			return
+		}
+	}
 }
 
 // Allow takes a token if there is one.

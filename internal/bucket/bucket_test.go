@@ -140,3 +140,29 @@ func TestPacerSpreadsAHerd(t *testing.T) {
 	}
 	t.Logf("retry-after per second: %v", bins)
 }
+
+// TestSetCarriesTheFillOver: a bucket emptied at one rate is still empty at half the rate (no
+// burst through at the change), and one emptied at a slow rate refills at the fast rate it was
+// set to (no wait for the old interval).
+func TestSetCarriesTheFillOver(t *testing.T) {
+	b := New(150, 20)
+	now := Now()
+	for i := range 20 {
+		if ok, _ := b.Take(now); !ok {
+			t.Fatalf("token %d of a burst of 20 refused", i)
+		}
+	}
+	b.Set(75, 20)
+	if ok, _ := b.Take(Now()); ok {
+		t.Fatal("halving the rate of an empty bucket let a connection through at once")
+	}
+
+	b = New(1, 1)
+	if ok, _ := b.Take(Now()); !ok {
+		t.Fatal("the first token refused")
+	}
+	b.Set(1000, 1)
+	if ok, wait := b.Take(Now() + int64(2*time.Millisecond)); !ok {
+		t.Fatalf("2 ms after speeding up to 1000/s, refused for %v more: still on the old interval", wait)
+	}
+}
