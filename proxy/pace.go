@@ -19,10 +19,10 @@ import (
 // announcement) gets half the pace; one that says it keeps up gets a tenth of EdgeRate more,
 // up to EdgeRate. (The runtime's histogram is coarse near 10 ms, buckets end at 8.4, 10.5
 // and 12.6 ms, and the edge announces a bucket's upper bound: at the default target, a p99
-// over 8.4 ms halves the pace.) A lost edge's herd so
-// reaches the survivors as fast as they take it while still serving the clients they have,
-// on whatever hardware, instead of at a rate tuned once on one machine. EdgeRateFloor keeps
-// a herd moving when the edges are slow for reasons new connections do not cause.
+// over 8.4 ms halves the pace.) A lost edge's herd so reaches the survivors as fast as they
+// take it while still serving the clients they have, on whatever hardware, instead of at a
+// rate tuned once on one machine. EdgeRateFloor keeps a herd moving when the edges are slow
+// for reasons new connections do not cause.
 type edgePace struct {
 	*bucket.Pacer
 	mu   sync.Mutex
