@@ -12,6 +12,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -32,11 +33,11 @@ func heapMiB() float64 {
 }
 
 func benchLoad(b *testing.B, size string) {
-	sz, err := origin.SizeByName(size)
+	sz, err := reference.SizeByName(size)
 	if err != nil {
 		b.Fatal(err)
 	}
-	world, err := origin.NewWorld(1, sz)
+	world, err := reference.NewWorld(1, sz)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func benchLoad(b *testing.B, size string) {
 		b.Fatal(err)
 	}
 	defer bus.Close()
-	srv, err := origin.NewServer(origin.ServerConfig{World: world, Publisher: bus})
+	srv, err := reference.NewServer(reference.ServerConfig{World: world, Publisher: bus})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,12 +100,12 @@ func BenchmarkLoadGiant(b *testing.B) { benchLoad(b, "giant") }
 
 // giantStore is one snapshot of the giant team, shared by the lookup benchmarks.
 var giantStore = sync.OnceValues(func() (*cache.Store, error) {
-	sz, _ := origin.SizeByName("giant")
-	world, err := origin.NewWorld(1, sz)
+	sz, _ := reference.SizeByName("giant")
+	world, err := reference.NewWorld(1, sz)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := origin.NewServer(origin.ServerConfig{World: world})
+	srv, err := reference.NewServer(reference.ServerConfig{World: world})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -152,7 +153,7 @@ func TestEventsDuringLoadAppliedOnce(t *testing.T) {
 	before := s.origin.Seq(team)
 
 	// Slow every page down so the load takes a while, and keep changing the team meanwhile.
-	s.origin.SetFaults(origin.Faults{Latency: 2 * time.Millisecond})
+	s.origin.SetFaults(reference.Faults{Latency: 2 * time.Millisecond})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -165,7 +166,7 @@ func TestEventsDuringLoadAppliedOnce(t *testing.T) {
 	}
 	defer tm.Release()
 	wg.Wait()
-	s.origin.SetFaults(origin.Faults{})
+	s.origin.SetFaults(reference.Faults{})
 	final := s.origin.Seq(team)
 	eventually(t, 10*time.Second, "cache to catch up", func() bool { return tm.Store().Seq() == final })
 
@@ -250,7 +251,7 @@ func TestConcurrentFirstRequestsShareOneLoad(t *testing.T) {
 		}
 		next.ServeHTTP(w, r)
 	})
-	s.origin.SetFaults(origin.Faults{Latency: 20 * time.Millisecond}) // keep the load open while the others arrive
+	s.origin.SetFaults(reference.Faults{Latency: 20 * time.Millisecond}) // keep the load open while the others arrive
 	var wg sync.WaitGroup
 	got := make([]*cache.Team, 50)
 	errs := make([]error, 50)
@@ -299,17 +300,17 @@ func TestOriginErrorsAreTypedAndCacheKeepsServing(t *testing.T) {
 
 	cases := []struct {
 		name   string
-		faults origin.Faults
+		faults reference.Faults
 		want   error
 	}{
-		{"5xx", origin.Faults{ErrorRate: 1}, origin.ErrUnavailable},
-		{"down", origin.Faults{Down: true}, origin.ErrUnavailable},
-		{"timeout", origin.Faults{Latency: 2 * time.Second}, origin.ErrTimeout},
+		{"5xx", reference.Faults{ErrorRate: 1}, origin.ErrUnavailable},
+		{"down", reference.Faults{Down: true}, origin.ErrUnavailable},
+		{"timeout", reference.Faults{Latency: 2 * time.Second}, origin.ErrTimeout},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s.origin.SetFaults(c.faults)
-			defer s.origin.SetFaults(origin.Faults{})
+			defer s.origin.SetFaults(reference.Faults{})
 			_, err := s.teams.Acquire(ctx, teams[1])
 			if !errors.Is(err, c.want) {
 				t.Fatalf("load with %+v: %v, want %v", c.faults, err, c.want)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -30,11 +31,11 @@ func TestMain(m *testing.M) {
 type stack struct {
 	t      *testing.T
 	bus    *pubsub.Bus
-	origin *origin.Server
+	origin *reference.Server
 	http   *httptest.Server
 	client *origin.Client
 	teams  *cache.Teams
-	world  *origin.World
+	world  *reference.World
 
 	// wrap, when set, sees every origin request first (counting, corrupting).
 	wrap atomic.Pointer[func(w http.ResponseWriter, r *http.Request, next http.Handler)]
@@ -74,15 +75,15 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.bus.Close)
-	size, err := origin.SizeByName(o.size)
+	size, err := reference.SizeByName(o.size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.world, err = origin.NewWorld(7, size)
+	s.world, err = reference.NewWorld(7, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.origin, err = origin.NewServer(origin.ServerConfig{World: s.world, Token: "svc", Publisher: s.bus})
+	s.origin, err = reference.NewServer(reference.ServerConfig{World: s.world, Token: "svc", Publisher: s.bus})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -48,7 +49,7 @@ type tb interface {
 type stack struct {
 	t      tb
 	bus    *pubsub.Bus
-	origin *origin.Server
+	origin *reference.Server
 	oc     *origin.Client
 	keys   *token.Keys
 	team   string
@@ -82,15 +83,15 @@ func newStack(t tb, size string, cfg func(*edge.Config)) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.bus.Close)
-	sz, err := origin.SizeByName(size)
+	sz, err := reference.SizeByName(size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	world, err := origin.NewWorld(11, sz)
+	world, err := reference.NewWorld(11, sz)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.origin, err = origin.NewServer(origin.ServerConfig{World: world, Token: "svc", Publisher: s.bus})
+	s.origin, err = reference.NewServer(reference.ServerConfig{World: world, Token: "svc", Publisher: s.bus})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
-	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // TestRenderLiveWorldFromStoreOnly: clients that render every message only from their Store
@@ -91,7 +91,7 @@ func TestRenderLiveWorldFromStoreOnly(t *testing.T) {
 		})
 	}
 
-	act, err := origin.NewActivity(origin.ActivityConfig{Server: s.origin, Rate: 3000, Teams: []string{s.team}, Seed: 5})
+	act, err := reference.NewActivity(reference.ActivityConfig{Server: s.origin, Rate: 3000, Teams: []string{s.team}, Seed: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -30,7 +31,7 @@ import (
 // coder/websocket echo server, driven by the same client loop in the same run.
 
 type benchStack struct {
-	origin *origin.Server
+	origin *reference.Server
 	edge   *httptest.Server
 	keys   *token.Keys
 	team   string
@@ -40,11 +41,11 @@ type benchStack struct {
 
 func newBenchStack(b *testing.B, size string) *benchStack {
 	b.Helper()
-	sz, err := origin.SizeByName(size)
+	sz, err := reference.SizeByName(size)
 	if err != nil {
 		b.Fatal(err)
 	}
-	world, err := origin.NewWorld(1, sz)
+	world, err := reference.NewWorld(1, sz)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func newBenchStack(b *testing.B, size string) *benchStack {
 		b.Fatal(err)
 	}
 	b.Cleanup(bus.Close)
-	osrv, err := origin.NewServer(origin.ServerConfig{World: world, Publisher: bus})
+	osrv, err := reference.NewServer(reference.ServerConfig{World: world, Publisher: bus})
 	if err != nil {
 		b.Fatal(err)
 	}

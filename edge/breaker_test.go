@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // TestOriginOutage: the origin fails. Warm teams keep being served over the WebSocket and
@@ -24,7 +25,7 @@ func TestOriginOutage(t *testing.T) {
 		}
 	}
 	live := h.dial(team, h.user(team, 1), "")
-	h.origin.SetFaults(origin.Faults{ErrorRate: 1})
+	h.origin.SetFaults(reference.Faults{ErrorRate: 1})
 
 	unavailable := func(what, id string) {
 		t.Helper()
@@ -66,7 +67,7 @@ func TestOriginOutage(t *testing.T) {
 		t.Fatal("/readyz does not mention the open circuit")
 	}
 
-	h.origin.SetFaults(origin.Faults{})
+	h.origin.SetFaults(reference.Faults{})
 	eventually(t, 10*time.Second, "a cold team to load once the origin is back", func() bool {
 		st, _ := h.api(h.token(cold[0], h.user(cold[0], 1)), "ping", nil)
 		return st == 200

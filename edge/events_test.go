@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // audience models who may see each event of a team (PROTOCOL.md sections 4 and 5), from the
@@ -22,7 +23,7 @@ type audience struct {
 	private map[string]bool
 }
 
-func newAudience(o *origin.Server, team string) *audience {
+func newAudience(o *reference.Server, team string) *audience {
 	a := &audience{members: make(map[string]map[string]bool), private: make(map[string]bool)}
 	for _, u := range o.Users(team) {
 		a.users = append(a.users, u.ID)
@@ -283,7 +284,7 @@ func TestConcurrentPublishingOrder(t *testing.T) {
 				case 5:
 					ev, err = h.origin.CreateChannel(ctx, team, fmt.Sprintf("w%d-c%d", w, i), u, r.IntN(2) == 0)
 				}
-				if errors.Is(err, origin.ErrBadChange) {
+				if errors.Is(err, reference.ErrBadChange) {
 					continue
 				}
 				if err != nil {

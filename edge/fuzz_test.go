@@ -8,7 +8,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
-	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 func FuzzDecodeRequest(f *testing.F) {
@@ -55,15 +55,15 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 var fuzzStore = sync.OnceValues(func() (*cache.Store, error) {
-	size, err := origin.SizeByName("tiny")
+	size, err := reference.SizeByName("tiny")
 	if err != nil {
 		return nil, err
 	}
-	w, err := origin.NewWorld(7, size)
+	w, err := reference.NewWorld(7, size)
 	if err != nil {
 		return nil, err
 	}
-	o, err := origin.NewServer(origin.ServerConfig{World: w})
+	o, err := reference.NewServer(reference.ServerConfig{World: w})
 	if err != nil {
 		return nil, err
 	}

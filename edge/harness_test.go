@@ -22,6 +22,7 @@ import (
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -44,7 +45,7 @@ const testSecret = "edge-test-secret-0123456789"
 type harness struct {
 	t          *testing.T
 	bus        *pubsub.Bus
-	origin     *origin.Server
+	origin     *reference.Server
 	originHTTP *httptest.Server
 	originReqs atomic.Int64
 	edge       *Server
@@ -79,12 +80,12 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.bus.Close)
-	size, _ := origin.SizeByName("tiny")
-	world, err := origin.NewWorld(7, size)
+	size, _ := reference.SizeByName("tiny")
+	world, err := reference.NewWorld(7, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.origin, err = origin.NewServer(origin.ServerConfig{World: world, Token: "svc", Publisher: h.bus})
+	h.origin, err = reference.NewServer(reference.ServerConfig{World: world, Token: "svc", Publisher: h.bus})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // caller runs one method for one user, over the WebSocket or over /api, and decodes the result.
@@ -71,7 +72,7 @@ func userKey(u origin.User) string       { return u.ID }
 func channelKey(c origin.Channel) string { return c.ID }
 
 // originMembers is channel → sorted member IDs, as the origin holds them now.
-func originMembers(o *origin.Server, team string) map[string][]string {
+func originMembers(o *reference.Server, team string) map[string][]string {
 	m := make(map[string][]string)
 	for _, ms := range o.Memberships(team) {
 		m[ms.Channel] = append(m[ms.Channel], ms.User)
@@ -295,7 +296,7 @@ func TestLoadedTeamNeverTouchesOrigin(t *testing.T) {
 	user := h.user(h.team, 5)
 	h.dial(h.team, user, "")
 	before := h.originReqs.Load()
-	h.origin.SetFaults(origin.Faults{Down: true})
+	h.origin.SetFaults(reference.Faults{Down: true})
 
 	c := h.dial(h.team, h.user(h.team, 6), "")
 	var boot bootResult
@@ -315,7 +316,7 @@ func TestLoadedTeamNeverTouchesOrigin(t *testing.T) {
 
 	// A team that is not loaded cannot be, while the origin is down: an error, not a hang or a
 	// crash, and the loaded team keeps working.
-	h.origin.SetFaults(origin.Faults{})
+	h.origin.SetFaults(reference.Faults{})
 	status, body := h.api(h.token(h.team, user), "ping", nil)
 	if status != http.StatusOK || string(body["ok"]) != "true" {
 		t.Errorf("ping = %d %v", status, body)

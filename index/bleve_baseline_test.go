@@ -34,6 +34,7 @@ import (
 
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 const (
@@ -63,7 +64,7 @@ func wordsDoc(fields ...string) bleveDoc {
 func bleveUserDoc(u *origin.User) bleveDoc { return wordsDoc(u.Name, u.DisplayName, u.RealName) }
 
 // giantObjects are the giant team's users and channels as bleve documents.
-func giantObjects(srv *origin.Server) []bleveObj {
+func giantObjects(srv *reference.Server) []bleveObj {
 	team := srv.TeamIDs()[0]
 	users, chans := srv.Users(team), srv.Channels(team)
 	objs := make([]bleveObj, 0, len(users)+len(chans))

@@ -15,6 +15,7 @@ import (
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // ---- user_change events ------------------------------------------------------------------------
@@ -34,7 +35,7 @@ const (
 // giantUserEvents makes n user_change events for n distinct live users of st, each the user as
 // st holds it with Updated raised, seqs from st.Seq()+1: half change only the title, half
 // rename the display and real names (a third of those to a last name new to the team).
-func giantUserEvents(srv *origin.Server, st *cache.Store, n int) (evs []*origin.Event, kinds []int) {
+func giantUserEvents(srv *reference.Server, st *cache.Store, n int) (evs []*origin.Event, kinds []int) {
 	team := st.ID()
 	users := srv.Users(team)
 	r := rand.New(rand.NewPCG(eventSeed1, eventSeed2))
@@ -225,7 +226,7 @@ func BenchmarkGiantUserChange(b *testing.B) {
 	summary(b, t.String())
 }
 
-func countKinds(srv *origin.Server, team string) (n [3]int) {
+func countKinds(srv *reference.Server, team string) (n [3]int) {
 	_, kinds := giantUserEvents(srv, storeOfUsers(srv, team), eventsN)
 	for _, k := range kinds {
 		n[k]++
@@ -234,7 +235,7 @@ func countKinds(srv *origin.Server, team string) (n [3]int) {
 }
 
 // storeOfUsers is a store with only the team's users: enough to make the events.
-func storeOfUsers(srv *origin.Server, team string) *cache.Store {
+func storeOfUsers(srv *reference.Server, team string) *cache.Store {
 	st := cache.NewStore(team)
 	st.ApplyUsers(srv.Users(team))
 	return st

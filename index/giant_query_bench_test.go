@@ -15,6 +15,7 @@ import (
 
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // ---- the query mix ---------------------------------------------------------------------------
@@ -61,7 +62,7 @@ const (
 // half two consecutive words of a channel name), 20% typos (a 5-7 letter word of a user's real
 // name, half with two different adjacent letters swapped, half with one letter replaced). The
 // callers are random live users.
-func giantQueryMix(srv *origin.Server, n int) []giantQuery {
+func giantQueryMix(srv *reference.Server, n int) []giantQuery {
 	team := srv.TeamIDs()[0]
 	users, chans := srv.Users(team), srv.Channels(team)
 	r := rand.New(rand.NewPCG(mixSeed1, mixSeed2))

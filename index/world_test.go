@@ -5,12 +5,12 @@ import (
 	"testing"
 
 	"github.com/weft-edge/weft/cache"
-	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // storeOf copies one team of a reference origin into a cache store, without HTTP: the index's
 // tests and benchmarks are about the index, and the load path has its own.
-func storeOf(tb testing.TB, srv *origin.Server, team string) *cache.Store {
+func storeOf(tb testing.TB, srv *reference.Server, team string) *cache.Store {
 	tb.Helper()
 	st := cache.NewStore(team)
 	st.ApplyUsers(srv.Users(team))
@@ -19,17 +19,17 @@ func storeOf(tb testing.TB, srv *origin.Server, team string) *cache.Store {
 	return st
 }
 
-func worldServer(tb testing.TB, size string) *origin.Server {
+func worldServer(tb testing.TB, size string) *reference.Server {
 	tb.Helper()
-	sz, err := origin.SizeByName(size)
+	sz, err := reference.SizeByName(size)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := origin.NewWorld(1, sz)
+	w, err := reference.NewWorld(1, sz)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := origin.NewServer(origin.ServerConfig{World: w})
+	srv, err := reference.NewServer(reference.ServerConfig{World: w})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -38,12 +38,12 @@ func worldServer(tb testing.TB, size string) *origin.Server {
 
 var giant struct {
 	once  sync.Once
-	srv   *origin.Server
+	srv   *reference.Server
 	store *cache.Store
 }
 
 // giantStore is the giant team (366,000 users, 36,000 channels), built once per test binary.
-func giantStore(tb testing.TB) (*origin.Server, *cache.Store) {
+func giantStore(tb testing.TB) (*reference.Server, *cache.Store) {
 	giant.once.Do(func() {
 		giant.srv = worldServer(tb, "giant")
 		giant.store = storeOf(tb, giant.srv, giant.srv.TeamIDs()[0])

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/token"
-	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // Proc is one weft child process of a Cluster.
@@ -284,11 +284,11 @@ func (c *Cluster) Close() error {
 // worldTeams lists the teams of the reference origin's world of size with the default seed
 // (1), which is what a Cluster's origin serves.
 func worldTeams(size string) ([]string, error) {
-	sz, err := origin.SizeByName(size)
+	sz, err := reference.SizeByName(size)
 	if err != nil {
 		return nil, err
 	}
-	w, err := origin.NewWorld(1, sz)
+	w, err := reference.NewWorld(1, sz)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package origin
+package origin_test
 
 import (
 	"context"
@@ -6,20 +6,23 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
-func newTestClient(t *testing.T, base, token string, guard Guard) *Client {
+func newTestClient(t *testing.T, base, token string, guard origin.Guard) *origin.Client {
 	t.Helper()
-	c, err := NewClient(ClientConfig{BaseURL: base, Token: token, Timeout: 300 * time.Millisecond, Guard: guard})
+	c, err := origin.NewClient(origin.ClientConfig{BaseURL: base, Token: token, Timeout: 300 * time.Millisecond, Guard: guard})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.http.CloseIdleConnections)
+	t.Cleanup(func() { origin.CloseIdleConnections(c) })
 	return c
 }
 
 func TestClientReadsTheReferenceOrigin(t *testing.T) {
-	srv, hs := refServe(t, ServerConfig{Token: "svc"})
+	srv, hs := serveReference(t, reference.ServerConfig{Token: "svc"})
 	c := newTestClient(t, hs.URL, "svc", nil)
 	ctx := context.Background()
 	team := srv.TeamIDs()[0]
@@ -27,7 +30,7 @@ func TestClientReadsTheReferenceOrigin(t *testing.T) {
 	if err != nil || ti.Team.ID != team {
 		t.Fatalf("Team: %+v %v", ti, err)
 	}
-	var users []User
+	var users []origin.User
 	for cursor := ""; ; {
 		p, err := c.UsersPage(ctx, team, cursor, 40)
 		if err != nil {
@@ -45,47 +48,47 @@ func TestClientReadsTheReferenceOrigin(t *testing.T) {
 	if err != nil || *u != users[3] {
 		t.Fatalf("User: %+v %v", u, err)
 	}
-	if _, err := c.User(ctx, team, "UNOSUCH01"); !errors.Is(err, ErrNotFound) || IsFailure(err) {
+	if _, err := c.User(ctx, team, "UNOSUCH01"); !errors.Is(err, origin.ErrNotFound) || origin.IsFailure(err) {
 		t.Fatalf("absent user: %v", err)
 	}
-	if _, err := c.Team(ctx, "TNOSUCH01"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Team(ctx, "TNOSUCH01"); !errors.Is(err, origin.ErrNotFound) {
 		t.Fatalf("absent team: %v", err)
 	}
 	bad := newTestClient(t, hs.URL, "wrong", nil)
-	if _, err := bad.Team(ctx, team); !errors.Is(err, ErrRejected) || IsFailure(err) {
+	if _, err := bad.Team(ctx, team); !errors.Is(err, origin.ErrRejected) || origin.IsFailure(err) {
 		t.Fatalf("wrong token: %v", err)
 	}
 }
 
 func TestClientTypesFailures(t *testing.T) {
-	srv, hs := refServe(t, ServerConfig{})
+	srv, hs := serveReference(t, reference.ServerConfig{})
 	c := newTestClient(t, hs.URL, "", nil)
 	team := srv.TeamIDs()[0]
 	ctx := context.Background()
 	for _, tc := range []struct {
-		f    Faults
+		f    reference.Faults
 		want error
 	}{
-		{Faults{ErrorRate: 1}, ErrUnavailable},
-		{Faults{Down: true}, ErrUnavailable},
-		{Faults{Latency: 2 * time.Second}, ErrTimeout},
+		{reference.Faults{ErrorRate: 1}, origin.ErrUnavailable},
+		{reference.Faults{Down: true}, origin.ErrUnavailable},
+		{reference.Faults{Latency: 2 * time.Second}, origin.ErrTimeout},
 	} {
 		srv.SetFaults(tc.f)
 		_, err := c.Team(ctx, team)
-		var oe *Error
-		if !errors.Is(err, tc.want) || !errors.As(err, &oe) || !IsFailure(err) {
+		var oe *origin.Error
+		if !errors.Is(err, tc.want) || !errors.As(err, &oe) || !origin.IsFailure(err) {
 			t.Fatalf("faults %+v: %v, want %v", tc.f, err, tc.want)
 		}
 	}
-	srv.SetFaults(Faults{})
+	srv.SetFaults(reference.Faults{})
 	// A caller that gives up is not the origin's failure.
-	srv.SetFaults(Faults{Latency: time.Second})
+	srv.SetFaults(reference.Faults{Latency: time.Second})
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := c.Team(cctx, team); IsFailure(err) || !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := c.Team(cctx, team); origin.IsFailure(err) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("caller deadline: %v", err)
 	}
-	srv.SetFaults(Faults{})
+	srv.SetFaults(reference.Faults{})
 }
 
 // refusingGuard stands in for the circuit breaker: it implements the same interface.
@@ -97,18 +100,18 @@ type refusingGuard struct {
 
 func (g *refusingGuard) Do(ctx context.Context, fn func(context.Context) error) error {
 	if g.open.Load() {
-		return &Error{Op: "guard", Kind: ErrUnavailable, Err: errors.New("circuit open")}
+		return &origin.Error{Op: "guard", Kind: origin.ErrUnavailable, Err: errors.New("circuit open")}
 	}
 	g.calls.Add(1)
 	err := fn(ctx)
-	if IsFailure(err) {
+	if origin.IsFailure(err) {
 		g.fails.Add(1)
 	}
 	return err
 }
 
 func TestClientGoesThroughTheGuard(t *testing.T) {
-	srv, hs := refServe(t, ServerConfig{})
+	srv, hs := serveReference(t, reference.ServerConfig{})
 	g := &refusingGuard{}
 	c := newTestClient(t, hs.URL, "", g)
 	team := srv.TeamIDs()[0]
@@ -116,19 +119,19 @@ func TestClientGoesThroughTheGuard(t *testing.T) {
 	if _, err := c.Team(ctx, team); err != nil {
 		t.Fatal(err)
 	}
-	srv.SetFaults(Faults{ErrorRate: 1})
-	if _, err := c.UsersPage(ctx, team, "", 10); !errors.Is(err, ErrUnavailable) {
+	srv.SetFaults(reference.Faults{ErrorRate: 1})
+	if _, err := c.UsersPage(ctx, team, "", 10); !errors.Is(err, origin.ErrUnavailable) {
 		t.Fatal(err)
 	}
-	srv.SetFaults(Faults{})
-	if _, err := c.User(ctx, team, "UNOSUCH01"); !errors.Is(err, ErrNotFound) {
+	srv.SetFaults(reference.Faults{})
+	if _, err := c.User(ctx, team, "UNOSUCH01"); !errors.Is(err, origin.ErrNotFound) {
 		t.Fatal(err)
 	}
 	if g.calls.Load() != 3 || g.fails.Load() != 1 {
 		t.Fatalf("guard saw %d calls, %d failures; want 3 and 1 (404 is no failure)", g.calls.Load(), g.fails.Load())
 	}
 	g.open.Store(true)
-	if _, err := c.Team(ctx, team); !errors.Is(err, ErrUnavailable) || g.calls.Load() != 3 {
+	if _, err := c.Team(ctx, team); !errors.Is(err, origin.ErrUnavailable) || g.calls.Load() != 3 {
 		t.Fatalf("open guard: %v after %d calls", err, g.calls.Load())
 	}
 }

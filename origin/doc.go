@@ -1,21 +1,24 @@
-// Package origin is weft's side of the system of record: the contract types (types.go,
-// event.go), the HTTP client weft loads teams with, and a reference origin server that tests,
-// demos and `weft origin` run.
+// Package origin is the contract between weft and a system of record: what weft needs to talk
+// to any origin that implements docs/origin.md, and nothing about how an origin works inside.
 //
-// Where to start with the reference origin:
+//   - types.go: the objects (User, Channel, Team, Membership), the team info and the page
+//     shapes of the listings, and Publisher, the hook an origin publishes its events through.
+//   - event.go: Event, the team event in its gap-free sequence, with its wire shape, its
+//     validation, and the NATS subject and de-duplication ID it travels under.
+//   - client.go: Client, weft's HTTP client of the origin endpoints, safe for concurrent use.
+//     decode.go and decode_fast.go turn response bodies into checked values: they are the only
+//     place origin bytes become weft objects, so a misbehaving origin is refused there.
+//   - errors.go: Error and the kinds of failure (not found, unavailable, timeout, bad response,
+//     rejected); IsFailure says which ones mean the origin is unhealthy.
+//   - breaker.go: Breaker, the circuit breaker with adaptive throttling that the edge runs every
+//     origin call through (the client's Guard).
 //
-//   - world.go: NewWorld(seed, size) generates teams, users, channels and memberships on demand
-//     from the seed, so a 366,000-user team (size "giant") costs kilobytes and starts in well
-//     under a second. sizes.go has the named sizes, names.go the word lists, ids.go the IDs.
-//   - server.go: NewServer(cfg) serves PROTOCOL.md section 7 (plus a one-body /snapshot) over
-//     net/http. state.go is one team's current state (the world plus its changes since start),
-//     pages.go and jsonenc.go write the listings, cursor.go their cursors.
-//   - mutate.go: changes (PostMessage, JoinChannel, UpdateUser, …) that apply to the state and
-//     publish team events in a gap-free sequence through a Publisher.
-//   - activity.go: a rate-paced generator of realistic changes; faults.go: injected latency,
-//     errors and outages.
+// Versions and sequence numbers follow docs/origin.md: every object carries `updated`, which
+// the origin raises on every change, and a team's events carry a gap-free sequence number (seq);
+// a snapshot read after TeamInfo.Seq reflects at least every event up to it.
 //
-// Versions: every base object and membership has updated = 1; the change published as seq s
-// gives what it touches updated = s+1. A channel's member_count is derived from memberships:
-// joins and leaves do not raise the channel's own version.
+// The reference origin, a synthetic implementation of this contract that tests, demos, load
+// tests and `weft origin` run, is package origin/reference. weft's serving packages (cache,
+// edge, pubsub, index, proxy) import this package only; its own tests run the client against
+// the reference origin from package origin_test, since origin/reference imports origin.
 package origin

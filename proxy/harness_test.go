@@ -19,6 +19,7 @@ import (
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/proxy"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -40,7 +41,7 @@ const testSecret = "proxy-test-secret-0123456789"
 type world struct {
 	t       testing.TB
 	emb     *pubsub.Embedded
-	origin  *origin.Server
+	origin  *reference.Server
 	oc      *origin.Client
 	keys    *token.Keys
 	edgeFn  func(*edge.Config)
@@ -80,11 +81,11 @@ func newWorld(t testing.TB, size string, edgeFn func(*edge.Config)) *world {
 	must(t, w.emb.Start())
 	t.Cleanup(w.emb.Shutdown)
 	obus := w.bus("origin")
-	sz, err := origin.SizeByName(size)
+	sz, err := reference.SizeByName(size)
 	must(t, err)
-	wd, err := origin.NewWorld(7, sz)
+	wd, err := reference.NewWorld(7, sz)
 	must(t, err)
-	w.origin, err = origin.NewServer(origin.ServerConfig{World: wd, Token: "svc", Publisher: obus})
+	w.origin, err = reference.NewServer(reference.ServerConfig{World: wd, Token: "svc", Publisher: obus})
 	must(t, err)
 	ohttp, oaddr := serve(t, w.origin, nil)
 	t.Cleanup(func() { ohttp.Close() })

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // originOpts are the flags of the reference origin, shared by `weft origin` and `weft dev`.
@@ -27,23 +28,23 @@ type originOpts struct {
 
 func (o *originOpts) flags(fs *flag.FlagSet, addrFlag string, rate float64) {
 	fs.StringVar(&o.addr, addrFlag, "127.0.0.1:8081", "address the reference origin listens on")
-	fs.StringVar(&o.size, "size", "small", "world size: "+fmt.Sprint(origin.SizeNames()))
+	fs.StringVar(&o.size, "size", "small", "world size: "+fmt.Sprint(reference.SizeNames()))
 	fs.Int64Var(&o.seed, "seed", 1, "world seed: the same seed gives the same world")
 	fs.Float64Var(&o.rate, "rate", rate, "live events per second over all teams (0: none)")
 }
 
 // start builds the world and the origin server and listens. run then serves it, with live
 // activity, until ctx ends.
-func (o *originOpts) start(pub origin.Publisher, log *slog.Logger) (*origin.Server, net.Listener, error) {
-	sz, err := origin.SizeByName(o.size)
+func (o *originOpts) start(pub origin.Publisher, log *slog.Logger) (*reference.Server, net.Listener, error) {
+	sz, err := reference.SizeByName(o.size)
 	if err != nil {
 		return nil, nil, err
 	}
-	world, err := origin.NewWorld(o.seed, sz)
+	world, err := reference.NewWorld(o.seed, sz)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := origin.NewServer(origin.ServerConfig{World: world, Token: o.token, Publisher: pub, Logger: log})
+	srv, err := reference.NewServer(reference.ServerConfig{World: world, Token: o.token, Publisher: pub, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -56,7 +57,7 @@ func (o *originOpts) start(pub origin.Publisher, log *slog.Logger) (*origin.Serv
 
 // run serves srv on ln and generates live activity on g until ctx ends; stopAfter bounds the
 // HTTP shutdown once ctx has ended.
-func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *origin.Server, ln net.Listener,
+func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *reference.Server, ln net.Listener,
 	stopAfter time.Duration, log *slog.Logger) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
@@ -72,7 +73,7 @@ func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *origin.Ser
 		return hs.Shutdown(sctx)
 	})
 	if o.rate > 0 {
-		act, err := origin.NewActivity(origin.ActivityConfig{Server: srv, Rate: o.rate, Seed: o.seed, Logger: log})
+		act, err := reference.NewActivity(reference.ActivityConfig{Server: srv, Rate: o.rate, Seed: o.seed, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -95,11 +96,11 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	faults := origin.Faults{Latency: *latency, ErrorRate: *errRate}
+	faults := reference.Faults{Latency: *latency, ErrorRate: *errRate}
 	if err := faults.Validate(); err != nil {
 		return err
 	}
-	if _, err := origin.SizeByName(o.size); err != nil {
+	if _, err := reference.SizeByName(o.size); err != nil {
 		return err // before starting NATS
 	}
 	begin := time.Now()

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"encoding/json"
@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // Benchmarks of the reference origin at the giant size (366,000 users, 36,000 channels, ~5M
 // memberships):
 //
-//	go test -run '^$' -bench . -benchmem ./origin/
+//	go test -run '^$' -bench . -benchmem ./origin/reference/
 
 var refGiant struct {
 	once sync.Once
@@ -97,7 +99,7 @@ func BenchmarkUsersPage10kGiantReflect(b *testing.B) {
 	st := s.teams[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		page := UsersPage{Users: make([]User, 0, 10_000), NextCursor: encodeCursor(cursorUsers, 193_000)}
+		page := origin.UsersPage{Users: make([]origin.User, 0, 10_000), NextCursor: encodeCursor(cursorUsers, 193_000)}
 		st.mu.RLock()
 		for u := 183_000; u < 193_000; u++ {
 			page.Users = append(page.Users, st.user(u))
@@ -114,13 +116,13 @@ func BenchmarkMembershipsPage10kGiantReflect(b *testing.B) {
 	g := st.w.getGen()
 	b.ReportAllocs()
 	for b.Loop() {
-		page := MembershipsPage{Memberships: make([]Membership, 0, 10_000)}
+		page := origin.MembershipsPage{Memberships: make([]origin.Membership, 0, 10_000)}
 		st.mu.RLock()
 		for u := 183_000; len(page.Memberships) < 10_000; u++ {
 			g.rows = st.userChannels(g, u, g.rows)
 			uid := userID(0, u)
 			for _, row := range g.rows {
-				page.Memberships = append(page.Memberships, Membership{Channel: channelID(0, int(row.ch)), User: uid, Updated: row.updated})
+				page.Memberships = append(page.Memberships, origin.Membership{Channel: channelID(0, int(row.ch)), User: uid, Updated: row.updated})
 			}
 		}
 		st.mu.RUnlock()

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 // IDs are Slack-like: a type letter and 8 upper-case base-36 digits. A user or channel ID spells
 // its team index (3 digits) then its object index (5 digits), so any ID decodes back to where

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // Mix weighs the kinds of live activity; only ratios matter. The zero Mix means DefaultMix.
@@ -162,7 +164,7 @@ func (a *Activity) step(ctx context.Context, r *prng) error {
 	for kind < len(a.cum)-1 && x >= a.cum[kind] {
 		kind++
 	}
-	var ev *Event
+	var ev *origin.Event
 	var err error
 	for range 8 {
 		if ev, err = a.change(ctx, r, st, kind); !errors.Is(err, ErrBadChange) {
@@ -181,7 +183,7 @@ func (a *Activity) step(ctx context.Context, r *prng) error {
 	return err
 }
 
-func (a *Activity) change(ctx context.Context, r *prng, st *teamState, kind int) (*Event, error) {
+func (a *Activity) change(ctx context.Context, r *prng, st *teamState, kind int) (*origin.Event, error) {
 	s, team := a.s, st.id
 	switch kind {
 	case 0:
@@ -204,7 +206,7 @@ func (a *Activity) change(ctx context.Context, r *prng, st *teamState, kind int)
 	case 1:
 		user := userID(st.idx, r.intn(st.w.size.Users))
 		roll, title, nick := r.float64(), pick(r, jobTitles), pick(r, nickNames)
-		return s.UpdateUser(ctx, team, user, func(u *User) {
+		return s.UpdateUser(ctx, team, user, func(u *origin.User) {
 			switch {
 			case u.Deleted:
 				u.Deleted = roll < 0.5 // reactivations balance deactivations
@@ -232,7 +234,7 @@ func (a *Activity) change(ctx context.Context, r *prng, st *teamState, kind int)
 		topic, roll := pick(r, channelTopics), r.float64()
 		base, _ := channelName(r.intn(channelNameCount))
 		name := base + "-" + pick(r, codenames)
-		return s.UpdateChannel(ctx, team, channel, func(c *Channel) {
+		return s.UpdateChannel(ctx, team, channel, func(c *origin.Channel) {
 			if roll < 0.3 && c.Name != "general" {
 				c.Name = name
 			} else {
@@ -245,14 +247,14 @@ func (a *Activity) change(ctx context.Context, r *prng, st *teamState, kind int)
 		if ch.IsArchived && r.chance(0.3) {
 			return s.DeleteChannel(ctx, team, channel)
 		}
-		return s.UpdateChannel(ctx, team, channel, func(c *Channel) { c.IsArchived = !c.IsArchived })
+		return s.UpdateChannel(ctx, team, channel, func(c *origin.Channel) { c.IsArchived = !c.IsArchived })
 	case 5:
 		base, _ := channelName(r.intn(channelNameCount))
 		name := base + "-" + pick(r, codenames)
 		return s.CreateChannel(ctx, team, name, a.activeUser(r, st), r.chance(privateShare))
 	default:
 		name := pick(r, teamAdjectives) + " " + pick(r, teamNouns) + " " + pick(r, teamKinds)
-		return s.UpdateTeam(ctx, team, func(t *Team) { t.Name = strings.TrimSpace(name) })
+		return s.UpdateTeam(ctx, team, func(t *origin.Team) { t.Name = strings.TrimSpace(name) })
 	}
 }
 

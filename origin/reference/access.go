@@ -1,4 +1,6 @@
-package origin
+package reference
+
+import "github.com/weft-edge/weft/origin"
 
 // Go accessors to the current state, for tests, tools and the load generator: the same data
 // the HTTP listings serve, without HTTP. The whole-team ones copy the whole team (366,000 users
@@ -20,10 +22,10 @@ func (s *Server) Seq(team string) int64 {
 }
 
 // Team returns the current team object.
-func (s *Server) Team(team string) (Team, bool) {
+func (s *Server) Team(team string) (origin.Team, bool) {
 	st := s.team(team)
 	if st == nil {
-		return Team{}, false
+		return origin.Team{}, false
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
@@ -31,14 +33,14 @@ func (s *Server) Team(team string) (Team, bool) {
 }
 
 // User returns the current state of a user of team; deleted users are found, with Deleted set.
-func (s *Server) User(team, id string) (User, bool) {
+func (s *Server) User(team, id string) (origin.User, bool) {
 	st := s.team(team)
 	if st == nil {
-		return User{}, false
+		return origin.User{}, false
 	}
 	t, u, ok := parseObjectID('U', id)
 	if !ok || t != st.idx || !st.hasUser(u) {
-		return User{}, false
+		return origin.User{}, false
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
@@ -46,14 +48,14 @@ func (s *Server) User(team, id string) (User, bool) {
 }
 
 // Channel returns the current state of a channel of team; deleted channels are not found.
-func (s *Server) Channel(team, id string) (Channel, bool) {
+func (s *Server) Channel(team, id string) (origin.Channel, bool) {
 	st := s.team(team)
 	if st == nil {
-		return Channel{}, false
+		return origin.Channel{}, false
 	}
 	t, c, ok := parseObjectID('C', id)
 	if !ok || t != st.idx {
-		return Channel{}, false
+		return origin.Channel{}, false
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
@@ -61,14 +63,14 @@ func (s *Server) Channel(team, id string) (Channel, bool) {
 }
 
 // Users returns every user of team, in page order.
-func (s *Server) Users(team string) []User {
+func (s *Server) Users(team string) []origin.User {
 	st := s.team(team)
 	if st == nil {
 		return nil
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	users := make([]User, st.w.size.Users)
+	users := make([]origin.User, st.w.size.Users)
 	for u := range users {
 		users[u] = st.user(u)
 	}
@@ -76,14 +78,14 @@ func (s *Server) Users(team string) []User {
 }
 
 // Channels returns every live channel of team, in page order.
-func (s *Server) Channels(team string) []Channel {
+func (s *Server) Channels(team string) []origin.Channel {
 	st := s.team(team)
 	if st == nil {
 		return nil
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	var chans []Channel
+	var chans []origin.Channel
 	for c := range st.counts {
 		if ch, ok := st.channel(c); ok {
 			chans = append(chans, ch)
@@ -93,7 +95,7 @@ func (s *Server) Channels(team string) []Channel {
 }
 
 // Memberships returns every membership of team, ordered by user then channel, as the pages.
-func (s *Server) Memberships(team string) []Membership {
+func (s *Server) Memberships(team string) []origin.Membership {
 	st := s.team(team)
 	if st == nil {
 		return nil
@@ -102,12 +104,12 @@ func (s *Server) Memberships(team string) []Membership {
 	defer st.w.gens.Put(g)
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	var ms []Membership
+	var ms []origin.Membership
 	for u := range st.w.size.Users {
 		uid := userID(st.idx, u)
 		g.rows = st.userChannels(g, u, g.rows)
 		for _, row := range g.rows {
-			ms = append(ms, Membership{Channel: channelID(st.idx, int(row.ch)), User: uid, Updated: row.updated})
+			ms = append(ms, origin.Membership{Channel: channelID(st.idx, int(row.ch)), User: uid, Updated: row.updated})
 		}
 	}
 	return ms

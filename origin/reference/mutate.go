@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // Changes to the world. Each one, per team and under the team's pubMu: publishes any events
@@ -34,7 +36,7 @@ func badChange(format string, args ...any) error {
 // change runs apply for one change of team. apply gets the version the change takes (seq+1,
 // so every change is newer than the base version 1). It may read the team's state without mu
 // because pubMu keeps every other writer out; it takes mu only to write.
-func (s *Server) change(ctx context.Context, team string, apply func(st *teamState, v int64) (*Event, error)) (*Event, error) {
+func (s *Server) change(ctx context.Context, team string, apply func(st *teamState, v int64) (*origin.Event, error)) (*origin.Event, error) {
 	st := s.team(team)
 	if st == nil {
 		return nil, badChange("unknown team %q", team)
@@ -89,8 +91,8 @@ func (s *Server) Flush(ctx context.Context) error {
 }
 
 // PostMessage posts a message by a member of a channel. mentions must be users of the team.
-func (s *Server) PostMessage(ctx context.Context, team, channel, user, text string, mentions []string) (*Event, error) {
-	return s.change(ctx, team, func(st *teamState, _ int64) (*Event, error) {
+func (s *Server) PostMessage(ctx context.Context, team, channel, user, text string, mentions []string) (*origin.Event, error) {
+	return s.change(ctx, team, func(st *teamState, _ int64) (*origin.Event, error) {
 		c, err := st.openChannel(channel)
 		if err != nil {
 			return nil, err
@@ -116,7 +118,7 @@ func (s *Server) PostMessage(ctx context.Context, team, channel, user, text stri
 		// Slack-style ts: unique and increasing per team, so it can serve as a message ID.
 		ts := max(time.Now().UnixMicro(), st.lastTS+1)
 		st.lastTS = ts
-		return &Event{Type: EventMessage, ChannelID: channel, UserID: user, Text: text,
+		return &origin.Event{Type: origin.EventMessage, ChannelID: channel, UserID: user, Text: text,
 			TS:       strconv.FormatInt(ts/1e6, 10) + "." + fmt.Sprintf("%06d", ts%1e6),
 			Mentions: slices.Clone(mentions)}, nil
 	})
@@ -124,8 +126,8 @@ func (s *Server) PostMessage(ctx context.Context, team, channel, user, text stri
 
 // UpdateUser changes a user with fn (user_change). fn may change anything but the ID and the
 // team, including Deleted; handles are not checked for uniqueness.
-func (s *Server) UpdateUser(ctx context.Context, team, userID string, fn func(*User)) (*Event, error) {
-	return s.change(ctx, team, func(st *teamState, v int64) (*Event, error) {
+func (s *Server) UpdateUser(ctx context.Context, team, userID string, fn func(*origin.User)) (*origin.Event, error) {
+	return s.change(ctx, team, func(st *teamState, v int64) (*origin.Event, error) {
 		u, err := st.userIndex(userID)
 		if err != nil {
 			return nil, err
@@ -140,22 +142,22 @@ func (s *Server) UpdateUser(ctx context.Context, team, userID string, fn func(*U
 		st.mu.Lock()
 		st.users[int32(u)] = &next
 		st.mu.Unlock()
-		return &Event{Type: EventUserChange, User: new(next)}, nil
+		return &origin.Event{Type: origin.EventUserChange, User: new(next)}, nil
 	})
 }
 
 // JoinChannel adds a user to a channel (member_joined).
-func (s *Server) JoinChannel(ctx context.Context, team, channel, user string) (*Event, error) {
+func (s *Server) JoinChannel(ctx context.Context, team, channel, user string) (*origin.Event, error) {
 	return s.setMember(ctx, team, channel, user, true)
 }
 
 // LeaveChannel removes a user from a channel (member_left). Nobody leaves #general.
-func (s *Server) LeaveChannel(ctx context.Context, team, channel, user string) (*Event, error) {
+func (s *Server) LeaveChannel(ctx context.Context, team, channel, user string) (*origin.Event, error) {
 	return s.setMember(ctx, team, channel, user, false)
 }
 
-func (s *Server) setMember(ctx context.Context, team, channel, user string, join bool) (*Event, error) {
-	return s.change(ctx, team, func(st *teamState, v int64) (*Event, error) {
+func (s *Server) setMember(ctx context.Context, team, channel, user string, join bool) (*origin.Event, error) {
+	return s.change(ctx, team, func(st *teamState, v int64) (*origin.Event, error) {
 		c, err := st.openChannel(channel)
 		if err != nil {
 			return nil, err
@@ -172,7 +174,7 @@ func (s *Server) setMember(ctx context.Context, team, channel, user string, join
 		g := st.w.getGen()
 		_, member := st.membership(g, u, c)
 		st.w.gens.Put(g)
-		typ := EventMemberJoined
+		typ := origin.EventMemberJoined
 		switch {
 		case join && member:
 			return nil, badChange("user %s is already in channel %s", user, channel)
@@ -181,19 +183,19 @@ func (s *Server) setMember(ctx context.Context, team, channel, user string, join
 		case !join && c == 0:
 			return nil, badChange("nobody leaves #general")
 		case !join:
-			typ = EventMemberLeft
+			typ = origin.EventMemberLeft
 		}
 		st.mu.Lock()
 		st.setMembership(u, c, join, v)
 		st.mu.Unlock()
-		return &Event{Type: typ, ChannelID: channel, UserID: user, Updated: v}, nil
+		return &origin.Event{Type: typ, ChannelID: channel, UserID: user, Updated: v}, nil
 	})
 }
 
 // CreateChannel creates a channel with its creator as the only member (channel_created; the
 // creator's membership takes the event's version).
-func (s *Server) CreateChannel(ctx context.Context, team, name, creator string, private bool) (*Event, error) {
-	return s.change(ctx, team, func(st *teamState, v int64) (*Event, error) {
+func (s *Server) CreateChannel(ctx context.Context, team, name, creator string, private bool) (*origin.Event, error) {
+	return s.change(ctx, team, func(st *teamState, v int64) (*origin.Event, error) {
 		if err := checkChannelName(name); err != nil {
 			return nil, err
 		}
@@ -209,7 +211,7 @@ func (s *Server) CreateChannel(ctx context.Context, team, name, creator string, 
 		if c >= maxObjects {
 			return nil, badChange("team %s has no channel IDs left", team)
 		}
-		ch := Channel{ID: channelID(st.idx, c), Team: st.id, Name: name, IsPrivate: private,
+		ch := origin.Channel{ID: channelID(st.idx, c), Team: st.id, Name: name, IsPrivate: private,
 			Created: time.Now().UTC().Format(time.RFC3339), Creator: creator, Updated: v}
 		st.mu.Lock()
 		st.counts = append(st.counts, 0)
@@ -218,14 +220,14 @@ func (s *Server) CreateChannel(ctx context.Context, team, name, creator string, 
 		st.mu.Unlock()
 		names[name] = int32(c)
 		ch.MemberCount = 1
-		return &Event{Type: EventChannelCreated, Channel: &ch}, nil
+		return &origin.Event{Type: origin.EventChannelCreated, Channel: &ch}, nil
 	})
 }
 
 // UpdateChannel changes a channel with fn (channel_change): rename, topic, purpose, archive.
 // The ID, team and member count cannot change; #general is never archived nor private.
-func (s *Server) UpdateChannel(ctx context.Context, team, channel string, fn func(*Channel)) (*Event, error) {
-	return s.change(ctx, team, func(st *teamState, v int64) (*Event, error) {
+func (s *Server) UpdateChannel(ctx context.Context, team, channel string, fn func(*origin.Channel)) (*origin.Event, error) {
+	return s.change(ctx, team, func(st *teamState, v int64) (*origin.Event, error) {
 		c, err := st.channelIndex(channel)
 		if err != nil {
 			return nil, err
@@ -255,14 +257,14 @@ func (s *Server) UpdateChannel(ctx context.Context, team, channel string, fn fun
 		st.mu.Unlock()
 		delete(names, cur.Name)
 		names[next.Name] = int32(c)
-		return &Event{Type: EventChannelChange, Channel: &next}, nil
+		return &origin.Event{Type: origin.EventChannelChange, Channel: &next}, nil
 	})
 }
 
 // DeleteChannel deletes a channel and, with it, its memberships (channel_deleted). #general
 // cannot be deleted.
-func (s *Server) DeleteChannel(ctx context.Context, team, channel string) (*Event, error) {
-	return s.change(ctx, team, func(st *teamState, v int64) (*Event, error) {
+func (s *Server) DeleteChannel(ctx context.Context, team, channel string) (*origin.Event, error) {
+	return s.change(ctx, team, func(st *teamState, v int64) (*origin.Event, error) {
 		c, err := st.channelIndex(channel)
 		if err != nil {
 			return nil, err
@@ -276,13 +278,13 @@ func (s *Server) DeleteChannel(ctx context.Context, team, channel string) (*Even
 		st.deleted[int32(c)] = v
 		st.mu.Unlock()
 		delete(names, cur.Name)
-		return &Event{Type: EventChannelDeleted, ChannelID: channel, Updated: v}, nil
+		return &origin.Event{Type: origin.EventChannelDeleted, ChannelID: channel, Updated: v}, nil
 	})
 }
 
 // UpdateTeam changes the team object with fn (team_change). The ID and counts cannot change.
-func (s *Server) UpdateTeam(ctx context.Context, team string, fn func(*Team)) (*Event, error) {
-	return s.change(ctx, team, func(st *teamState, v int64) (*Event, error) {
+func (s *Server) UpdateTeam(ctx context.Context, team string, fn func(*origin.Team)) (*origin.Event, error) {
+	return s.change(ctx, team, func(st *teamState, v int64) (*origin.Event, error) {
 		cur := st.currentTeam()
 		next := cur
 		fn(&next)
@@ -296,7 +298,7 @@ func (s *Server) UpdateTeam(ctx context.Context, team string, fn func(*Team)) (*
 		st.mu.Lock()
 		st.team = next
 		st.mu.Unlock()
-		return &Event{Type: EventTeamChange, TeamInfo: &next}, nil
+		return &origin.Event{Type: origin.EventTeamChange, TeamInfo: &next}, nil
 	})
 }
 

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"math"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // World is the synthetic base state of every team: users, channels and memberships generated
@@ -221,10 +223,10 @@ func (w *World) botOrdinal(t, u int) (int, bool) {
 // round of totalPairs users a seeded bijection gives every user a distinct (culture, given,
 // family) pair, whose handles are distinct by construction of the name lists; later rounds add
 // the round number ("jose.nunez2").
-func (w *World) baseUser(t, u int) User {
+func (w *World) baseUser(t, u int) origin.User {
 	id := userID(t, u)
 	r := newPRNG(w.seed, kindUser, t, u)
-	user := User{ID: id, Team: w.teams[t].id, Updated: 1}
+	user := origin.User{ID: id, Team: w.teams[t].id, Updated: 1}
 	if ord, ok := w.botOrdinal(t, u); ok {
 		round := ord / len(botNames)
 		p := newPerm(uint64(len(botNames)), w.seed, kindBots, t, round)
@@ -315,10 +317,10 @@ func titleCase(s string) string {
 
 // baseChannel generates channel c of team t. Names are unique per team the same way handles
 // are: a seeded bijection over the channel name families per round, a "-<round>" suffix after.
-func (w *World) baseChannel(t, c int) Channel {
+func (w *World) baseChannel(t, c int) origin.Channel {
 	tb := &w.teams[t]
 	r := newPRNG(w.seed, kindChannel, t, c)
-	ch := Channel{ID: channelID(t, c), Team: tb.id, Creator: userID(t, 0), MemberCount: int(tb.counts[c]), Updated: 1}
+	ch := origin.Channel{ID: channelID(t, c), Team: tb.id, Creator: userID(t, 0), MemberCount: int(tb.counts[c]), Updated: 1}
 	created := tb.created
 	switch c {
 	case 0:
@@ -348,7 +350,7 @@ func (w *World) baseChannel(t, c int) Channel {
 }
 
 // baseTeam generates team t. Team names are unique per world like handles.
-func (w *World) baseTeam(t int) Team {
+func (w *World) baseTeam(t int) origin.Team {
 	pairs := len(teamAdjectives) * len(teamNouns)
 	round := t / pairs
 	p := newPerm(uint64(pairs), w.seed, kindTeamNames, 0, round)
@@ -359,7 +361,7 @@ func (w *World) baseTeam(t int) Team {
 	if kind := pick(&r, teamKinds); kind != "" {
 		name += " " + kind
 	}
-	return Team{ID: w.teams[t].id, Name: name,
+	return origin.Team{ID: w.teams[t].id, Name: name,
 		Domain:    strings.ToLower(adj+noun) + roundSuffix("", round),
 		UserCount: w.size.Users, ChannelCount: w.size.Channels, Updated: 1}
 }
@@ -394,28 +396,28 @@ func (w *World) teamIndex(id string) (int, bool) {
 }
 
 // User returns the base (start-of-world) state of a user; the Server has the current one.
-func (w *World) User(id string) (User, bool) {
+func (w *World) User(id string) (origin.User, bool) {
 	t, u, ok := parseObjectID('U', id)
 	if !ok || t >= len(w.teams) || u >= w.size.Users {
-		return User{}, false
+		return origin.User{}, false
 	}
 	return w.baseUser(t, u), true
 }
 
 // Channel returns the base state of a channel; the Server has the current one.
-func (w *World) Channel(id string) (Channel, bool) {
+func (w *World) Channel(id string) (origin.Channel, bool) {
 	t, c, ok := parseObjectID('C', id)
 	if !ok || t >= len(w.teams) || c >= w.size.Channels {
-		return Channel{}, false
+		return origin.Channel{}, false
 	}
 	return w.baseChannel(t, c), true
 }
 
 // Team returns the base state of a team; the Server has the current one.
-func (w *World) Team(id string) (Team, bool) {
+func (w *World) Team(id string) (origin.Team, bool) {
 	t, ok := w.teamIndex(id)
 	if !ok {
-		return Team{}, false
+		return origin.Team{}, false
 	}
 	return w.baseTeam(t), true
 }

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // The events admin endpoint lets load tests and demos drive a team's event stream on demand:
@@ -130,21 +132,21 @@ func decodeAdminEvent(body io.Reader) (adminEvent, error) {
 }
 
 // adminChange returns the mutation one repetition of req makes.
-func (s *Server) adminChange(team string, req adminEvent) (func(*http.Request) (*Event, error), error) {
+func (s *Server) adminChange(team string, req adminEvent) (func(*http.Request) (*origin.Event, error), error) {
 	switch req.Type {
-	case EventMessage:
+	case origin.EventMessage:
 		if req.Title != nil || req.DisplayName != nil || req.RealName != nil {
 			return nil, errors.New("message: title, display_name and real_name belong to user_change")
 		}
-		return func(r *http.Request) (*Event, error) {
+		return func(r *http.Request) (*origin.Event, error) {
 			return s.PostMessage(r.Context(), team, req.Channel, req.User, req.Text, req.Mentions)
 		}, nil
-	case EventUserChange:
+	case origin.EventUserChange:
 		if req.Channel != "" || req.Text != "" || req.Mentions != nil {
 			return nil, errors.New("user_change: channel, text and mentions belong to message")
 		}
-		return func(r *http.Request) (*Event, error) {
-			return s.UpdateUser(r.Context(), team, req.User, func(u *User) {
+		return func(r *http.Request) (*origin.Event, error) {
+			return s.UpdateUser(r.Context(), team, req.User, func(u *origin.User) {
 				setIf(&u.Title, req.Title)
 				setIf(&u.DisplayName, req.DisplayName)
 				setIf(&u.RealName, req.RealName)

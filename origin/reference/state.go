@@ -1,9 +1,11 @@
-package origin
+package reference
 
 import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // teamState is one team's current state: the World's base plus the overlay of everything
@@ -16,9 +18,9 @@ type teamState struct {
 	// pubMu serializes the changes of the team with the publishing of their events, so events
 	// are applied, numbered and published in seq order. Lock order: pubMu, then mu.
 	pubMu   sync.Mutex
-	seq     int64    // last seq assigned; guarded by pubMu
-	pending []*Event // assigned but not yet published, in seq order; guarded by pubMu
-	lastTS  int64    // last message ts, in microseconds; guarded by pubMu
+	seq     int64           // last seq assigned; guarded by pubMu
+	pending []*origin.Event // assigned but not yet published, in seq order; guarded by pubMu
+	lastTS  int64           // last message ts, in microseconds; guarded by pubMu
 
 	// published is the last seq whose publish succeeded (written under pubMu). Every change up
 	// to it is already applied, which is what makes "a listing read after seq S reflects every
@@ -28,12 +30,12 @@ type teamState struct {
 	// mu guards the overlay below. Readers hold it shared for one page at a time; changes hold
 	// it exclusively while they apply, never while they publish.
 	mu       sync.RWMutex
-	team     Team
-	users    map[int32]*User    // users changed since start
-	channels map[int32]*Channel // base channels changed since start and created channels; MemberCount unused
-	deleted  map[int32]int64    // deleted channels and the version of their deletion
-	counts   []int32            // member count of every channel, base and created
-	members  map[int32][]memRow // per user, the memberships changed since start, by channel
+	team     origin.Team
+	users    map[int32]*origin.User    // users changed since start
+	channels map[int32]*origin.Channel // base channels changed since start and created channels; MemberCount unused
+	deleted  map[int32]int64           // deleted channels and the version of their deletion
+	counts   []int32                   // member count of every channel, base and created
+	members  map[int32][]memRow        // per user, the memberships changed since start, by channel
 
 	// names maps live channel names to indices, for the uniqueness check of creations and
 	// renames. Only changes use it, so pubMu guards it. nil until first needed.
@@ -52,8 +54,8 @@ func newTeamState(w *World, t int) *teamState {
 	return &teamState{
 		w: w, idx: t, id: w.teams[t].id,
 		team:     w.baseTeam(t),
-		users:    make(map[int32]*User),
-		channels: make(map[int32]*Channel),
+		users:    make(map[int32]*origin.User),
+		channels: make(map[int32]*origin.Channel),
 		deleted:  make(map[int32]int64),
 		counts:   slices.Clone(w.teams[t].counts),
 		members:  make(map[int32][]memRow),
@@ -65,7 +67,7 @@ func newTeamState(w *World, t int) *teamState {
 func (st *teamState) hasUser(u int) bool { return u >= 0 && u < st.w.size.Users }
 
 // user returns the current state of user u (hasUser(u) must hold).
-func (st *teamState) user(u int) User {
+func (st *teamState) user(u int) origin.User {
 	if ov, ok := st.users[int32(u)]; ok {
 		return *ov
 	}
@@ -73,14 +75,14 @@ func (st *teamState) user(u int) User {
 }
 
 // channel returns the current state of channel c; false when it never existed or was deleted.
-func (st *teamState) channel(c int) (Channel, bool) {
+func (st *teamState) channel(c int) (origin.Channel, bool) {
 	if c < 0 || c >= len(st.counts) {
-		return Channel{}, false
+		return origin.Channel{}, false
 	}
 	if _, gone := st.deleted[int32(c)]; gone {
-		return Channel{}, false
+		return origin.Channel{}, false
 	}
-	var ch Channel
+	var ch origin.Channel
 	if ov, ok := st.channels[int32(c)]; ok {
 		ch = *ov
 	} else {
@@ -91,7 +93,7 @@ func (st *teamState) channel(c int) (Channel, bool) {
 }
 
 // currentTeam returns the team object; channel_count follows creations and deletions.
-func (st *teamState) currentTeam() Team {
+func (st *teamState) currentTeam() origin.Team {
 	t := st.team
 	t.ChannelCount = len(st.counts) - len(st.deleted)
 	return t

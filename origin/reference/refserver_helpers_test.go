@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"context"
@@ -13,10 +13,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/weft-edge/weft/origin"
 )
 
-// Helpers of the reference origin's tests. Their names start with "ref" because the client's
-// tests share the package.
+// Helpers of the reference origin's tests. Their names start with "ref" because they were
+// written when the client's tests shared the package (before origin/reference was split off).
 
 // refSize is a small custom world: big enough for paging over several teams, small enough for
 // -race.
@@ -93,10 +95,10 @@ func refWantError(t testing.TB, hs *httptest.Server, token, path string, status 
 
 // refPage is any listing page.
 type refPage struct {
-	Users       []User       `json:"users"`
-	Channels    []Channel    `json:"channels"`
-	Memberships []Membership `json:"memberships"`
-	NextCursor  *string      `json:"next_cursor"`
+	Users       []origin.User       `json:"users"`
+	Channels    []origin.Channel    `json:"channels"`
+	Memberships []origin.Membership `json:"memberships"`
+	NextCursor  *string             `json:"next_cursor"`
 }
 
 // refWalk pages through one listing with limit and returns every row, checking that no page
@@ -129,16 +131,16 @@ func refWalk[T any](t testing.TB, hs *httptest.Server, team, listing string, lim
 	}
 }
 
-func refWalkUsers(t testing.TB, hs *httptest.Server, team string, limit int) []User {
-	return refWalk(t, hs, team, "users", limit, func(p *refPage) []User { return p.Users })
+func refWalkUsers(t testing.TB, hs *httptest.Server, team string, limit int) []origin.User {
+	return refWalk(t, hs, team, "users", limit, func(p *refPage) []origin.User { return p.Users })
 }
 
-func refWalkChannels(t testing.TB, hs *httptest.Server, team string, limit int) []Channel {
-	return refWalk(t, hs, team, "channels", limit, func(p *refPage) []Channel { return p.Channels })
+func refWalkChannels(t testing.TB, hs *httptest.Server, team string, limit int) []origin.Channel {
+	return refWalk(t, hs, team, "channels", limit, func(p *refPage) []origin.Channel { return p.Channels })
 }
 
-func refWalkMemberships(t testing.TB, hs *httptest.Server, team string, limit int) []Membership {
-	return refWalk(t, hs, team, "memberships", limit, func(p *refPage) []Membership { return p.Memberships })
+func refWalkMemberships(t testing.TB, hs *httptest.Server, team string, limit int) []origin.Membership {
+	return refWalk(t, hs, team, "memberships", limit, func(p *refPage) []origin.Membership { return p.Memberships })
 }
 
 // refWaitFor polls cond until it holds or the deadline passes.
@@ -159,13 +161,13 @@ func refWaitFor(t testing.TB, what string, cond func() bool) {
 // refPublisher records published events and fails while failing is set.
 type refPublisher struct {
 	mu      sync.Mutex
-	events  []*Event
+	events  []*origin.Event
 	failing bool
 }
 
 var errRefPublish = errors.New("ref publisher: bus down")
 
-func (p *refPublisher) PublishEvent(_ context.Context, ev *Event) error {
+func (p *refPublisher) PublishEvent(_ context.Context, ev *origin.Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failing {
@@ -194,7 +196,7 @@ func (p *refPublisher) seqs(team string) []int64 {
 	return s
 }
 
-func (p *refPublisher) all() []*Event {
+func (p *refPublisher) all() []*origin.Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.events)

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"bytes"
@@ -7,27 +7,29 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // refMembership finds (user, channel) in the memberships pages.
-func refMembership(t *testing.T, ms []Membership, channel, user string) (Membership, bool) {
+func refMembership(t *testing.T, ms []origin.Membership, channel, user string) (origin.Membership, bool) {
 	t.Helper()
 	for _, m := range ms {
 		if m.Channel == channel && m.User == user {
 			return m, true
 		}
 	}
-	return Membership{}, false
+	return origin.Membership{}, false
 }
 
-func refChannelPage(t *testing.T, cs []Channel, id string) (Channel, bool) {
+func refChannelPage(t *testing.T, cs []origin.Channel, id string) (origin.Channel, bool) {
 	t.Helper()
 	for _, c := range cs {
 		if c.ID == id {
 			return c, true
 		}
 	}
-	return Channel{}, false
+	return origin.Channel{}, false
 }
 
 // refOpenChannel returns a live, public, unarchived channel of team and an active user who is
@@ -53,7 +55,7 @@ func TestMutationsShowInPages(t *testing.T) {
 	s, hs := refServe(t, ServerConfig{Publisher: pub})
 	team, ctx := s.TeamIDs()[0], t.Context()
 	seq := int64(0)
-	next := func(ev *Event, err error) *Event {
+	next := func(ev *origin.Event, err error) *origin.Event {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +73,7 @@ func TestMutationsShowInPages(t *testing.T) {
 
 	ev := next(s.JoinChannel(ctx, team, channel, user))
 	before, _ := s.World().Channel(channel)
-	if ev.Type != EventMemberJoined || ev.ChannelID != channel || ev.UserID != user || ev.Updated != seq+1 {
+	if ev.Type != origin.EventMemberJoined || ev.ChannelID != channel || ev.UserID != user || ev.Updated != seq+1 {
 		t.Fatalf("join event %+v", ev)
 	}
 	m, ok := refMembership(t, refWalkMemberships(t, hs, team, 100), channel, user)
@@ -81,7 +83,7 @@ func TestMutationsShowInPages(t *testing.T) {
 	}
 
 	ev = next(s.PostMessage(ctx, team, channel, user, "hi <@U00000001>", []string{"U00000001"}))
-	if ev.Type != EventMessage || ev.TS == "" || !regexp.MustCompile(`^\d{10}\.\d{6}$`).MatchString(ev.TS) ||
+	if ev.Type != origin.EventMessage || ev.TS == "" || !regexp.MustCompile(`^\d{10}\.\d{6}$`).MatchString(ev.TS) ||
 		!slices.Equal(ev.Mentions, []string{"U00000001"}) {
 		t.Fatalf("message event %+v", ev)
 	}
@@ -98,8 +100,8 @@ func TestMutationsShowInPages(t *testing.T) {
 		t.Fatalf("after leave: member_count %d, want %d", c.MemberCount, before.MemberCount)
 	}
 
-	ev = next(s.UpdateUser(ctx, team, user, func(u *User) { u.Title = "Chief Tester"; u.DisplayName = "Tess" }))
-	var u User
+	ev = next(s.UpdateUser(ctx, team, user, func(u *origin.User) { u.Title = "Chief Tester"; u.DisplayName = "Tess" }))
+	var u origin.User
 	refGetJSON(t, hs, "/origin/v1/teams/"+team+"/users/"+user, &u)
 	if u.Title != "Chief Tester" || u.DisplayName != "Tess" || u.Updated != seq+1 || *ev.User != u {
 		t.Fatalf("after user change: %+v, event %+v", u, ev.User)
@@ -114,7 +116,7 @@ func TestMutationsShowInPages(t *testing.T) {
 		t.Fatalf("created channel %+v (listed %v), membership %+v %v, event %+v", c, ok, m, mok, ev.Channel)
 	}
 
-	ev = next(s.UpdateChannel(ctx, team, created, func(c *Channel) {
+	ev = next(s.UpdateChannel(ctx, team, created, func(c *origin.Channel) {
 		c.Name, c.Topic, c.IsArchived = "proj-renamed", "new topic", true
 	}))
 	c, _ = refChannelPage(t, refWalkChannels(t, hs, team, 100), created)
@@ -128,7 +130,7 @@ func TestMutationsShowInPages(t *testing.T) {
 	}
 
 	ev = next(s.DeleteChannel(ctx, team, created))
-	if ev.Type != EventChannelDeleted || ev.ChannelID != created || ev.Updated != seq+1 {
+	if ev.Type != origin.EventChannelDeleted || ev.ChannelID != created || ev.Updated != seq+1 {
 		t.Fatalf("delete event %+v", ev)
 	}
 	if _, ok := refChannelPage(t, refWalkChannels(t, hs, team, 100), created); ok {
@@ -139,8 +141,8 @@ func TestMutationsShowInPages(t *testing.T) {
 	}
 	refWantError(t, hs, "", "/origin/v1/teams/"+team+"/channels/"+created, 404, "channel_not_found")
 
-	ev = next(s.UpdateTeam(ctx, team, func(tm *Team) { tm.Name = "Renamed Inc."; tm.UserCount = 1 }))
-	var info TeamInfo
+	ev = next(s.UpdateTeam(ctx, team, func(tm *origin.Team) { tm.Name = "Renamed Inc."; tm.UserCount = 1 }))
+	var info origin.TeamInfo
 	refGetJSON(t, hs, "/origin/v1/teams/"+team, &info)
 	if info.Team.Name != "Renamed Inc." || info.Team.Updated != seq+1 || info.Team.UserCount != refSize.Users ||
 		info.Seq != seq || *ev.TeamInfo != info.Team {
@@ -186,45 +188,47 @@ func TestBadChangesChangeNothing(t *testing.T) {
 	before := refSnapshotBytes(t, hs, team)
 	seq := s.Seq(team)
 
-	for name, change := range map[string]func() (*Event, error){
-		"unknown team":         func() (*Event, error) { return s.JoinChannel(ctx, "T00000009", channel, outsider) },
-		"unknown channel":      func() (*Event, error) { return s.JoinChannel(ctx, team, "C000000ZZ", outsider) },
-		"unknown user":         func() (*Event, error) { return s.JoinChannel(ctx, team, channel, "U000000ZZ") },
-		"user of another team": func() (*Event, error) { return s.JoinChannel(ctx, team, channel, otherTeamUser) },
-		"join twice":           func() (*Event, error) { return s.JoinChannel(ctx, team, general, member) },
-		"join archived":        func() (*Event, error) { return s.JoinChannel(ctx, team, archived, outsider) },
-		"deleted user joins":   func() (*Event, error) { return s.JoinChannel(ctx, team, channel, deletedUser) },
-		"leave when not in":    func() (*Event, error) { return s.LeaveChannel(ctx, team, channel, outsider) },
-		"leave general":        func() (*Event, error) { return s.LeaveChannel(ctx, team, general, member) },
-		"message by outsider":  func() (*Event, error) { return s.PostMessage(ctx, team, channel, outsider, "hi", nil) },
-		"empty message":        func() (*Event, error) { return s.PostMessage(ctx, team, general, member, "", nil) },
-		"bad mention": func() (*Event, error) {
+	for name, change := range map[string]func() (*origin.Event, error){
+		"unknown team":         func() (*origin.Event, error) { return s.JoinChannel(ctx, "T00000009", channel, outsider) },
+		"unknown channel":      func() (*origin.Event, error) { return s.JoinChannel(ctx, team, "C000000ZZ", outsider) },
+		"unknown user":         func() (*origin.Event, error) { return s.JoinChannel(ctx, team, channel, "U000000ZZ") },
+		"user of another team": func() (*origin.Event, error) { return s.JoinChannel(ctx, team, channel, otherTeamUser) },
+		"join twice":           func() (*origin.Event, error) { return s.JoinChannel(ctx, team, general, member) },
+		"join archived":        func() (*origin.Event, error) { return s.JoinChannel(ctx, team, archived, outsider) },
+		"deleted user joins":   func() (*origin.Event, error) { return s.JoinChannel(ctx, team, channel, deletedUser) },
+		"leave when not in":    func() (*origin.Event, error) { return s.LeaveChannel(ctx, team, channel, outsider) },
+		"leave general":        func() (*origin.Event, error) { return s.LeaveChannel(ctx, team, general, member) },
+		"message by outsider":  func() (*origin.Event, error) { return s.PostMessage(ctx, team, channel, outsider, "hi", nil) },
+		"empty message":        func() (*origin.Event, error) { return s.PostMessage(ctx, team, general, member, "", nil) },
+		"bad mention": func() (*origin.Event, error) {
 			return s.PostMessage(ctx, team, general, member, "hi", []string{otherTeamUser})
 		},
-		"message in archived": func() (*Event, error) { return s.PostMessage(ctx, team, archived, member, "x", nil) },
-		"user id change": func() (*Event, error) {
-			return s.UpdateUser(ctx, team, member, func(u *User) { u.ID = "U00000001" })
+		"message in archived": func() (*origin.Event, error) { return s.PostMessage(ctx, team, archived, member, "x", nil) },
+		"user id change": func() (*origin.Event, error) {
+			return s.UpdateUser(ctx, team, member, func(u *origin.User) { u.ID = "U00000001" })
 		},
-		"unknown user change": func() (*Event, error) { return s.UpdateUser(ctx, team, "U0000", func(*User) {}) },
-		"bad channel name":    func() (*Event, error) { return s.CreateChannel(ctx, team, "Has Spaces", member, false) },
-		"long channel name": func() (*Event, error) {
+		"unknown user change": func() (*origin.Event, error) { return s.UpdateUser(ctx, team, "U0000", func(*origin.User) {}) },
+		"bad channel name":    func() (*origin.Event, error) { return s.CreateChannel(ctx, team, "Has Spaces", member, false) },
+		"long channel name": func() (*origin.Event, error) {
 			return s.CreateChannel(ctx, team, string(bytes.Repeat([]byte("a"), 81)), member, false)
 		},
-		"taken channel name": func() (*Event, error) { return s.CreateChannel(ctx, team, "taken-name", member, false) },
-		"deleted creator":    func() (*Event, error) { return s.CreateChannel(ctx, team, "fresh", deletedUser, false) },
-		"rename to taken": func() (*Event, error) {
-			return s.UpdateChannel(ctx, team, channel, func(c *Channel) { c.Name = "random" })
+		"taken channel name": func() (*origin.Event, error) { return s.CreateChannel(ctx, team, "taken-name", member, false) },
+		"deleted creator":    func() (*origin.Event, error) { return s.CreateChannel(ctx, team, "fresh", deletedUser, false) },
+		"rename to taken": func() (*origin.Event, error) {
+			return s.UpdateChannel(ctx, team, channel, func(c *origin.Channel) { c.Name = "random" })
 		},
-		"archive general": func() (*Event, error) {
-			return s.UpdateChannel(ctx, team, general, func(c *Channel) { c.IsArchived = true })
+		"archive general": func() (*origin.Event, error) {
+			return s.UpdateChannel(ctx, team, general, func(c *origin.Channel) { c.IsArchived = true })
 		},
-		"channel id change": func() (*Event, error) {
-			return s.UpdateChannel(ctx, team, channel, func(c *Channel) { c.Team = "T00000001" })
+		"channel id change": func() (*origin.Event, error) {
+			return s.UpdateChannel(ctx, team, channel, func(c *origin.Channel) { c.Team = "T00000001" })
 		},
-		"delete general":      func() (*Event, error) { return s.DeleteChannel(ctx, team, general) },
-		"delete unknown":      func() (*Event, error) { return s.DeleteChannel(ctx, team, "C00000ZZZ") },
-		"team id change":      func() (*Event, error) { return s.UpdateTeam(ctx, team, func(t *Team) { t.ID = "T00000001" }) },
-		"team without a name": func() (*Event, error) { return s.UpdateTeam(ctx, team, func(t *Team) { t.Name = "" }) },
+		"delete general": func() (*origin.Event, error) { return s.DeleteChannel(ctx, team, general) },
+		"delete unknown": func() (*origin.Event, error) { return s.DeleteChannel(ctx, team, "C00000ZZZ") },
+		"team id change": func() (*origin.Event, error) {
+			return s.UpdateTeam(ctx, team, func(t *origin.Team) { t.ID = "T00000001" })
+		},
+		"team without a name": func() (*origin.Event, error) { return s.UpdateTeam(ctx, team, func(t *origin.Team) { t.Name = "" }) },
 	} {
 		ev, err := change()
 		if !errors.Is(err, ErrBadChange) || ev != nil {
@@ -243,7 +247,7 @@ func TestFailedPublishLeavesNoHole(t *testing.T) {
 	pub := &refPublisher{}
 	s, hs := refServe(t, ServerConfig{Publisher: pub})
 	team, ctx := s.TeamIDs()[0], t.Context()
-	title := func(v string) func(*User) { return func(u *User) { u.Title = v } }
+	title := func(v string) func(*origin.User) { return func(u *origin.User) { u.Title = v } }
 	user := userID(0, 1)
 
 	refMust(t)(s.UpdateUser(ctx, team, user, title("one")))
@@ -252,7 +256,7 @@ func TestFailedPublishLeavesNoHole(t *testing.T) {
 	if !errors.Is(err, errRefPublish) || ev == nil || ev.Seq != 2 {
 		t.Fatalf("failed publish: %v, %v; want seq 2 and the publisher's error", ev, err)
 	}
-	var info TeamInfo
+	var info origin.TeamInfo
 	refGetJSON(t, hs, "/origin/v1/teams/"+team, &info)
 	if info.Seq != 1 || s.Seq(team) != 1 {
 		t.Fatalf("seq %d reported with event 2 unpublished", info.Seq)
@@ -310,7 +314,7 @@ func TestNilPublisherPublishesAtOnce(t *testing.T) {
 	s, _ := refServe(t, ServerConfig{})
 	team := s.TeamIDs()[1]
 	for i := range 5 {
-		refMust(t)(s.UpdateTeam(t.Context(), team, func(tm *Team) { tm.Name = "Team " + string(rune('A'+i)) }))
+		refMust(t)(s.UpdateTeam(t.Context(), team, func(tm *origin.Team) { tm.Name = "Team " + string(rune('A'+i)) }))
 	}
 	if s.Seq(team) != 5 || s.Flush(t.Context()) != nil {
 		t.Fatalf("seq %d after 5 changes", s.Seq(team))
@@ -343,7 +347,7 @@ func TestListingsReflectPublishedSeq(t *testing.T) {
 	})
 	wg.Go(func() { // a second team changes at the same time
 		for i := range 50 {
-			_, _ = s.UpdateTeam(ctx, s.TeamIDs()[1], func(tm *Team) { tm.Name = "Busy " + string(rune('a'+i%26)) })
+			_, _ = s.UpdateTeam(ctx, s.TeamIDs()[1], func(tm *origin.Team) { tm.Name = "Busy " + string(rune('a'+i%26)) })
 		}
 	})
 	for last := false; !last; {
@@ -352,7 +356,7 @@ func TestListingsReflectPublishedSeq(t *testing.T) {
 			last = true // one more check after the last join
 		default:
 		}
-		var info TeamInfo
+		var info origin.TeamInfo
 		refGetJSON(t, hs, "/origin/v1/teams/"+team, &info)
 		listed := refWalkMemberships(t, hs, team, 500)
 		for _, ev := range pub.all() {

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"crypto/subtle"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // ServerConfig configures a reference origin. The zero value of every field but World is its
@@ -22,7 +24,7 @@ type ServerConfig struct {
 	Token string
 	// Publisher publishes each change as a team event. nil records events as published at once
 	// without sending them anywhere.
-	Publisher Publisher
+	Publisher origin.Publisher
 	// Logger receives what the server cannot return to a caller (a failed snapshot write, an
 	// activity publish error). nil discards it.
 	Logger *slog.Logger
@@ -225,7 +227,7 @@ func (s *Server) handleChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, c, ok := parseObjectID('C', r.PathValue("id"))
-	var ch Channel
+	var ch origin.Channel
 	if ok && t == st.idx {
 		st.mu.RLock()
 		ch, ok = st.channel(c)

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"encoding/base64"

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 func TestPagingWalksEverythingOnce(t *testing.T) {
@@ -46,7 +48,7 @@ func TestPagingWalksEverythingOnce(t *testing.T) {
 		if !slices.Equal(got, wantMems) {
 			t.Fatalf("limit %d: memberships differ (%d vs %d)", limit, len(got), len(wantMems))
 		}
-		seen := map[Membership]bool{}
+		seen := map[origin.Membership]bool{}
 		for i, m := range got {
 			if seen[m] || i > 0 && (m.User < got[i-1].User || m.User == got[i-1].User && m.Channel <= got[i-1].Channel) {
 				t.Fatalf("limit %d: row %d %+v repeated or out of (user, channel) order", limit, i, m)
@@ -62,19 +64,19 @@ func TestPagingWalksEverythingOnce(t *testing.T) {
 func TestSnapshotEqualsPages(t *testing.T) {
 	s, hs := refServe(t, ServerConfig{})
 	team := s.TeamIDs()[0]
-	refMust(t)(s.UpdateUser(t.Context(), team, userID(0, 3), func(u *User) { u.Title = "Snapshot tester" }))
+	refMust(t)(s.UpdateUser(t.Context(), team, userID(0, 3), func(u *origin.User) { u.Title = "Snapshot tester" }))
 	refMust(t)(s.DeleteChannel(t.Context(), team, channelID(0, 2)))
 	var snap struct {
-		Team        Team         `json:"team"`
-		Seq         int64        `json:"seq"`
-		Users       []User       `json:"users"`
-		Channels    []Channel    `json:"channels"`
-		Memberships []Membership `json:"memberships"`
+		Team        origin.Team         `json:"team"`
+		Seq         int64               `json:"seq"`
+		Users       []origin.User       `json:"users"`
+		Channels    []origin.Channel    `json:"channels"`
+		Memberships []origin.Membership `json:"memberships"`
 	}
 	if err := json.Unmarshal(refSnapshotBytes(t, hs, team), &snap); err != nil {
 		t.Fatal(err)
 	}
-	var info TeamInfo
+	var info origin.TeamInfo
 	refGetJSON(t, hs, "/origin/v1/teams/"+team, &info)
 	if snap.Team != info.Team || snap.Seq != info.Seq || snap.Seq != 2 {
 		t.Fatalf("snapshot team %+v seq %d, GET team %+v", snap.Team, snap.Seq, info)
@@ -92,7 +94,7 @@ func TestSnapshotEqualsPages(t *testing.T) {
 func TestTeamEndpoint(t *testing.T) {
 	s, hs := refServe(t, ServerConfig{})
 	team := s.TeamIDs()[0]
-	var info TeamInfo
+	var info origin.TeamInfo
 	refGetJSON(t, hs, "/origin/v1/teams/"+team, &info)
 	if info.Seq != 0 || info.Team.Validate(team) != nil || info.Team.UserCount != refSize.Users ||
 		info.Team.ChannelCount != refSize.Channels {
@@ -123,7 +125,7 @@ func TestNotFound(t *testing.T) {
 	base := "/origin/v1/teams/" + team
 	ctx := t.Context()
 	refMust(t)(s.DeleteChannel(ctx, team, channelID(0, 4)))
-	refMust(t)(s.UpdateUser(ctx, team, userID(0, 2), func(u *User) { u.Deleted = true }))
+	refMust(t)(s.UpdateUser(ctx, team, userID(0, 2), func(u *origin.User) { u.Deleted = true }))
 	for _, path := range []string{"/origin/v1/teams/T00000002", "/origin/v1/teams/nope/users",
 		"/origin/v1/teams/t00000000/channels", "/origin/v1/teams/U00000000/memberships",
 		"/origin/v1/teams/T00000009/snapshot"} {
@@ -135,12 +137,12 @@ func TestNotFound(t *testing.T) {
 	for _, id := range []string{"C00100001", channelID(0, 4), "C000000ZZ", "U00000001"} {
 		refWantError(t, hs, "", base+"/channels/"+id, http.StatusNotFound, "channel_not_found")
 	}
-	var u User
+	var u origin.User
 	refGetJSON(t, hs, base+"/users/"+userID(0, 2), &u)
 	if !u.Deleted || u.Updated != 3 {
 		t.Fatalf("deleted user: %+v, want present with deleted and updated 3", u)
 	}
-	var c Channel
+	var c origin.Channel
 	refGetJSON(t, hs, base+"/channels/"+channelID(0, 1), &c)
 	if c.Name != "random" || c.Validate(team) != nil {
 		t.Fatalf("random: %+v", c)
@@ -191,26 +193,26 @@ func TestBadParams(t *testing.T) {
 // TestHandWrittenJSON checks the hand-appended pages against encoding/json.
 func TestHandWrittenJSON(t *testing.T) {
 	odd := "a\"b\\c\n\t\r\x00\x1f<>&\u2028é\xff\xfe😀"
-	u := User{ID: "U1", Team: "T1", Name: odd, RealName: "Zoë Dvořák", DisplayName: odd, Title: "",
+	u := origin.User{ID: "U1", Team: "T1", Name: odd, RealName: "Zoë Dvořák", DisplayName: odd, Title: "",
 		AvatarURL: "https://x/y?a=1&b=2", TZ: "Europe/Prague", IsBot: true, Deleted: true, Updated: 1 << 40}
-	c := Channel{ID: "C1", Team: "T1", Name: odd, Topic: "→", Purpose: odd, IsPrivate: true,
+	c := origin.Channel{ID: "C1", Team: "T1", Name: odd, Topic: "→", Purpose: odd, IsPrivate: true,
 		IsArchived: true, Created: "2020-01-01T00:00:00Z", Creator: "U1", MemberCount: 12345, Updated: 7}
-	tm := Team{ID: "T1", Name: odd, Domain: "d", UserCount: 3, ChannelCount: 4, Updated: 9}
+	tm := origin.Team{ID: "T1", Name: odd, Domain: "d", UserCount: 3, ChannelCount: 4, Updated: 9}
 	for _, v := range []any{&u, &c, &tm} {
 		var hand []byte
 		switch v := v.(type) {
-		case *User:
+		case *origin.User:
 			hand = appendUser(nil, v)
-		case *Channel:
+		case *origin.Channel:
 			hand = appendChannel(nil, v)
-		case *Team:
+		case *origin.Team:
 			hand = appendTeam(nil, v)
 		}
 		std, _ := json.Marshal(v)
 		refSameJSON(t, hand, std)
 	}
 	row := appendMembership(nil, 2, 77, memRow{ch: 5, member: true, updated: 99})
-	std, _ := json.Marshal(Membership{Channel: channelID(2, 5), User: userID(2, 77), Updated: 99})
+	std, _ := json.Marshal(origin.Membership{Channel: channelID(2, 5), User: userID(2, 77), Updated: 99})
 	refSameJSON(t, row, std)
 }
 
@@ -244,8 +246,8 @@ func FuzzAppendString(f *testing.F) {
 }
 
 // refMust fails the test when a change returns an error.
-func refMust(t testing.TB) func(*Event, error) *Event {
-	return func(ev *Event, err error) *Event {
+func refMust(t testing.TB) func(*origin.Event, error) *origin.Event {
+	return func(ev *origin.Event, err error) *origin.Event {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)

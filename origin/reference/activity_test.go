@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // refRunActivity runs an activity until cond holds on the published events, then stops it and
@@ -53,10 +55,10 @@ func TestActivityEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := DecodeEvent(ev.Team, data); err != nil {
+		if _, err := origin.DecodeEvent(ev.Team, data); err != nil {
 			t.Fatalf("published event does not decode: %v: %s", err, data)
 		}
-		if ev.Type == EventMessage {
+		if ev.Type == origin.EventMessage {
 			if strings.Contains(ev.Text, "%!") || strings.Contains(ev.Text, "%s") {
 				t.Fatalf("message text %q is a broken template", ev.Text)
 			}
@@ -75,8 +77,8 @@ func TestActivityEvents(t *testing.T) {
 			t.Fatalf("team %s: server seq %d, last published %d", team, s.Seq(team), seq)
 		}
 	}
-	for _, typ := range []string{EventMessage, EventUserChange, EventMemberJoined, EventMemberLeft,
-		EventChannelChange, EventChannelCreated, EventTeamChange} {
+	for _, typ := range []string{origin.EventMessage, origin.EventUserChange, origin.EventMemberJoined, origin.EventMemberLeft,
+		origin.EventChannelChange, origin.EventChannelCreated, origin.EventTeamChange} {
 		if types[typ] == 0 {
 			t.Errorf("no %s event in %d: %v", typ, len(events), types)
 		}
@@ -97,7 +99,7 @@ func TestActivityDefaultMixIsMostlyMessages(t *testing.T) {
 		if ev.Team != team {
 			t.Fatalf("event of team %s, activity is on %s only", ev.Team, team)
 		}
-		if ev.Type == EventMessage {
+		if ev.Type == origin.EventMessage {
 			messages++
 		}
 	}

@@ -1,8 +1,10 @@
-package origin
+package reference
 
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 // Pages are written by appending JSON by hand: a giant snapshot is 366,000 users and ~5 million
@@ -55,7 +57,7 @@ func appendString(b []byte, s string) []byte {
 
 func appendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
 
-func appendUser(b []byte, u *User) []byte {
+func appendUser(b []byte, u *origin.User) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, u.ID)
 	b = append(b, `,"team":`...)
@@ -81,7 +83,7 @@ func appendUser(b []byte, u *User) []byte {
 	return append(b, '}')
 }
 
-func appendChannel(b []byte, c *Channel) []byte {
+func appendChannel(b []byte, c *origin.Channel) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, c.ID)
 	b = append(b, `,"team":`...)
@@ -107,7 +109,7 @@ func appendChannel(b []byte, c *Channel) []byte {
 	return append(b, '}')
 }
 
-func appendTeam(b []byte, t *Team) []byte {
+func appendTeam(b []byte, t *origin.Team) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, t.ID)
 	b = append(b, `,"name":`...)

@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 type refAdminReply struct {
@@ -59,7 +61,7 @@ func TestAdminEventsUserChange(t *testing.T) {
 		t.Fatalf("published seqs %v, want [1 2 3]", got)
 	}
 	for _, ev := range pub.all() {
-		if ev.Type != EventUserChange || ev.User.ID != before.ID || ev.User.Title != "Load tester" {
+		if ev.Type != origin.EventUserChange || ev.User.ID != before.ID || ev.User.Title != "Load tester" {
 			t.Fatalf("published %+v (user %+v)", ev, ev.User)
 		}
 	}
@@ -90,7 +92,7 @@ func TestAdminEventsMessage(t *testing.T) {
 		t.Fatalf("%d events published", len(evs))
 	}
 	ev := evs[0]
-	if ev.Type != EventMessage || ev.ChannelID != channel || ev.UserID != user.ID || ev.TS == "" ||
+	if ev.Type != origin.EventMessage || ev.ChannelID != channel || ev.UserID != user.ID || ev.TS == "" ||
 		ev.Text != "hi <@"+mention.ID+">" || !slices.Equal(ev.Mentions, []string{mention.ID}) {
 		t.Fatalf("published %+v", ev)
 	}

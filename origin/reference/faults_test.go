@@ -1,4 +1,4 @@
-package origin
+package reference
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weft-edge/weft/origin"
 )
 
 func TestFaultErrorRate(t *testing.T) {
@@ -51,7 +53,7 @@ func TestFaultLatencyHonoursContext(t *testing.T) {
 		t.Fatalf("admin faults %+v", f)
 	}
 	s.SetFaults(Faults{Latency: time.Millisecond})
-	refGetJSON(t, hs, "/origin/v1/teams/"+s.TeamIDs()[0], &TeamInfo{})
+	refGetJSON(t, hs, "/origin/v1/teams/"+s.TeamIDs()[0], &origin.TeamInfo{})
 }
 
 func TestFaultDownAndBack(t *testing.T) {
@@ -74,7 +76,7 @@ func TestFaultDownAndBack(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || s.Faults().Down {
 		t.Fatalf("switching down off: %d, faults %+v", resp.StatusCode, s.Faults())
 	}
-	refGetJSON(t, hs, "/origin/v1/teams/"+s.TeamIDs()[0], &TeamInfo{})
+	refGetJSON(t, hs, "/origin/v1/teams/"+s.TeamIDs()[0], &origin.TeamInfo{})
 }
 
 func TestFaultsAdminEndpoint(t *testing.T) {
