@@ -64,10 +64,7 @@ func annotationTable(size string, cfg AnnotationConfig, figs map[string]*Annotat
 func TestAnnotationModes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := weftBin(t)
 	cfg := AnnotationConfig{Sessions: 40, Messages: 400, Rate: 400, Channels: 10, Seed: 1}
 	figs := map[string]*AnnotationFigures{}
 	for _, m := range annotationModes {
@@ -103,10 +100,7 @@ func BenchmarkAnnotations(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	needFiles(b)
-	bin, err := Build(ctx, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	bin := weftBin(b)
 	cfg := AnnotationConfig{Sessions: 1000, Messages: 3000, Rate: 300, Seed: 1}
 	for range b.N {
 		figs := map[string]*AnnotationFigures{}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"go.uber.org/goleak"
 )
 
 // The raw baselines of DESIGN.md's budgets, measured by the same clients in the same run: a
@@ -27,19 +26,6 @@ import (
 // else. Mode "fanout": also a writer goroutine per connection, fed by a channel.
 
 const rawServerEnv = "LOADTEST_RAW_SERVER"
-
-// TestMain runs the raw server instead of the tests when asked to, and otherwise fails the
-// tests if a client goroutine or an HTTP connection is left behind.
-func TestMain(m *testing.M) {
-	if mode := os.Getenv(rawServerEnv); mode != "" {
-		if err := runRawServer(mode, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "raw server:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	goleak.VerifyTestMain(m)
-}
 
 type rawServer struct {
 	writer bool

@@ -22,9 +22,10 @@ import (
 
 // CapacityConfig configures RunCapacity. Zero values are the defaults given.
 type CapacityConfig struct {
-	// Bin is the weft binary the worker processes run (`weft loadtest storm-worker`).
-	Bin  string
-	Team string
+	// WorkerBin is the program the client worker processes run, as `WorkerBin storm-worker`
+	// (see WorkerCommand): weft-loadtest itself. Required.
+	WorkerBin string
+	Team      string
 	// Steps are the idle connection counts to ramp through; default 2,000 to 10,000 by 2,000.
 	Steps []int
 	// PerWorker is the most clients one worker process holds; default 5,000. Each step's
@@ -59,8 +60,8 @@ type capRun struct {
 
 // RunCapacity runs the capacity scenario against t (one edge: t.URL is the edge itself).
 func RunCapacity(ctx context.Context, t *Target, cfg CapacityConfig) (*CapacityFigures, error) {
-	if cfg.Bin == "" {
-		return nil, errors.New("loadtest: capacity needs the weft binary for its workers")
+	if cfg.WorkerBin == "" {
+		return nil, errors.New("loadtest: capacity needs CapacityConfig.WorkerBin for its workers")
 	}
 	team, err := t.team(cfg.Team)
 	if err != nil {
@@ -134,7 +135,7 @@ func (r *capRun) idle(ctx context.Context, f *CapacityFigures) error {
 				}
 				plan.Clients = append(plan.Clients, WorkerClient{Team: r.cfg.Team, User: u, Token: tok, URL: r.t.WSURL()})
 			}
-			wk, err := startWorker(r.cfg.Bin, plan, r.cfg.WorkerNice, false, r.cfg.Stderr)
+			wk, err := startWorker(r.cfg.WorkerBin, plan, r.cfg.WorkerNice, false, r.cfg.Stderr)
 			if wk != nil {
 				r.workers = append(r.workers, wk)
 			}

@@ -84,10 +84,7 @@ func needFiles(b *testing.B) {
 func weftTarget(b *testing.B, ctx context.Context) *target {
 	b.Helper()
 	needFiles(b)
-	bin, err := Build(ctx, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	bin := weftBin(b)
 	var stderr syncBuffer
 	st, err := StartDev(ctx, DevConfig{Bin: bin, Args: []string{"--size", "small", "--heartbeat", "10m"},
 		Stderr: &stderr})

@@ -19,10 +19,7 @@ import (
 func TestClusterSurvivesEdgeKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin, err := Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := weftBin(t)
 	var stderr strings.Builder
 	var mu sync.Mutex
 	cfg := ClusterConfig{Bin: bin, Stderr: lockedWriter{&mu, &stderr}}

@@ -6,11 +6,13 @@
 // Start with stack.go (build `weft`, run `weft dev` as a child process, read its memory and
 // metrics) and client.go (dial raw sessions, read the origin's listings, drive events).
 //
-// The scenarios of `weft loadtest` each have a file: boot.go, query.go, typing.go, fanout.go,
-// capacity.go (clients in worker processes: stormworker.go) and storm.go. They run against a
-// Target (target.go: a stack given by URL, or one spawned), time with an HDR histogram
-// (hist.go), pace open-loop load (pace.go), and end in a Report (report.go: table, JSON, PNG
-// plots); results.go turns a full run into RESULTS.md.
+// The scenarios of the weft-loadtest command (cmd/weft-loadtest) each have a file: boot.go,
+// query.go, typing.go, fanout.go, capacity.go (clients in worker processes, weft-loadtest
+// re-executed: stormworker.go) and storm.go. They run against a Target (target.go: a stack
+// given by URL, or one spawned), time with an HDR histogram (hist.go), pace open-loop load
+// (pace.go), and end in a Report (report.go: table, JSON, PNG plots); results.go turns a full
+// run into RESULTS.md. The reports themselves live outside this package, in the repository's
+// results/ folder (results/RESULTS.md).
 // annotations.go is a scenario of real clients (package client) rendering a message stream,
 // measured against the edge's annotation modes. capacity_bench_test.go holds the capacity
 // figures of DESIGN.md's performance budgets; it dials raw WebSockets, not the client package,

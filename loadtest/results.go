@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Results are the reports of one `weft loadtest all` run, written as RESULTS.md: the seed's
+// Results are the reports of one `weft-loadtest all` run, written as RESULTS.md: the seed's
 // headline figures (the Flannel talk's, from Slack's production) beside this machine's.
 type Results struct {
 	Command string
@@ -71,7 +71,7 @@ func (res *Results) Markdown() string {
 		w("Figures: [%s](%s)\n\n", sec.r.Scenario+".json", filepath.ToSlash(filepath.Join(dir, sec.r.Scenario+".json")))
 	}
 	w("## The reconnect storm\n\n")
-	w("`weft loadtest storm` (3 edges, 2 proxies, 15,000 clients, one edge killed, with and without\n")
+	w("`weft-loadtest storm` (3 edges, 2 proxies, 15,000 clients, one edge killed, with and without\n")
 	w("admission control and pacing; about 8 minutes) is not part of this run. Its figures, plots and\n")
 	w("commands are in [storm-15k/](storm-15k/README.md) and, where memory binds, [storm-cascade/](storm-cascade/README.md).\n")
 	return b.String()

@@ -17,10 +17,7 @@ import (
 func TestScenariosWriteReports(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	bin, err := Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := weftBin(t)
 	tg, err := Spawn(ctx, bin, os.Stderr, "--size", "tiny", "--drain", "100ms")
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +83,7 @@ func TestScenariosWriteReports(t *testing.T) {
 	}
 	res.Fanout = write(FanoutReport(fo, "tiny", ""))
 
-	cp, err := RunCapacity(ctx, tg, CapacityConfig{Bin: bin, Steps: []int{4, 8}, Rates: []float64{5, 10}, StepFor: 500 * time.Millisecond,
+	cp, err := RunCapacity(ctx, tg, CapacityConfig{WorkerBin: workerBin(t), Steps: []int{4, 8}, Rates: []float64{5, 10}, StepFor: 500 * time.Millisecond,
 		Probers: 2, QuerySessions: 2, Stderr: os.Stderr})
 	if err != nil {
 		t.Fatal(err)

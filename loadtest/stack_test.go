@@ -99,10 +99,7 @@ func TestParseEventFrame(t *testing.T) {
 func TestDevStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := weftBin(t)
 	st, err := StartDev(ctx, DevConfig{Bin: bin, Args: []string{"--size", "tiny", "--drain", "100ms"}, Stderr: os.Stderr})
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,10 @@ import (
 // StormConfig is the reconnect storm of the seed talk, scaled to one machine: a cluster of
 // processes, Clients real clients in Workers processes, one edge SIGKILLed.
 type StormConfig struct {
-	Bin              string  // the weft binary; required
+	Bin string // the weft binary the origin, edges and proxies run; required
+	// WorkerBin is the program the client workers run, as `WorkerBin storm-worker`
+	// (WorkerCommand): weft-loadtest itself, which calls RunStormWorker. Required.
+	WorkerBin        string
 	Clients, Workers int     // defaults 15,000 and 4
 	Edges, Proxies   int     // defaults 3 and 2
 	Size             string  // default "small"
@@ -55,7 +58,7 @@ type StormConfig struct {
 	// showed goroutines runnable for up to 68 ms in an edge's 382 ms GC mark phase, with no
 	// process short of CPU over the second. With more Ps than cores the kernel shares the
 	// cores among threads, and a server in a burst gets the larger share it needs.
-	// loadtest/storm-15k has the figures for 4 against Go's default.
+	// results/storm-15k has the figures for 4 against Go's default.
 	ServerProcs int
 	// EdgeArgs are extra flags for every edge (e.g. --debug-addr 127.0.0.1:0 to profile).
 	EdgeArgs []string
@@ -87,6 +90,9 @@ type stormWorker struct {
 func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	if cfg.Bin == "" {
 		return nil, errors.New("loadtest: StormConfig.Bin is required")
+	}
+	if cfg.WorkerBin == "" {
+		return nil, errors.New("loadtest: StormConfig.WorkerBin is required")
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -396,7 +402,7 @@ func startWorkers(cfg StormConfig, plan []WorkerClient) ([]*stormWorker, error) 
 	}
 	var workers []*stormWorker
 	start := func(p WorkerPlan, nice int, idle bool) error {
-		w, err := startWorker(cfg.Bin, p, nice, idle, cfg.Stderr)
+		w, err := startWorker(cfg.WorkerBin, p, nice, idle, cfg.Stderr)
 		if w != nil {
 			workers = append(workers, w)
 		}
@@ -415,10 +421,16 @@ func startWorkers(cfg StormConfig, plan []WorkerClient) ([]*stormWorker, error) 
 	return workers, err
 }
 
-// startWorker starts a client process (`weft loadtest storm-worker`) at nice and hands it
-// plan. A worker that started is returned even with an error, so that it can be stopped.
+// WorkerCommand is the argument a worker program (StormConfig.WorkerBin,
+// CapacityConfig.WorkerBin) is started with; it must then run RunStormWorker on its standard
+// input and output. The workers are clients, so they are the load generator's own process
+// re-executed, never the weft binary.
+const WorkerCommand = "storm-worker"
+
+// startWorker starts a client process (`bin storm-worker`) at nice and hands it plan. A
+// worker that started is returned even with an error, so that it can be stopped.
 func startWorker(bin string, p WorkerPlan, nice int, idle bool, stderr io.Writer) (*stormWorker, error) {
-	cmd, err := nicedCommand(nice, idle, bin, "loadtest", "storm-worker")
+	cmd, err := nicedCommand(nice, idle, bin, WorkerCommand)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
-// Command weft runs the parts of weft: the reference origin today; the edge, the proxy, the
-// dev stack and the load generator as they land. Every flag has an environment twin:
-// --page-limit is WEFT_PAGE_LIMIT.
+// Command weft runs the parts of weft: an edge, a proxy, the reference origin, or all of them
+// in one process (dev), and prints client tokens. The load generator is a command of its own,
+// cmd/weft-loadtest, so that its plotting code stays out of the servers. Every flag has an
+// environment twin: --page-limit is WEFT_PAGE_LIMIT.
 package main
 
 import (
@@ -27,7 +28,6 @@ var commands = []command{
 	{"edge", "run an edge node", runEdge},
 	{"proxy", "run a proxy: routes each team's clients to the edge that owns it", runProxy},
 	{"origin", "run the reference origin: a synthetic world, live events on NATS, fault injection", runOrigin},
-	{"loadtest", "run a load scenario on loopback: boot, query, typing, fanout, capacity, storm, or all (writes RESULTS.md)", runLoadtest},
 	{"token", "print a client token (JWT) for a user in a team", runToken},
 }
 

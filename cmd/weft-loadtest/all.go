@@ -13,8 +13,8 @@ import (
 	"github.com/weft-edge/weft/loadtest"
 )
 
-// allStep is one scenario run of `weft loadtest all`: on which world, with which flags, and
-// where its report goes under the results directory.
+// allStep is one scenario run of `weft-loadtest all`: on which world, with which flags, and
+// where its report goes, relative to RESULTS.md.
 type allStep struct {
 	scenario, size, dir string
 	args                []string
@@ -24,55 +24,61 @@ type allStep struct {
 // allSteps are the runs behind RESULTS.md. Each runs on a `weft dev` stack of its own, so that
 // no scenario measures another's leftovers.
 var allSteps = []allStep{
-	{"boot", "1.5k", "results/boot-1.5k", []string{"--users", "200", "--eager", "20"},
+	{"boot", "1.5k", "boot-1.5k", []string{"--users", "200", "--eager", "20"},
 		func(res *loadtest.Results, r *loadtest.Report) { res.BootSmall = r }},
-	{"boot", "32k", "results/boot-32k", []string{"--users", "200", "--eager", "10"},
+	{"boot", "32k", "boot-32k", []string{"--users", "200", "--eager", "10"},
 		func(res *loadtest.Results, r *loadtest.Report) { res.Boot32k = r }},
-	{"boot", "giant", "results/boot-giant", []string{"--users", "100", "--eager", "3"},
+	{"boot", "giant", "boot-giant", []string{"--users", "100", "--eager", "3"},
 		func(res *loadtest.Results, r *loadtest.Report) { res.BootGiant = r }},
-	{"query", "small", "results/query", []string{"--origin-latency", "200ms"},
+	{"query", "small", "query", []string{"--origin-latency", "200ms"},
 		func(res *loadtest.Results, r *loadtest.Report) { res.Query = r }},
-	{"typing", "32k", "results/typing", nil,
+	{"typing", "32k", "typing", nil,
 		func(res *loadtest.Results, r *loadtest.Report) { res.Typing = r }},
-	{"fanout", "32k", "results/fanout", nil,
+	{"fanout", "32k", "fanout", nil,
 		func(res *loadtest.Results, r *loadtest.Report) { res.Fanout = r }},
-	{"capacity", "32k", "results/capacity", nil,
+	{"capacity", "32k", "capacity", nil,
 		func(res *loadtest.Results, r *loadtest.Report) { res.Capacity = r }},
 }
 
 // runAll runs every scenario but storm on spawned stacks and writes RESULTS.md.
 func runAll(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("loadtest all", "Every scenario but storm, each on a `weft dev` stack of its own (--spawn), and\n"+
+	fs := newFlagSet("all", "Every scenario but storm, each on a `weft dev` stack of its own (--spawn), and\n"+
 		"RESULTS.md: the seed's headline figures beside this machine's, with every report and plot.")
 	spawn := fs.Bool("spawn", false, "start the stacks (required: the scenarios need worlds of several sizes)")
-	out := fs.String("out", "loadtest", "directory for RESULTS.md and results/")
+	out := fs.String("out", "results", "directory for RESULTS.md and a directory per report, relative to the working directory")
+	weft := weftFlag(fs)
 	only := fs.String("only", "", "comma-separated scenarios to run (default: all of them); RESULTS.md has only those")
 	timeout := fs.Duration("timeout", 45*time.Minute, "the whole run stops after this")
-	if _, err := parseLogged(fs, args); err != nil {
+	if _, err := parseLogged(fs, args, stdout); err != nil {
 		return err
 	}
 	if !*spawn {
-		return errors.New("loadtest all: --spawn is required (it starts a stack per world: 1.5k, 32k, giant, small)")
+		return errors.New("all: --spawn is required (it starts a stack per world: 1.5k, 32k, giant, small)")
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("stopped by loadtest all's --timeout %v", *timeout))
+	bin, err := weftBinary(*weft) // before the first scenario, not after a run of minutes
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("stopped by all's --timeout %v", *timeout))
 	defer cancel()
-	res := &loadtest.Results{Command: "weft loadtest all " + strings.Join(args, " "), Dir: map[*loadtest.Report]string{}}
+	res := &loadtest.Results{Command: "weft-loadtest all " + strings.Join(args, " "), Dir: map[*loadtest.Report]string{}}
 	start := time.Now()
 	for _, st := range allSteps {
 		if *only != "" && !strings.Contains(","+*only+",", ","+st.scenario+",") {
 			continue
 		}
 		sc := findScenario(st.scenario)
-		fsc := newFlagSet("loadtest "+sc.name, sc.summary)
+		fsc := newFlagSet(sc.name, sc.summary)
 		var o targetOpts
-		o.flags(fsc, st.size)
+		o.flags(fsc, sc.name, st.size)
 		run := sc.flags(fsc)
 		sargs := append([]string{"--spawn", "--size", st.size}, st.args...)
 		if err := fsc.Parse(sargs); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "loadtest all: %s on %s\n", st.scenario, st.size)
-		r, err := runOne(ctx, sc, run, &o, "weft loadtest "+sc.name+" "+strings.Join(sargs, " ")+" --out "+filepath.Join(*out, st.dir))
+		o.weft = bin
+		fmt.Fprintf(os.Stderr, "weft-loadtest all: %s on %s\n", st.scenario, st.size)
+		r, err := runOne(ctx, sc, run, &o, "weft-loadtest "+sc.name+" "+strings.Join(sargs, " ")+" --out "+filepath.Join(*out, st.dir))
 		if err != nil {
 			return err
 		}

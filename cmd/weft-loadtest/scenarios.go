@@ -16,17 +16,20 @@ import (
 )
 
 // targetOpts are the flags the scenarios share: the stack to drive (given by URL, or started
-// for the run with --spawn), the team, where the report goes and how long the run may take.
+// for the run with --spawn, from the weft binary --weft), the team, where the report goes and
+// how long the run may take.
 type targetOpts struct {
 	target, metrics, origin, originToken, secret string
 	spawn                                        bool
-	size, spawnArgs                              string
+	size, spawnArgs, weft                        string
 	team, out                                    string
 	timeout                                      time.Duration
 	progress                                     bool
 }
 
-func (o *targetOpts) flags(fs *flag.FlagSet, size string) {
+// flags adds the shared flags to fs; size is the scenario's default world, and its report
+// goes to results/<scenario> unless --out says otherwise.
+func (o *targetOpts) flags(fs *flag.FlagSet, scenario, size string) {
 	fs.StringVar(&o.target, "target", "", "http://host:port of a running edge or proxy that clients connect to (or --spawn)")
 	fs.StringVar(&o.metrics, "metrics", "", "http://host:port of the edge whose /metrics to read (default: --target)")
 	fs.StringVar(&o.origin, "origin", "", "http://host:port of the reference origin behind --target (its listings and admin endpoints)")
@@ -35,8 +38,9 @@ func (o *targetOpts) flags(fs *flag.FlagSet, size string) {
 	fs.BoolVar(&o.spawn, "spawn", false, "start a `weft dev` stack for the run (in a child process) instead of --target")
 	fs.StringVar(&o.size, "size", size, "with --spawn: the origin's world (small, 32k, giant, …)")
 	fs.StringVar(&o.spawnArgs, "spawn-args", "", "with --spawn: more flags for `weft dev`, space-separated")
+	fs.StringVar(&o.weft, "weft", "", "with --spawn: the weft binary to run; empty: the weft next to this executable, else weft on PATH")
 	fs.StringVar(&o.team, "team", "", "the team to load (default with --spawn: the world's first)")
-	fs.StringVar(&o.out, "out", "weft-loadtest", "directory for the report (<scenario>.json and PNG plots); empty: terminal only")
+	fs.StringVar(&o.out, "out", filepath.Join("results", scenario), "directory for the report (<scenario>.json and PNG plots), relative to the working directory; empty: terminal only")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "the run stops after this, whatever it is doing")
 	fs.BoolVar(&o.progress, "progress", true, "print a progress line every 2s on stderr")
 }
@@ -46,7 +50,7 @@ func (o *targetOpts) open(ctx context.Context, stderr io.Writer) (*loadtest.Targ
 		return nil, errors.New("want one of --target URL (with --origin) or --spawn")
 	}
 	if o.spawn {
-		bin, err := os.Executable()
+		bin, err := weftBinary(o.weft)
 		if err != nil {
 			return nil, err
 		}
@@ -73,7 +77,7 @@ func (o *targetOpts) where(t *loadtest.Target) string {
 	return "target " + t.URL
 }
 
-// scenario is one `weft loadtest` scenario: its flags, and a run that returns its report.
+// scenario is one weft-loadtest scenario: its flags, and a run that returns its report.
 type scenario struct {
 	name, summary, size string
 	flags               func(fs *flag.FlagSet) func(ctx context.Context, t *loadtest.Target, o *targetOpts) (*loadtest.Report, error)
@@ -93,14 +97,14 @@ func findScenario(name string) *scenario {
 // runScenario parses the scenario's flags, runs it bounded by --timeout, prints its table and
 // writes its report.
 func runScenario(ctx context.Context, sc *scenario, args []string, stdout io.Writer) error {
-	fs := newFlagSet("loadtest "+sc.name, sc.summary)
+	fs := newFlagSet(sc.name, sc.summary)
 	var o targetOpts
-	o.flags(fs, sc.size)
+	o.flags(fs, sc.name, sc.size)
 	run := sc.flags(fs)
-	if _, err := parseLogged(fs, args); err != nil {
+	if _, err := parseLogged(fs, args, stdout); err != nil {
 		return err
 	}
-	r, err := runOne(ctx, sc, run, &o, "weft loadtest "+sc.name+" "+strings.Join(args, " "))
+	r, err := runOne(ctx, sc, run, &o, "weft-loadtest "+sc.name+" "+strings.Join(args, " "))
 	if err != nil {
 		return err
 	}
@@ -121,18 +125,18 @@ func runOne(ctx context.Context, sc *scenario, run func(context.Context, *loadte
 	defer cancel()
 	t, err := o.open(ctx, os.Stderr)
 	if err != nil {
-		return nil, fmt.Errorf("loadtest %s: %w", sc.name, err)
+		return nil, fmt.Errorf("%s: %w", sc.name, err)
 	}
 	defer t.Close()
 	if o.team == "" && !o.spawn {
-		return nil, fmt.Errorf("loadtest %s: --team is needed with --target", sc.name)
+		return nil, fmt.Errorf("%s: --team is needed with --target", sc.name)
 	}
 	r, err := run(ctx, t, o)
 	if err != nil {
 		if ctx.Err() != nil { // the deadline that fired: this run's --timeout, or its caller's
-			return nil, fmt.Errorf("loadtest %s: %v: %w", sc.name, context.Cause(ctx), err)
+			return nil, fmt.Errorf("%s: %v: %w", sc.name, context.Cause(ctx), err)
 		}
-		return nil, fmt.Errorf("loadtest %s: %w", sc.name, err)
+		return nil, fmt.Errorf("%s: %w", sc.name, err)
 	}
 	r.Command = strings.TrimSpace(command)
 	return r, nil
@@ -248,7 +252,7 @@ var capacityScenario = scenario{name: "capacity", size: "32k",
 			}); err != nil {
 				return nil, fmt.Errorf("--rates: %w", err)
 			}
-			if c.Bin, err = os.Executable(); err != nil {
+			if c.WorkerBin, err = workerBinary(); err != nil {
 				return nil, err
 			}
 			c.Team, c.Progress, c.Stderr = o.team, o.progressTo(), os.Stderr

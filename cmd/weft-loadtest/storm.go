@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,28 +13,10 @@ import (
 	"github.com/weft-edge/weft/loadtest"
 )
 
-// runLoadtest runs a load scenario against weft processes on loopback.
-func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
-	names := "boot, query, typing, fanout, capacity, storm or all"
-	if len(args) == 0 {
-		return errors.New("loadtest: want a scenario: " + names)
-	}
-	switch args[0] {
-	case "storm":
-		return runStorm(ctx, args[1:], stdout)
-	case "storm-worker": // a client process of storm and capacity; reads its plan on stdin
-		return loadtest.RunStormWorker(ctx, os.Stdin, stdout)
-	case "all":
-		return runAll(ctx, args[1:], stdout)
-	}
-	if sc := findScenario(args[0]); sc != nil {
-		return runScenario(ctx, sc, args[1:], stdout)
-	}
-	return fmt.Errorf("loadtest: unknown scenario %q (want %s)", args[0], names)
-}
-
+// runStorm runs the reconnect storm, once or --runs times of each kind, and writes its
+// figures and plots to --out.
 func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("loadtest storm", "The reconnect storm: the reference origin, edges and proxies as processes on\n"+
+	fs := newFlagSet("storm", "The reconnect storm: the reference origin, edges and proxies as processes on\n"+
 		"loopback, real clients in worker processes, one edge SIGKILLed; run with admission\n"+
 		"control and pacing, then without, and report what they bought.")
 	clients := fs.Int("clients", 15000, "clients, spread over the world's teams and the proxies")
@@ -47,7 +28,8 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	budget := fs.String("memory-budget", "1GiB", "each edge's memory budget in the protected run")
 	steady := fs.Duration("steady", 10*time.Second, "how long the cluster runs before the kill")
 	observe := fs.Duration("observe", 90*time.Second, "how long to wait for every client after the kill")
-	out := fs.String("out", "", "directory for storm.json and storm.png (empty: print only)")
+	out := fs.String("out", "", "directory for storm.json, the plots and the metrics of every server, e.g. results/storm-15k (empty: print only)")
+	weft := weftFlag(fs)
 	edgeArgs := fs.String("edge-args", "", "extra flags for every edge, space-separated (e.g. --debug-addr 127.0.0.1:0)")
 	probers := fs.Int("probers", 100, "clients (of --clients) in a probe process of their own, sending users.info")
 	probeEvery := fs.Duration("probe-every", 250*time.Millisecond, "how often each prober sends users.info")
@@ -59,7 +41,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	oomLimit := fs.String("oom-limit", "", "kill any edge whose RSS passes this (e.g. 235MiB), as a container's memory limit would; empty: none")
 	only := fs.String("only", "", "run only the protected or unprotected storm")
 	runs := fs.Int("runs", 1, "storms of each kind, one after the other: single runs vary (the undisturbed p99 by up to 2×), so a budget is judged on several")
-	log, err := parseLogged(fs, args)
+	log, err := parseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -67,7 +49,11 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--oom-limit: %w", err)
 	}
-	bin, err := os.Executable()
+	bin, err := weftBinary(*weft)
+	if err != nil {
+		return err
+	}
+	worker, err := workerBinary()
 	if err != nil {
 		return err
 	}
@@ -89,7 +75,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 					mdir += fmt.Sprintf("-run%d", run)
 				}
 			}
-			f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Kill: *kill, OOMLimit: oom, Bin: bin, Clients: *clients, Workers: *workers, Edges: *edges,
+			f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Kill: *kill, OOMLimit: oom, Bin: bin, WorkerBin: worker, Clients: *clients, Workers: *workers, Edges: *edges,
 				Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
 				Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, WorkerIdle: *idle, ServerProcs: *serverProcs, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
 			if err != nil {

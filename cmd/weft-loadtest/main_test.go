@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weft-edge/weft/loadtest"
+)
+
+// runMainEnv makes this test binary run main() instead of the tests, so that a test can see
+// the exit status and the streams of the real command.
+const runMainEnv = "WEFT_LOADTEST_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) != "" {
+		main()
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "weft-loadtest-cmd-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	built.dir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// built is the weft binary of this test run, built by the first test that needs it.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func weftBin(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		built.bin, built.err = loadtest.Build(ctx, built.dir)
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.bin
+}
+
+// runMain runs the command as a process: its exit code, stdout and stderr.
+func runMain(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	code, out, errOut := runMain(t, "-h")
+	if code != 0 || !strings.Contains(out, "usage: weft-loadtest <scenario>") || !strings.Contains(out, "go build -o bin/ ./cmd/...") {
+		t.Fatalf("-h: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, name := range []string{"boot", "query", "typing", "fanout", "capacity", "storm", "all"} {
+		code, out, errOut := runMain(t, name, "-h")
+		if code != 0 || !strings.Contains(out, "usage: weft-loadtest "+name+" [flags]") || !strings.Contains(out, "--weft [WEFT_BIN]") || errOut != "" {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", name, code, out, errOut)
+		}
+	}
+}
+
+func TestBadUsageExitsNonZero(t *testing.T) {
+	for _, args := range [][]string{nil, {"nosuch"}, {"boot", "--nosuchflag"}, {"boot", "extra"}} {
+		code, out, errOut := runMain(t, args...)
+		if code == 0 || !strings.Contains(errOut, "weft-loadtest:") || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}
+
+// TestDefaultOut checks that reports go to the repository's results folder unless --out says
+// otherwise: results/<scenario> for one scenario, results/ (RESULTS.md) for all.
+func TestDefaultOut(t *testing.T) {
+	for name, want := range map[string]string{"boot": "results/boot", "capacity": "results/capacity", "all": "results"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{name, "-h"}, &out); !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%s -h: %v", name, err)
+		}
+		if line := fmt.Sprintf("--out [WEFT_OUT] (default %q)", want); !strings.Contains(out.String(), line) {
+			t.Errorf("%s: no %s in\n%s", name, line, out.String())
+		}
+	}
+}
+
+// executable writes an empty executable file at path.
+func executable(t *testing.T, path string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestFindWeft(t *testing.T) {
+	beside, onPath, empty := t.TempDir(), t.TempDir(), t.TempDir()
+	self := executable(t, filepath.Join(beside, "weft-loadtest"))
+	besideWeft := executable(t, filepath.Join(beside, "weft"))
+	pathWeft := executable(t, filepath.Join(onPath, "weft"))
+	given := executable(t, filepath.Join(t.TempDir(), "my-weft"))
+
+	t.Setenv("PATH", onPath)
+	for _, c := range []struct{ name, given, self, want string }{
+		{"--weft wins", given, self, given},
+		{"beside this executable", "", self, besideWeft},
+		{"then PATH", "", filepath.Join(empty, "weft-loadtest"), pathWeft},
+		{"PATH when this executable is unknown", "", "", pathWeft},
+	} {
+		got, err := findWeft(c.given, c.self)
+		if err != nil || got != c.want {
+			t.Errorf("%s: findWeft(%q, %q) = %q, %v; want %q", c.name, c.given, c.self, got, err, c.want)
+		}
+	}
+
+	if _, err := findWeft(filepath.Join(empty, "weft"), self); err == nil || !strings.Contains(err.Error(), "go build -o bin/ ./cmd/...") {
+		t.Errorf("a missing --weft: %v", err)
+	}
+	t.Setenv("PATH", empty)
+	_, err := findWeft("", filepath.Join(empty, "weft-loadtest"))
+	if err == nil || !strings.Contains(err.Error(), "no weft binary") || !strings.Contains(err.Error(), "go build -o bin/ ./cmd/...") {
+		t.Errorf("no weft anywhere: %v", err)
+	}
+}
+
+// TestWeftFromEnvironment checks --weft's twin WEFT_BIN: a scenario that must spawn fails on
+// the binary the variable names, before it starts anything.
+func TestWeftFromEnvironment(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-weft-here")
+	t.Setenv("WEFT_BIN", missing)
+	err := run(context.Background(), []string{"boot", "--spawn", "--out", ""}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("WEFT_BIN was not used: %v", err)
+	}
+}
+
+// TestBootAgainstSpawnedWeft runs a scenario end to end: weft-loadtest starts `weft dev` from
+// the weft binary it is given, boots a few clients and writes the report.
+func TestBootAgainstSpawnedWeft(t *testing.T) {
+	bin := weftBin(t)
+	out := t.TempDir()
+	var stdout bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	err := run(ctx, []string{"boot", "--spawn", "--size", "tiny", "--users", "3", "--eager", "1",
+		"--weft", bin, "--out", out, "--progress=false", "--log-level", "warn"}, &stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "boot.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Scenario, Command string
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Scenario != "boot" || !strings.HasPrefix(r.Command, "weft-loadtest boot --spawn") {
+		t.Fatalf("report %+v", r)
+	}
+	if !strings.Contains(stdout.String(), "report: "+filepath.Join(out, "boot.json")) {
+		t.Fatalf("stdout:\n%s", stdout.String())
+	}
+}

@@ -1,0 +1,82 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain lets this test binary stand in for the programs the tests start: run with
+// rawServerEnv set it is the raw server of baseline_test.go; run as `<test binary>
+// storm-worker` it is a client worker (what weft-loadtest is in production), so the capacity
+// and storm code under test re-execute this binary for their workers. Otherwise it runs the
+// tests and fails them if a client goroutine or an HTTP connection is left behind.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(rawServerEnv); mode != "" {
+		if err := runRawServer(mode, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "raw server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if len(os.Args) > 1 && os.Args[1] == WorkerCommand {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := RunStormWorker(ctx, os.Stdin, os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "storm worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "weft-loadtest-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	built.dir = dir
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		_ = os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+// built is the weft binary of this test run: built at most once, by the first test that
+// needs one, so that the tests that need none (and -run filters) pay nothing for it.
+var built struct {
+	once sync.Once
+	dir  string // made by TestMain, removed when the tests end
+	bin  string
+	err  error
+}
+
+// weftBin returns the weft binary of this module, building it the first time.
+func weftBin(tb testing.TB) string {
+	tb.Helper()
+	built.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		built.bin, built.err = Build(ctx, built.dir)
+	})
+	if built.err != nil {
+		tb.Fatal(built.err)
+	}
+	return built.bin
+}
+
+// workerBin is the program the capacity and storm workers run: this test binary (see TestMain).
+func workerBin(tb testing.TB) string {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return exe
+}
