@@ -40,7 +40,7 @@ func (o *targetOpts) flags(fs *flag.FlagSet, scenario, size string) {
 	fs.StringVar(&o.spawnArgs, "spawn-args", "", "with --spawn: more flags for `weft dev`, space-separated")
 	fs.StringVar(&o.weft, "weft", "", "with --spawn: the weft binary to run; empty: the weft next to this executable, else weft on PATH")
 	fs.StringVar(&o.team, "team", "", "the team to load (default with --spawn: the world's first)")
-	fs.StringVar(&o.out, "out", filepath.Join("results", scenario), "directory for the report (<scenario>.json and PNG plots), relative to the working directory; empty: terminal only")
+	fs.StringVar(&o.out, "out", "results/"+scenario, "directory for the report (<scenario>.json and PNG plots), relative to the working directory; empty: terminal only")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "the run stops after this, whatever it is doing")
 	fs.BoolVar(&o.progress, "progress", true, "print a progress line every 2s on stderr")
 }
