@@ -293,7 +293,7 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 			select {
 			case <-ctx.Done():
 				for _, rest := range moves[i:] {
-					rest.ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(spread))
+					rest.ss.goodbye(endDraining, s.jitter(spread))
 				}
 				return
 			case <-t.C:
@@ -302,7 +302,7 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 		if why == "ring" && c.members.Owner(m.ss.team.ID()) == s.cfg.Node {
 			continue // the ring changed back
 		}
-		m.ss.goodbye(ReasonMoved, closeMoved, 0)
+		m.ss.goodbye(endMoved, 0)
 		c.moved.WithLabelValues(why).Inc()
 	}
 }
