@@ -129,6 +129,28 @@ func TestSessionEndReasons(t *testing.T) {
 		h.waitEnded(endSlowConsumer, want[endSlowConsumer])
 	}
 
+	{ // reload: the team lost events; its sessions are told goodbye draining, counted apart
+		c := h.dial(team, h.user(team, 1), "")
+		h.edge.onReload(h.edge.Teams().Lookup(team))
+		if bye := c.waitFrame("goodbye", func(f frame) bool { return f.Type == "goodbye" }); bye.Reason != ReasonDraining {
+			t.Errorf("goodbye %s, want draining", bye.raw)
+		}
+		want[endReload]++
+		h.waitEnded(endReload, want[endReload])
+	}
+
+	{ // moved (a ring change on a node of a cluster; here told directly)
+		c := h.dial(team, h.user(team, 1), "")
+		h.sessionOf(team, c.user).goodbye(endMoved, 0)
+		bye := c.waitFrame("goodbye", func(f frame) bool { return f.Type == "goodbye" })
+		eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c.ended(); return done })
+		if _, err := c.ended(); bye.Reason != ReasonMoved || websocket.CloseStatus(err) != closeMoved {
+			t.Errorf("goodbye %s, ended with %v; want moved and close %d", bye.raw, err, closeMoved)
+		}
+		want[endMoved]++
+		h.waitEnded(endMoved, want[endMoved])
+	}
+
 	{ // draining
 		c := h.dial(team, h.user(team, 1), "")
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
