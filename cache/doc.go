@@ -20,7 +20,8 @@
 // Goroutines, and who owns them (all counted in Teams.wg and stopped by [Teams.Shutdown]):
 //
 //   - one per first load of a team (the askers wait on it, not run it), and one per reload,
-//     which retries with backoff while the origin fails;
+//     which retries with backoff while the origin fails; a load reads the three listings
+//     (users, channels, memberships) on goroutines of its own and waits for them;
 //   - the janitor, started by [Teams.Start], which unloads teams idle past the grace period.
 //
 // Each loaded team's events arrive on the delivery goroutine of its pubsub subscription,

@@ -43,7 +43,7 @@ type ClusterConfig struct {
 	// Addr is the host:port proxies reach this edge's client endpoints on; required.
 	Addr string
 	// Interval is how often the edge announces itself; default 1s. Watchers drop an edge that
-	// missed three.
+	// missed five (ring.MembershipConfig.Missed), and keep one at least 2s (MinTTL).
 	Interval time.Duration
 	// MoveSpread is the window over which the sessions of teams that moved to another edge are
 	// told goodbye moved, each at a random time in it; default 10s.

@@ -1,6 +1,8 @@
-// Command weft runs the parts of weft: the reference origin today; the edge, the proxy, the
-// dev stack and the load generator as they land. Every flag has an environment twin:
-// --page-limit is WEFT_PAGE_LIMIT.
+// Command weft runs weft's processes: an edge node (weft edge), a proxy that routes each
+// team's clients to the edge that owns it (weft proxy), the reference origin (weft origin),
+// and, for development, the origin and an edge in one process with an embedded NATS (weft
+// dev); weft token prints a client token. The commands table below is the full list (weft
+// help prints it). Every flag has an environment twin: --page-limit is WEFT_PAGE_LIMIT.
 package main
 
 import (
