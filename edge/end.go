@@ -89,5 +89,13 @@ func (s *session) endWith(r endReason) {
 	s.stop()
 }
 
+// readEnded records what the error that ended readLoop means, unless something else ended
+// the session first (then the read failed because of that end, and says nothing new).
+func (s *session) readEnded(err error) {
+	if err != nil {
+		s.ended.CompareAndSwap(uint32(endUnknown), uint32(readEnd(err)))
+	}
+}
+
 // endReason is what the session recorded; endUnknown while it runs.
 func (s *session) endReason() endReason { return endReason(s.ended.Load()) }

@@ -130,26 +130,9 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 		a.release(s)
 		return // Accept has answered the client
 	}
-	conn.SetReadLimit(int64(16 * s.cfg.MaxFrameBytes))
-	ctx, stop := context.WithCancel(context.Background())
-	sess := &session{srv: s, id: newSessionID(), team: a.team, user: a.claims.User, conn: conn,
-		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
-	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
-	sess.throttle.onPause = s.metrics.onPause
-	sess.throttle.waiting = s.metrics.onThrottled
-	sess.wtimer = time.AfterFunc(time.Hour, func() { sess.endWith(endWriteTimeout); conn.CloseNow() })
-	sess.wtimer.Stop()
-	team := a.claims.Team
-	st := a.team.Store()
-	h := s.hubFor(team, st)
-	after, ok := h.register(sess)
-	if !ok { // the hub of an earlier load of this team: take the current one
-		s.hubs.CompareAndDelete(team, h)
-		h = s.hubFor(team, st)
-		after, _ = h.register(sess)
-	}
-	sess.hub = h
-	s.sessions.Add(1)
+	sess := s.newSession(conn, a)
+	team, st := a.claims.Team, a.team.Store()
+	after := s.register(sess, st)
 	if s.draining.Load() { // Shutdown began while this session was being set up
 		sess.goodbye(endDraining, s.jitter(s.cfg.DrainSpread))
 	} else if s.cluster != nil {
@@ -165,7 +148,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 	var first [][]byte
 	if a.resume {
 		replaying := time.Now()
-		if frames, ok := s.replay(ctx, st, sess, a.since, after); ok {
+		if frames, ok := s.replay(sess.ctx, st, sess, a.since, after); ok {
 			start, resumed, first = a.since, true, frames
 		}
 		s.metrics.startReplay.Observe(time.Since(replaying).Seconds())
@@ -181,10 +164,38 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 	// stack), and the request it holds is ~2.6 KB more. An idle connection then keeps only a
 	// small reader stack. The tracker (conns) still counts the session until endSession.
 	go func() {
-		err := sess.readLoop()
-		sess.ended.CompareAndSwap(uint32(endUnknown), uint32(readEnd(err)))
+		sess.readEnded(sess.readLoop())
 		s.endSession(sess)
 	}()
+}
+
+// newSession makes the session of an upgraded connection.
+func (s *Server) newSession(conn *websocket.Conn, a *admittedWS) *session {
+	conn.SetReadLimit(int64(16 * s.cfg.MaxFrameBytes))
+	ctx, stop := context.WithCancel(context.Background())
+	sess := &session{srv: s, id: newSessionID(), team: a.team, user: a.claims.User, conn: conn,
+		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
+	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
+	sess.throttle.onPause = s.metrics.onPause
+	sess.throttle.waiting = s.metrics.onThrottled
+	sess.wtimer = time.AfterFunc(time.Hour, func() { sess.endWith(endWriteTimeout); conn.CloseNow() })
+	sess.wtimer.Stop()
+	return sess
+}
+
+// register adds sess to its team's hub and returns the seq it gets events after.
+func (s *Server) register(sess *session, st *cache.Store) int64 {
+	team := sess.team.ID()
+	h := s.hubFor(team, st)
+	after, ok := h.register(sess)
+	if !ok { // the hub of an earlier load of this team: take the current one
+		s.hubs.CompareAndDelete(team, h)
+		h = s.hubFor(team, st)
+		after, _ = h.register(sess)
+	}
+	sess.hub = h
+	s.sessions.Add(1)
+	return after
 }
 
 // endSession is the one place a session ends, on its reader once readLoop returned: it leaves
