@@ -43,7 +43,7 @@ type ClusterConfig struct {
 	// Addr is the host:port proxies reach this edge's client endpoints on; required.
 	Addr string
 	// Interval is how often the edge announces itself; default 1s. Watchers drop an edge that
-	// missed three.
+	// missed five (ring.MembershipConfig.Missed), and keep one at least 2s (MinTTL).
 	Interval time.Duration
 	// MoveSpread is the window over which the sessions of teams that moved to another edge are
 	// told goodbye moved, each at a random time in it; default 10s.
@@ -293,7 +293,7 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 			select {
 			case <-ctx.Done():
 				for _, rest := range moves[i:] {
-					rest.ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(spread))
+					rest.ss.goodbye(endDraining, s.jitter(spread))
 				}
 				return
 			case <-t.C:
@@ -302,7 +302,7 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 		if why == "ring" && c.members.Owner(m.ss.team.ID()) == s.cfg.Node {
 			continue // the ring changed back
 		}
-		m.ss.goodbye(ReasonMoved, closeMoved, 0)
+		m.ss.goodbye(endMoved, 0)
 		c.moved.WithLabelValues(why).Inc()
 	}
 }

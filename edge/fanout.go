@@ -17,7 +17,12 @@ import (
 type hub struct {
 	team string
 
-	mu       sync.Mutex // guards every field below; held by fan-out and by (un)registration
+	// mu guards every field below; held by fan-out and by (un)registration. Lock order of the
+	// fan-out: hub.mu → session.mu → throttle.mu (see session.mu): fanout queues to each
+	// session under mu. Nothing holding a session's or a throttle's mu takes a hub's;
+	// cluster.mu, when held, comes before hub.mu (claimMoves). The team's cache.Store lock is
+	// taken (read) under mu, and never calls back into the edge.
+	mu       sync.Mutex
 	sessions map[*session]struct{}
 	byUser   map[string][]*session
 	users    []string // keys of byUser, rebuilt lazily (nil when stale)

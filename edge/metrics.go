@@ -34,6 +34,10 @@ type metrics struct {
 	shedUnloads                        prometheus.Counter
 	admissionChanges                   *prometheus.CounterVec
 	throttled                          prometheus.Gauge
+	// sessionsEnded counts sessions by why they ended (end.go), one series per endReason,
+	// resolved once: every session counts itself.
+	sessionsEnded *prometheus.CounterVec
+	ended         [numEndReasons]prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -131,8 +135,17 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	m.startTeam = m.sessionStart.WithLabelValues("team")
 	m.startReplay = m.sessionStart.WithLabelValues("replay")
 	m.startTotal = m.sessionStart.WithLabelValues("total")
+	m.sessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_sessions_ended_total",
+		Help: "WebSocket sessions ended, by why: the client closed (client_closed), reading or writing failed (read_error, write_error), a frame over the hard limit (too_large), silent for the idle timeout (idle), a write past the write timeout (write_timeout), or a goodbye (slow_consumer, policy, moved, draining, and reload: draining after the team lost events); unknown would be a bug."},
+		[]string{"reason"})
+	reg.MustRegister(m.sessionsEnded)
+	for r := range numEndReasons {
+		m.ended[r] = m.sessionsEnded.WithLabelValues(r.String()) // every reason shows from the start, at 0
+	}
 	return m
 }
+
+func (m *metrics) sessionEnded(r endReason) { m.ended[r].Inc() }
 
 func (m *metrics) onPause(reason string) { m.pauses.WithLabelValues(reason).Inc() }
 func (m *metrics) onThrottled(delta int) { m.throttled.Add(float64(delta)) }

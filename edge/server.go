@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
@@ -439,7 +438,7 @@ func (s *Server) onReload(t *cache.Team) {
 	// seq long past and a resume would skip what the reload absorbed.
 	h.(*hub).advance(t.Store().Seq())
 	for _, ss := range h.(*hub).snapshot() {
-		ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(time.Second))
+		ss.goodbye(endReload, s.jitter(time.Second))
 	}
 }
 
@@ -461,7 +460,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.cluster == nil || !s.cluster.drain(ctx, s, s.cfg.DrainSpread) {
 			s.hubs.Range(func(_, h any) bool {
 				for _, ss := range h.(*hub).snapshot() {
-					ss.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
+					ss.goodbye(endDraining, s.jitter(s.cfg.DrainSpread))
 				}
 				return true
 			})

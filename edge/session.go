@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -17,10 +18,16 @@ import (
 // session is one WebSocket connection: its identity (from the token only), its outbound
 // queue, its in-flight requests.
 //
-// Goroutines: the HTTP handler's goroutine reads frames (readLoop) and owns the session; a
-// writer goroutine runs only while the queue has frames (an idle connection costs no writer
-// stack); each request runs on its own goroutine, at most MaxInFlight at once. wg counts the
-// writer and the requests; the owner waits for them before it returns.
+// Goroutines: the session's reader owns it. Server.startSession starts it and returns (the
+// HTTP handler's goroutine is gone once the hello is queued); the reader runs readLoop and
+// then Server.endSession, the one place a session ends. A request runs on the reader, so a
+// connection's requests are answered one at a time, in order (dispatch). A writer goroutine
+// runs only while the queue has frames (an idle connection costs no writer stack); a reply
+// with nothing queued ahead of it is written by the request's goroutine itself (reply). wg
+// counts the writers and the requests; endSession waits for them.
+//
+// Why the session ended is recorded once, in ended, by whatever decided it first (endWith,
+// beginClose), and counted by endSession (end.go).
 type session struct {
 	srv  *Server
 	id   string
@@ -32,7 +39,15 @@ type session struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
-	mu        sync.Mutex // guards the fields below
+	ended atomic.Uint32 // the endReason, set once (endWith, beginClose)
+
+	// mu guards the fields below. Lock order of the fan-out: hub.mu → session.mu →
+	// throttle.mu. The fan-out queues frames here under its hub's mu (hub.fanout →
+	// sendEvent); sendLocked and the writer pause and resume the throttle under mu. No
+	// session code takes a hub's mu while holding mu, and the throttle calls nothing back
+	// under its own mu but metrics. A team's cache.Store lock is a leaf below all three
+	// (read under hub.mu by the fan-out's scope and annotations).
+	mu        sync.Mutex
 	queue     [][]byte
 	queued    int  // bytes in queue and in the write under way
 	grace     int  // bytes of hello and replay not yet written: they do not count against QueueBytes
@@ -82,7 +97,7 @@ func (s *session) sendLocked(frame []byte) bool {
 	}
 	if s.queued+len(frame) > limit {
 		s.srv.metrics.slowConsumers.Inc()
-		s.beginClose(ReasonSlowConsumer, closeSlowConsumer, s.srv.jitter(s.srv.cfg.HeartbeatInterval/10))
+		s.beginClose(endSlowConsumer, s.srv.jitter(s.srv.cfg.HeartbeatInterval/10))
 		return false
 	}
 	s.queue = append(s.queue, frame)
@@ -95,19 +110,22 @@ func (s *session) sendLocked(frame []byte) bool {
 	return true
 }
 
-// goodbye asks the session to close with reason; the writer sends the goodbye frame.
-func (s *session) goodbye(reason string, code websocket.StatusCode, reconnectAfter time.Duration) {
+// goodbye asks the session to close for why, one of the ends with a goodbye (goodbyeOf); the
+// writer sends the goodbye frame.
+func (s *session) goodbye(why endReason, reconnectAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing == "" {
-		s.beginClose(reason, code, reconnectAfter)
+		s.beginClose(why, reconnectAfter)
 	}
 }
 
 // beginClose records why the session closes and makes sure a writer will act on it. mu held.
-func (s *session) beginClose(reason string, code websocket.StatusCode, reconnectAfter time.Duration) {
+func (s *session) beginClose(why endReason, reconnectAfter time.Duration) {
+	reason, code, _ := goodbyeOf(why)
 	s.closing, s.closeCode, s.reconnect = reason, code, reconnectAfter.Milliseconds()
-	if reason == ReasonSlowConsumer {
+	s.ended.CompareAndSwap(uint32(endUnknown), uint32(why)) // the decision is the end, not the close that follows
+	if why == endSlowConsumer {
 		s.queue, s.queued, s.grace = nil, 0, 0 // it cannot keep up: what is queued will not be read in time
 	}
 	s.live = true // a session closing during setup still says goodbye
@@ -174,7 +192,8 @@ func (s *session) writeLoop() {
 		s.mu.Unlock()
 		for _, f := range batch {
 			if err := s.write(f); err != nil {
-				s.stop() // the connection is gone or stuck: end the session
+				// The connection is gone (or stuck: the write timer closed it and recorded that).
+				s.endWith(endWriteError)
 				return
 			}
 			s.mu.Lock()
@@ -210,24 +229,25 @@ func (s *session) sayGoodbye(reason string, code websocket.StatusCode, after int
 	s.stop()
 }
 
-// readLoop reads client frames until the connection ends. Bad frames get their error reply and
+// readLoop reads client frames until the connection ends, and returns the read error that
+// ended it (nil when the session was told goodbye policy). Bad frames get their error reply and
 // a strike; a client that keeps striking is told goodbye policy.
-func (s *session) readLoop() {
+func (s *session) readLoop() error {
 	cfg := &s.srv.cfg
 	strikes := 0
 	buf := new(bytes.Buffer)
 	// One timer per session, reset per frame, ends a connection silent for IdleTimeout: cheaper
 	// than a context with a deadline per read, which an idle connection would hold (~1 KB).
-	idle := time.AfterFunc(cfg.IdleTimeout, s.stop)
+	idle := time.AfterFunc(cfg.IdleTimeout, func() { s.endWith(endIdle) })
 	defer idle.Stop()
 	for {
 		// Every reason to stop reading (quota, a backed-up outbound queue) is the throttle's.
-		if s.throttle.wait(s.ctx) != nil {
-			return
+		if err := s.throttle.wait(s.ctx); err != nil {
+			return err
 		}
 		typ, r, err := s.conn.Reader(s.ctx)
 		if err != nil {
-			return
+			return err
 		}
 		buf.Reset()
 		_, err = io.Copy(buf, io.LimitReader(r, int64(cfg.MaxFrameBytes)+1))
@@ -235,14 +255,14 @@ func (s *session) readLoop() {
 			_, err = io.Copy(io.Discard, r) // read past the rest; the hard read limit still applies
 			idle.Reset(cfg.IdleTimeout)
 			if err != nil {
-				return
+				return err
 			}
 			s.reject(nil, errorf(CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
 			strikes++
 		} else {
 			idle.Reset(cfg.IdleTimeout)
 			if err != nil {
-				return
+				return err
 			}
 			if typ != websocket.MessageText {
 				s.reject(nil, errorf(CodeInvalidRequest, "binary frames are not part of weft.v1"))
@@ -255,12 +275,12 @@ func (s *session) readLoop() {
 		}
 		if strikes >= cfg.PolicyStrikes {
 			s.srv.metrics.policyCloses.Inc()
-			s.goodbye(ReasonPolicy, websocket.StatusPolicyViolation, 0)
+			s.goodbye(endPolicy, 0)
 			// Returning now would cancel the session under the writer before it has written the
 			// error replies and the goodbye. The writer stops the session once it has closed
 			// (or failed to write), bounded by WriteTimeout and the close handshake.
 			<-s.ctx.Done()
-			return
+			return nil
 		}
 	}
 }

@@ -21,7 +21,10 @@ const (
 //
 // An idle session pays nothing: the map and channel are made on the first pause.
 type throttle struct {
-	held    atomic.Int32 // len(reasons): the reader's check costs one atomic load when 0
+	held atomic.Int32 // len(reasons): the reader's check costs one atomic load when 0
+	// mu guards reasons and wake. It is last in the fan-out's lock order (hub.mu →
+	// session.mu → throttle.mu): the fan-out pauses a session's reads while holding both
+	// others (sendLocked), so nothing here takes another lock but the metrics' (onPause).
 	mu      sync.Mutex
 	reasons map[string]time.Time // reason → until (zero: until resume)
 	wake    chan struct{}        // closed when a reason is resumed early

@@ -11,56 +11,83 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/internal/token"
 )
 
 // handleWS upgrades GET /ws and runs the session until the connection ends. Everything that
-// can be refused is refused before the upgrade, with an HTTP status and a JSON error.
+// can be refused is refused before the upgrade, with an HTTP status and a JSON error (admitWS);
+// what passes is upgraded and started (startSession).
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	arrived := time.Now()
-	if s.draining.Load() {
-		w.Header().Set(RefusedHeader, "draining")
-		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
-			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
+	a, ok := s.admitWS(w, r)
+	if !ok {
 		return
+	}
+	s.startSession(w, r, a)
+}
+
+// admittedWS is a WebSocket request that passed admission. It holds a slot in conns and a
+// reference to team: whoever holds it releases both (release), or hands them to a session,
+// which releases them when it ends.
+type admittedWS struct {
+	arrived time.Time
+	claims  token.Claims
+	since   int64 // the resume point, when resume
+	resume  bool
+	team    *cache.Team
+}
+
+func (a *admittedWS) release(s *Server) {
+	a.team.Release()
+	s.conns.done()
+}
+
+// admitWS decides whether a WebSocket request may start a session; when not, it has answered
+// it. The checks run cheapest first, so that a node refusing a herd spends little on each:
+// draining, memory, the node's connection rate, the token, the team's connection rate,
+// ownership in the ring, the request's own parameters, then the team (loaded if needed) and the
+// user's place in it.
+func (s *Server) admitWS(w http.ResponseWriter, r *http.Request) (*admittedWS, bool) {
+	a := &admittedWS{arrived: time.Now()}
+	if s.draining.Load() {
+		s.refuseDraining(w)
+		return nil, false
 	}
 	if s.admit.over(levelHigh) {
 		// Refused before anything is spent on it, not even the token check.
 		s.metrics.shed.WithLabelValues("connection").Inc()
 		writeError(w, http.StatusServiceUnavailable, s.overloadedError("the node is over its memory budget"))
-		return
+		return nil, false
 	}
 	if ok, after := s.connects.Admit(bucket.Now()); !ok {
 		s.rateLimited(w, "node_connects", after)
-		return
+		return nil, false
 	}
 	claims, ok := s.authenticate(w, r)
 	if !ok {
-		return
+		return nil, false
 	}
+	a.claims = claims
 	if ok, after := s.teamPacer(claims.Team).Admit(bucket.Now()); !ok {
 		s.rateLimited(w, "team_connects", after)
-		return
+		return nil, false
 	}
 	if s.cluster != nil {
 		if owner, ok := s.cluster.owns(s, claims.Team, r); !ok {
 			s.cluster.misrouted(w, r, owner)
-			return
+			return nil, false
 		}
 	}
-	since, hasSince := int64(0), false
 	if v := r.URL.Query().Get("since"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
 			writeError(w, http.StatusBadRequest, errorf(CodeInvalidRequest, "since must be a non-negative integer"))
-			return
+			return nil, false
 		}
-		since, hasSince = n, true
+		a.since, a.resume = n, true
 	}
-	if !s.conns.add() {
-		w.Header().Set(RefusedHeader, "draining")
-		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
-			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
-		return
+	if !s.conns.add() { // Shutdown began since the first check
+		s.refuseDraining(w)
+		return nil, false
 	}
 	acquiring := time.Now()
 	team, err := s.teams.Acquire(r.Context(), claims.Team)
@@ -69,15 +96,29 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.conns.done()
 		status, e := s.teamError(err)
 		writeError(w, status, e)
-		return
+		return nil, false
 	}
-	st := team.Store()
-	if _, ok := st.User(claims.User); !ok {
-		team.Release()
-		s.conns.done()
+	a.team = team
+	if _, ok := team.Store().User(claims.User); !ok {
+		a.release(s)
 		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
-		return
+		return nil, false
 	}
+	return a, true
+}
+
+// refuseDraining answers a connection that came while the node drains: 503, marked for the
+// proxy (RefusedHeader), with a reconnect time spread over DrainSpread.
+func (s *Server) refuseDraining(w http.ResponseWriter) {
+	w.Header().Set(RefusedHeader, "draining")
+	writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
+		RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
+}
+
+// startSession upgrades an admitted request, registers its session with the team's hub, queues
+// the hello (after a resume's replay), and starts the session's reader, which owns it from then
+// on; the handler's goroutine returns.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admittedWS) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Protocol},
 		CompressionMode: websocket.CompressionDisabled,
@@ -86,73 +127,91 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		InsecureSkipVerify: true,
 	})
 	if err != nil {
-		team.Release()
-		s.conns.done()
+		a.release(s)
 		return // Accept has answered the client
 	}
-	conn.SetReadLimit(int64(16 * s.cfg.MaxFrameBytes))
-	ctx, stop := context.WithCancel(context.Background())
-	sess := &session{srv: s, id: newSessionID(), team: team, user: claims.User, conn: conn,
-		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
-	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
-	sess.throttle.onPause = s.metrics.onPause
-	sess.throttle.waiting = s.metrics.onThrottled
-	sess.wtimer = time.AfterFunc(time.Hour, func() { stop(); conn.CloseNow() })
-	sess.wtimer.Stop()
-	h := s.hubFor(claims.Team, st)
-	after, ok := h.register(sess)
-	if !ok { // the hub of an earlier load of this team: take the current one
-		s.hubs.CompareAndDelete(claims.Team, h)
-		h = s.hubFor(claims.Team, st)
-		after, _ = h.register(sess)
-	}
-	sess.hub = h
-	s.sessions.Add(1)
-	end := func() {
-		h.unregister(sess)
-		sess.seal()
-		stop()
-		conn.CloseNow() // unblocks a writer stuck on a client that stopped reading
-		sess.wg.Wait()
-		sess.wtimer.Stop()
-		s.sessions.Add(-1)
-		team.Release()
-		s.conns.done()
-	}
+	sess := s.newSession(conn, a)
+	team, st := a.claims.Team, a.team.Store()
+	after := s.register(sess, st)
 	if s.draining.Load() { // Shutdown began while this session was being set up
-		sess.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
+		sess.goodbye(endDraining, s.jitter(s.cfg.DrainSpread))
 	} else if s.cluster != nil {
 		// The ring may have given the team to another edge while the team loaded; a ring
 		// change from here on finds this session registered and moves it.
-		if _, ok := s.cluster.owns(s, claims.Team, r); !ok {
+		if _, ok := s.cluster.owns(s, team, r); !ok {
 			s.cluster.moved.WithLabelValues("misrouted").Inc()
-			sess.goodbye(ReasonMoved, closeMoved, 0)
+			sess.goodbye(endMoved, 0)
 		}
 	}
 
 	start, resumed := after, false
 	var first [][]byte
-	if hasSince {
+	if a.resume {
 		replaying := time.Now()
-		if frames, ok := s.replay(ctx, st, sess, since, after); ok {
-			start, resumed, first = since, true, frames
+		if frames, ok := s.replay(sess.ctx, st, sess, a.since, after); ok {
+			start, resumed, first = a.since, true, frames
 		}
 		s.metrics.startReplay.Observe(time.Since(replaying).Seconds())
 		s.metrics.resumes.WithLabelValues(strconv.FormatBool(resumed)).Inc()
 	}
-	hello, _ := json.Marshal(Hello{Type: "hello", Protocol: Protocol, Session: sess.id, Team: claims.Team,
-		User: claims.User, Node: s.cfg.Node, Seq: start, Resumed: resumed,
+	hello, _ := json.Marshal(Hello{Type: "hello", Protocol: Protocol, Session: sess.id, Team: team,
+		User: a.claims.User, Node: s.cfg.Node, Seq: start, Resumed: resumed,
 		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds()})
 	sess.goLive(append([][]byte{hello}, first...))
-	s.metrics.startTotal.Observe(time.Since(arrived).Seconds())
+	s.metrics.startTotal.Observe(time.Since(a.arrived).Seconds())
 	// The session reads on a goroutine of its own and this handler returns: the handler's stack
 	// grew during the handshake and the load (16 KB, and Go never shrinks a running goroutine's
 	// stack), and the request it holds is ~2.6 KB more. An idle connection then keeps only a
-	// small reader stack. The tracker (conns) still counts the session until end.
+	// small reader stack. The tracker (conns) still counts the session until endSession.
 	go func() {
-		defer end()
-		sess.readLoop()
+		sess.readEnded(sess.readLoop())
+		s.endSession(sess)
 	}()
+}
+
+// newSession makes the session of an upgraded connection.
+func (s *Server) newSession(conn *websocket.Conn, a *admittedWS) *session {
+	conn.SetReadLimit(int64(16 * s.cfg.MaxFrameBytes))
+	ctx, stop := context.WithCancel(context.Background())
+	sess := &session{srv: s, id: newSessionID(), team: a.team, user: a.claims.User, conn: conn,
+		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
+	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
+	sess.throttle.onPause = s.metrics.onPause
+	sess.throttle.waiting = s.metrics.onThrottled
+	sess.wtimer = time.AfterFunc(time.Hour, func() { sess.endWith(endWriteTimeout); conn.CloseNow() })
+	sess.wtimer.Stop()
+	return sess
+}
+
+// register adds sess to its team's hub and returns the seq it gets events after.
+func (s *Server) register(sess *session, st *cache.Store) int64 {
+	team := sess.team.ID()
+	h := s.hubFor(team, st)
+	after, ok := h.register(sess)
+	if !ok { // the hub of an earlier load of this team: take the current one
+		s.hubs.CompareAndDelete(team, h)
+		h = s.hubFor(team, st)
+		after, _ = h.register(sess)
+	}
+	sess.hub = h
+	s.sessions.Add(1)
+	return after
+}
+
+// endSession is the one place a session ends, on its reader once readLoop returned: it leaves
+// its hub, stops its writer and requests and waits for them, releases the team and the conns
+// slot, and counts why it ended.
+func (s *Server) endSession(sess *session) {
+	sess.hub.unregister(sess)
+	sess.seal()
+	sess.stop()
+	sess.conn.CloseNow() // unblocks a writer stuck on a client that stopped reading
+	sess.wg.Wait()
+	sess.wtimer.Stop()
+	s.sessions.Add(-1)
+	sess.team.Release()
+	s.conns.done()
+	s.metrics.sessionEnded(sess.endReason())
 }
 
 // replay reads the events after since up to upto that user may see. ok is false when the

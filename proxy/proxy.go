@@ -60,9 +60,6 @@ type Config struct {
 	// load).
 	DialTimeout      time.Duration
 	HandshakeTimeout time.Duration
-	// CopyBuffer is the buffer of each direction of a proxied WebSocket; default 4 KiB. It is
-	// held for the connection's life, so it is most of what a connection costs here.
-	CopyBuffer int
 	// ConnectRate/ConnectBurst bound the WebSocket connections this proxy sets up; EdgeRate and
 	// EdgeBurst those it sends to any one edge, so that after an edge is lost its clients
 	// reach the survivors at a pace they can take. Past either, the client gets 429
@@ -137,7 +134,6 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.DialTimeout, 2*time.Second)
 	setDefault(&cfg.Settle, 3*time.Second)
 	setDefault(&cfg.HandshakeTimeout, 30*time.Second)
-	setDefault(&cfg.CopyBuffer, 4<<10)
 	setDefault(&cfg.MaxBodyBytes, 1<<20)
 	if cfg.ConnectRate == 0 {
 		cfg.ConnectRate = 2000

@@ -1,7 +1,9 @@
-// Command weft runs the parts of weft: an edge, a proxy, the reference origin, or all of them
-// in one process (dev), and prints client tokens. The load generator is a command of its own,
-// cmd/weft-loadtest, so that its plotting code stays out of the servers. Every flag has an
-// environment twin: --page-limit is WEFT_PAGE_LIMIT.
+// Command weft runs weft's processes: an edge node (weft edge), a proxy that routes each
+// team's clients to the edge that owns it (weft proxy), the reference origin (weft origin),
+// and, for development, all of them in one process with an embedded NATS (weft dev); weft
+// token prints a client token. The load generator is a command of its own, cmd/weft-loadtest,
+// so that its plotting code stays out of the servers. Every flag has an environment twin:
+// --page-limit is WEFT_PAGE_LIMIT.
 package main
 
 import (
