@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // TestOriginOutage: the origin fails. Warm teams keep being served over the WebSocket and
@@ -29,9 +30,9 @@ func TestOriginOutage(t *testing.T) {
 	unavailable := func(what, id string) {
 		t.Helper()
 		st, body := h.api(h.token(id, h.user(id, 1)), "ping", nil)
-		var e Error
+		var e protocol.Error
 		json.Unmarshal(body["error"], &e)
-		if st != http.StatusServiceUnavailable || e.Code != CodeOriginUnavailable || e.RetryAfterMS <= 0 {
+		if st != http.StatusServiceUnavailable || e.Code != protocol.CodeOriginUnavailable || e.RetryAfterMS <= 0 {
 			t.Fatalf("%s: loading cold team %s: %d %s", what, id, st, body["error"])
 		}
 	}

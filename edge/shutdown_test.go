@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // TestShutdownDrains: Shutdown tells every session goodbye draining with a reconnect hint and
@@ -43,7 +45,7 @@ func TestShutdownDrains(t *testing.T) {
 			continue
 		}
 		last := frames[len(frames)-1]
-		if last.Type != "goodbye" || last.Reason != ReasonDraining || last.ReconnectAfterMS <= 0 {
+		if last.Type != "goodbye" || last.Reason != protocol.ReasonDraining || last.ReconnectAfterMS <= 0 {
 			t.Errorf("%s: last frame %s, want goodbye draining with reconnect_after_ms", c.user, last.raw)
 		}
 		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
@@ -67,9 +69,9 @@ func TestShutdownDrains(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/ws after Shutdown: %v %v", err, resp)
 	} else {
-		var b struct{ Error *Error }
+		var b struct{ Error *protocol.Error }
 		body, _ := io.ReadAll(resp.Body)
-		if json.Unmarshal(body, &b) != nil || b.Error == nil || b.Error.Code != CodeOverloaded || b.Error.RetryAfterMS <= 0 {
+		if json.Unmarshal(body, &b) != nil || b.Error == nil || b.Error.Code != protocol.CodeOverloaded || b.Error.RetryAfterMS <= 0 {
 			t.Errorf("/ws after Shutdown: body %s", body)
 		}
 	}

@@ -11,15 +11,20 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // handleWS upgrades GET /ws and runs the session until the connection ends. Everything that
 // can be refused is refused before the upgrade, with an HTTP status and a JSON error.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
+	if e := protocol.CheckSubprotocol(r.Header); e != nil {
+		writeError(w, http.StatusBadRequest, e)
+		return
+	}
 	if s.draining.Load() {
-		w.Header().Set(RefusedHeader, "draining")
-		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
+		w.Header().Set(protocol.HeaderRefused, "draining")
+		writeError(w, http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeOverloaded, Message: "draining",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 		return
 	}
@@ -51,14 +56,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("since"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, errorf(CodeInvalidRequest, "since must be a non-negative integer"))
+			writeError(w, http.StatusBadRequest, errorf(protocol.CodeInvalidRequest, "since must be a non-negative integer"))
 			return
 		}
 		since, hasSince = n, true
 	}
 	if !s.conns.add() {
-		w.Header().Set(RefusedHeader, "draining")
-		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
+		w.Header().Set(protocol.HeaderRefused, "draining")
+		writeError(w, http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeOverloaded, Message: "draining",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 		return
 	}
@@ -75,11 +80,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if _, ok := st.User(claims.User); !ok {
 		team.Release()
 		s.conns.done()
-		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
+		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
 		return
 	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols:    []string{Protocol},
+		Subprotocols:    []string{protocol.Subprotocol},
 		CompressionMode: websocket.CompressionDisabled,
 		// Tokens, not cookies, authenticate: a page of another origin gains nothing by
 		// opening a socket, and the demo page may be served from anywhere.
@@ -93,7 +98,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(int64(16 * s.cfg.MaxFrameBytes))
 	ctx, stop := context.WithCancel(context.Background())
 	sess := &session{srv: s, id: newSessionID(), team: team, user: claims.User, conn: conn,
-		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
+		ctx: ctx, stop: stop}
 	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
 	sess.throttle.onPause = s.metrics.onPause
 	sess.throttle.waiting = s.metrics.onThrottled
@@ -120,13 +125,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.conns.done()
 	}
 	if s.draining.Load() { // Shutdown began while this session was being set up
-		sess.goodbye(ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
+		sess.goodbye(protocol.ReasonDraining, websocket.StatusGoingAway, s.jitter(s.cfg.DrainSpread))
 	} else if s.cluster != nil {
 		// The ring may have given the team to another edge while the team loaded; a ring
 		// change from here on finds this session registered and moves it.
 		if _, ok := s.cluster.owns(s, claims.Team, r); !ok {
 			s.cluster.moved.WithLabelValues("misrouted").Inc()
-			sess.goodbye(ReasonMoved, closeMoved, 0)
+			sess.goodbye(protocol.ReasonMoved, protocol.CloseMoved, 0)
 		}
 	}
 
@@ -140,7 +145,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.metrics.startReplay.Observe(time.Since(replaying).Seconds())
 		s.metrics.resumes.WithLabelValues(strconv.FormatBool(resumed)).Inc()
 	}
-	hello, _ := json.Marshal(Hello{Type: "hello", Protocol: Protocol, Session: sess.id, Team: claims.Team,
+	hello, _ := json.Marshal(protocol.Hello{Type: protocol.FrameHello, Protocol: protocol.Subprotocol, Session: sess.id, Team: claims.Team,
 		User: claims.User, Node: s.cfg.Node, Seq: start, Resumed: resumed,
 		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds()})
 	sess.goLive(append([][]byte{hello}, first...))
