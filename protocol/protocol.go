@@ -52,8 +52,9 @@ func (g *Goodbye) ReconnectAfter() time.Duration {
 	return time.Duration(g.ReconnectAfterMS) * time.Millisecond
 }
 
-// WebSocket close codes of weft's own (section 3). The other goodbyes close with standard
-// codes: draining with 1001 (going away), policy with 1008 (policy violation).
+// WebSocket close codes of weft's own (section 3). The others a client may see are standard:
+// 1001 (going away) after goodbye draining, 1008 (policy violation) after goodbye policy, 1009
+// (message too big) for a frame past the hard read limit.
 const (
 	CloseSlowConsumer = 4008
 	CloseMoved        = 4009
