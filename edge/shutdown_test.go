@@ -91,7 +91,9 @@ func TestShutdownDrains(t *testing.T) {
 
 // A connection silent for IdleTimeout is closed, and one that keeps talking is not.
 func TestIdleConnectionsClose(t *testing.T) {
-	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }})
+	// No request quota: the talker pings as fast as it can until the silent one is closed, and
+	// on a fast machine that passes the default burst long before IdleTimeout.
+	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.IdleTimeout, c.RequestRate = 300*time.Millisecond, -1 }})
 	team := h.origin.TeamIDs()[0]
 	silent := h.dial(team, h.user(team, 1), "")
 	talker := h.dial(team, h.user(team, 2), "")
