@@ -15,15 +15,18 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
-// Protocol is the WebSocket subprotocol of PROTOCOL.md.
-const Protocol = "weft.v1"
+// Protocol is the WebSocket subprotocol of docs/protocol.md.
+const Protocol = protocol.Subprotocol
 
-// maxInFlight is the protocol's limit of requests in flight on one connection: the client
-// queues beyond it instead of earning rate_limited errors. One of them is kept for the
-// heartbeat's ping, so that a ping never waits behind slow requests for a slot (and times out
-// there, dropping a healthy connection) and the connection still never exceeds the limit.
+// maxInFlight bounds the requests one connection has sent and not had answered; callers past
+// it wait here. The server answers a connection's requests one at a time, in order, so more
+// in flight would not be answered sooner: the bound only keeps a burst of calls from queueing
+// unboundedly on the socket. One slot is kept for the heartbeat's ping, so that a ping never
+// waits for a slot behind a burst (and times out there, dropping a healthy connection).
 const maxInFlight = 64
 
 // ErrDisconnected is returned by a request whose connection ended before its reply came. Every
@@ -123,21 +126,20 @@ func (c *Client) dial(ctx context.Context, since int64, resume bool) (*conn, err
 	}
 	_, data, err := ws.Read(dctx)
 	var f struct {
-		Type string `json:"type"`
-		Hello
+		Hello                   // its Type is the frame's: a goodbye's too
 		Reason           string `json:"reason"`
 		ReconnectAfterMS int64  `json:"reconnect_after_ms"`
 	}
 	if err == nil {
-		if err = json.Unmarshal(data, &f); err == nil && f.Type == "goodbye" {
+		if err = json.Unmarshal(data, &f); err == nil && f.Type == protocol.FrameGoodbye {
 			// Turned away before any session began (the edge does not own our team: moved).
 			// Honoured like any goodbye: a moved client comes back at once.
 			ws.CloseNow()
-			bye := &Goodbye{Reason: f.Reason, ReconnectAfterMS: f.ReconnectAfterMS}
+			bye := &Goodbye{Type: f.Type, Reason: f.Reason, ReconnectAfterMS: f.ReconnectAfterMS}
 			return nil, &dialError{err: fmt.Errorf("weft: the server said goodbye %q before hello", f.Reason), bye: bye,
 				hint: retryHint{after: time.Duration(f.ReconnectAfterMS) * time.Millisecond, goodbye: true}}
 		}
-		if err == nil && f.Type != "hello" {
+		if err == nil && f.Type != protocol.FrameHello {
 			err = fmt.Errorf("first frame %.200q is not a hello", data)
 		}
 	}
@@ -193,20 +195,14 @@ func (cn *conn) call(ctx context.Context, method string, params any) (json.RawMe
 // heartbeat, which has one of its own).
 func (cn *conn) roundTrip(ctx context.Context, method string, params any) (json.RawMessage, error) {
 	id := cn.nextID.Add(1)
-	b := make([]byte, 0, 128)
-	b = append(b, `{"id":`...)
-	b = strconv.AppendInt(b, id, 10)
-	b = append(b, `,"method":`...)
-	b = strconv.AppendQuote(b, method)
+	var p []byte
 	if params != nil {
-		p, err := json.Marshal(params)
-		if err != nil {
+		var err error
+		if p, err = json.Marshal(params); err != nil {
 			return nil, fmt.Errorf("weft: %s params: %w", method, err)
 		}
-		b = append(b, `,"params":`...)
-		b = append(b, p...)
 	}
-	b = append(b, '}')
+	b := protocol.AppendRequest(make([]byte, 0, 128), id, method, p)
 
 	ch := make(chan reply, 1)
 	cn.mu.Lock()
@@ -262,16 +258,16 @@ func (cn *conn) readLoop(ctx context.Context) {
 			break
 		}
 		switch f.Type {
-		case "reply":
+		case protocol.FrameReply:
 			cn.reply(&f)
-		case "event":
+		case protocol.FrameEvent:
 			if err = cn.c.received(cn, &f); err != nil {
 				cn.ws.Close(websocket.StatusPolicyViolation, "client event queue full")
 				break
 			}
-		case "goodbye":
+		case protocol.FrameGoodbye:
 			cn.mu.Lock()
-			cn.goodbye = &Goodbye{Reason: f.Reason, ReconnectAfterMS: f.ReconnectAfterMS}
+			cn.goodbye = &Goodbye{Type: f.Type, Reason: f.Reason, ReconnectAfterMS: f.ReconnectAfterMS}
 			cn.mu.Unlock()
 		default:
 			// Additive protocol changes (new frame types) are ignored, as the protocol asks.

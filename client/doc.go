@@ -24,8 +24,9 @@
 //     mentions and channel are all known. Because the edge attaches what this connection has not
 //     recently been sent, a client that keeps what it gets does not need users.info to render.
 //   - Requests: typed methods for every method of the protocol (UsersInfo, Autocomplete, …) and
-//     Call for any other; replies are matched by id, bounded by the caller's context, and held
-//     to the protocol's 64 in flight per connection. A refusal is an *Error with its code.
+//     Call for any other; replies are matched by id and bounded by the caller's context. The
+//     server answers one connection's requests in order, one at a time; the client keeps at
+//     most 64 in flight per connection. A refusal is an *Error with its code.
 //   - Reconnects: when a connection ends the client waits (exponential backoff with full
 //     jitter; exactly the reconnect_after_ms a goodbye asked for; a 503's Retry-After plus
 //     jitter), reconnects with since=<last seq> and, when the edge cannot replay that far

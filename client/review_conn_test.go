@@ -195,7 +195,7 @@ func TestHeartbeatWithEverySlotTaken(t *testing.T) {
 		t.Fatalf("stats %+v: the heartbeat dropped a healthy connection whose slots were all taken", st)
 	}
 	if n := held.Load(); n > 63 {
-		t.Errorf("%d requests in flight with the heartbeat's ping: over the protocol's 64", n+1)
+		t.Errorf("%d requests in flight with the heartbeat's ping: over the client's bound of 64", n+1)
 	}
 }
 

@@ -2,8 +2,8 @@ package client
 
 import (
 	"encoding/json"
-	"fmt"
-	"time"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // The objects of PROTOCOL.md section 4. Updated is the object's version: the origin raises it
@@ -49,81 +49,50 @@ type Team struct {
 	Updated      int64  `json:"updated"`
 }
 
-// Hello is the first frame of every connection (PROTOCOL.md section 3).
-type Hello struct {
-	Protocol    string `json:"protocol"`
-	Session     string `json:"session"`
-	Team        string `json:"team"`
-	User        string `json:"user"`
-	Node        string `json:"node"`
-	Seq         int64  `json:"seq"`
-	Resumed     bool   `json:"resumed"`
-	HeartbeatMS int64  `json:"heartbeat_ms"`
-}
+// The wire vocabulary is package protocol's; the client re-exports what its callers see.
 
-// Goodbye reasons (PROTOCOL.md section 3).
+// Hello is the first frame of every connection (docs/protocol.md section 3).
+type Hello = protocol.Hello
+
+// Goodbye reasons (docs/protocol.md section 3).
 const (
-	ReasonDraining     = "draining"
-	ReasonOverloaded   = "overloaded"
-	ReasonSlowConsumer = "slow_consumer"
-	ReasonMoved        = "moved"
-	ReasonPolicy       = "policy"
+	ReasonDraining     = protocol.ReasonDraining
+	ReasonOverloaded   = protocol.ReasonOverloaded
+	ReasonSlowConsumer = protocol.ReasonSlowConsumer
+	ReasonMoved        = protocol.ReasonMoved
+	ReasonPolicy       = protocol.ReasonPolicy
 )
 
 // Goodbye is what the server said before it closed a connection on purpose.
-type Goodbye struct {
-	Reason           string `json:"reason"`
-	ReconnectAfterMS int64  `json:"reconnect_after_ms"`
-}
+type Goodbye = protocol.Goodbye
 
-// Error codes (PROTOCOL.md section 4).
+// Error codes (docs/protocol.md section 4).
 const (
-	CodeInvalidRequest    = "invalid_request"
-	CodeUnknownMethod     = "unknown_method"
-	CodeNotFound          = "not_found"
-	CodeInvalidAuth       = "invalid_auth"
-	CodeRateLimited       = "rate_limited"
-	CodeOverloaded        = "overloaded"
-	CodeOriginUnavailable = "origin_unavailable"
-	CodeTooLarge          = "too_large"
-	CodeInternal          = "internal"
+	CodeInvalidRequest    = protocol.CodeInvalidRequest
+	CodeUnknownMethod     = protocol.CodeUnknownMethod
+	CodeNotFound          = protocol.CodeNotFound
+	CodeInvalidAuth       = protocol.CodeInvalidAuth
+	CodeRateLimited       = protocol.CodeRateLimited
+	CodeOverloaded        = protocol.CodeOverloaded
+	CodeOriginUnavailable = protocol.CodeOriginUnavailable
+	CodeTooLarge          = protocol.CodeTooLarge
+	CodeInternal          = protocol.CodeInternal
 )
 
-// Error is an error the server answered: a reply with ok false, or a refused handshake.
-// Use errors.As to read it.
-type Error struct {
-	Code         string `json:"code"`
-	Message      string `json:"message,omitempty"`
-	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
-	// Status is the HTTP status of a refused handshake; 0 for replies.
-	Status int `json:"-"`
-}
+// Error is an error the server answered: a reply with ok false, or a refused handshake (then
+// Status is its HTTP status). Use errors.As to read it; RetryAfter says when to try again.
+type Error = protocol.Error
 
-func (e *Error) Error() string {
-	s := "weft: " + e.Code
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	if e.Status != 0 {
-		s += fmt.Sprintf(" (HTTP %d)", e.Status)
-	}
-	return s
-}
-
-// RetryAfter is how long the server asked the caller to wait before trying again (0: it did
-// not say).
-func (e *Error) RetryAfter() time.Duration { return time.Duration(e.RetryAfterMS) * time.Millisecond }
-
-// Event types (PROTOCOL.md section 5).
+// Event types (docs/protocol.md section 5).
 const (
-	EventUserChange     = "user_change"
-	EventTeamChange     = "team_change"
-	EventChannelCreated = "channel_created"
-	EventChannelChange  = "channel_change"
-	EventChannelDeleted = "channel_deleted"
-	EventMemberJoined   = "member_joined"
-	EventMemberLeft     = "member_left"
-	EventMessage        = "message"
+	EventUserChange     = protocol.EventUserChange
+	EventTeamChange     = protocol.EventTeamChange
+	EventChannelCreated = protocol.EventChannelCreated
+	EventChannelChange  = protocol.EventChannelChange
+	EventChannelDeleted = protocol.EventChannelDeleted
+	EventMemberJoined   = protocol.EventMemberJoined
+	EventMemberLeft     = protocol.EventMemberLeft
+	EventMessage        = protocol.EventMessage
 )
 
 // Event is one event of the team's stream, as the client hands it to the caller: by then its

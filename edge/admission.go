@@ -6,6 +6,8 @@ import (
 	rtmetrics "runtime/metrics"
 	"sync/atomic"
 	"time"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // Admission levels, from the live heap against the memory budget.
@@ -186,6 +188,6 @@ func (s *Server) admitFuzzy() bool {
 
 // overloadedError is what a refused connection or request is told: come back after a jittered
 // while, so that the refused do not return together.
-func (s *Server) overloadedError(what string) *Error {
-	return &Error{Code: CodeOverloaded, Message: what, RetryAfterMS: s.jitter(2 * time.Second).Milliseconds()}
+func (s *Server) overloadedError(what string) *protocol.Error {
+	return &protocol.Error{Code: protocol.CodeOverloaded, Message: what, RetryAfterMS: s.jitter(2 * time.Second).Milliseconds()}
 }

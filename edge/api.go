@@ -5,15 +5,15 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // handleAPI answers POST /api/<method>: the JSON body is the params, the answer is
 // {"ok":true, ...result fields} or {"ok":false,"error":{...}}, Slack Web API style.
 func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("method")
-	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET, POST")
-		writeError(w, http.StatusMethodNotAllowed, errorf(CodeInvalidRequest, "use POST with a JSON body"))
+	if !protocol.APIMethodAllowed(w, r) {
 		return
 	}
 	claims, ok := s.authenticate(w, r)
@@ -21,22 +21,22 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.draining.Load() {
-		w.Header().Set(RefusedHeader, "draining")
-		writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
+		w.Header().Set(protocol.HeaderRefused, "draining")
+		writeError(w, http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeOverloaded, Message: "draining",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 		return
 	}
 	if _, known := methods[name]; !known {
-		writeError(w, http.StatusNotFound, errorf(CodeUnknownMethod, "unknown method %q", truncate(name)))
+		writeError(w, http.StatusNotFound, errorf(protocol.CodeUnknownMethod, "unknown method %q", truncate(name)))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxFrameBytes)+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, errorf(CodeInvalidRequest, "reading body: %v", err))
+		writeError(w, http.StatusBadRequest, errorf(protocol.CodeInvalidRequest, "reading body: %v", err))
 		return
 	}
 	if len(body) > s.cfg.MaxFrameBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, errorf(CodeTooLarge, "body over %d bytes", s.cfg.MaxFrameBytes))
+		writeError(w, http.StatusRequestEntityTooLarge, errorf(protocol.CodeTooLarge, "body over %d bytes", s.cfg.MaxFrameBytes))
 		return
 	}
 	team, err := s.teams.Get(r.Context(), claims.Team)
@@ -46,7 +46,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, ok := team.Store().User(claims.User); !ok { // as /ws: a token for a user the team lacks
-		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
+		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
 		return
 	}
 	begin := time.Now()
@@ -71,17 +71,17 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 
 func statusOf(code string) int {
 	switch code {
-	case CodeInvalidRequest:
+	case protocol.CodeInvalidRequest:
 		return http.StatusBadRequest
-	case CodeNotFound, CodeUnknownMethod:
+	case protocol.CodeNotFound, protocol.CodeUnknownMethod:
 		return http.StatusNotFound
-	case CodeInvalidAuth:
+	case protocol.CodeInvalidAuth:
 		return http.StatusUnauthorized
-	case CodeRateLimited:
+	case protocol.CodeRateLimited:
 		return http.StatusTooManyRequests
-	case CodeTooLarge:
+	case protocol.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeOverloaded, CodeOriginUnavailable:
+	case protocol.CodeOverloaded, protocol.CodeOriginUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

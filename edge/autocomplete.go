@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // autocomplete is the Quick Switcher method (PROTOCOL.md section 4); the index package does the
@@ -28,21 +29,21 @@ const maxQueryBytes = 256
 // indexWait bounds how long a request waits for a just-loaded team's index to be built.
 const indexWait = 10 * time.Second
 
-func methodAutocomplete(c *call) (any, *Error) {
+func methodAutocomplete(c *call) (any, *protocol.Error) {
 	var p autocompleteParams
 	if e := decodeParams(c.params, &p); e != nil {
 		return nil, e
 	}
 	if p.Query == nil {
-		return nil, errorf(CodeInvalidRequest, "params.query is required")
+		return nil, errorf(protocol.CodeInvalidRequest, "params.query is required")
 	}
 	if len(*p.Query) > maxQueryBytes {
-		return nil, errorf(CodeInvalidRequest, "params.query must be at most %d bytes, got %d", maxQueryBytes, len(*p.Query))
+		return nil, errorf(protocol.CodeInvalidRequest, "params.query must be at most %d bytes, got %d", maxQueryBytes, len(*p.Query))
 	}
 	q := index.Query{Text: *p.Query, Caller: c.user, IncludeInactive: p.IncludeInactive, Limit: index.DefaultLimit}
 	if p.Limit != nil {
 		if *p.Limit < 1 || *p.Limit > index.MaxLimit {
-			return nil, errorf(CodeInvalidRequest, "params.limit must be 1 to %d, got %d", index.MaxLimit, *p.Limit)
+			return nil, errorf(protocol.CodeInvalidRequest, "params.limit must be 1 to %d, got %d", index.MaxLimit, *p.Limit)
 		}
 		q.Limit = *p.Limit
 	}
@@ -53,12 +54,12 @@ func methodAutocomplete(c *call) (any, *Error) {
 		case "channels":
 			q.Channels = true
 		default:
-			return nil, errorf(CodeInvalidRequest, `params.types may list only "users" and "channels", got %q`, t)
+			return nil, errorf(protocol.CodeInvalidRequest, `params.types may list only "users" and "channels", got %q`, t)
 		}
 	}
 	x, ok := c.store.Follower().(*index.Index)
 	if !ok {
-		return nil, errorf(CodeInternal, "autocomplete index unavailable")
+		return nil, errorf(protocol.CodeInternal, "autocomplete index unavailable")
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, indexWait)
 	defer cancel()
@@ -67,11 +68,11 @@ func methodAutocomplete(c *call) (any, *Error) {
 	case err == nil:
 		return autocompleteResult{Results: res}, nil
 	case errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil:
-		return nil, &Error{Code: CodeOverloaded, Message: "the team's autocomplete index is still being built",
+		return nil, &protocol.Error{Code: protocol.CodeOverloaded, Message: "the team's autocomplete index is still being built",
 			RetryAfterMS: 1000}
 	case errors.Is(err, index.ErrClosed):
 		// The team was reloaded or unloaded under the request: the next one finds the new index.
-		return nil, &Error{Code: CodeOverloaded, Message: "the team is being reloaded", RetryAfterMS: 100}
+		return nil, &protocol.Error{Code: protocol.CodeOverloaded, Message: "the team is being reloaded", RetryAfterMS: 100}
 	}
-	return nil, errorf(CodeInternal, "autocomplete: %v", err)
+	return nil, errorf(protocol.CodeInternal, "autocomplete: %v", err)
 }

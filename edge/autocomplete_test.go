@@ -8,6 +8,7 @@ import (
 
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/protocol"
 )
 
 type acResult struct {
@@ -74,7 +75,7 @@ func TestAutocompleteBadParams(t *testing.T) {
 		map[string]any{"query": strings.Repeat("a", 257)},
 	} {
 		f := c.request("autocomplete", p)
-		if f.OK || f.Error == nil || f.Error.Code != CodeInvalidRequest {
+		if f.OK || f.Error == nil || f.Error.Code != protocol.CodeInvalidRequest {
 			t.Errorf("params %v: want invalid_request, got %s", p, f.raw)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // nextReply sends data and waits for the reply that follows everything received so far.
@@ -60,26 +61,26 @@ func TestBadInputGetsAnswers(t *testing.T) {
 		id    *int64
 		code  string
 	}{
-		{"frame over 64 KiB", websocket.MessageText, big, nil, CodeTooLarge},
-		{"not JSON", websocket.MessageText, "hello?", nil, CodeInvalidRequest},
-		{"a JSON array", websocket.MessageText, "[1,2]", nil, CodeInvalidRequest},
-		{"binary frame", websocket.MessageBinary, `{"id":2,"method":"ping"}`, nil, CodeInvalidRequest},
-		{"missing id", websocket.MessageText, `{"method":"ping"}`, nil, CodeInvalidRequest},
-		{"fractional id", websocket.MessageText, `{"id":1.5,"method":"ping"}`, nil, CodeInvalidRequest},
-		{"string id", websocket.MessageText, `{"id":"7","method":"ping"}`, nil, CodeInvalidRequest},
-		{"missing method", websocket.MessageText, `{"id":3}`, id(3), CodeInvalidRequest},
-		{"unknown method", websocket.MessageText, `{"id":4,"method":"users.delete"}`, id(4), CodeUnknownMethod},
-		{"users not a list", websocket.MessageText, params(5, "users.info", map[string]any{"users": "x"}), id(5), CodeInvalidRequest},
-		{"no users", websocket.MessageText, params(6, "users.info", map[string]any{"users": []string{}}), id(6), CodeInvalidRequest},
-		{"101 users", websocket.MessageText, params(7, "users.info", map[string]any{"users": ids101}), id(7), CodeInvalidRequest},
-		{"no params", websocket.MessageText, `{"id":8,"method":"channels.info"}`, id(8), CodeInvalidRequest},
-		{"limit not a number", websocket.MessageText, params(9, "users.list", map[string]any{"limit": "a"}), id(9), CodeInvalidRequest},
-		{"limit 0", websocket.MessageText, params(10, "users.list", map[string]any{"limit": 0}), id(10), CodeInvalidRequest},
-		{"limit 1001", websocket.MessageText, params(11, "users.list", map[string]any{"limit": 1001}), id(11), CodeInvalidRequest},
-		{"params not an object", websocket.MessageText, `{"id":12,"method":"users.list","params":[1]}`, id(12), CodeInvalidRequest},
-		{"bad cursor", websocket.MessageText, params(13, "users.list", map[string]any{"cursor": "!!"}), id(13), CodeInvalidRequest},
-		{"members without channel", websocket.MessageText, params(14, "channels.members", map[string]any{}), id(14), CodeInvalidRequest},
-		{"members of no channel", websocket.MessageText, params(15, "channels.members", map[string]any{"channel": "C0ZZZZZZZ"}), id(15), CodeNotFound},
+		{"frame over 64 KiB", websocket.MessageText, big, nil, protocol.CodeTooLarge},
+		{"not JSON", websocket.MessageText, "hello?", nil, protocol.CodeInvalidRequest},
+		{"a JSON array", websocket.MessageText, "[1,2]", nil, protocol.CodeInvalidRequest},
+		{"binary frame", websocket.MessageBinary, `{"id":2,"method":"ping"}`, nil, protocol.CodeInvalidRequest},
+		{"missing id", websocket.MessageText, `{"method":"ping"}`, nil, protocol.CodeInvalidRequest},
+		{"fractional id", websocket.MessageText, `{"id":1.5,"method":"ping"}`, nil, protocol.CodeInvalidRequest},
+		{"string id", websocket.MessageText, `{"id":"7","method":"ping"}`, nil, protocol.CodeInvalidRequest},
+		{"missing method", websocket.MessageText, `{"id":3}`, id(3), protocol.CodeInvalidRequest},
+		{"unknown method", websocket.MessageText, `{"id":4,"method":"users.delete"}`, id(4), protocol.CodeUnknownMethod},
+		{"users not a list", websocket.MessageText, params(5, "users.info", map[string]any{"users": "x"}), id(5), protocol.CodeInvalidRequest},
+		{"no users", websocket.MessageText, params(6, "users.info", map[string]any{"users": []string{}}), id(6), protocol.CodeInvalidRequest},
+		{"101 users", websocket.MessageText, params(7, "users.info", map[string]any{"users": ids101}), id(7), protocol.CodeInvalidRequest},
+		{"no params", websocket.MessageText, `{"id":8,"method":"channels.info"}`, id(8), protocol.CodeInvalidRequest},
+		{"limit not a number", websocket.MessageText, params(9, "users.list", map[string]any{"limit": "a"}), id(9), protocol.CodeInvalidRequest},
+		{"limit 0", websocket.MessageText, params(10, "users.list", map[string]any{"limit": 0}), id(10), protocol.CodeInvalidRequest},
+		{"limit 1001", websocket.MessageText, params(11, "users.list", map[string]any{"limit": 1001}), id(11), protocol.CodeInvalidRequest},
+		{"params not an object", websocket.MessageText, `{"id":12,"method":"users.list","params":[1]}`, id(12), protocol.CodeInvalidRequest},
+		{"bad cursor", websocket.MessageText, params(13, "users.list", map[string]any{"cursor": "!!"}), id(13), protocol.CodeInvalidRequest},
+		{"members without channel", websocket.MessageText, params(14, "channels.members", map[string]any{}), id(14), protocol.CodeInvalidRequest},
+		{"members of no channel", websocket.MessageText, params(15, "channels.members", map[string]any{"channel": "C0ZZZZZZZ"}), id(15), protocol.CodeNotFound},
 	} {
 		f := c.nextReply(tc.typ, []byte(tc.frame))
 		okID := (tc.id == nil && f.ID == nil) || (tc.id != nil && f.ID != nil && *f.ID == *tc.id)
@@ -103,15 +104,15 @@ func TestBadInputGetsAnswers(t *testing.T) {
 		status             int
 		code               string
 	}{
-		{"unknown method", "users.delete", `{}`, http.StatusNotFound, CodeUnknownMethod},
-		{"not JSON", "users.list", `hello?`, http.StatusBadRequest, CodeInvalidRequest},
-		{"users not a list", "users.info", `{"users":"x"}`, http.StatusBadRequest, CodeInvalidRequest},
-		{"limit not a number", "users.list", `{"limit":"a"}`, http.StatusBadRequest, CodeInvalidRequest},
-		{"body over 64 KiB", "users.list", `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`, http.StatusRequestEntityTooLarge, CodeTooLarge},
-		{"members of no channel", "channels.members", `{"channel":"C0ZZZZZZZ"}`, http.StatusNotFound, CodeNotFound},
+		{"unknown method", "users.delete", `{}`, http.StatusNotFound, protocol.CodeUnknownMethod},
+		{"not JSON", "users.list", `hello?`, http.StatusBadRequest, protocol.CodeInvalidRequest},
+		{"users not a list", "users.info", `{"users":"x"}`, http.StatusBadRequest, protocol.CodeInvalidRequest},
+		{"limit not a number", "users.list", `{"limit":"a"}`, http.StatusBadRequest, protocol.CodeInvalidRequest},
+		{"body over 64 KiB", "users.list", `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge},
+		{"members of no channel", "channels.members", `{"channel":"C0ZZZZZZZ"}`, http.StatusNotFound, protocol.CodeNotFound},
 	} {
 		status, body := h.apiRaw(tok, tc.method, []byte(tc.body))
-		var e Error
+		var e protocol.Error
 		json.Unmarshal(body["error"], &e)
 		if status != tc.status || string(body["ok"]) != "false" || e.Code != tc.code {
 			t.Errorf("/api %s: %d %v, want %d %s", tc.what, status, body, tc.status, tc.code)
@@ -119,43 +120,61 @@ func TestBadInputGetsAnswers(t *testing.T) {
 	}
 }
 
-// TestInFlightCap fills a live session's in-flight set, as 64 slow requests would, and checks
-// the next request is refused with rate_limited (a reply, not a strike) and a duplicate id with
-// invalid_request.
-func TestInFlightCap(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+// TestPipelinedRequestsInOrder sends many requests without waiting for any reply (more than
+// the 64 in flight an earlier version capped, some ids repeated, which it refused) and checks
+// that each gets its own reply, in the order sent: requests on one connection are handled one
+// at a time, in order (docs/protocol.md section 3).
+func TestPipelinedRequestsInOrder(t *testing.T) {
+	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.RequestRate = -1 }})
 	c := h.dial(h.team, h.user(h.team, 1), "")
-	hb, _ := h.edge.hubs.Load(h.team)
-	var sess *session
-	for _, s := range hb.(*hub).snapshot() {
-		if s.id == c.hello.Session {
-			sess = s
+	users := h.origin.Users(h.team)
+	const n = 300
+	want := make([]string, n) // what reply i answers: "ping" or the user asked about
+	var batch [][]byte
+	for i := range n {
+		id := i%50 + 1 // every id is used six times
+		if i%3 == 0 {
+			want[i] = "ping"
+			batch = append(batch, fmt.Appendf(nil, `{"id":%d,"method":"ping"}`, id))
+		} else {
+			want[i] = users[i%len(users)].ID
+			batch = append(batch, fmt.Appendf(nil, `{"id":%d,"method":"users.info","params":{"users":[%q]}}`, id, want[i]))
 		}
 	}
-	if sess == nil {
-		t.Fatal("session not in its hub")
+	for _, f := range batch { // all sent before any reply is read
+		c.send(f)
 	}
-	sess.mu.Lock()
-	for i := range int64(64) {
-		sess.inflight[1000+i] = struct{}{}
+	var replies []frame
+	eventually(t, tenSeconds, fmt.Sprintf("%d replies", n), func() bool {
+		replies = replies[:0]
+		for _, f := range c.all() {
+			if f.Type == protocol.FrameReply {
+				replies = append(replies, f)
+			}
+		}
+		return len(replies) >= n
+	})
+	if len(replies) != n {
+		t.Fatalf("%d replies to %d requests", len(replies), n)
 	}
-	sess.mu.Unlock()
-
-	for range 40 { // more than PolicyStrikes: being over quota is not a strike
-		id := c.nextID.Add(1)
-		f := c.nextReply(websocket.MessageText, fmt.Appendf(nil, `{"id":%d,"method":"ping"}`, id))
-		if f.OK || f.Error == nil || f.Error.Code != CodeRateLimited || f.Error.RetryAfterMS <= 0 || *f.ID != id {
-			t.Fatalf("request over the cap: %s", f.raw)
+	for i, f := range replies {
+		if !f.OK || f.ID == nil || *f.ID != int64(i%50+1) {
+			t.Fatalf("reply %d: %s, want ok with id %d", i, f.raw, i%50+1)
+		}
+		var r struct {
+			Users []struct {
+				ID string `json:"id"`
+			} `json:"users"`
+		}
+		json.Unmarshal(f.Result, &r)
+		got := "ping"
+		if len(r.Users) > 0 {
+			got = r.Users[0].ID
+		}
+		if got != want[i] {
+			t.Fatalf("reply %d answers %s, want %s: replies out of request order", i, got, want[i])
 		}
 	}
-	f := c.nextReply(websocket.MessageText, []byte(`{"id":1000,"method":"ping"}`))
-	if f.OK || f.Error == nil || f.Error.Code != CodeInvalidRequest || *f.ID != 1000 {
-		t.Errorf("duplicate in-flight id: %s", f.raw)
-	}
-	sess.mu.Lock()
-	clear(sess.inflight)
-	sess.mu.Unlock()
-	c.ping()
 }
 
 func TestPolicyGoodbye(t *testing.T) {
@@ -171,7 +190,7 @@ func TestPolicyGoodbye(t *testing.T) {
 	_, err := c.ended()
 	frames := c.all()
 	last := frames[len(frames)-1]
-	if last.Type != "goodbye" || last.Reason != ReasonPolicy {
+	if last.Type != "goodbye" || last.Reason != protocol.ReasonPolicy {
 		t.Errorf("last frame %s, want goodbye policy", last.raw)
 	}
 	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
@@ -213,11 +232,11 @@ func TestBadTokens(t *testing.T) {
 	checkBody := func(what string, status int, body []byte) {
 		t.Helper()
 		var b struct {
-			OK    *bool  `json:"ok"`
-			Error *Error `json:"error"`
+			OK    *bool           `json:"ok"`
+			Error *protocol.Error `json:"error"`
 		}
 		if status != http.StatusUnauthorized || json.Unmarshal(body, &b) != nil || b.OK == nil || *b.OK ||
-			b.Error == nil || b.Error.Code != CodeInvalidAuth {
+			b.Error == nil || b.Error.Code != protocol.CodeInvalidAuth {
 			t.Errorf("%s: %d %s, want 401 invalid_auth", what, status, body)
 		}
 	}
@@ -241,7 +260,7 @@ func TestBadTokens(t *testing.T) {
 
 	// The token query parameter is the browser's way in.
 	conn, _, err := websocket.Dial(t.Context(), h.wsURL("token="+h.token(h.team, user)),
-		&websocket.DialOptions{HTTPClient: h.client, Subprotocols: []string{Protocol}})
+		&websocket.DialOptions{HTTPClient: h.client, Subprotocols: []string{protocol.Subprotocol}})
 	if err != nil {
 		t.Fatalf("token in the query: %v", err)
 	}

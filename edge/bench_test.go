@@ -20,6 +20,7 @@ import (
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
+	"github.com/weft-edge/weft/protocol"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -106,7 +107,7 @@ func (s *benchStack) token(b *testing.B, user string) string {
 
 func (s *benchStack) dial(b *testing.B, user string) *websocket.Conn {
 	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(s.edge.URL, "http")+"/ws",
-		&websocket.DialOptions{Subprotocols: []string{edge.Protocol},
+		&websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol},
 			HTTPHeader: http.Header{"Authorization": {"Bearer " + s.token(b, user)}}})
 	if err != nil {
 		b.Fatal(err)

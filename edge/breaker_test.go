@@ -8,6 +8,7 @@ import (
 
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // TestOriginOutage: the origin fails. Warm teams keep being served over the WebSocket and
@@ -30,9 +31,9 @@ func TestOriginOutage(t *testing.T) {
 	unavailable := func(what, id string) {
 		t.Helper()
 		st, body := h.api(h.token(id, h.user(id, 1)), "ping", nil)
-		var e Error
+		var e protocol.Error
 		json.Unmarshal(body["error"], &e)
-		if st != http.StatusServiceUnavailable || e.Code != CodeOriginUnavailable || e.RetryAfterMS <= 0 {
+		if st != http.StatusServiceUnavailable || e.Code != protocol.CodeOriginUnavailable || e.RetryAfterMS <= 0 {
 			t.Fatalf("%s: loading cold team %s: %d %s", what, id, st, body["error"])
 		}
 	}

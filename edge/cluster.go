@@ -17,22 +17,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/internal/ring"
-	"github.com/weft-edge/weft/pubsub"
+	"github.com/weft-edge/weft/protocol"
 )
-
-// ExcludedHeader carries the edges a proxy has marked down and routes around, comma-separated:
-// the edge checks ownership on the same ring the proxy routed by. A client that sets it itself
-// gains nothing but a connection to an edge that serves its team correctly anyway.
-const ExcludedHeader = "Weft-Excluded"
-
-// RefusedHeader on a 503 says the edge refuses all new work (it is draining): a proxy tries the
-// next owner instead of passing the refusal on.
-const RefusedHeader = "Weft-Refused"
 
 // Peers is what an edge in a cluster needs from NATS; *pubsub.Bus implements it.
 type Peers interface {
-	Announce(a pubsub.Announcement) error
-	WatchEdges(fn func(pubsub.Announcement)) (stop func(), err error)
+	Announce(a ring.Announcement) error
+	WatchEdges(fn func(ring.Announcement)) (stop func(), err error)
 	Warm(ctx context.Context, node string, teams []string) error
 	ServeWarm(node string, timeout time.Duration, fn func(ctx context.Context, teams []string) error) (stop func(), err error)
 }
@@ -175,16 +166,16 @@ func (c *cluster) stop() {
 }
 
 func (c *cluster) announce(s *Server) {
-	state := pubsub.EdgeServing
+	state := ring.EdgeServing
 	if s.draining.Load() {
-		state = pubsub.EdgeDraining
+		state = ring.EdgeDraining
 	}
 	c.lagMu.Lock()
 	p99, _ := c.lag.quantile(0.99)
 	c.lagMu.Unlock()
 	c.lagP99.Store(int64(p99))
-	a := pubsub.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),
-		Teams: s.teams.Len(), Admitting: state == pubsub.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
+	a := ring.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),
+		Teams: s.teams.Len(), Admitting: state == ring.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
 		LagP99MS: float64(p99) / float64(time.Millisecond), Started: c.started}
 	if err := c.cfg.Peers.Announce(a); err != nil {
 		s.log.Warn("announcing this edge", "err", err)
@@ -195,7 +186,7 @@ func (c *cluster) announce(s *Server) {
 // the proxy saw it, without the edges it excluded) gives team to it, or gives it to nobody.
 func (c *cluster) owns(s *Server, team string, r *http.Request) (owner string, ok bool) {
 	var excluded []string
-	if h := r.Header.Get(ExcludedHeader); h != "" {
+	if h := r.Header.Get(protocol.HeaderExcluded); h != "" {
 		excluded = strings.Split(h, ",")
 	}
 	owner = c.members.OwnerExcluding(team, excluded)
@@ -205,15 +196,15 @@ func (c *cluster) owns(s *Server, team string, r *http.Request) (owner string, o
 // misrouted answers a connection for a team another edge owns: upgrade, goodbye moved, 4009.
 // The client reconnects at once, and the proxy, by then on the same ring, sends it there.
 func (c *cluster) misrouted(w http.ResponseWriter, r *http.Request, owner string) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Protocol},
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol},
 		CompressionMode: websocket.CompressionDisabled, InsecureSkipVerify: true})
 	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	_ = conn.Write(ctx, websocket.MessageText, goodbyeFrame(ReasonMoved, 0))
-	conn.Close(closeMoved, "team lives on "+owner)
+	_ = conn.Write(ctx, websocket.MessageText, goodbyeFrame(protocol.ReasonMoved, 0))
+	conn.Close(protocol.CloseMoved, "team lives on "+owner)
 	c.moved.WithLabelValues("misrouted").Inc()
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // endReason is why a session ended. Each session records exactly one: the first thing that
@@ -60,14 +62,14 @@ func (r endReason) String() string {
 func goodbyeOf(r endReason) (reason string, code websocket.StatusCode, ok bool) {
 	switch r {
 	case endSlowConsumer:
-		return ReasonSlowConsumer, closeSlowConsumer, true
+		return protocol.ReasonSlowConsumer, protocol.CloseSlowConsumer, true
 	case endPolicy:
-		return ReasonPolicy, websocket.StatusPolicyViolation, true
+		return protocol.ReasonPolicy, websocket.StatusPolicyViolation, true
 	case endMoved:
-		return ReasonMoved, closeMoved, true
+		return protocol.ReasonMoved, protocol.CloseMoved, true
 	case endDraining, endReload:
 		// A reload is a draining to the client: reconnect and resume.
-		return ReasonDraining, websocket.StatusGoingAway, true
+		return protocol.ReasonDraining, websocket.StatusGoingAway, true
 	}
 	return "", 0, false
 }

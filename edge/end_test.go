@@ -14,6 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // ended is weft_edge_sessions_ended_total{reason}.
@@ -95,7 +97,7 @@ func TestSessionEndReasons(t *testing.T) {
 			c.send([]byte("garbage"))
 		}
 		bye := c.waitFrame("goodbye", func(f frame) bool { return f.Type == "goodbye" })
-		if bye.Reason != ReasonPolicy {
+		if bye.Reason != protocol.ReasonPolicy {
 			t.Errorf("goodbye %s, want policy", bye.raw)
 		}
 		want[endPolicy]++
@@ -122,8 +124,8 @@ func TestSessionEndReasons(t *testing.T) {
 		}
 		s.releaseHold() // the client reads again: the goodbye gets through
 		bye, err := readUntilEnd(conn)
-		if bye.Reason != ReasonSlowConsumer || websocket.CloseStatus(err) != closeSlowConsumer {
-			t.Errorf("ended with goodbye %+v and %v, want slow_consumer and close %d", bye, err, closeSlowConsumer)
+		if bye.Reason != protocol.ReasonSlowConsumer || websocket.CloseStatus(err) != protocol.CloseSlowConsumer {
+			t.Errorf("ended with goodbye %+v and %v, want slow_consumer and close %d", bye, err, protocol.CloseSlowConsumer)
 		}
 		want[endSlowConsumer]++
 		h.waitEnded(endSlowConsumer, want[endSlowConsumer])
@@ -132,7 +134,7 @@ func TestSessionEndReasons(t *testing.T) {
 	{ // reload: the team lost events; its sessions are told goodbye draining, counted apart
 		c := h.dial(team, h.user(team, 1), "")
 		h.edge.onReload(h.edge.Teams().Lookup(team))
-		if bye := c.waitFrame("goodbye", func(f frame) bool { return f.Type == "goodbye" }); bye.Reason != ReasonDraining {
+		if bye := c.waitFrame("goodbye", func(f frame) bool { return f.Type == "goodbye" }); bye.Reason != protocol.ReasonDraining {
 			t.Errorf("goodbye %s, want draining", bye.raw)
 		}
 		want[endReload]++
@@ -144,8 +146,8 @@ func TestSessionEndReasons(t *testing.T) {
 		h.sessionOf(team, c.user).goodbye(endMoved, 0)
 		bye := c.waitFrame("goodbye", func(f frame) bool { return f.Type == "goodbye" })
 		eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c.ended(); return done })
-		if _, err := c.ended(); bye.Reason != ReasonMoved || websocket.CloseStatus(err) != closeMoved {
-			t.Errorf("goodbye %s, ended with %v; want moved and close %d", bye.raw, err, closeMoved)
+		if _, err := c.ended(); bye.Reason != protocol.ReasonMoved || websocket.CloseStatus(err) != protocol.CloseMoved {
+			t.Errorf("goodbye %s, ended with %v; want moved and close %d", bye.raw, err, protocol.CloseMoved)
 		}
 		want[endMoved]++
 		h.waitEnded(endMoved, want[endMoved])
@@ -159,7 +161,7 @@ func TestSessionEndReasons(t *testing.T) {
 			t.Fatal(err)
 		}
 		bye := c.waitFrame("goodbye", func(f frame) bool { return f.Type == "goodbye" })
-		if bye.Reason != ReasonDraining {
+		if bye.Reason != protocol.ReasonDraining {
 			t.Errorf("goodbye %s, want draining", bye.raw)
 		}
 		want[endDraining]++
@@ -212,16 +214,16 @@ func (h *harness) sessionOf(team, user string) *session {
 
 // readUntilEnd reads frames until the connection ends and returns the last goodbye, if any,
 // and the error that ended it.
-func readUntilEnd(conn *websocket.Conn) (Goodbye, error) {
+func readUntilEnd(conn *websocket.Conn) (protocol.Goodbye, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), tenSeconds)
 	defer cancel()
-	var bye Goodbye
+	var bye protocol.Goodbye
 	for {
 		_, b, err := conn.Read(ctx)
 		if err != nil {
 			return bye, err
 		}
-		var g Goodbye
+		var g protocol.Goodbye
 		if json.Unmarshal(b, &g) == nil && g.Type == "goodbye" {
 			bye = g
 		}
@@ -260,7 +262,7 @@ func (s *stallServer) dial(tok string) *websocket.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), tenSeconds)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.srv.URL, "http")+"/ws", &websocket.DialOptions{
-		HTTPClient: s.h.client, HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}, Subprotocols: []string{Protocol}})
+		HTTPClient: s.h.client, HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}, Subprotocols: []string{protocol.Subprotocol}})
 	if err != nil {
 		s.t.Fatal(err)
 	}

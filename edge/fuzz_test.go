@@ -9,50 +9,8 @@ import (
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/origin/reference"
+	"github.com/weft-edge/weft/protocol"
 )
-
-func FuzzDecodeRequest(f *testing.F) {
-	for _, s := range []string{
-		`{"id":1,"method":"ping"}`,
-		`{"id":7,"method":"users.info","params":{"users":["U1","U2"]}}`,
-		`{"id":-9223372036854775808,"method":"boot","params":null}`,
-		`{"id":9223372036854775808,"method":"boot"}`,
-		`{"id":1e3,"method":"ping"}`,
-		`{"id":null,"method":"ping"}`,
-		`{"id":"1","method":"ping"}`,
-		`{"id":1,"method":""}`,
-		`{"id":1,"method":1}`,
-		`{"id":1,"method":"ping","id":2}`,
-		`{"ID":3,"METHOD":"ping"}`,
-		`[]`, `null`, `"x"`, `{`, ``, "\xff",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		req, e := decodeRequest(data)
-		if e != nil {
-			if e.Code != CodeInvalidRequest {
-				t.Fatalf("error code %q", e.Code)
-			}
-			if !json.Valid(appendReply(nil, req.ID, nil, e)) {
-				t.Fatalf("error reply is not JSON: %s", appendReply(nil, req.ID, nil, e))
-			}
-			return
-		}
-		if req.ID == nil || req.Method == "" {
-			t.Fatalf("accepted %q without an id or a method: %+v", data, req)
-		}
-		if len(req.Params) > 0 && !json.Valid(req.Params) {
-			t.Fatalf("params %q are not JSON", req.Params)
-		}
-		var back struct {
-			ID *int64 `json:"id"`
-		}
-		if err := json.Unmarshal(appendReply(nil, req.ID, []byte(`{}`), nil), &back); err != nil || back.ID == nil || *back.ID != *req.ID {
-			t.Fatalf("reply to id %d does not carry it back: %v", *req.ID, err)
-		}
-	})
-}
 
 var fuzzStore = sync.OnceValues(func() (*cache.Store, error) {
 	size, err := reference.SizeByName("tiny")
@@ -107,12 +65,12 @@ func FuzzDispatch(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	known := map[string]bool{CodeInvalidRequest: true, CodeUnknownMethod: true, CodeNotFound: true}
+	known := map[string]bool{protocol.CodeInvalidRequest: true, protocol.CodeUnknownMethod: true, protocol.CodeNotFound: true}
 	f.Fuzz(func(t *testing.T, method string, params []byte) {
 		c := &call{ctx: context.Background(), user: "U00000001", store: st, params: params}
 		result, e := invoke(method, c)
 		if e != nil {
-			if e.Code == CodeInternal {
+			if e.Code == protocol.CodeInternal {
 				if m, ok := methods[method]; ok {
 					m(c) // a panic here shows where
 				}
@@ -127,7 +85,7 @@ func FuzzDispatch(f *testing.F) {
 		if err := json.Unmarshal(result, &obj); err != nil {
 			t.Fatalf("%s %q: result %q is not a JSON object: %v", method, params, result, err)
 		}
-		if !json.Valid(appendReply(nil, new(int64), result, nil)) {
+		if !json.Valid(protocol.AppendReply(nil, new(int64), result, nil)) {
 			t.Fatalf("%s: reply is not JSON", method)
 		}
 	})

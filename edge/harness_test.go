@@ -23,6 +23,7 @@ import (
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
+	"github.com/weft-edge/weft/protocol"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -159,11 +160,11 @@ func (h *harness) dialRaw(tok, query string) (*websocket.Conn, *http.Response, e
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return websocket.Dial(ctx, h.wsURL(query), &websocket.DialOptions{
-		HTTPClient: h.client, HTTPHeader: hdr, Subprotocols: []string{Protocol}})
+		HTTPClient: h.client, HTTPHeader: hdr, Subprotocols: []string{protocol.Subprotocol}})
 }
 
 // dialStuck connects and reads the hello, then never reads again.
-func (h *harness) dialStuck(team, user string) (*websocket.Conn, Hello) {
+func (h *harness) dialStuck(team, user string) (*websocket.Conn, protocol.Hello) {
 	h.t.Helper()
 	conn, _, err := h.dialRaw(h.token(team, user), "")
 	if err != nil {
@@ -176,7 +177,7 @@ func (h *harness) dialStuck(team, user string) (*websocket.Conn, Hello) {
 	if err != nil {
 		h.t.Fatalf("reading hello: %v", err)
 	}
-	var hello Hello
+	var hello protocol.Hello
 	if err := json.Unmarshal(b, &hello); err != nil || hello.Type != "hello" {
 		h.t.Fatalf("first frame is not a hello: %s", b)
 	}
@@ -209,7 +210,7 @@ func (h *harness) tryDial(team, user, query string) (*wsClient, error) {
 		return nil, fmt.Errorf("reading hello: %w", err)
 	}
 	if typ != websocket.MessageText || json.Unmarshal(b, &c.hello) != nil || c.hello.Type != "hello" ||
-		c.hello.Protocol != Protocol || c.hello.Team != team || c.hello.User != user || c.hello.Session == "" {
+		c.hello.Protocol != protocol.Subprotocol || c.hello.Team != team || c.hello.User != user || c.hello.Session == "" {
 		conn.CloseNow()
 		return nil, fmt.Errorf("bad hello %s", b)
 	}
@@ -225,7 +226,7 @@ type frame struct {
 	ID               *int64          `json:"id"`
 	OK               bool            `json:"ok"`
 	Result           json.RawMessage `json:"result"`
-	Error            *Error          `json:"error"`
+	Error            *protocol.Error `json:"error"`
 	Seq              int64           `json:"seq"`
 	Event            *origin.Event   `json:"event"`
 	Reason           string          `json:"reason"`
@@ -243,7 +244,7 @@ type wsClient struct {
 	t      *testing.T
 	conn   *websocket.Conn
 	user   string
-	hello  Hello
+	hello  protocol.Hello
 	nextID atomic.Int64
 	done   chan struct{}
 

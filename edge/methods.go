@@ -8,6 +8,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // A call is one method invocation, from a WebSocket request or from POST /api/<method>: the
@@ -19,7 +20,7 @@ type call struct {
 	params json.RawMessage
 }
 
-type method func(c *call) (any, *Error)
+type method func(c *call) (any, *protocol.Error)
 
 // methods is the table of PROTOCOL.md section 4.
 var methods = map[string]method{
@@ -30,51 +31,51 @@ var methods = map[string]method{
 	"channels.info":    methodChannelsInfo,
 	"channels.members": methodChannelsMembers,
 	"users.channels":   methodUsersChannels,
-	"ping":             func(*call) (any, *Error) { return struct{}{}, nil },
+	"ping":             func(*call) (any, *protocol.Error) { return struct{}{}, nil },
 }
 
 // decodeParams reads params into v. Absent params read as {}; unknown fields are ignored;
 // a wrong type is invalid_request naming the field.
-func decodeParams(raw json.RawMessage, v any) *Error {
+func decodeParams(raw json.RawMessage, v any) *protocol.Error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return errorf(CodeInvalidRequest, "params.%s must be %s", te.Field, te.Type)
+			return errorf(protocol.CodeInvalidRequest, "params.%s must be %s", te.Field, te.Type)
 		}
-		return errorf(CodeInvalidRequest, "params must be an object: %v", err)
+		return errorf(protocol.CodeInvalidRequest, "params must be an object: %v", err)
 	}
 	return nil
 }
 
-func checkIDs(field string, ids []string) *Error {
+func checkIDs(field string, ids []string) *protocol.Error {
 	if len(ids) < 1 || len(ids) > 100 {
-		return errorf(CodeInvalidRequest, "params.%s must list 1 to 100 IDs, got %d", field, len(ids))
+		return errorf(protocol.CodeInvalidRequest, "params.%s must list 1 to 100 IDs, got %d", field, len(ids))
 	}
 	return nil
 }
 
 // page limits: default 200, at most 1000.
-func pageLimit(limit *int) (int, *Error) {
+func pageLimit(limit *int) (int, *protocol.Error) {
 	if limit == nil {
 		return 200, nil
 	}
 	if *limit < 1 || *limit > 1000 {
-		return 0, errorf(CodeInvalidRequest, "params.limit must be 1 to 1000, got %d", *limit)
+		return 0, errorf(protocol.CodeInvalidRequest, "params.limit must be 1 to 1000, got %d", *limit)
 	}
 	return *limit, nil
 }
 
-func pageError(err error) *Error {
+func pageError(err error) *protocol.Error {
 	switch {
 	case errors.Is(err, cache.ErrNotFound):
-		return errorf(CodeNotFound, "not found")
+		return errorf(protocol.CodeNotFound, "not found")
 	case errors.Is(err, cache.ErrBadCursor):
-		return errorf(CodeInvalidRequest, "params.cursor is not a cursor this server handed out")
+		return errorf(protocol.CodeInvalidRequest, "params.cursor is not a cursor this server handed out")
 	}
-	return errorf(CodeInternal, "%v", err)
+	return errorf(protocol.CodeInternal, "%v", err)
 }
 
 type bootResult struct {
@@ -84,10 +85,10 @@ type bootResult struct {
 	Seq      int64            `json:"seq"`
 }
 
-func methodBoot(c *call) (any, *Error) {
+func methodBoot(c *call) (any, *protocol.Error) {
 	self, team, chans, seq, err := c.store.Boot(c.user)
 	if err != nil {
-		return nil, errorf(CodeNotFound, "user %s is not in this team", c.user)
+		return nil, errorf(protocol.CodeNotFound, "user %s is not in this team", c.user)
 	}
 	return bootResult{Self: self, Team: team, Channels: chans, Seq: seq}, nil
 }
@@ -97,7 +98,7 @@ type usersInfoResult struct {
 	Missing []string      `json:"missing"`
 }
 
-func methodUsersInfo(c *call) (any, *Error) {
+func methodUsersInfo(c *call) (any, *protocol.Error) {
 	var p struct {
 		Users []string `json:"users"`
 	}
@@ -116,7 +117,7 @@ type usersListResult struct {
 	NextCursor string        `json:"next_cursor"`
 }
 
-func methodUsersList(c *call) (any, *Error) {
+func methodUsersList(c *call) (any, *protocol.Error) {
 	var p struct {
 		Cursor string `json:"cursor"`
 		Limit  *int   `json:"limit"`
@@ -140,7 +141,7 @@ type channelsInfoResult struct {
 	Missing  []string         `json:"missing"`
 }
 
-func methodChannelsInfo(c *call) (any, *Error) {
+func methodChannelsInfo(c *call) (any, *protocol.Error) {
 	var p struct {
 		Channels []string `json:"channels"`
 	}
@@ -159,7 +160,7 @@ type membersResult struct {
 	NextCursor string   `json:"next_cursor"`
 }
 
-func methodChannelsMembers(c *call) (any, *Error) {
+func methodChannelsMembers(c *call) (any, *protocol.Error) {
 	var p struct {
 		Channel string `json:"channel"`
 		Cursor  string `json:"cursor"`
@@ -169,7 +170,7 @@ func methodChannelsMembers(c *call) (any, *Error) {
 		return nil, e
 	}
 	if p.Channel == "" {
-		return nil, errorf(CodeInvalidRequest, "params.channel is required")
+		return nil, errorf(protocol.CodeInvalidRequest, "params.channel is required")
 	}
 	limit, e := pageLimit(p.Limit)
 	if e != nil {
@@ -187,7 +188,7 @@ type userChannelsResult struct {
 	NextCursor string   `json:"next_cursor"`
 }
 
-func methodUsersChannels(c *call) (any, *Error) {
+func methodUsersChannels(c *call) (any, *protocol.Error) {
 	var p struct {
 		User   string `json:"user"`
 		Cursor string `json:"cursor"`
@@ -219,21 +220,21 @@ func nonNil(s []string) []string {
 
 // invoke runs method name and returns its result encoded as JSON. It never panics outward: a
 // handler bug becomes an internal error for this one call.
-func invoke(name string, c *call) (result []byte, e *Error) {
+func invoke(name string, c *call) (result []byte, e *protocol.Error) {
 	result, _, e = invokeValue(name, c)
 	return result, e
 }
 
 // invokeValue is invoke that also returns the result before encoding (what a session records
 // as sent, for annotations).
-func invokeValue(name string, c *call) (result []byte, value any, e *Error) {
+func invokeValue(name string, c *call) (result []byte, value any, e *protocol.Error) {
 	m, ok := methods[name]
 	if !ok {
-		return nil, nil, errorf(CodeUnknownMethod, "unknown method %q", name)
+		return nil, nil, errorf(protocol.CodeUnknownMethod, "unknown method %q", name)
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			result, value, e = nil, nil, errorf(CodeInternal, "method %s failed", name)
+			result, value, e = nil, nil, errorf(protocol.CodeInternal, "method %s failed", name)
 		}
 	}()
 	res, e := m(c)
@@ -242,7 +243,7 @@ func invokeValue(name string, c *call) (result []byte, value any, e *Error) {
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
-		return nil, nil, errorf(CodeInternal, "encode %s: %v", name, fmt.Sprint(err))
+		return nil, nil, errorf(protocol.CodeInternal, "encode %s: %v", name, fmt.Sprint(err))
 	}
 	return b, res, nil
 }

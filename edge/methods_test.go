@@ -11,6 +11,7 @@ import (
 
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // caller runs one method for one user, over the WebSocket or over /api, and decodes the result.
@@ -242,7 +243,7 @@ func TestVisibility(t *testing.T) {
 	}
 	checks := []check{
 		{"channels.info", map[string]any{"channels": []string{secret}}, "", missing(secret)},
-		{"channels.members", map[string]any{"channel": secret}, CodeNotFound, nil},
+		{"channels.members", map[string]any{"channel": secret}, protocol.CodeNotFound, nil},
 		{"users.channels", map[string]any{"user": owner}, "", func(r map[string]json.RawMessage) bool {
 			var ids []string
 			json.Unmarshal(r["channels"], &ids)
@@ -250,8 +251,8 @@ func TestVisibility(t *testing.T) {
 		}},
 		{"users.info", map[string]any{"users": []string{foreignUser}}, "", missing(foreignUser)},
 		{"channels.info", map[string]any{"channels": []string{foreignChan}}, "", missing(foreignChan)},
-		{"channels.members", map[string]any{"channel": foreignChan}, CodeNotFound, nil},
-		{"users.channels", map[string]any{"user": foreignUser}, CodeNotFound, nil},
+		{"channels.members", map[string]any{"channel": foreignChan}, protocol.CodeNotFound, nil},
+		{"users.channels", map[string]any{"user": foreignUser}, protocol.CodeNotFound, nil},
 	}
 	for _, ck := range checks {
 		f := c.request(ck.method, ck.params)
@@ -260,7 +261,7 @@ func TestVisibility(t *testing.T) {
 			if f.OK || f.Error == nil || f.Error.Code != ck.code {
 				t.Errorf("ws %s %v = %s, want %s", ck.method, ck.params, f.raw, ck.code)
 			}
-			var e Error
+			var e protocol.Error
 			json.Unmarshal(body["error"], &e)
 			if status != http.StatusNotFound || e.Code != ck.code {
 				t.Errorf("api %s %v = %d %v, want %s", ck.method, ck.params, status, body, ck.code)
@@ -322,9 +323,9 @@ func TestLoadedTeamNeverTouchesOrigin(t *testing.T) {
 		t.Errorf("ping = %d %v", status, body)
 	}
 	status, body = h.api(h.token("T0000ZZZZ", "U0000ZZZZ"), "boot", nil)
-	var e Error
+	var e protocol.Error
 	json.Unmarshal(body["error"], &e)
-	if status != http.StatusNotFound || e.Code != CodeNotFound {
+	if status != http.StatusNotFound || e.Code != protocol.CodeNotFound {
 		t.Errorf("boot of an unknown team = %d %v", status, body)
 	}
 }

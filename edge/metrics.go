@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // metrics are the node's Prometheus series, all in one place.
@@ -154,7 +155,7 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-func (m *metrics) observe(method string, e *Error, took time.Duration) {
+func (m *metrics) observe(method string, e *protocol.Error, took time.Duration) {
 	outcome := "ok"
 	if e != nil {
 		outcome = e.Code

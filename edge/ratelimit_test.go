@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // TestSessionOverQuotaIsToldAndPaused: a session that sends past its request bucket gets
@@ -27,7 +29,7 @@ func TestSessionOverQuotaIsToldAndPaused(t *testing.T) {
 		}
 	}
 	limited := greedy.reply(4)
-	if limited.OK || limited.Error == nil || limited.Error.Code != CodeRateLimited || limited.Error.RetryAfterMS <= 0 {
+	if limited.OK || limited.Error == nil || limited.Error.Code != protocol.CodeRateLimited || limited.Error.RetryAfterMS <= 0 {
 		t.Fatalf("4th request past a burst of 3: %s", limited.raw)
 	}
 	// The next frame waits until the bucket has a token again (one per 200ms): its reply

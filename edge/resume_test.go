@@ -12,6 +12,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/protocol"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -276,7 +277,7 @@ func TestReloadSendsSessionsToResume(t *testing.T) {
 	blocked.Store(false)
 	close(block)
 	bye := c.waitFrame("goodbye after the reload", func(f frame) bool { return f.Type == "goodbye" })
-	if bye.Reason != ReasonDraining || bye.ReconnectAfterMS <= 0 {
+	if bye.Reason != protocol.ReasonDraining || bye.ReconnectAfterMS <= 0 {
 		t.Fatalf("goodbye %+v, want draining with a reconnect time", bye)
 	}
 	again := h.dial(team, me, fmt.Sprintf("since=%d", c.hello.Seq))

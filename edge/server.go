@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,10 +21,8 @@ import (
 	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
+	"github.com/weft-edge/weft/protocol"
 )
-
-// Protocol is the WebSocket subprotocol of PROTOCOL.md.
-const Protocol = "weft.v1"
 
 // Replayer reads a range of a team's events from the stream; *pubsub.Bus implements it.
 type Replayer interface {
@@ -61,9 +57,8 @@ type Config struct {
 	QueueBytes int
 	// WriteTimeout bounds every write to a client; default 10s.
 	WriteTimeout time.Duration
-	// MaxInFlight requests per connection, default 64; MaxFrameBytes per client frame, default
-	// 64 KiB (larger frames get too_large; frames past 16× that close the connection).
-	MaxInFlight   int
+	// MaxFrameBytes bounds a client frame, default 64 KiB (larger frames get too_large; frames
+	// past 16× that close the connection).
 	MaxFrameBytes int
 	// RequestRate and RequestBurst are each session's request quota (a token bucket): past it
 	// requests get rate_limited with retry_after_ms and the session stops reading until the
@@ -131,7 +126,6 @@ func (c *Config) defaults() error {
 	setDefault(&c.IdleTimeout, 3*c.HeartbeatInterval)
 	setDefault(&c.QueueBytes, 1<<20)
 	setDefault(&c.WriteTimeout, 10*time.Second)
-	setDefault(&c.MaxInFlight, 64)
 	setDefault(&c.MaxFrameBytes, 64<<10)
 	setDefault(&c.PolicyStrikes, 16)
 	if c.RequestRate == 0 {
@@ -346,7 +340,7 @@ func (s *Server) teamPacer(team string) *bucket.Pacer {
 // rateLimited answers a refused handshake: 429 with when to come back.
 func (s *Server) rateLimited(w http.ResponseWriter, what string, after time.Duration) {
 	s.metrics.shed.WithLabelValues(what).Inc()
-	writeError(w, http.StatusTooManyRequests, &Error{Code: CodeRateLimited, Message: "too many new connections (" + what + ")",
+	writeError(w, http.StatusTooManyRequests, &protocol.Error{Code: protocol.CodeRateLimited, Message: "too many new connections (" + what + ")",
 		RetryAfterMS: max(after, time.Millisecond).Milliseconds()})
 }
 
@@ -360,48 +354,40 @@ func (s *Server) jitter(d time.Duration) time.Duration {
 }
 
 // writeError answers a plain HTTP request with the protocol's error body.
-func writeError(w http.ResponseWriter, status int, e *Error) {
-	w.Header().Set("Content-Type", "application/json")
-	if e.RetryAfterMS > 0 {
-		w.Header().Set("Retry-After", strconv.FormatInt((e.RetryAfterMS+999)/1000, 10))
-	}
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
-		OK    bool   `json:"ok"`
-		Error *Error `json:"error"`
-	}{false, e})
+func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
+	protocol.WriteError(w, status, e)
 }
 
 // authenticate reads the caller's claims; on failure it has answered 401.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Claims, bool) {
 	tok, ok := token.FromRequest(r)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "missing bearer token"))
+		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "missing bearer token"))
 		return token.Claims{}, false
 	}
 	c, err := s.cfg.Tokens.Verify(tok)
 	if err != nil {
-		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "%v", err))
+		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "%v", err))
 		return token.Claims{}, false
 	}
 	return c, true
 }
 
 // teamError turns a failed team load into an HTTP status and protocol error.
-func (s *Server) teamError(err error) (int, *Error) {
+func (s *Server) teamError(err error) (int, *protocol.Error) {
 	switch {
 	case errors.Is(err, origin.ErrNotFound):
-		return http.StatusNotFound, errorf(CodeNotFound, "team not found")
+		return http.StatusNotFound, errorf(protocol.CodeNotFound, "team not found")
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable, s.overloadedError("the node is over its memory budget and loads no new team")
 	case errors.Is(err, cache.ErrClosed):
-		return http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "node is shutting down",
+		return http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeOverloaded, Message: "node is shutting down",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()}
 	case origin.IsFailure(err), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, &Error{Code: CodeOriginUnavailable, Message: "the team cannot be loaded now",
+		return http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeOriginUnavailable, Message: "the team cannot be loaded now",
 			RetryAfterMS: s.jitter(2 * time.Second).Milliseconds()}
 	}
-	return http.StatusBadGateway, &Error{Code: CodeOriginUnavailable, Message: err.Error(),
+	return http.StatusBadGateway, &protocol.Error{Code: protocol.CodeOriginUnavailable, Message: err.Error(),
 		RetryAfterMS: s.jitter(2 * time.Second).Milliseconds()}
 }
 

@@ -13,10 +13,11 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // session is one WebSocket connection: its identity (from the token only), its outbound
-// queue, its in-flight requests.
+// queue, the request it is answering.
 //
 // Goroutines: the session's reader owns it. Server.startSession starts it and returns (the
 // HTTP handler's goroutine is gone once the hello is queued); the reader runs readLoop and
@@ -56,7 +57,6 @@ type session struct {
 	closing   string // goodbye reason once the server decided to close, "" before
 	closeCode websocket.StatusCode
 	reconnect int64 // goodbye's reconnect_after_ms
-	inflight  map[int64]struct{}
 
 	outboundPaused bool // the throttle holds pauseOutbound
 
@@ -222,7 +222,7 @@ func (s *session) write(frame []byte) error {
 }
 
 func (s *session) sayGoodbye(reason string, code websocket.StatusCode, after int64) {
-	b, _ := json.Marshal(Goodbye{Type: "goodbye", Reason: reason, ReconnectAfterMS: after})
+	b, _ := json.Marshal(protocol.Goodbye{Type: protocol.FrameGoodbye, Reason: reason, ReconnectAfterMS: after})
 	_ = s.write(b) // best effort: a stuck client may never read it
 	s.srv.metrics.goodbyes.WithLabelValues(reason).Inc()
 	s.conn.Close(code, reason)
@@ -257,7 +257,7 @@ func (s *session) readLoop() error {
 			if err != nil {
 				return err
 			}
-			s.reject(nil, errorf(CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
+			s.reject(nil, errorf(protocol.CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
 			strikes++
 		} else {
 			idle.Reset(cfg.IdleTimeout)
@@ -265,7 +265,7 @@ func (s *session) readLoop() error {
 				return err
 			}
 			if typ != websocket.MessageText {
-				s.reject(nil, errorf(CodeInvalidRequest, "binary frames are not part of weft.v1"))
+				s.reject(nil, errorf(protocol.CodeInvalidRequest, "binary frames are not part of weft.v1"))
 				strikes++
 			} else if ok := s.dispatch(buf.Bytes()); ok {
 				strikes = max(strikes-1, 0)
@@ -286,76 +286,49 @@ func (s *session) readLoop() error {
 }
 
 // reject replies to a frame that broke the protocol; the caller counts the strike.
-func (s *session) reject(id *int64, e *Error) {
+func (s *session) reject(id *int64, e *protocol.Error) {
 	s.srv.metrics.requests.WithLabelValues("invalid", e.Code).Inc()
-	s.send(appendReply(nil, id, nil, e))
+	s.send(protocol.AppendReply(nil, id, nil, e))
 }
 
 // dispatch handles one text frame; false when it was a protocol error.
 func (s *session) dispatch(frame []byte) bool {
-	req, e := decodeRequest(frame)
+	req, e := protocol.DecodeRequest(frame)
 	if e != nil {
 		s.reject(req.ID, e)
 		return false
 	}
-	id := *req.ID
 	if _, known := methods[req.Method]; !known {
-		s.reject(req.ID, errorf(CodeUnknownMethod, "unknown method %q", truncate(req.Method)))
+		s.reject(req.ID, errorf(protocol.CodeUnknownMethod, "unknown method %q", truncate(req.Method)))
 		return false
 	}
 	if ok, wait := s.requests.Take(bucket.Now()); !ok {
 		// Over quota: told so, and not read from again until the bucket has a token. A
 		// client that honours retry_after_ms never notices the pause.
 		wait = max(wait, time.Millisecond)
-		s.srv.metrics.requests.WithLabelValues(req.Method, CodeRateLimited).Inc()
-		s.send(appendReply(nil, req.ID, nil, &Error{Code: CodeRateLimited,
+		s.srv.metrics.requests.WithLabelValues(req.Method, protocol.CodeRateLimited).Inc()
+		s.send(protocol.AppendReply(nil, req.ID, nil, &protocol.Error{Code: protocol.CodeRateLimited,
 			Message: "request rate over quota", RetryAfterMS: (wait + time.Millisecond - 1).Milliseconds()}))
 		s.throttle.pause(pauseRequests, time.Now().Add(wait))
 		return true // over quota is not a protocol error
 	}
-	s.mu.Lock()
-	if _, dup := s.inflight[id]; dup {
-		s.mu.Unlock()
-		s.reject(req.ID, errorf(CodeInvalidRequest, "id %d is already in flight", id))
-		return false
-	}
-	if len(s.inflight) >= s.srv.cfg.MaxInFlight {
-		s.mu.Unlock()
-		s.srv.metrics.requests.WithLabelValues(req.Method, CodeRateLimited).Inc()
-		s.send(appendReply(nil, req.ID, nil, &Error{Code: CodeRateLimited,
-			Message: "too many requests in flight", RetryAfterMS: 50}))
-		return true // over quota is not a protocol error
-	}
-	// With nothing else in flight the request runs right here, on the reader: a cached answer
-	// takes microseconds, less than handing it to another goroutine. Requests that arrive while
-	// others run get goroutines of their own, up to MaxInFlight.
-	inline := len(s.inflight) == 0
-	s.inflight[id] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	run := func() {
-		defer s.wg.Done()
-		begin := time.Now()
-		result, value, e := invokeValue(req.Method, &call{ctx: s.ctx, user: s.user, store: s.team.Store(), params: req.Params})
-		s.srv.metrics.observe(req.Method, e, time.Since(begin))
-		s.mu.Lock()
-		delete(s.inflight, id)
-		s.mu.Unlock()
-		s.reply(appendReply(nil, req.ID, result, e))
-		if value != nil {
-			s.remember(value)
-		}
-	}
-	if inline {
-		run()
-	} else {
-		go run()
+	// Requests on one connection run one at a time, in order, here on the reader
+	// (docs/protocol.md section 3): a client may pipeline, and its replies come in request
+	// order. A cached answer takes microseconds, less than handing it to another goroutine, and
+	// while a request runs nothing more is read, so a client that sends faster than it is
+	// answered is held back by TCP rather than by a limit of ours.
+	begin := time.Now()
+	result, value, e := invokeValue(req.Method, &call{ctx: s.ctx, user: s.user, store: s.team.Store(), params: req.Params})
+	s.srv.metrics.observe(req.Method, e, time.Since(begin))
+	s.reply(protocol.AppendReply(nil, req.ID, result, e))
+	if value != nil {
+		s.remember(value)
 	}
 	return true
 }
 
 // reply queues a reply like send, but when no writer runs and nothing is queued, the calling
-// goroutine (a request's, never the fan-out's) writes it itself and then acts as the writer
+// goroutine (the reader, never the fan-out's) writes it itself and then acts as the writer
 // until the queue is empty: the common request round trip costs no goroutine hand-off.
 func (s *session) reply(frame []byte) {
 	s.mu.Lock()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // TestShutdownDrains: Shutdown tells every session goodbye draining with a reconnect hint and
@@ -43,7 +45,7 @@ func TestShutdownDrains(t *testing.T) {
 			continue
 		}
 		last := frames[len(frames)-1]
-		if last.Type != "goodbye" || last.Reason != ReasonDraining || last.ReconnectAfterMS <= 0 {
+		if last.Type != "goodbye" || last.Reason != protocol.ReasonDraining || last.ReconnectAfterMS <= 0 {
 			t.Errorf("%s: last frame %s, want goodbye draining with reconnect_after_ms", c.user, last.raw)
 		}
 		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
@@ -67,9 +69,9 @@ func TestShutdownDrains(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/ws after Shutdown: %v %v", err, resp)
 	} else {
-		var b struct{ Error *Error }
+		var b struct{ Error *protocol.Error }
 		body, _ := io.ReadAll(resp.Body)
-		if json.Unmarshal(body, &b) != nil || b.Error == nil || b.Error.Code != CodeOverloaded || b.Error.RetryAfterMS <= 0 {
+		if json.Unmarshal(body, &b) != nil || b.Error == nil || b.Error.Code != protocol.CodeOverloaded || b.Error.RetryAfterMS <= 0 {
 			t.Errorf("/ws after Shutdown: body %s", body)
 		}
 	}
@@ -89,7 +91,9 @@ func TestShutdownDrains(t *testing.T) {
 
 // A connection silent for IdleTimeout is closed, and one that keeps talking is not.
 func TestIdleConnectionsClose(t *testing.T) {
-	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }})
+	// No request quota: the talker pings as fast as it can until the silent one is closed, and
+	// on a fast machine that passes the default burst long before IdleTimeout.
+	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.IdleTimeout, c.RequestRate = 300*time.Millisecond, -1 }})
 	team := h.origin.TeamIDs()[0]
 	silent := h.dial(team, h.user(team, 1), "")
 	talker := h.dial(team, h.user(team, 2), "")

@@ -12,6 +12,7 @@ import (
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // handleWS upgrades GET /ws and runs the session until the connection ends. Everything that
@@ -48,6 +49,10 @@ func (a *admittedWS) release(s *Server) {
 // user's place in it.
 func (s *Server) admitWS(w http.ResponseWriter, r *http.Request) (*admittedWS, bool) {
 	a := &admittedWS{arrived: time.Now()}
+	if e := protocol.CheckSubprotocol(r.Header); e != nil {
+		writeError(w, http.StatusBadRequest, e)
+		return nil, false
+	}
 	if s.draining.Load() {
 		s.refuseDraining(w)
 		return nil, false
@@ -80,7 +85,7 @@ func (s *Server) admitWS(w http.ResponseWriter, r *http.Request) (*admittedWS, b
 	if v := r.URL.Query().Get("since"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, errorf(CodeInvalidRequest, "since must be a non-negative integer"))
+			writeError(w, http.StatusBadRequest, errorf(protocol.CodeInvalidRequest, "since must be a non-negative integer"))
 			return nil, false
 		}
 		a.since, a.resume = n, true
@@ -101,17 +106,17 @@ func (s *Server) admitWS(w http.ResponseWriter, r *http.Request) (*admittedWS, b
 	a.team = team
 	if _, ok := team.Store().User(claims.User); !ok {
 		a.release(s)
-		writeError(w, http.StatusUnauthorized, errorf(CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
+		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
 		return nil, false
 	}
 	return a, true
 }
 
 // refuseDraining answers a connection that came while the node drains: 503, marked for the
-// proxy (RefusedHeader), with a reconnect time spread over DrainSpread.
+// proxy (protocol.HeaderRefused), with a reconnect time spread over DrainSpread.
 func (s *Server) refuseDraining(w http.ResponseWriter) {
-	w.Header().Set(RefusedHeader, "draining")
-	writeError(w, http.StatusServiceUnavailable, &Error{Code: CodeOverloaded, Message: "draining",
+	w.Header().Set(protocol.HeaderRefused, "draining")
+	writeError(w, http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeOverloaded, Message: "draining",
 		RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()})
 }
 
@@ -120,7 +125,7 @@ func (s *Server) refuseDraining(w http.ResponseWriter) {
 // on; the handler's goroutine returns.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admittedWS) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols:    []string{Protocol},
+		Subprotocols:    []string{protocol.Subprotocol},
 		CompressionMode: websocket.CompressionDisabled,
 		// Tokens, not cookies, authenticate: a page of another origin gains nothing by
 		// opening a socket, and the demo page may be served from anywhere.
@@ -154,7 +159,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 		s.metrics.startReplay.Observe(time.Since(replaying).Seconds())
 		s.metrics.resumes.WithLabelValues(strconv.FormatBool(resumed)).Inc()
 	}
-	hello, _ := json.Marshal(Hello{Type: "hello", Protocol: Protocol, Session: sess.id, Team: team,
+	hello, _ := json.Marshal(protocol.Hello{Type: protocol.FrameHello, Protocol: protocol.Subprotocol, Session: sess.id, Team: team,
 		User: a.claims.User, Node: s.cfg.Node, Seq: start, Resumed: resumed,
 		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds()})
 	sess.goLive(append([][]byte{hello}, first...))
@@ -174,7 +179,7 @@ func (s *Server) newSession(conn *websocket.Conn, a *admittedWS) *session {
 	conn.SetReadLimit(int64(16 * s.cfg.MaxFrameBytes))
 	ctx, stop := context.WithCancel(context.Background())
 	sess := &session{srv: s, id: newSessionID(), team: a.team, user: a.claims.User, conn: conn,
-		ctx: ctx, stop: stop, inflight: make(map[int64]struct{})}
+		ctx: ctx, stop: stop}
 	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
 	sess.throttle.onPause = s.metrics.onPause
 	sess.throttle.waiting = s.metrics.onThrottled

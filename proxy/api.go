@@ -9,39 +9,43 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // handleAPI forwards POST /api/<method> to the owner of the caller's team. The body is read
 // first (it is small, and bounded) so that a call an edge refused can go to the next owner:
 // every method is a query, so sending it twice changes nothing.
 func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
+	if !protocol.APIMethodAllowed(w, r) { // answered here as an edge would: nothing to route
+		s.metrics.refused.WithLabelValues("method_not_allowed").Inc()
+		return
+	}
 	claims, ok := s.authenticate(w, r)
 	if !ok {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, edge.CodeInvalidRequest, "reading the body: "+err.Error(), 0)
+		writeError(w, http.StatusBadRequest, protocol.CodeInvalidRequest, "reading the body: "+err.Error(), 0)
 		return
 	}
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, edge.CodeTooLarge, "request body too large", 0)
+		writeError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, "request body too large", 0)
 		return
 	}
 	s.route(w, r, claims.Team, func(node, addr, excluded string) (bool, string) {
-		out, err := http.NewRequestWithContext(r.Context(), r.Method,
+		out, err := http.NewRequestWithContext(r.Context(), http.MethodPost,
 			(&url.URL{Scheme: "http", Host: addr, Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String(),
 			bytes.NewReader(body))
 		if err != nil {
-			writeError(w, http.StatusBadRequest, edge.CodeInvalidRequest, err.Error(), 0)
+			writeError(w, http.StatusBadRequest, protocol.CodeInvalidRequest, err.Error(), 0)
 			return false, ""
 		}
 		out.Header = r.Header.Clone()
 		forwardHeaders(out.Header, r) // drops the hop-by-hop ones, says who asked
-		out.Header.Del(edge.ExcludedHeader)
+		out.Header.Del(protocol.HeaderExcluded)
 		if excluded != "" {
-			out.Header.Set(edge.ExcludedHeader, excluded)
+			out.Header.Set(protocol.HeaderExcluded, excluded)
 		}
 		resp, err := s.transport.RoundTrip(out)
 		if err != nil {
@@ -53,11 +57,11 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 				return true, "unreachable"
 			}
 			// Sent, then the connection failed: one broken call does not make the edge down.
-			writeError(w, http.StatusBadGateway, edge.CodeOverloaded, "the edge failed to answer", time.Second)
+			writeError(w, http.StatusBadGateway, protocol.CodeOverloaded, "the edge failed to answer", time.Second)
 			return false, ""
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(edge.RefusedHeader) != "" {
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(protocol.HeaderRefused) != "" {
 			return true, "draining"
 		}
 		copyHeader(w.Header(), resp.Header)

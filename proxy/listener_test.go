@@ -8,9 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
-	"github.com/weft-edge/weft/pubsub"
 )
 
 // TestPaceAcceptsHoldsTheHerdInTheKernel: past the burst, the paced listener does not accept
@@ -20,7 +20,7 @@ func TestPaceAcceptsHoldsTheHerdInTheKernel(t *testing.T) {
 	keys, err := token.New([]byte(testSecret))
 	must(t, err)
 	reg := prometheus.NewRegistry()
-	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []pubsub.Announcement{{Node: "e", Addr: "127.0.0.1:1"}},
+	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []ring.Announcement{{Node: "e", Addr: "127.0.0.1:1"}},
 		AcceptRate: 1.0 / 3600, AcceptBurst: 2, Registry: reg})
 	must(t, err)
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,7 +75,7 @@ func TestPaceAcceptsHoldsTheHerdInTheKernel(t *testing.T) {
 func TestPaceAcceptsOff(t *testing.T) {
 	keys, err := token.New([]byte(testSecret))
 	must(t, err)
-	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []pubsub.Announcement{{Node: "e", Addr: "127.0.0.1:1"}},
+	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []ring.Announcement{{Node: "e", Addr: "127.0.0.1:1"}},
 		AcceptRate: -1})
 	must(t, err)
 	raw, err := net.Listen("tcp", "127.0.0.1:0")

@@ -31,7 +31,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "Edges that refused or could not be reached, by edge and why (unreachable, no_answer, draining)."},
 			[]string{"edge", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_refused_total",
-			Help: "Requests the proxy answered itself, by why (invalid_auth, no_edge, proxy_connects, edge_paced, edge_not_admitting)."}, []string{"reason"}),
+			Help: "Requests the proxy answered itself, by why (invalid_auth, no_edge, proxy_connects, edge_paced, edge_not_admitting, subprotocol, method_not_allowed)."}, []string{"reason"}),
 		ringChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_proxy_ring_changes_total",
 			Help: "Changes of the ring of serving edges."}),
 		ringEdges: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_proxy_ring_edges",

@@ -8,7 +8,6 @@ import (
 
 	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/ring"
-	"github.com/weft-edge/weft/pubsub"
 )
 
 // edgePace paces the new connections this proxy sends to one edge (server-paced reconnects).
@@ -39,7 +38,7 @@ func (s *Server) edgePacer(edge string) *edgePace {
 }
 
 // observe takes an edge's announcement: the membership first, then the edge's pace.
-func (s *Server) observe(a pubsub.Announcement) {
+func (s *Server) observe(a ring.Announcement) {
 	s.members.Observe(a)
 	v := s.members.View()
 	s.forgetPaces(v)

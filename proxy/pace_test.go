@@ -10,7 +10,6 @@ import (
 	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/token"
-	"github.com/weft-edge/weft/pubsub"
 )
 
 func paceServer(t *testing.T, cfg Config) *Server {
@@ -30,10 +29,10 @@ func paceServer(t *testing.T, cfg Config) *Server {
 
 type noWatch struct{}
 
-func (noWatch) WatchEdges(func(pubsub.Announcement)) (func(), error) { return func() {}, nil }
+func (noWatch) WatchEdges(func(ring.Announcement)) (func(), error) { return func() {}, nil }
 
-func announce(lagMS float64) pubsub.Announcement {
-	return pubsub.Announcement{Node: "edge-1", Addr: "127.0.0.1:1", State: pubsub.EdgeServing, Admitting: true,
+func announce(lagMS float64) ring.Announcement {
+	return ring.Announcement{Node: "edge-1", Addr: "127.0.0.1:1", State: ring.EdgeServing, Admitting: true,
 		IntervalMS: 1000, LagP99MS: lagMS}
 }
 
@@ -109,7 +108,7 @@ func TestEdgePaceFixed(t *testing.T) {
 	if r := s.edgePacer("edge-1").rate; r != 100 {
 		t.Fatalf("pace %v with a floor of 200 over a rate of 100, want 100", r)
 	}
-	if err := (&pubsub.Announcement{Node: "a", Addr: "b", State: pubsub.EdgeServing, IntervalMS: 1, LagP99MS: math.Inf(1)}).Validate(); err == nil {
+	if err := (&ring.Announcement{Node: "a", Addr: "b", State: ring.EdgeServing, IntervalMS: 1, LagP99MS: math.Inf(1)}).Validate(); err == nil {
 		t.Fatal("an infinite lag validated")
 	}
 }
@@ -122,7 +121,7 @@ func TestPacesOfLostEdgesForgotten(t *testing.T) {
 	b.Node, b.Addr = "edge-2", "127.0.0.1:2"
 	s.observe(a)
 	s.observe(b)
-	s.forgetPaces(&ring.View{Edges: map[string]pubsub.Announcement{"edge-1": a}})
+	s.forgetPaces(&ring.View{Edges: map[string]ring.Announcement{"edge-1": a}})
 	if _, ok := s.edgePace.Load("edge-2"); ok {
 		t.Fatal("the lost edge's pace was kept")
 	}

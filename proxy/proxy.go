@@ -9,13 +9,11 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,11 +21,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/token"
-	"github.com/weft-edge/weft/pubsub"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // Verifier checks client tokens; *token.Keys implements it.
@@ -35,9 +32,9 @@ type Verifier interface {
 	Verify(tok string) (token.Claims, error)
 }
 
-// Watcher delivers the edges' announcements; *pubsub.Bus implements it.
+// Watcher delivers the edges' announcements; *pubsub.Bus and ring.Announcements implement it.
 type Watcher interface {
-	WatchEdges(fn func(pubsub.Announcement)) (stop func(), err error)
+	WatchEdges(fn func(ring.Announcement)) (stop func(), err error)
 }
 
 // Config configures a proxy. Zero values mean the default given on each field.
@@ -47,7 +44,7 @@ type Config struct {
 	// Watch discovers edges from their announcements. Static lists edges (Node and Addr) that
 	// are always members, for setups without discovery. At least one of the two is required.
 	Watch  Watcher
-	Static []pubsub.Announcement
+	Static []ring.Announcement
 	// DownFor is how long an edge that refused a connection stays out of the ring unless it
 	// announces a new life; default 5s.
 	DownFor time.Duration
@@ -255,13 +252,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Cla
 	tok, ok := token.FromRequest(r)
 	if !ok {
 		s.metrics.refused.WithLabelValues("invalid_auth").Inc()
-		writeError(w, http.StatusUnauthorized, edge.CodeInvalidAuth, "missing bearer token", 0)
+		writeError(w, http.StatusUnauthorized, protocol.CodeInvalidAuth, "missing bearer token", 0)
 		return token.Claims{}, false
 	}
 	c, err := s.cfg.Tokens.Verify(tok)
 	if err != nil {
 		s.metrics.refused.WithLabelValues("invalid_auth").Inc()
-		writeError(w, http.StatusUnauthorized, edge.CodeInvalidAuth, err.Error(), 0)
+		writeError(w, http.StatusUnauthorized, protocol.CodeInvalidAuth, err.Error(), 0)
 		return token.Claims{}, false
 	}
 	return c, true
@@ -294,7 +291,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, team string, try 
 		v = s.members.MarkDown(node)
 	}
 	s.metrics.refused.WithLabelValues("no_edge").Inc()
-	writeError(w, http.StatusServiceUnavailable, edge.CodeOverloaded, "no edge can take this team now",
+	writeError(w, http.StatusServiceUnavailable, protocol.CodeOverloaded, "no edge can take this team now",
 		time.Second+rand.N(2*time.Second))
 }
 
@@ -306,17 +303,11 @@ func (s *Server) paced(w http.ResponseWriter, reason string, status int, code st
 
 // writeError answers with the protocol's error body.
 func writeError(w http.ResponseWriter, status int, code, msg string, retry time.Duration) {
-	w.Header().Set("Content-Type", "application/json")
-	e := edge.Error{Code: code, Message: msg}
+	e := &protocol.Error{Code: code, Message: msg}
 	if retry > 0 {
-		e.RetryAfterMS = retry.Milliseconds()
-		w.Header().Set("Retry-After", strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10))
+		e.RetryAfterMS = max(retry.Milliseconds(), 1)
 	}
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
-		OK    bool        `json:"ok"`
-		Error *edge.Error `json:"error"`
-	}{false, &e})
+	protocol.WriteError(w, status, e)
 }
 
 // clientIP is the remote host of r, for X-Forwarded-For.

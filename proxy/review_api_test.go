@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/proxy"
-	"github.com/weft-edge/weft/pubsub"
 )
 
 // TestReviewAPIDrainingNoFailover: a draining edge answers /ws with 503 + Weft-Refused (the proxy
@@ -23,7 +23,7 @@ func TestReviewAPIDrainingNoFailover(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	e1, e2 := w.addEdge("edge-1"), w.addEdge("edge-2")
 	w.waitRing("edge-1", "edge-2")
-	p, err := proxy.New(proxy.Config{Tokens: w.keys, Static: []pubsub.Announcement{
+	p, err := proxy.New(proxy.Config{Tokens: w.keys, Static: []ring.Announcement{
 		{Node: "edge-1", Addr: e1.addr}, {Node: "edge-2", Addr: e2.addr}}})
 	must(t, err)
 	must(t, p.Start())

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
-	"github.com/weft-edge/weft/pubsub"
 )
 
 // fakeEdge upgrades any request, then reads the client until EOF and answers what it read,
@@ -53,7 +53,7 @@ func fakeEdge(t *testing.T, gotHost chan<- *http.Request) string {
 func staticProxy(t *testing.T, edgeAddr string) (string, *token.Keys) {
 	keys, err := token.New([]byte(testSecret))
 	must(t, err)
-	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []pubsub.Announcement{{Node: "fake", Addr: edgeAddr}}})
+	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []ring.Announcement{{Node: "fake", Addr: edgeAddr}}})
 	must(t, err)
 	must(t, p.Start())
 	hs, addr := serve(t, p, nil)

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // handshakeBufs are the buffers a WebSocket handshake to an edge borrows: the request's
@@ -84,12 +84,19 @@ func (t *tunnel) finished(dst net.Conn, eof bool) {
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	// Refused here as an edge would refuse it (docs/protocol.md section 2), before it costs a
+	// connection slot or an edge's time.
+	if e := protocol.CheckSubprotocol(r.Header); e != nil {
+		s.metrics.refused.WithLabelValues("subprotocol").Inc()
+		protocol.WriteError(w, http.StatusBadRequest, e)
+		return
+	}
 	if s.closing.Load() {
-		writeError(w, http.StatusServiceUnavailable, edge.CodeOverloaded, "proxy shutting down", time.Second)
+		writeError(w, http.StatusServiceUnavailable, protocol.CodeOverloaded, "proxy shutting down", time.Second)
 		return
 	}
 	if ok, after := s.connects.Admit(bucket.Now()); !ok {
-		s.paced(w, "proxy_connects", http.StatusTooManyRequests, edge.CodeRateLimited, after)
+		s.paced(w, "proxy_connects", http.StatusTooManyRequests, protocol.CodeRateLimited, after)
 		return
 	}
 	claims, ok := s.authenticate(w, r)
@@ -100,12 +107,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		// Server-paced reconnects: an edge gets new connections at the pace it can take, and
 		// none while it says it is not admitting; the rest are told when to come back.
 		if a, ok := s.members.View().Edges[node]; ok && !a.Admitting {
-			s.paced(w, "edge_not_admitting", http.StatusServiceUnavailable, edge.CodeOverloaded,
+			s.paced(w, "edge_not_admitting", http.StatusServiceUnavailable, protocol.CodeOverloaded,
 				time.Second+rand.N(2*time.Second))
 			return false, ""
 		}
 		if ok, after := s.edgePacer(node).Admit(bucket.Now()); !ok {
-			s.paced(w, "edge_paced", http.StatusTooManyRequests, edge.CodeRateLimited, after)
+			s.paced(w, "edge_paced", http.StatusTooManyRequests, protocol.CodeRateLimited, after)
 			return false, ""
 		}
 		begin := time.Now()
@@ -144,9 +151,9 @@ func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, addr, exclude
 	out.Host = addr
 	out.RequestURI = ""
 	forwardHeaders(out.Header, r)
-	out.Header.Del(edge.ExcludedHeader) // a client's own claim of which edges are down is not news
+	out.Header.Del(protocol.HeaderExcluded) // a client's own claim of which edges are down is not news
 	if excluded != "" {
-		out.Header.Set(edge.ExcludedHeader, excluded)
+		out.Header.Set(protocol.HeaderExcluded, excluded)
 	}
 	// The upgrade is the one hop-by-hop exchange that must go through.
 	out.Header.Set("Connection", "Upgrade")
@@ -172,12 +179,12 @@ func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, addr, exclude
 		if errors.As(err, &ne) && ne.Timeout() {
 			// A slow edge (a cold team loading) is not a dead one: this client is told to come
 			// back, and the edge stays in the ring for everyone else.
-			writeError(w, http.StatusGatewayTimeout, edge.CodeOverloaded, "the edge did not answer in time", time.Second+rand.N(2*time.Second))
+			writeError(w, http.StatusGatewayTimeout, protocol.CodeOverloaded, "the edge did not answer in time", time.Second+rand.N(2*time.Second))
 			return false, ""
 		}
 		return true, "no_answer" // reset or closed before answering: it died or is dying
 	}
-	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(edge.RefusedHeader) != "" {
+	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(protocol.HeaderRefused) != "" {
 		resp.Body.Close()
 		up.Close()
 		return true, "draining"

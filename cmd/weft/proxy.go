@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
 	"github.com/weft-edge/weft/pubsub"
@@ -47,8 +48,8 @@ func (o *proxyOpts) flags(fs *flag.FlagSet) {
 }
 
 // parseStatic reads --edges.
-func parseStatic(s string) ([]pubsub.Announcement, error) {
-	var out []pubsub.Announcement
+func parseStatic(s string) ([]ring.Announcement, error) {
+	var out []ring.Announcement
 	for _, part := range strings.Split(s, ",") {
 		if part = strings.TrimSpace(part); part == "" {
 			continue
@@ -60,7 +61,7 @@ func parseStatic(s string) ([]pubsub.Announcement, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("--edges: %q: %w", part, err)
 		}
-		out = append(out, pubsub.Announcement{Node: name, Addr: addr})
+		out = append(out, ring.Announcement{Node: name, Addr: addr})
 	}
 	return out, nil
 }

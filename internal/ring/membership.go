@@ -8,15 +8,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/weft-edge/weft/pubsub"
 )
 
 // MembershipConfig configures a Membership. Zero values mean the defaults given on each field.
 type MembershipConfig struct {
 	// Static edges are always members (state serving) and never expire: for setups without
 	// discovery. Announcements about them still update their load.
-	Static []pubsub.Announcement
+	Static []Announcement
 	// Missed is how many announcement intervals an edge may miss before it leaves; default 5.
 	// Generous on purpose: an edge that died is taken out at once by the first proxy that
 	// fails to connect to it (MarkDown); expiry only cleans up. An edge briefly starved of CPU
@@ -41,7 +39,7 @@ type View struct {
 	// Ring holds the serving edges not marked down.
 	Ring *Ring
 	// Edges are the live edges (serving or draining) by node.
-	Edges map[string]pubsub.Announcement
+	Edges map[string]Announcement
 	// Down lists the serving edges kept out of the ring by MarkDown, sorted.
 	Down []string
 	// Version rises with every ring change.
@@ -72,7 +70,7 @@ type Membership struct {
 }
 
 type edgeState struct {
-	a      pubsub.Announcement
+	a      Announcement
 	seen   time.Time
 	static bool
 }
@@ -96,11 +94,11 @@ func NewMembership(cfg MembershipConfig) *Membership {
 	}
 	m := &Membership{cfg: cfg, log: cfg.Logger, edges: make(map[string]*edgeState), down: make(map[string]time.Time)}
 	for _, a := range cfg.Static {
-		a.State = pubsub.EdgeServing
+		a.State = EdgeServing
 		a.Admitting = true
 		m.edges[a.Node] = &edgeState{a: a, static: true}
 	}
-	m.view.Store(&View{Ring: New(nil), Edges: map[string]pubsub.Announcement{}})
+	m.view.Store(&View{Ring: New(nil), Edges: map[string]Announcement{}})
 	m.mu.Lock()
 	m.rebuild()
 	m.mu.Unlock()
@@ -114,7 +112,7 @@ func (m *Membership) View() *View { return m.view.Load() }
 func (m *Membership) Owner(team string) string { return m.view.Load().Ring.Owner(team) }
 
 // Observe takes one announcement.
-func (m *Membership) Observe(a pubsub.Announcement) {
+func (m *Membership) Observe(a Announcement) {
 	if a.Validate() != nil {
 		return
 	}
@@ -137,7 +135,7 @@ func (m *Membership) Observe(a pubsub.Announcement) {
 		m.log.Info("edge changed state", "edge", a.Node, "state", a.State)
 	}
 	if e.static {
-		a.State = pubsub.EdgeServing // a static member is always routable
+		a.State = EdgeServing // a static member is always routable
 	}
 	if !e.a.Started.Equal(a.Started) && !m.down[a.Node].IsZero() {
 		delete(m.down, a.Node) // a new life of the edge: it is up again
@@ -208,11 +206,11 @@ func (m *Membership) Run(ctx context.Context, interval time.Duration) {
 // rebuild publishes a new view; the ring is rebuilt only when its node set changed. m.mu held.
 func (m *Membership) rebuild() {
 	old := m.view.Load()
-	edges := make(map[string]pubsub.Announcement, len(m.edges))
+	edges := make(map[string]Announcement, len(m.edges))
 	var serving, down []string
 	for node, e := range m.edges {
 		edges[node] = e.a
-		if e.a.State == pubsub.EdgeServing {
+		if e.a.State == EdgeServing {
 			if m.down[node].IsZero() {
 				serving = append(serving, node)
 			} else {

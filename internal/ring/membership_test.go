@@ -4,8 +4,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/weft-edge/weft/pubsub"
 )
 
 type clock struct {
@@ -20,8 +18,8 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func ann(node, state string) pubsub.Announcement {
-	return pubsub.Announcement{Node: node, Addr: "127.0.0.1:1", State: state, IntervalMS: 100, Admitting: true,
+func ann(node, state string) Announcement {
+	return Announcement{Node: node, Addr: "127.0.0.1:1", State: state, IntervalMS: 100, Admitting: true,
 		Started: time.Unix(1, 0)}
 }
 
@@ -34,16 +32,16 @@ func TestMembershipJoinLeaveDrainDown(t *testing.T) {
 		t.Fatal("no edges, no owner")
 	}
 	for _, n := range []string{"a", "b", "c"} {
-		m.Observe(ann(n, pubsub.EdgeServing))
+		m.Observe(ann(n, EdgeServing))
 	}
 	if got := m.View().Ring.Key(); got != "a,b,c" || changes != 3 {
 		t.Fatalf("ring %q after %d changes", got, changes)
 	}
-	m.Observe(ann("a", pubsub.EdgeServing)) // same set: no change
+	m.Observe(ann("a", EdgeServing)) // same set: no change
 	if changes != 3 {
 		t.Fatalf("a repeated announcement changed the ring (%d changes)", changes)
 	}
-	m.Observe(ann("b", pubsub.EdgeDraining))
+	m.Observe(ann("b", EdgeDraining))
 	if got := m.View().Ring.Key(); got != "a,c" {
 		t.Fatalf("a draining edge stays in the ring: %q", got)
 	}
@@ -55,15 +53,15 @@ func TestMembershipJoinLeaveDrainDown(t *testing.T) {
 		t.Fatalf("marked down edge in ring: %q", got)
 	}
 	clk.add(400 * time.Millisecond)
-	m.Observe(ann("a", pubsub.EdgeServing))
-	m.Observe(ann("c", pubsub.EdgeServing)) // same life: still down
+	m.Observe(ann("a", EdgeServing))
+	m.Observe(ann("c", EdgeServing)) // same life: still down
 	m.Expire()
 	if got := m.View().Ring.Key(); got != "a" {
 		t.Fatalf("down mark lifted early: %q", got)
 	}
 	clk.add(700 * time.Millisecond) // DownFor passed; b silent 1.1s > TTL
-	m.Observe(ann("a", pubsub.EdgeServing))
-	m.Observe(ann("c", pubsub.EdgeServing))
+	m.Observe(ann("a", EdgeServing))
+	m.Observe(ann("c", EdgeServing))
 	m.Expire()
 	if got := m.View().Ring.Key(); got != "a,c" {
 		t.Fatalf("after expiry and down lifted: %q", got)
@@ -73,7 +71,7 @@ func TestMembershipJoinLeaveDrainDown(t *testing.T) {
 	}
 	// A restarted edge (new Started) is up again at once even if marked down.
 	m.MarkDown("c")
-	restarted := ann("c", pubsub.EdgeServing)
+	restarted := ann("c", EdgeServing)
 	restarted.Started = time.Unix(2, 0)
 	m.Observe(restarted)
 	if got := m.View().Ring.Key(); got != "a,c" {
@@ -82,12 +80,12 @@ func TestMembershipJoinLeaveDrainDown(t *testing.T) {
 }
 
 func TestMembershipStaticAndExcluding(t *testing.T) {
-	m := NewMembership(MembershipConfig{Static: []pubsub.Announcement{{Node: "x", Addr: "127.0.0.1:1"}, {Node: "y", Addr: "127.0.0.1:2"}}})
+	m := NewMembership(MembershipConfig{Static: []Announcement{{Node: "x", Addr: "127.0.0.1:1"}, {Node: "y", Addr: "127.0.0.1:2"}}})
 	m.Expire()
 	if got := m.View().Ring.Key(); got != "x,y" {
 		t.Fatalf("static ring %q", got)
 	}
-	d := ann("x", pubsub.EdgeDraining)
+	d := ann("x", EdgeDraining)
 	m.Observe(d)
 	if got := m.View().Ring.Key(); got != "x,y" {
 		t.Fatalf("a static edge left the ring: %q", got)
@@ -108,8 +106,8 @@ func TestMembershipsAgree(t *testing.T) {
 	a, b := NewMembership(MembershipConfig{}), NewMembership(MembershipConfig{})
 	names := nodes(7)
 	for i := range names {
-		a.Observe(ann(names[i], pubsub.EdgeServing))
-		b.Observe(ann(names[len(names)-1-i], pubsub.EdgeServing))
+		a.Observe(ann(names[i], EdgeServing))
+		b.Observe(ann(names[len(names)-1-i], EdgeServing))
 	}
 	for _, k := range teamKeys(20000) {
 		if a.Owner(k) != b.Owner(k) {

@@ -6,8 +6,6 @@ package ring
 import (
 	"testing"
 	"time"
-
-	"github.com/weft-edge/weft/pubsub"
 )
 
 // TestReviewDuplicateNodeName: two edges announce under one name (`weft edge` defaults --node to
@@ -19,8 +17,8 @@ func TestReviewDuplicateNodeName(t *testing.T) {
 	changes := 0
 	m := NewMembership(MembershipConfig{OnChange: func(_, _ *View) { changes++ }})
 	t1, t2 := time.Unix(1000, 0), time.Unix(2000, 0)
-	a := pubsub.Announcement{Node: "edge-1", Addr: "10.0.0.1:8080", State: pubsub.EdgeServing, IntervalMS: 1000, Started: t1}
-	b := pubsub.Announcement{Node: "edge-1", Addr: "10.0.0.2:8080", State: pubsub.EdgeDraining, IntervalMS: 1000, Started: t2}
+	a := Announcement{Node: "edge-1", Addr: "10.0.0.1:8080", State: EdgeServing, IntervalMS: 1000, Started: t1}
+	b := Announcement{Node: "edge-1", Addr: "10.0.0.2:8080", State: EdgeDraining, IntervalMS: 1000, Started: t2}
 	var addrs []string
 	for range 5 {
 		m.Observe(a)

@@ -2,6 +2,9 @@
 // (github.com/buraksezer/consistent) over the live edge set, and the live set itself, kept from
 // the edges' announcements. The proxy routes by it and every edge checks ownership by it; both
 // build the same Ring from the same set, so they agree on every owner.
+//
+// announce.go holds the announcement itself and how it travels (core NATS, through the NATS
+// client only): a proxy links neither package pubsub nor the NATS server to hear the edges.
 package ring
 
 import (

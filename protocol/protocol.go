@@ -1,0 +1,86 @@
+package protocol
+
+import "time"
+
+// Subprotocol is the WebSocket subprotocol of docs/protocol.md. A client that offers no
+// subprotocol is spoken to in it; one that offers others but not this is refused at the
+// handshake (section 2).
+const Subprotocol = "weft.v1"
+
+// Frame types: the "type" of every frame the server sends (section 3). Client frames are
+// requests and carry no type.
+const (
+	FrameHello   = "hello"
+	FrameGoodbye = "goodbye"
+	FrameReply   = "reply"
+	FrameEvent   = "event"
+)
+
+// Hello is the first frame of every connection (section 3).
+type Hello struct {
+	Type     string `json:"type"` // FrameHello
+	Protocol string `json:"protocol"`
+	Session  string `json:"session"`
+	Team     string `json:"team"`
+	User     string `json:"user"`
+	Node     string `json:"node"`
+	// Seq is where the event stream of this connection starts: the team's sequence at
+	// connection time, or the since of a resumed connection.
+	Seq         int64 `json:"seq"`
+	Resumed     bool  `json:"resumed"`
+	HeartbeatMS int64 `json:"heartbeat_ms"`
+}
+
+// Goodbye reasons (section 3): why the server closed a connection on purpose.
+const (
+	ReasonDraining     = "draining"
+	ReasonOverloaded   = "overloaded"
+	ReasonSlowConsumer = "slow_consumer"
+	ReasonMoved        = "moved"
+	ReasonPolicy       = "policy"
+)
+
+// Goodbye is the frame the server sends before it closes a connection on purpose (section 3).
+type Goodbye struct {
+	Type             string `json:"type"` // FrameGoodbye
+	Reason           string `json:"reason"`
+	ReconnectAfterMS int64  `json:"reconnect_after_ms"`
+}
+
+// ReconnectAfter is how long the server asked the client to wait before it reconnects.
+func (g *Goodbye) ReconnectAfter() time.Duration {
+	return time.Duration(g.ReconnectAfterMS) * time.Millisecond
+}
+
+// WebSocket close codes of weft's own (section 3). The others a client may see are standard:
+// 1001 (going away) after goodbye draining, 1008 (policy violation) after goodbye policy, 1009
+// (message too big) for a frame past the hard read limit.
+const (
+	CloseSlowConsumer = 4008
+	CloseMoved        = 4009
+)
+
+// Event types (section 5): the "type" of the event object an event frame carries.
+const (
+	EventUserChange     = "user_change"
+	EventTeamChange     = "team_change"
+	EventChannelCreated = "channel_created"
+	EventChannelChange  = "channel_change"
+	EventChannelDeleted = "channel_deleted"
+	EventMemberJoined   = "member_joined"
+	EventMemberLeft     = "member_left"
+	EventMessage        = "message"
+)
+
+// Headers a proxy and an edge exchange (docs/architecture.md). Clients neither send nor see
+// them: a proxy drops a client's own HeaderExcluded.
+const (
+	// HeaderExcluded carries the edges a proxy has marked down and routes around,
+	// comma-separated: the edge checks ownership on the same ring the proxy routed by. A client
+	// that sets it itself gains nothing but a connection to an edge that serves its team
+	// correctly anyway.
+	HeaderExcluded = "Weft-Excluded"
+	// HeaderRefused on a 503 says the edge refuses all new work (it is draining): a proxy
+	// tries the next owner instead of passing the refusal on.
+	HeaderRefused = "Weft-Refused"
+)
