@@ -263,7 +263,7 @@ func (s *Store) page(list []uint32, cursor string, limit int, idx map[string]uin
 	return out, "", nil
 }
 
-// Boot is the lazy boot payload of PROTOCOL.md section 4: the caller, the team, and only the
+// Boot is the lazy boot payload of docs/protocol.md section 4: the caller, the team, and only the
 // caller's own channels.
 func (s *Store) Boot(user string) (self origin.User, team origin.Team, channels []origin.Channel, seq int64, err error) {
 	s.mu.RLock()

@@ -10,7 +10,7 @@ import (
 	"github.com/weft-edge/weft/origin"
 )
 
-// Just-in-time annotations seen from the client (PROTOCOL.md section 6): what the edge
+// Just-in-time annotations seen from the client (docs/protocol.md section 6): what the edge
 // attaches, and that it lands in the Store.
 
 // annotated returns the IDs of the users attached to ev.

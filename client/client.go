@@ -22,7 +22,7 @@ type Options struct {
 	// URL is the edge's or the proxy's WebSocket endpoint: ws://host:port/ws. http(s) URLs
 	// are accepted, and a URL without a path gets /ws.
 	URL string
-	// Token is the bearer token (PROTOCOL.md section 1). TokenFunc, when set, is asked for a
+	// Token is the bearer token (docs/protocol.md section 1). TokenFunc, when set, is asked for a
 	// token before every dial instead, so a long-lived client can renew an expiring one. An
 	// error from TokenFunc is retried with backoff like a refused connection (a token service
 	// can be down for a while too); only the server refusing the token (HTTP 401 or 403 at

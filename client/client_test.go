@@ -17,7 +17,7 @@ func ctx10(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestMethods goes through every method of PROTOCOL.md section 4 and checks that objects in
+// TestMethods goes through every method of docs/protocol.md section 4 and checks that objects in
 // replies land in the Store.
 func TestMethods(t *testing.T) {
 	s := newStack(t, "tiny", nil)

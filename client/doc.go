@@ -1,4 +1,4 @@
-// Package client is the Go client of weft (PROTOCOL.md): it connects to an edge node or the
+// Package client is the Go client of weft (docs/protocol.md): it connects to an edge node or the
 // proxy over a WebSocket, keeps itself connected, and keeps a local store of the objects the
 // edge sends, so that events can be rendered without asking for anything.
 //

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// The methods of PROTOCOL.md section 4. Each waits for a connection when the client is
+// The methods of docs/protocol.md section 4. Each waits for a connection when the client is
 // reconnecting (bounded by ctx) and returns the server's refusals as *Error. Objects in
 // replies go into the Store, so a user fetched once is known to User afterwards.
 

@@ -5,7 +5,7 @@ import "sync"
 // Store is the client's memory of the team's objects: every user and channel the edge sent it,
 // by replies, by events that carry objects and by annotations, at the newest version seen. It
 // is what lets a client render an event without asking: the edge attaches what the client
-// lacks (PROTOCOL.md section 6) and the Store keeps it.
+// lacks (docs/protocol.md section 6) and the Store keeps it.
 //
 // A Store is safe for concurrent use. Its objects are copies: changing one changes nothing
 // inside the Store.
@@ -50,7 +50,7 @@ func (s *Store) Len() (users, channels int) {
 	return len(s.users), len(s.channels)
 }
 
-// Renderable reports whether every object ev names (PROTOCOL.md section 6: its sender or
+// Renderable reports whether every object ev names (docs/protocol.md section 6: its sender or
 // subject, the users it mentions, its channel) is in the Store.
 func (s *Store) Renderable(ev *Event) bool {
 	users, channel := ev.Names()

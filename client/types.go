@@ -6,7 +6,7 @@ import (
 	"github.com/weft-edge/weft/protocol"
 )
 
-// The objects of PROTOCOL.md section 4. Updated is the object's version: the origin raises it
+// The objects of docs/protocol.md section 4. Updated is the object's version: the origin raises it
 // on every change, and the Store keeps the highest it has seen.
 
 // User is a member of a team.
@@ -125,7 +125,7 @@ type Event struct {
 	Mentions    []string
 
 	// Annotations are the objects the edge attached because this connection had not recently
-	// been sent them (PROTOCOL.md section 6). They are already merged into the Store.
+	// been sent them (docs/protocol.md section 6). They are already merged into the Store.
 	Annotations Annotations
 
 	// Raw is the event object exactly as the server sent it.
@@ -159,7 +159,7 @@ func (e *Event) Names() (users []string, channel string) {
 	return users, channel
 }
 
-// The results of PROTOCOL.md section 4's methods.
+// The results of docs/protocol.md section 4's methods.
 
 // Boot is the lazy boot payload: the caller, the team and only the caller's channels.
 type Boot struct {

@@ -9,7 +9,7 @@ import (
 	"github.com/weft-edge/weft/protocol"
 )
 
-// autocomplete is the Quick Switcher method (PROTOCOL.md section 4); the index package does the
+// autocomplete is the Quick Switcher method (docs/protocol.md section 4); the index package does the
 // matching and ranking, this is the protocol side: parameters, limits, errors.
 
 type autocompleteParams struct {

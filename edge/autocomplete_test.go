@@ -24,7 +24,7 @@ func ids(rs []index.Result) []string {
 }
 
 // The method end to end, over both transports: a user found by their real name, results only
-// from the caller's team, labels and types as PROTOCOL.md says.
+// from the caller's team, labels and types as docs/protocol.md says.
 func TestAutocompleteMethod(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	caller := h.user(h.team, 0)

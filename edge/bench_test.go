@@ -28,7 +28,7 @@ import (
 //
 //	go test ./edge -run '^$' -bench . -benchtime 3s
 //
-// BenchmarkRawEcho is the baseline of DESIGN.md's budget (users.info p99 ≤ 2× raw echo): a bare
+// BenchmarkRawEcho is the baseline of docs/architecture.md's performance budgets (users.info p99 ≤ 2× raw echo): a bare
 // coder/websocket echo server, driven by the same client loop in the same run.
 
 type benchStack struct {

@@ -58,7 +58,7 @@ func (r endReason) String() string {
 }
 
 // goodbyeOf is the goodbye frame's reason and the close code for an end the server decides on
-// (PROTOCOL.md section 3); ok is false for the others, which end without a goodbye.
+// (docs/protocol.md section 3); ok is false for the others, which end without a goodbye.
 func goodbyeOf(r endReason) (reason string, code websocket.StatusCode, ok bool) {
 	switch r {
 	case endSlowConsumer:

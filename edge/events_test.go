@@ -15,7 +15,7 @@ import (
 	"github.com/weft-edge/weft/origin/reference"
 )
 
-// audience models who may see each event of a team (PROTOCOL.md sections 4 and 5), from the
+// audience models who may see each event of a team (docs/protocol.md sections 4 and 5), from the
 // origin's memberships at the start and the events applied in seq order since.
 type audience struct {
 	users   []string

@@ -12,7 +12,7 @@ import (
 	"github.com/weft-edge/weft/origin"
 )
 
-// Just-in-time annotations (PROTOCOL.md section 6). Each session keeps a bounded record of the
+// Just-in-time annotations (docs/protocol.md section 6). Each session keeps a bounded record of the
 // objects, with their versions, it recently sent its client: in replies (boot, users.info,
 // users.list, channels.info), in events that carry them (user_change, channel_created,
 // channel_change) and in earlier annotations. An event that names an object the record lacks,

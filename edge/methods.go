@@ -22,7 +22,7 @@ type call struct {
 
 type method func(c *call) (any, *protocol.Error)
 
-// methods is the table of PROTOCOL.md section 4.
+// methods is the table of docs/protocol.md section 4.
 var methods = map[string]method{
 	"autocomplete":     methodAutocomplete,
 	"boot":             methodBoot,

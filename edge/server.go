@@ -86,7 +86,7 @@ type Config struct {
 	// a random reconnect_after_ms in it); default 5s.
 	DrainSpread time.Duration
 	// JITObjects is the size of each session's record of objects recently sent to its client,
-	// which decides what events are annotated with (PROTOCOL.md section 6); default 512.
+	// which decides what events are annotated with (docs/protocol.md section 6); default 512.
 	JITObjects int
 	// Annotate chooses what events carry; default AnnotateJIT. The others are baselines.
 	Annotate AnnotateMode

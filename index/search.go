@@ -9,7 +9,7 @@ import (
 	"github.com/weft-edge/weft/cache"
 )
 
-// Query is one Quick Switcher request (PROTOCOL.md section 4, autocomplete).
+// Query is one Quick Switcher request (docs/protocol.md section 4, autocomplete).
 type Query struct {
 	Text   string
 	Caller string // the user typing: affinity and private-channel visibility are theirs
@@ -35,7 +35,7 @@ type Result struct {
 	Score float64 `json:"score"` // higher is better; follows the order, for display and debugging
 }
 
-// Ranking, best first (PROTOCOL.md, and what a person typing expects):
+// Ranking, best first (docs/protocol.md, and what a person typing expects):
 //
 //  1. how well the words match: every query word is a whole word of the object ("john" →
 //     John, before Johnny), then prefixes, then typo corrections (fewer edits first);

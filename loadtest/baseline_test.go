@@ -20,7 +20,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// The raw baselines of DESIGN.md's budgets, measured by the same clients in the same run: a
+// The raw baselines of docs/architecture.md's performance budgets, measured by the same clients in the same run: a
 // bare coder/websocket server in a child process, started by re-executing this test binary
 // with rawServerEnv set. Mode "idle": a handler goroutine reading each connection, nothing
 // else. Mode "fanout": also a writer goroutine per connection, fed by a channel.

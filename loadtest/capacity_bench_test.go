@@ -13,7 +13,7 @@ import (
 	"github.com/weft-edge/weft/internal/token"
 )
 
-// Capacity figures of DESIGN.md's performance budgets, with the server in a child process and
+// Capacity figures of docs/architecture.md's performance budgets, with the server in a child process and
 // the client load in this one, over loopback:
 //
 //	go test ./loadtest -run '^$' -bench . -benchtime 1x -timeout 15m
@@ -246,8 +246,8 @@ func settle(b *testing.B, ctx context.Context, t *target) memSample {
 	return s
 }
 
-// BenchmarkIdleConnections measures memory per idle WebSocket (budget ≤ 20 KB RSS; DESIGN.md's
-// raw coder/websocket server: 29.7 KB): 10,000 sessions of one team that read their hello and
+// BenchmarkIdleConnections measures memory per idle WebSocket (budget ≤ 20 KB RSS, against a raw
+// coder/websocket server measured in the same run: docs/architecture.md): 10,000 sessions of one team that read their hello and
 // then stay silent. One warm-up session opens first (for weft it loads the team), so the
 // figures divide only what the 10,000 connections added.
 func BenchmarkIdleConnections(b *testing.B) {
@@ -314,8 +314,8 @@ func idle(b *testing.B, ctx context.Context, t *target) {
 }
 
 // BenchmarkFanout10K measures events delivered per second to 10,000 sessions of one team
-// (budget ≥ 250K/s; DESIGN.md's raw coder/websocket server with a writer goroutine per
-// connection: 204K/s). After a warm-up, the server publishes 200 team-wide events at once
+// (budget ≥ 250K/s, against a raw coder/websocket server with a writer goroutine per connection
+// measured in the same run: docs/architecture.md). After a warm-up, the server publishes 200 team-wide events at once
 // (weft: user_change through the origin's admin endpoint with count 200); deliveries/s is
 // 200 × 10,000 over the time from the publish request until the last session has the last
 // event. Then a paced round of 20 events, one every 250ms, each titled with its send time,

@@ -17,10 +17,10 @@ import (
 	"github.com/weft-edge/weft/client"
 )
 
-// Protocol is the WebSocket subprotocol of PROTOCOL.md.
+// Protocol is the WebSocket subprotocol of docs/protocol.md.
 const Protocol = client.Protocol
 
-// Hello is the first frame of every connection (PROTOCOL.md section 3).
+// Hello is the first frame of every connection (docs/protocol.md section 3).
 type Hello = client.Hello
 
 // Dial opens one session on wsURL with token and reads its hello. ctx bounds the handshake
@@ -99,19 +99,19 @@ func CloseAll(conns []*websocket.Conn) {
 	}
 }
 
-// TeamUser is the part of a user (PROTOCOL.md section 4) the scenarios need.
+// TeamUser is the part of a user (docs/protocol.md section 4) the scenarios need.
 type TeamUser struct {
 	ID      string `json:"id"`
 	Deleted bool   `json:"deleted"`
 }
 
-// TeamUsers lists the users of team from the origin contract's listing (PROTOCOL.md
-// section 7), page by page.
+// TeamUsers lists the users of team from the origin contract's listing (docs/origin.md),
+// page by page.
 func TeamUsers(ctx context.Context, hc *http.Client, originURL, originToken, team string) ([]TeamUser, error) {
 	return originPages[TeamUser](ctx, hc, originURL, originToken, team, "users")
 }
 
-// TeamChannel is the part of a channel (PROTOCOL.md section 4) the scenarios need.
+// TeamChannel is the part of a channel (docs/protocol.md section 4) the scenarios need.
 type TeamChannel struct {
 	ID         string `json:"id"`
 	IsPrivate  bool   `json:"is_private"`

@@ -1,6 +1,6 @@
 // Package loadtest drives real clients against a running weft stack and reports what they
 // measured. It knows weft only from the outside, the way a deployment's load generator would:
-// the `weft` binary, the URLs `weft dev` prints, the endpoints and frames of PROTOCOL.md, the
+// the `weft` binary, the URLs `weft dev` prints, the endpoints and frames of docs/protocol.md, the
 // reference origin's admin endpoints, the edge's /metrics, and the child's /proc entries.
 //
 // Start with stack.go (build `weft`, run `weft dev` as a child process, read its memory and
@@ -15,7 +15,7 @@
 // results/ folder (results/RESULTS.md).
 // annotations.go is a scenario of real clients (package client) rendering a message stream,
 // measured against the edge's annotation modes. capacity_bench_test.go holds the capacity
-// figures of DESIGN.md's performance budgets; it dials raw WebSockets, not the client package,
+// figures of docs/architecture.md's performance budgets; it dials raw WebSockets, not the client package,
 // because it compares the edge with a bare coder/websocket server that speaks no protocol:
 //
 //	go test ./loadtest -run '^$' -bench . -benchtime 1x -timeout 15m

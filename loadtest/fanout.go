@@ -165,7 +165,7 @@ func RunFanout(ctx context.Context, t *Target, cfg FanoutConfig) (*FanoutFigures
 		return nil, err
 	}
 	f.Deliveries, f.Duplicates = delivered.Load(), dups.Load()
-	if f.Duplicates > 0 { // PROTOCOL.md section 5: no event is delivered twice on one connection
+	if f.Duplicates > 0 { // docs/protocol.md section 5: no event is delivered twice on one connection
 		return f, fmt.Errorf("loadtest: fanout: %d events delivered twice to the same session", f.Duplicates)
 	}
 	if f.Deliveries < f.Expected {

@@ -250,7 +250,7 @@ func closeSessions(cs []*client.Client) {
 }
 
 // askOrigin answers method the way a client without the edge would have to, through the
-// origin contract (PROTOCOL.md section 7): users.info is one GET per user, in parallel; the
+// origin contract (docs/origin.md): users.info is one GET per user, in parallel; the
 // contract has no per-channel or per-user membership lookup, so channels.members and
 // users.channels walk the team's membership listing.
 func askOrigin(ctx context.Context, t *Target, team, method string, params map[string]any) error {

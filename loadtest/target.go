@@ -18,7 +18,7 @@ import (
 
 // Target is a running weft stack the scenarios drive: one started for the run (Spawn) or one
 // already running (its URLs given). Scenarios reach it only through its public endpoints
-// (PROTOCOL.md) and the reference origin's listings and admin endpoints.
+// (docs/protocol.md) and the reference origin's listings and admin endpoints.
 type Target struct {
 	// URL is where clients connect: an edge or a proxy, http://host:port.
 	URL string

@@ -42,7 +42,7 @@ type ClientConfig struct {
 	Guard Guard
 }
 
-// Client is weft's HTTP client of the origin contract (PROTOCOL.md section 7). It is safe for
+// Client is weft's HTTP client of the origin contract (docs/origin.md). It is safe for
 // concurrent use.
 type Client struct {
 	base   *url.URL

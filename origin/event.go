@@ -7,7 +7,7 @@ import (
 	"fmt"
 )
 
-// Event types of PROTOCOL.md section 5.
+// Event types of docs/protocol.md section 5.
 const (
 	EventUserChange     = "user_change"
 	EventTeamChange     = "team_change"
@@ -65,7 +65,7 @@ type wireEvent struct {
 	Updated     int64           `json:"updated,omitempty"`
 }
 
-// MarshalJSON writes the wire shape of PROTOCOL.md section 7.
+// MarshalJSON writes the wire shape of docs/origin.md.
 func (e *Event) MarshalJSON() ([]byte, error) {
 	w := wireEvent{Seq: e.Seq, Type: e.Type, TS: e.TS, Text: e.Text, ClientMsgID: e.ClientMsgID,
 		Mentions: e.Mentions, Updated: e.Updated}

@@ -2,7 +2,7 @@ package origin
 
 import "context"
 
-// User is a member of a team, as PROTOCOL.md section 4 defines it.
+// User is a member of a team, as docs/protocol.md section 4 defines it.
 type User struct {
 	ID          string `json:"id"`
 	Team        string `json:"team"`

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// StreamName and StreamSubjects are the JetStream stream of PROTOCOL.md section 7.
+// StreamName and StreamSubjects are the JetStream stream of docs/origin.md.
 const (
 	StreamName     = "WEFT_EVENTS"
 	StreamSubjects = "weft.events.>"

@@ -64,7 +64,7 @@ func TestRingOrderAndDuplicatesDoNotMatter(t *testing.T) {
 	}
 }
 
-// TestRingMovesNearIdeal holds the DESIGN.md budget on 100,000 teams: a join or a leave moves
+// TestRingMovesNearIdeal holds the docs/architecture.md's performance budgets on 100,000 teams: a join or a leave moves
 // at most 1.5x the ideal 1/N of the teams, and no edge holds more than 1.25x the mean... plus
 // the key-level noise of 100,000 teams, which at 50 edges (2,000 teams each) is a few percent.
 func TestRingMovesNearIdeal(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package token issues and verifies the bearer tokens clients connect with (PROTOCOL.md section
+// Package token issues and verifies the bearer tokens clients connect with (docs/protocol.md section
 // 1): JWTs signed with HS256 under a secret the issuer and every verifier share, naming the user
 // (sub) and the team (team). The team a connection belongs to comes from its token and from
 // nothing else the client says, so everything that scopes data by team starts here.

@@ -34,7 +34,7 @@ type ServerConfig struct {
 }
 
 // Server is the reference origin: the system of record weft sits in front of. It serves the
-// origin contract of PROTOCOL.md section 7 over HTTP for the teams of a World, applies changes
+// origin contract of docs/origin.md over HTTP for the teams of a World, applies changes
 // (mutate.go) and publishes them as events in a gap-free sequence per team.
 type Server struct {
 	cfg    ServerConfig

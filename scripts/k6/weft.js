@@ -1,4 +1,4 @@
-// weft.js: a small k6 script for weft's client endpoints (PROTOCOL.md): POST /api/<method>
+// weft.js: a small k6 script for weft's client endpoints (docs/protocol.md): POST /api/<method>
 // at a fixed arrival rate, and WebSocket sessions on /ws that send requests and time the
 // replies while events arrive. Run it against `weft dev`:
 //
@@ -11,7 +11,7 @@
 // stack's public secret), WEFT_RATE (API requests per second, default 100), WEFT_VUS
 // (WebSocket sessions, default 20), WEFT_DURATION (default 30s).
 //
-// Tokens are minted here (HS256 JWTs with sub, team and exp: PROTOCOL.md section 1), so a
+// Tokens are minted here (HS256 JWTs with sub, team and exp: docs/protocol.md section 1), so a
 // run needs nothing but the URLs and the secret.
 
 import http from 'k6/http';
@@ -58,7 +58,7 @@ export function token(team, user) {
   return `${head}.${claims}.${sig}`;
 }
 
-// setup lists the team's active users from the origin contract (PROTOCOL.md section 7).
+// setup lists the team's active users from the origin contract (docs/origin.md).
 export function setup() {
   const res = http.get(`${ORIGIN}/origin/v1/teams/${TEAM}/users?limit=1000`);
   check(res, { 'origin lists the team': (r) => r.status === 200 });
