@@ -97,11 +97,11 @@ func findScenario(name string) *scenario {
 // runScenario parses the scenario's flags, runs it bounded by --timeout, prints its table and
 // writes its report.
 func runScenario(ctx context.Context, sc *scenario, args []string, stdout io.Writer) error {
-	fs := newFlagSet(sc.name, sc.summary)
+	fs := weftLoadtest.NewFlagSet(sc.name, sc.summary)
 	var o targetOpts
 	o.flags(fs, sc.name, sc.size)
 	run := sc.flags(fs)
-	if _, err := parseLogged(fs, args, stdout); err != nil {
+	if _, err := weftLoadtest.ParseLogged(fs, args, stdout); err != nil {
 		return err
 	}
 	r, err := runOne(ctx, sc, run, &o, "weft-loadtest "+sc.name+" "+strings.Join(args, " "))

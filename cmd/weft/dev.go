@@ -19,7 +19,7 @@ import (
 // reference origin with live activity, and an edge node (or, with --edges N, N edges in a ring
 // behind a proxy). It prints where everything is and a few ready tokens.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("dev", "Run everything in one process on loopback: embedded NATS, the reference origin with\n"+
+	fs := weft.NewFlagSet("dev", "Run everything in one process on loopback: embedded NATS, the reference origin with\n"+
 		"live activity, and an edge node (or --edges N edges behind a proxy). Prints URLs and ready-made tokens.")
 	var o edgeOpts
 	o.flags(fs, "127.0.0.1:8080")
@@ -29,7 +29,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	edges := fs.Int("edges", 1, "edge nodes; more than 1 runs them in a ring behind a proxy listening on --addr")
 	var nats natsOpts
 	nats.flags(fs)
-	log, err := parseLogged(fs, args)
+	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}

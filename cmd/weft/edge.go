@@ -11,13 +11,13 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/cli"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/pubsub"
@@ -122,7 +122,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 			prewarm = append(prewarm, id)
 		}
 	}
-	budget, err := parseBytes(o.memBudget)
+	budget, err := cli.ParseBytes(o.memBudget)
 	if err != nil {
 		return nil, fmt.Errorf("--memory-budget: %w", err)
 	}
@@ -162,30 +162,6 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		RequestBurst:      o.reqBurst,
 		Annotate:          mode,
 	})
-}
-
-// parseBytes reads a size: plain bytes or with a suffix KiB, MiB, GiB (or KB, MB, GB, taken
-// as the same powers of two). "" is 0.
-func parseBytes(v string) (int64, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, nil
-	}
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		n      int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}} {
-		if strings.HasSuffix(v, u.suffix) {
-			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.n
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(v, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size like 512MiB or 2GiB", v)
-	}
-	return int64(n * float64(mult)), nil
 }
 
 // serveEdge runs srv on ln until ctx ends, then drains it within the drain window plus a
@@ -231,7 +207,7 @@ func serveUntil(ctx context.Context, h http.Handler, ln net.Listener, grace time
 }
 
 func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("edge", "Run an edge node: the WebSocket and HTTP endpoints of PROTOCOL.md over a per-team cache\n"+
+	fs := weft.NewFlagSet("edge", "Run an edge node: the WebSocket and HTTP endpoints of PROTOCOL.md over a per-team cache\n"+
 		"loaded from the origin and kept current from NATS.")
 	var o edgeOpts
 	o.flags(fs, "127.0.0.1:8080")
@@ -241,7 +217,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	nats.flags(fs)
 	var proc processOpts
 	proc.flags(fs)
-	log, err := parseLogged(fs, args)
+	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}
