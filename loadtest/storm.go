@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/weft-edge/weft/internal/sleep"
 )
 
 // StormConfig is the reconnect storm of the seed talk, scaled to one machine: a cluster of
@@ -184,7 +186,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("loadtest: only %d of %d clients connected", n, cfg.Clients)
 		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		if err := sleep.For(ctx, 500*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -207,7 +209,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	mctx, stopMarkers := context.WithCancel(ctx)
 	markers, markersDone := postMarkers(mctx, cl, teamsOf(plan))
 	cpuUp := cpuOf(pids)
-	if err := sleepCtx(ctx, cfg.Steady); err != nil {
+	if err := sleep.For(ctx, cfg.Steady); err != nil {
 		stopMarkers()
 		return nil, err
 	}
@@ -288,7 +290,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		if fresh && n == cfg.Clients && onVictims == 0 {
 			break
 		}
-		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
+		if err := sleep.For(ctx, 250*time.Millisecond); err != nil {
 			break
 		}
 	}
@@ -305,7 +307,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	}
 	stopMarkers()
 	<-markersDone
-	sleepCtx(ctx, 3*time.Second) // the last markers reach everyone before the workers stop
+	sleep.For(ctx, 3*time.Second) // the last markers reach everyone before the workers stop
 	close(rssStop)
 	<-rssDone
 	for _, e := range cl.Edges {
@@ -570,15 +572,4 @@ func cores(from, to map[string]time.Duration, wall time.Duration) map[string]flo
 		}
 	}
 	return out
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

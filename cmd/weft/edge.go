@@ -164,6 +164,21 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 	})
 }
 
+// listen listens on addr and builds the edge that serves there (see server); the caller
+// serves it (serveEdge).
+func (o *edgeOpts) listen(addr string, bus *pubsub.Bus, log *slog.Logger) (*edge.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := o.server(bus, log, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	return srv, ln, nil
+}
+
 // serveEdge runs srv on ln until ctx ends, then drains it within the drain window plus a
 // margin: the sessions are told goodbye (and moved, in a ring) before the listener closes.
 func serveEdge(ctx context.Context, srv *edge.Server, ln net.Listener, drain time.Duration, log *slog.Logger) error {
@@ -229,13 +244,8 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := proc.apply(ctx, log); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.addr)
+	srv, ln, err := o.listen(o.addr, bus, log)
 	if err != nil {
-		return err
-	}
-	srv, err := o.server(bus, log, ln.Addr().String())
-	if err != nil {
-		ln.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "weft edge %s: http://%s (origin %s)\n", o.node, ln.Addr(), o.originURL)
