@@ -291,8 +291,7 @@ func (r *capRun) awaitReports(ctx context.Context, at time.Time) {
 func (r *capRun) stopWorkers() {
 	for _, wk := range r.workers {
 		wk.stdin.Close()
-		wk.cmd.Process.Kill()
-		<-wk.done
+		wk.Kill()
 	}
 }
 
@@ -307,7 +306,7 @@ func (r *capRun) sample(ctx context.Context) (rss, cpu, slow float64, err error)
 func (r *capRun) clientCPU() time.Duration {
 	var sum time.Duration
 	for _, wk := range r.workers {
-		if u, s, err := ProcessCPU(wk.cmd.Process.Pid); err == nil {
+		if u, s, err := ProcessCPU(wk.PID()); err == nil {
 			sum += u + s
 		}
 	}

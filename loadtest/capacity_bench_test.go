@@ -150,7 +150,7 @@ func rawBaseline(b *testing.B, ctx context.Context, mode string) *target {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(rc.close)
+	b.Cleanup(rc.Kill)
 	hc := &http.Client{Transport: newTransport()}
 	b.Cleanup(hc.CloseIdleConnections)
 	return rawTarget(rc, hc)
@@ -176,10 +176,10 @@ func rawTarget(rc *rawChild, hc *http.Client) *target {
 	}
 	return &target{
 		wsURL:  "ws" + rc.url[len("http"):] + "/ws",
-		pid:    rc.cmd.Process.Pid,
+		pid:    rc.PID(),
 		tokens: []string{"raw-ignores-tokens"},
 		sample: func(ctx context.Context) (memSample, error) {
-			return sampleFrom(ctx, rc.cmd.Process.Pid, metrics, "raw_connections")
+			return sampleFrom(ctx, rc.PID(), metrics, "raw_connections")
 		},
 		burst:   publish,
 		stamped: func(ctx context.Context) (int64, error) { return publish(ctx, 1) },
@@ -246,22 +246,26 @@ func settle(b *testing.B, ctx context.Context, t *target) memSample {
 	return s
 }
 
-// BenchmarkIdleConnections measures memory per idle WebSocket (budget ≤ 20 KB RSS; DESIGN.md's
-// raw coder/websocket server: 29.7 KB): 10,000 sessions of one team that read their hello and
-// then stay silent. One warm-up session opens first (for weft it loads the team), so the
-// figures divide only what the 10,000 connections added.
-func BenchmarkIdleConnections(b *testing.B) {
+// weftAndRaw runs measure against weft and then against the raw coder/websocket server in
+// mode (see startRaw), each run bounded by scenarioDeadline.
+func weftAndRaw(b *testing.B, mode string, measure func(b *testing.B, ctx context.Context, t *target)) {
 	b.Run("weft", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), scenarioDeadline)
 		defer cancel()
-		idle(b, ctx, weftTarget(b, ctx))
+		measure(b, ctx, weftTarget(b, ctx))
 	})
 	b.Run("raw", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), scenarioDeadline)
 		defer cancel()
-		idle(b, ctx, rawBaseline(b, ctx, "idle"))
+		measure(b, ctx, rawBaseline(b, ctx, mode))
 	})
 }
+
+// BenchmarkIdleConnections measures memory per idle WebSocket (budget ≤ 20 KB RSS; DESIGN.md's
+// raw coder/websocket server: 29.7 KB): 10,000 sessions of one team that read their hello and
+// then stay silent. One warm-up session opens first (for weft it loads the team), so the
+// figures divide only what the 10,000 connections added.
+func BenchmarkIdleConnections(b *testing.B) { weftAndRaw(b, "idle", idle) }
 
 func idle(b *testing.B, ctx context.Context, t *target) {
 	hc := &http.Client{Transport: newTransport()}
@@ -321,18 +325,7 @@ func idle(b *testing.B, ctx context.Context, t *target) {
 // event. Then a paced round of 20 events, one every 250ms, each titled with its send time,
 // gives publish-to-receive latencies at a load the server can sustain (one clock: same
 // machine). CPU per delivery is the server's and this process's CPU time over the burst.
-func BenchmarkFanout10K(b *testing.B) {
-	b.Run("weft", func(b *testing.B) {
-		ctx, cancel := context.WithTimeout(context.Background(), scenarioDeadline)
-		defer cancel()
-		fanout(b, ctx, weftTarget(b, ctx))
-	})
-	b.Run("raw", func(b *testing.B) {
-		ctx, cancel := context.WithTimeout(context.Background(), scenarioDeadline)
-		defer cancel()
-		fanout(b, ctx, rawBaseline(b, ctx, "fanout"))
-	})
-}
+func BenchmarkFanout10K(b *testing.B) { weftAndRaw(b, "fanout", fanout) }
 
 func fanout(b *testing.B, ctx context.Context, t *target) {
 	hc := &http.Client{Transport: newTransport()}

@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -79,13 +78,14 @@ type StormConfig struct {
 	Log       func(format string, args ...any) // progress; nil: silent
 }
 
+// stormWorker is a client worker process: its plan and "stop" go to its stdin; it reports
+// its status, then its final figures, as JSON lines on its stdout.
 type stormWorker struct {
-	cmd    *exec.Cmd
+	*child
 	stdin  io.WriteCloser
 	mu     sync.Mutex
 	status WorkerStatus
 	final  *WorkerFinal
-	done   chan struct{}
 }
 
 // RunStorm runs one storm and returns its figures.
@@ -162,8 +162,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	workers, err := startWorkers(cfg, plan)
 	defer func() {
 		for _, w := range workers {
-			w.cmd.Process.Kill()
-			<-w.done
+			w.Kill()
 		}
 	}()
 	if err != nil {
@@ -201,7 +200,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		if i == len(workers)-1 {
 			name = "probe"
 		}
-		pids[name] = w.cmd.Process.Pid
+		pids[name] = w.PID()
 	}
 	logf("%d clients up: %v", cfg.Clients, nodes)
 
@@ -324,7 +323,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	}
 	for _, w := range workers {
 		select {
-		case <-w.done:
+		case <-w.Exited():
 		case <-time.After(60 * time.Second):
 			return nil, errors.New("loadtest: a storm worker did not report")
 		}
@@ -436,26 +435,17 @@ func startWorker(bin string, p WorkerPlan, nice int, idle bool, stderr io.Writer
 	if err != nil {
 		return nil, err
 	}
-	w := &stormWorker{cmd: cmd, done: make(chan struct{})}
-	w.cmd.Env = withoutWeftEnv(os.Environ())
-	w.cmd.Stderr = stderr
-	setChildAttrs(w.cmd)
-	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+	w := &stormWorker{}
+	if w.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
-	stdout, err := w.cmd.StdoutPipe()
-	if err != nil {
+	if w.child, err = startChild("storm worker", cmd, stderr, w.read); err != nil {
 		return nil, err
 	}
-	if err := w.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go w.read(stdout)
 	return w, json.NewEncoder(w.stdin).Encode(p)
 }
 
 func (w *stormWorker) read(r io.Reader) {
-	defer close(w.done)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<30)
 	for sc.Scan() {
@@ -476,7 +466,6 @@ func (w *stormWorker) read(r io.Reader) {
 			w.mu.Unlock()
 		}
 	}
-	w.cmd.Wait()
 }
 
 // postMarkers publishes a user_change on every team every 5 seconds until ctx ends, one team
