@@ -68,17 +68,14 @@ func runAll(ctx context.Context, args []string, stdout io.Writer) error {
 			continue
 		}
 		sc := findScenario(st.scenario)
-		fsc := weftLoadtest.NewFlagSet(sc.name, sc.summary)
-		var o targetOpts
-		o.flags(fsc, sc.name, st.size)
-		run := sc.flags(fsc)
+		fsc, o, run := sc.flagSet(st.size)
 		sargs := append([]string{"--spawn", "--size", st.size}, st.args...)
 		if err := fsc.Parse(sargs); err != nil {
 			return err
 		}
 		o.weft = bin
 		fmt.Fprintf(os.Stderr, "weft-loadtest all: %s on %s\n", st.scenario, st.size)
-		r, err := runOne(ctx, sc, run, &o, "weft-loadtest "+sc.name+" "+strings.Join(sargs, " ")+" --out "+filepath.Join(*out, st.dir))
+		r, err := runOne(ctx, sc, run, o, "weft-loadtest "+sc.name+" "+strings.Join(sargs, " ")+" --out "+filepath.Join(*out, st.dir))
 		if err != nil {
 			return err
 		}
