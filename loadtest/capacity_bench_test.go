@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // Capacity figures of DESIGN.md's performance budgets, with the server in a child process and
@@ -130,13 +131,13 @@ func weftTarget(b *testing.B, ctx context.Context) *target {
 	t.burst = func(ctx context.Context, n int) (int64, error) {
 		title := "burst"
 		r, err := PostEvents(ctx, st.HTTP, st.OriginURL, "", team,
-			EventsRequest{Type: "user_change", User: subject, Title: &title, Count: n})
+			reference.EventsRequest{Type: "user_change", User: subject, Title: &title, Count: n})
 		return r.LastSeq, err
 	}
 	t.stamped = func(ctx context.Context) (int64, error) {
 		title := strconv.FormatInt(time.Now().UnixNano(), 10)
 		r, err := PostEvents(ctx, st.HTTP, st.OriginURL, "", team,
-			EventsRequest{Type: "user_change", User: subject, Title: &title})
+			reference.EventsRequest{Type: "user_change", User: subject, Title: &title})
 		return r.LastSeq, err
 	}
 	return t
@@ -170,7 +171,7 @@ func rawTarget(rc *rawChild, hc *http.Client) *target {
 		return parseMetrics(resp.Body, names)
 	}
 	publish := func(ctx context.Context, n int) (int64, error) {
-		var r EventsReply
+		var r reference.EventsReply
 		err := originJSON(ctx, hc, http.MethodPost, rc.url+"/publish?n="+strconv.Itoa(n), "", []byte{}, &r)
 		return r.LastSeq, err
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/sleep"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // StormConfig is the reconnect storm of the seed talk, scaled to one machine: a cluster of
@@ -495,7 +496,7 @@ func postMarkers(ctx context.Context, cl *Cluster, teams []string) (map[string][
 			t := teams[i%len(teams)]
 			title := fmt.Sprintf("marker %d", i/len(teams))
 			r, err := PostEvents(ctx, cl.HTTP, cl.Origin.URL, OriginToken, t,
-				EventsRequest{Type: "user_change", User: users[t], Title: &title})
+				reference.EventsRequest{Type: "user_change", User: users[t], Title: &title})
 			if err != nil {
 				return
 			}
