@@ -222,8 +222,8 @@ func serveUntil(ctx context.Context, h http.Handler, ln net.Listener, grace time
 }
 
 func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := weft.NewFlagSet("edge", "Run an edge node: the WebSocket and HTTP endpoints of PROTOCOL.md over a per-team cache\n"+
-		"loaded from the origin and kept current from NATS.")
+	fs := weft.NewFlagSet("edge", "Run an edge node: the WebSocket and HTTP endpoints of docs/protocol.md over a per-team\n"+
+		"cache loaded from the origin and kept current from NATS.")
 	var o edgeOpts
 	o.flags(fs, "127.0.0.1:8080")
 	fs.StringVar(&o.originURL, "origin", "http://127.0.0.1:8081", "origin base URL")

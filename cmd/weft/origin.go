@@ -84,7 +84,7 @@ func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *reference.
 
 func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := weft.NewFlagSet("origin", "Run the reference origin: a deterministic synthetic world served over the origin\n"+
-		"contract (PROTOCOL.md section 7), live activity published to NATS, and fault injection.")
+		"contract (docs/origin.md), live activity published to NATS, and fault injection.")
 	var o originOpts
 	o.flags(fs, "addr", 10)
 	fs.StringVar(&o.token, "token", "", "origin service token callers must send as a bearer token (empty: no auth)")

@@ -11,7 +11,7 @@ import (
 )
 
 func runToken(_ context.Context, args []string, stdout io.Writer) error {
-	fs := weft.NewFlagSet("token", "Print a client token (PROTOCOL.md section 1): a JWT naming a user in a team, signed\n"+
+	fs := weft.NewFlagSet("token", "Print a client token (docs/protocol.md section 1): a JWT naming a user in a team, signed\n"+
 		"with the secret the edge verifies with. Without --token-secret it uses the dev secret, good only for weft dev.")
 	team := fs.String("team", "", "team ID the token grants (required)")
 	user := fs.String("user", "", "user ID the token names (required)")
