@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // The annotations scenario: sessions of the Go client read a stream of messages and render
@@ -86,7 +87,7 @@ func (c *AnnotationConfig) defaults() error {
 // annotationPlan is the seeded workload: who connects and which messages are posted.
 type annotationPlan struct {
 	sessions []string
-	posts    []EventsRequest
+	posts    []reference.EventsRequest
 	expected int64 // deliveries: per post, the sessions in its channel
 }
 
@@ -161,7 +162,7 @@ func planAnnotations(ctx context.Context, cfg *AnnotationConfig) (*annotationPla
 			pool = members[ch]
 		}
 		from := pool[r.IntN(len(pool))]
-		post := EventsRequest{Type: "message", Channel: ch, User: from, Text: fmt.Sprintf("update %d", i)}
+		post := reference.EventsRequest{Type: "message", Channel: ch, User: from, Text: fmt.Sprintf("update %d", i)}
 		if r.IntN(3) == 0 {
 			if m := members[ch][r.IntN(len(members[ch]))]; m != from {
 				post.Mentions = []string{m}

@@ -137,52 +137,36 @@ func (s *rawServer) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 
 // rawChild is a raw server running as a child process.
 type rawChild struct {
-	url    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	*child
+	url string
 }
 
 // startRaw re-executes this test binary as a raw server in mode and returns once it listens.
 func startRaw(ctx context.Context, mode string) (*rawChild, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), rawServerEnv+"="+mode)
-	cmd.Stderr = os.Stderr
-	setChildAttrs(cmd)
-	stdout, err := cmd.StdoutPipe()
+	line := make(chan string, 1)
+	c, err := startChild("the raw server", cmd, os.Stderr, func(stdout io.Reader) {
+		l, _ := bufio.NewReader(stdout).ReadString('\n')
+		line <- l
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the raw server: %w", err)
-	}
-	rc := &rawChild{cmd: cmd, exited: make(chan struct{})}
-	line := make(chan string, 1)
-	go func() {
-		br := bufio.NewReader(stdout)
-		l, _ := br.ReadString('\n')
-		line <- l
-		_, _ = io.Copy(io.Discard, br)
-		_ = cmd.Wait()
-		close(rc.exited)
-	}()
+	rc := &rawChild{child: c}
 	select {
 	case l := <-line:
 		f := strings.Fields(l)
 		if len(f) != 3 || f[0] != "raw" {
-			rc.close()
+			rc.Kill()
 			return nil, fmt.Errorf("the raw server printed %q", l)
 		}
 		rc.url = f[2]
 		return rc, nil
 	case <-ctx.Done():
-		rc.close()
+		rc.Kill()
 		return nil, errors.New("the raw server did not start")
 	}
-}
-
-func (rc *rawChild) close() {
-	_ = rc.cmd.Process.Kill()
-	<-rc.exited
 }
 
 // TestRawBaseline checks the baseline server the benchmarks compare weft with.
@@ -193,7 +177,7 @@ func TestRawBaseline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.close()
+	defer rc.Kill()
 	hc := &http.Client{Transport: newTransport()}
 	defer hc.CloseIdleConnections()
 	tgt := rawTarget(rc, hc)

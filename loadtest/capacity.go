@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/internal/sleep"
 )
 
 // The capacity scenario: on one edge, ramp idle connections (real clients in worker processes,
@@ -101,7 +102,7 @@ func RunCapacity(ctx context.Context, t *Target, cfg CapacityConfig) (*CapacityF
 	defer stopProgress()
 
 	f := &CapacityFigures{Team: cfg.Team}
-	if err := sleepCtx(ctx, 3*time.Second); err != nil { // the team's indexes built, the probers settled
+	if err := sleep.For(ctx, 3*time.Second); err != nil { // the team's indexes built, the probers settled
 		return nil, err
 	}
 	if f.BaselineRSS, _, _, err = r.sample(ctx); err != nil {
@@ -149,11 +150,11 @@ func (r *capRun) idle(ctx context.Context, f *CapacityFigures) error {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("loadtest: capacity: %d of %d connections up after 2 minutes", r.held(), n)
 			}
-			if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
+			if err := sleep.For(ctx, 250*time.Millisecond); err != nil {
 				return err
 			}
 		}
-		if err := sleepCtx(ctx, 3*time.Second); err != nil { // settle
+		if err := sleep.For(ctx, 3*time.Second); err != nil { // settle
 			return err
 		}
 		st, err := r.measure(ctx, r.cfg.StepFor/2, 0, nil)
@@ -281,7 +282,7 @@ func (r *capRun) awaitReports(ctx context.Context, at time.Time) {
 			fresh = fresh && wk.status.At > at.UnixMilli()
 			wk.mu.Unlock()
 		}
-		if fresh || sleepCtx(ctx, 50*time.Millisecond) != nil {
+		if fresh || sleep.For(ctx, 50*time.Millisecond) != nil {
 			return
 		}
 	}
@@ -290,8 +291,7 @@ func (r *capRun) awaitReports(ctx context.Context, at time.Time) {
 func (r *capRun) stopWorkers() {
 	for _, wk := range r.workers {
 		wk.stdin.Close()
-		wk.cmd.Process.Kill()
-		<-wk.done
+		wk.Kill()
 	}
 }
 
@@ -306,7 +306,7 @@ func (r *capRun) sample(ctx context.Context) (rss, cpu, slow float64, err error)
 func (r *capRun) clientCPU() time.Duration {
 	var sum time.Duration
 	for _, wk := range r.workers {
-		if u, s, err := ProcessCPU(wk.cmd.Process.Pid); err == nil {
+		if u, s, err := ProcessCPU(wk.PID()); err == nil {
 			sum += u + s
 		}
 	}
@@ -319,7 +319,7 @@ func (r *capRun) clientCPU() time.Duration {
 func (r *capRun) drain(ctx context.Context) error {
 	last := r.received()
 	for range 60 {
-		if err := sleepCtx(ctx, time.Second); err != nil {
+		if err := sleep.For(ctx, time.Second); err != nil {
 			return err
 		}
 		now := r.received()
@@ -343,9 +343,9 @@ func (r *capRun) measure(ctx context.Context, d, tail time.Duration, load func(c
 	probe, deliver := r.pr.reset()
 	start := time.Now()
 	if load == nil {
-		err = sleepCtx(ctx, d)
+		err = sleep.For(ctx, d)
 	} else if err = load(ctx); err == nil {
-		err = sleepCtx(ctx, tail)
+		err = sleep.For(ctx, tail)
 	}
 	if err != nil {
 		return nil, err
@@ -392,7 +392,7 @@ func queryLoop(ctx context.Context, c *client.Client, w *queryWorld, seed uint64
 			firstErr.CompareAndSwap(nil, &err)
 			var we *client.Error
 			if errors.As(err, &we) && we.RetryAfterMS > 0 {
-				sleepCtx(ctx, time.Duration(we.RetryAfterMS)*time.Millisecond)
+				sleep.For(ctx, time.Duration(we.RetryAfterMS)*time.Millisecond)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // Capacity figures of docs/architecture.md's performance budgets, with the server in a child process and
@@ -130,13 +131,13 @@ func weftTarget(b *testing.B, ctx context.Context) *target {
 	t.burst = func(ctx context.Context, n int) (int64, error) {
 		title := "burst"
 		r, err := PostEvents(ctx, st.HTTP, st.OriginURL, "", team,
-			EventsRequest{Type: "user_change", User: subject, Title: &title, Count: n})
+			reference.EventsRequest{Type: "user_change", User: subject, Title: &title, Count: n})
 		return r.LastSeq, err
 	}
 	t.stamped = func(ctx context.Context) (int64, error) {
 		title := strconv.FormatInt(time.Now().UnixNano(), 10)
 		r, err := PostEvents(ctx, st.HTTP, st.OriginURL, "", team,
-			EventsRequest{Type: "user_change", User: subject, Title: &title})
+			reference.EventsRequest{Type: "user_change", User: subject, Title: &title})
 		return r.LastSeq, err
 	}
 	return t
@@ -150,7 +151,7 @@ func rawBaseline(b *testing.B, ctx context.Context, mode string) *target {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(rc.close)
+	b.Cleanup(rc.Kill)
 	hc := &http.Client{Transport: newTransport()}
 	b.Cleanup(hc.CloseIdleConnections)
 	return rawTarget(rc, hc)
@@ -170,16 +171,16 @@ func rawTarget(rc *rawChild, hc *http.Client) *target {
 		return parseMetrics(resp.Body, names)
 	}
 	publish := func(ctx context.Context, n int) (int64, error) {
-		var r EventsReply
+		var r reference.EventsReply
 		err := originJSON(ctx, hc, http.MethodPost, rc.url+"/publish?n="+strconv.Itoa(n), "", []byte{}, &r)
 		return r.LastSeq, err
 	}
 	return &target{
 		wsURL:  "ws" + rc.url[len("http"):] + "/ws",
-		pid:    rc.cmd.Process.Pid,
+		pid:    rc.PID(),
 		tokens: []string{"raw-ignores-tokens"},
 		sample: func(ctx context.Context) (memSample, error) {
-			return sampleFrom(ctx, rc.cmd.Process.Pid, metrics, "raw_connections")
+			return sampleFrom(ctx, rc.PID(), metrics, "raw_connections")
 		},
 		burst:   publish,
 		stamped: func(ctx context.Context) (int64, error) { return publish(ctx, 1) },
@@ -246,22 +247,26 @@ func settle(b *testing.B, ctx context.Context, t *target) memSample {
 	return s
 }
 
-// BenchmarkIdleConnections measures memory per idle WebSocket (budget ≤ 20 KB RSS, against a raw
-// coder/websocket server measured in the same run: docs/architecture.md): 10,000 sessions of one team that read their hello and
-// then stay silent. One warm-up session opens first (for weft it loads the team), so the
-// figures divide only what the 10,000 connections added.
-func BenchmarkIdleConnections(b *testing.B) {
+// weftAndRaw runs measure against weft and then against the raw coder/websocket server in
+// mode (see startRaw), each run bounded by scenarioDeadline.
+func weftAndRaw(b *testing.B, mode string, measure func(b *testing.B, ctx context.Context, t *target)) {
 	b.Run("weft", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), scenarioDeadline)
 		defer cancel()
-		idle(b, ctx, weftTarget(b, ctx))
+		measure(b, ctx, weftTarget(b, ctx))
 	})
 	b.Run("raw", func(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), scenarioDeadline)
 		defer cancel()
-		idle(b, ctx, rawBaseline(b, ctx, "idle"))
+		measure(b, ctx, rawBaseline(b, ctx, mode))
 	})
 }
+
+// BenchmarkIdleConnections measures memory per idle WebSocket (budget ≤ 20 KB RSS, against a raw
+// coder/websocket server measured in the same run: docs/architecture.md): 10,000 sessions of one team that read their hello and
+// then stay silent. One warm-up session opens first (for weft it loads the team), so the
+// figures divide only what the 10,000 connections added.
+func BenchmarkIdleConnections(b *testing.B) { weftAndRaw(b, "idle", idle) }
 
 func idle(b *testing.B, ctx context.Context, t *target) {
 	hc := &http.Client{Transport: newTransport()}
@@ -321,18 +326,7 @@ func idle(b *testing.B, ctx context.Context, t *target) {
 // event. Then a paced round of 20 events, one every 250ms, each titled with its send time,
 // gives publish-to-receive latencies at a load the server can sustain (one clock: same
 // machine). CPU per delivery is the server's and this process's CPU time over the burst.
-func BenchmarkFanout10K(b *testing.B) {
-	b.Run("weft", func(b *testing.B) {
-		ctx, cancel := context.WithTimeout(context.Background(), scenarioDeadline)
-		defer cancel()
-		fanout(b, ctx, weftTarget(b, ctx))
-	})
-	b.Run("raw", func(b *testing.B) {
-		ctx, cancel := context.WithTimeout(context.Background(), scenarioDeadline)
-		defer cancel()
-		fanout(b, ctx, rawBaseline(b, ctx, "fanout"))
-	})
-}
+func BenchmarkFanout10K(b *testing.B) { weftAndRaw(b, "fanout", fanout) }
 
 func fanout(b *testing.B, ctx context.Context, t *target) {
 	hc := &http.Client{Transport: newTransport()}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // Protocol is the WebSocket subprotocol of docs/protocol.md.
@@ -167,37 +168,14 @@ func TeamSeq(ctx context.Context, hc *http.Client, originURL, originToken, team 
 	return info.Seq, err
 }
 
-// EventsRequest is the body of the reference origin's POST /origin/admin/teams/{team}/events:
-// a message (Channel, User, Text, Mentions) or a user_change (User and the fields to set),
-// repeated Count times (0 means once).
-type EventsRequest struct {
-	Type        string   `json:"type"`
-	Channel     string   `json:"channel,omitempty"`
-	User        string   `json:"user"`
-	Text        string   `json:"text,omitempty"`
-	Mentions    []string `json:"mentions,omitempty"`
-	Title       *string  `json:"title,omitempty"`
-	DisplayName *string  `json:"display_name,omitempty"`
-	RealName    *string  `json:"real_name,omitempty"`
-	Count       int      `json:"count,omitempty"`
-}
-
-// EventsReply is the admin endpoint's answer once every event is published.
-type EventsReply struct {
-	OK        bool  `json:"ok"`
-	Published int   `json:"published"`
-	FirstSeq  int64 `json:"first_seq"`
-	LastSeq   int64 `json:"last_seq"`
-}
-
 // PostEvents makes the reference origin publish req's events for team and returns when all
 // are published.
-func PostEvents(ctx context.Context, hc *http.Client, originURL, originToken, team string, req EventsRequest) (EventsReply, error) {
+func PostEvents(ctx context.Context, hc *http.Client, originURL, originToken, team string, req reference.EventsRequest) (reference.EventsReply, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return EventsReply{}, err
+		return reference.EventsReply{}, err
 	}
-	var reply EventsReply
+	var reply reference.EventsReply
 	err = originJSON(ctx, hc, http.MethodPost, originURL+"/origin/admin/teams/"+url.PathEscape(team)+"/events",
 		originToken, body, &reply)
 	return reply, err

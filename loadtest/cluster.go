@@ -21,61 +21,17 @@ import (
 
 // Proc is one weft child process of a Cluster.
 type Proc struct {
+	*child
 	Name string
 	URL  string // http://host:port of its client endpoints (origin: its base URL)
-
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
-	stop    sync.Once
-}
-
-// PID is the child's process ID.
-func (p *Proc) PID() int { return p.cmd.Process.Pid }
-
-// Exited is closed when the child has exited.
-func (p *Proc) Exited() <-chan struct{} { return p.exited }
-
-// Kill sends SIGKILL, the crash of the seed talk's incident, and waits for the exit.
-func (p *Proc) Kill() {
-	p.stop.Do(func() { _ = p.cmd.Process.Kill() })
-	<-p.exited
-}
-
-// terminate asks the child to stop (SIGTERM: drain), then kills it after grace.
-func (p *Proc) terminate(grace time.Duration) error {
-	var err error
-	p.stop.Do(func() {
-		_ = terminate(p.cmd.Process)
-		select {
-		case <-p.exited:
-		case <-time.After(grace):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-			err = fmt.Errorf("loadtest: %s did not stop within %v of SIGTERM: killed", p.Name, grace)
-		}
-	})
-	<-p.exited
-	return err
 }
 
 // startProc runs bin args and waits until its stdout has matched every one of want; it returns
 // the first group of each. The first is the Proc's URL.
 func startProc(ctx context.Context, name, bin string, args []string, stderr io.Writer, timeout time.Duration,
 	want ...*regexp.Regexp) (*Proc, []string, error) {
-	p := &Proc{Name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
-	p.cmd.Env = withoutWeftEnv(os.Environ())
-	p.cmd.Stderr = stderr
-	setChildAttrs(p.cmd)
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("loadtest: starting %s: %w", name, err)
-	}
 	found := make(chan []string, 1)
-	go func() {
+	c, err := startChild(name, exec.Command(bin, args...), stderr, func(stdout io.Reader) {
 		sc := bufio.NewScanner(stdout)
 		got, n := make([]string, len(want)), 0
 		for sc.Scan() {
@@ -88,10 +44,11 @@ func startProc(ctx context.Context, name, bin string, args []string, stderr io.W
 				}
 			}
 		}
-		_, _ = io.Copy(io.Discard, stdout) // the child must never block on a full pipe
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &Proc{child: c, Name: name}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	select {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // TestClusterSurvivesEdgeKill runs weft as real processes: the reference origin with its NATS
@@ -98,7 +99,7 @@ func TestClusterSurvivesEdgeKill(t *testing.T) {
 		for _, team := range teams {
 			title := fmt.Sprintf("t%d", time.Now().UnixNano())
 			r, err := PostEvents(ctx, cl.HTTP, cl.Origin.URL, OriginToken, team,
-				EventsRequest{Type: "user_change", User: users[team][5].ID, Title: &title})
+				reference.EventsRequest{Type: "user_change", User: users[team][5].ID, Title: &title})
 			if err != nil {
 				t.Fatal(err)
 			}

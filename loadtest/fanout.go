@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // The fanout scenario: C sessions of one team connected, team-wide events (user_change, every
@@ -198,7 +199,7 @@ const timedPrefix = "fanout "
 // postTimed makes the origin publish a user_change of user whose title is the time now.
 func postTimed(ctx context.Context, t *Target, team, user string) error {
 	title := timedPrefix + strconv.FormatInt(time.Now().UnixNano(), 10)
-	_, err := PostEvents(ctx, t.HTTP, t.OriginURL, t.OriginToken, team, EventsRequest{Type: "user_change", User: user, Title: &title})
+	_, err := PostEvents(ctx, t.HTTP, t.OriginURL, t.OriginToken, team, reference.EventsRequest{Type: "user_change", User: user, Title: &title})
 	return err
 }
 

@@ -71,11 +71,9 @@ type Stack struct {
 	// closes its idle connections.
 	HTTP *http.Client
 
-	cmd     *exec.Cmd
-	tmpDir  string // removed by Close; "" when DevConfig.Dir was given
-	exited  chan struct{}
-	waitErr error // set before exited is closed
-	close   sync.Once
+	*child
+	tmpDir string // removed by Close; "" when DevConfig.Dir was given
+	close  sync.Once
 }
 
 // StartDev starts `weft dev` and returns once it has printed its URLs and the edge answers
@@ -90,10 +88,10 @@ func StartDev(ctx context.Context, cfg DevConfig) (*Stack, error) {
 	if cfg.Stderr == nil {
 		cfg.Stderr = io.Discard
 	}
-	s := &Stack{HTTP: &http.Client{Transport: newTransport()}, exited: make(chan struct{})}
+	s := &Stack{HTTP: &http.Client{Transport: newTransport()}}
 	dir := cfg.Dir
+	var err error
 	if dir == "" {
-		var err error
 		if dir, err = os.MkdirTemp("", "weft-loadtest-"); err != nil {
 			return nil, fmt.Errorf("loadtest: %w", err)
 		}
@@ -105,28 +103,16 @@ func StartDev(ctx context.Context, cfg DevConfig) (*Stack, error) {
 		// The scenarios measure paths and capacity, not quotas: no rate limits unless Args
 		// ask for them.
 		"--connect-rate", "-1", "--team-connect-rate", "-1", "--request-rate", "-1"}, cfg.Args...)
-	s.cmd = exec.Command(cfg.Bin, args...)
-	s.cmd.Env = withoutWeftEnv(os.Environ()) // only the flags above configure the child
-	s.cmd.Stderr = cfg.Stderr
-	setChildAttrs(s.cmd)
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		s.removeTmp()
-		return nil, fmt.Errorf("loadtest: %w", err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		s.removeTmp()
-		return nil, fmt.Errorf("loadtest: starting weft dev: %w", err)
-	}
 	parsed := make(chan error, 1)
-	go func() {
+	s.child, err = startChild("weft dev", exec.Command(cfg.Bin, args...), cfg.Stderr, func(stdout io.Reader) {
 		info, err := parseDevOutput(stdout)
 		s.DevInfo = info
 		parsed <- err
-		_, _ = io.Copy(io.Discard, stdout) // the child must never block on a full pipe
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
+	})
+	if err != nil {
+		s.removeTmp()
+		return nil, err
+	}
 	if err := s.awaitStart(ctx, parsed, cfg.StartTimeout); err != nil {
 		s.Close()
 		return nil, err
@@ -165,12 +151,6 @@ func (s *Stack) awaitStart(ctx context.Context, parsed <-chan error, timeout tim
 	}
 }
 
-// PID is the child's process ID.
-func (s *Stack) PID() int { return s.cmd.Process.Pid }
-
-// Exited is closed when the child has exited.
-func (s *Stack) Exited() <-chan struct{} { return s.exited }
-
 // Close stops the child: SIGTERM, so the edge drains and the embedded NATS shuts down, then
 // SIGKILL if it has not exited within 15s. It removes the temporary directory StartDev made.
 // Close is idempotent and returns nil when the child ended by the signal.
@@ -179,13 +159,7 @@ func (s *Stack) Close() error {
 	s.close.Do(func() {
 		defer s.removeTmp()
 		defer s.HTTP.CloseIdleConnections()
-		_ = terminate(s.cmd.Process)
-		select {
-		case <-s.exited:
-		case <-time.After(15 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-			err = errors.New("loadtest: weft dev did not stop within 15s of SIGTERM: killed")
+		if err = s.terminate(15 * time.Second); err != nil {
 			return
 		}
 		var exit *exec.ExitError

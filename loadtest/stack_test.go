@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // devOutput is what `weft dev` printed in one run (tokens shortened).
@@ -143,7 +144,7 @@ func TestDevStack(t *testing.T) {
 	}
 
 	title := "Load tester"
-	reply, err := PostEvents(ctx, st.HTTP, st.OriginURL, "", team, EventsRequest{Type: "user_change", User: users[0].ID, Title: &title, Count: 3})
+	reply, err := PostEvents(ctx, st.HTTP, st.OriginURL, "", team, reference.EventsRequest{Type: "user_change", User: users[0].ID, Title: &title, Count: 3})
 	if err != nil || !reply.OK || reply.Published != 3 || reply.LastSeq != hellos[0].Seq+3 {
 		t.Fatalf("posting events: %+v, %v", reply, err)
 	}

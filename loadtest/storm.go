@@ -10,13 +10,15 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/weft-edge/weft/internal/sleep"
+	"github.com/weft-edge/weft/origin/reference"
 )
 
 // StormConfig is the reconnect storm of the seed talk, scaled to one machine: a cluster of
@@ -77,13 +79,14 @@ type StormConfig struct {
 	Log       func(format string, args ...any) // progress; nil: silent
 }
 
+// stormWorker is a client worker process: its plan and "stop" go to its stdin; it reports
+// its status, then its final figures, as JSON lines on its stdout.
 type stormWorker struct {
-	cmd    *exec.Cmd
+	*child
 	stdin  io.WriteCloser
 	mu     sync.Mutex
 	status WorkerStatus
 	final  *WorkerFinal
-	done   chan struct{}
 }
 
 // RunStorm runs one storm and returns its figures.
@@ -160,8 +163,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	workers, err := startWorkers(cfg, plan)
 	defer func() {
 		for _, w := range workers {
-			w.cmd.Process.Kill()
-			<-w.done
+			w.Kill()
 		}
 	}()
 	if err != nil {
@@ -184,7 +186,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("loadtest: only %d of %d clients connected", n, cfg.Clients)
 		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		if err := sleep.For(ctx, 500*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -199,7 +201,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		if i == len(workers)-1 {
 			name = "probe"
 		}
-		pids[name] = w.cmd.Process.Pid
+		pids[name] = w.PID()
 	}
 	logf("%d clients up: %v", cfg.Clients, nodes)
 
@@ -207,7 +209,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	mctx, stopMarkers := context.WithCancel(ctx)
 	markers, markersDone := postMarkers(mctx, cl, teamsOf(plan))
 	cpuUp := cpuOf(pids)
-	if err := sleepCtx(ctx, cfg.Steady); err != nil {
+	if err := sleep.For(ctx, cfg.Steady); err != nil {
 		stopMarkers()
 		return nil, err
 	}
@@ -288,7 +290,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		if fresh && n == cfg.Clients && onVictims == 0 {
 			break
 		}
-		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
+		if err := sleep.For(ctx, 250*time.Millisecond); err != nil {
 			break
 		}
 	}
@@ -305,7 +307,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	}
 	stopMarkers()
 	<-markersDone
-	sleepCtx(ctx, 3*time.Second) // the last markers reach everyone before the workers stop
+	sleep.For(ctx, 3*time.Second) // the last markers reach everyone before the workers stop
 	close(rssStop)
 	<-rssDone
 	for _, e := range cl.Edges {
@@ -322,7 +324,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	}
 	for _, w := range workers {
 		select {
-		case <-w.done:
+		case <-w.Exited():
 		case <-time.After(60 * time.Second):
 			return nil, errors.New("loadtest: a storm worker did not report")
 		}
@@ -434,26 +436,17 @@ func startWorker(bin string, p WorkerPlan, nice int, idle bool, stderr io.Writer
 	if err != nil {
 		return nil, err
 	}
-	w := &stormWorker{cmd: cmd, done: make(chan struct{})}
-	w.cmd.Env = withoutWeftEnv(os.Environ())
-	w.cmd.Stderr = stderr
-	setChildAttrs(w.cmd)
-	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+	w := &stormWorker{}
+	if w.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
-	stdout, err := w.cmd.StdoutPipe()
-	if err != nil {
+	if w.child, err = startChild("storm worker", cmd, stderr, w.read); err != nil {
 		return nil, err
 	}
-	if err := w.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go w.read(stdout)
 	return w, json.NewEncoder(w.stdin).Encode(p)
 }
 
 func (w *stormWorker) read(r io.Reader) {
-	defer close(w.done)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<30)
 	for sc.Scan() {
@@ -474,7 +467,6 @@ func (w *stormWorker) read(r io.Reader) {
 			w.mu.Unlock()
 		}
 	}
-	w.cmd.Wait()
 }
 
 // postMarkers publishes a user_change on every team every 5 seconds until ctx ends, one team
@@ -504,7 +496,7 @@ func postMarkers(ctx context.Context, cl *Cluster, teams []string) (map[string][
 			t := teams[i%len(teams)]
 			title := fmt.Sprintf("marker %d", i/len(teams))
 			r, err := PostEvents(ctx, cl.HTTP, cl.Origin.URL, OriginToken, t,
-				EventsRequest{Type: "user_change", User: users[t], Title: &title})
+				reference.EventsRequest{Type: "user_change", User: users[t], Title: &title})
 			if err != nil {
 				return
 			}
@@ -570,15 +562,4 @@ func cores(from, to map[string]time.Duration, wall time.Duration) map[string]flo
 		}
 	}
 	return out
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weft-edge/weft/internal/sleep"
 )
 
 // Bus is a process's connection to NATS: publishing events, team subscriptions, replay.
@@ -92,7 +94,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 			break
 		}
 		b.log.Warn("pubsub: connecting to NATS", "url", url, "attempt", attempt+1, "err", err)
-		if werr := sleepCtx(ctx, backoff(attempt)); werr != nil {
+		if werr := sleep.For(ctx, backoff(attempt)); werr != nil {
 			b.cancel()
 			return nil, fmt.Errorf("pubsub: connect %s: %w (last error: %v)", url, werr, err)
 		}
@@ -109,7 +111,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 			break
 		}
 		b.log.Warn("pubsub: setting up stream", "stream", StreamName, "attempt", attempt+1, "err", err)
-		if werr := sleepCtx(ctx, backoff(attempt)); werr != nil {
+		if werr := sleep.For(ctx, backoff(attempt)); werr != nil {
 			b.nc.Close()
 			b.cancel()
 			return nil, fmt.Errorf("pubsub: stream %s: %w (last error: %v)", StreamName, werr, err)
@@ -199,7 +201,7 @@ func (b *Bus) watchReconnects() {
 				break
 			}
 			b.log.Warn("pubsub: checking stream after reconnect", "attempt", attempt+1, "err", err)
-			if sleepCtx(b.ctx, backoff(attempt)) != nil {
+			if sleep.For(b.ctx, backoff(attempt)) != nil {
 				return
 			}
 		}
@@ -295,16 +297,4 @@ func backoff(attempt int) time.Duration {
 // 1ms doubling to 100ms. The stream usually stores them within a millisecond.
 func notStoredWait(attempt int) time.Duration {
 	return min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weft-edge/weft/internal/sleep"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -125,7 +126,7 @@ func (b *Bus) Replay(ctx context.Context, team string, afterSeq, uptoSeq int64, 
 			} else if time.Since(notStoredSince) > notStoredPatience {
 				return fmt.Errorf("pubsub: replay: %w: team %s seq %d is not in the stream", ErrTooOld, team, next)
 			}
-			if werr := sleepCtx(ctx, notStoredWait(waiting)); werr != nil {
+			if werr := sleep.For(ctx, notStoredWait(waiting)); werr != nil {
 				return fmt.Errorf("pubsub: replay team %s at seq %d: %w (%v)", team, next, werr, err)
 			}
 			waiting++
@@ -133,7 +134,7 @@ func (b *Bus) Replay(ctx context.Context, team string, afterSeq, uptoSeq int64, 
 		}
 		b.log.Debug("pubsub: replay, will retry", "team", team, "next", next, "attempt", attempt+1, "err", err)
 		waiting, notStoredSince = 0, time.Time{}
-		if werr := sleepCtx(ctx, backoff(attempt)); werr != nil {
+		if werr := sleep.For(ctx, backoff(attempt)); werr != nil {
 			return fmt.Errorf("pubsub: replay team %s at seq %d: %w (%v)", team, next, werr, err)
 		}
 		attempt++

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/weft-edge/weft/internal/sleep"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -327,7 +328,7 @@ func (s *TeamSub) fill(upto int64) bool {
 		case errors.Is(err, errNotStored):
 			// A live message overtook the stream's copy of the ones before it: the stream
 			// stores them a moment later. Not an error, but no reason to hammer it either.
-			if sleepCtx(s.ctx, notStoredWait(waiting)) != nil {
+			if sleep.For(s.ctx, notStoredWait(waiting)) != nil {
 				return false
 			}
 			waiting++
@@ -340,7 +341,7 @@ func (s *TeamSub) fill(upto int64) bool {
 			level = slog.LevelWarn
 		}
 		s.log.Log(s.ctx, level, "pubsub: filling gap from the stream, will retry", "next", s.next, "upto", upto, "attempt", attempt+1, "err", err)
-		if sleepCtx(s.ctx, backoff(attempt)) != nil {
+		if sleep.For(s.ctx, backoff(attempt)) != nil {
 			return false
 		}
 		attempt++

@@ -42,14 +42,14 @@ var allSteps = []allStep{
 
 // runAll runs every scenario but storm on spawned stacks and writes RESULTS.md.
 func runAll(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("all", "Every scenario but storm, each on a `weft dev` stack of its own (--spawn), and\n"+
+	fs := weftLoadtest.NewFlagSet("all", "Every scenario but storm, each on a `weft dev` stack of its own (--spawn), and\n"+
 		"RESULTS.md: the seed's headline figures beside this machine's, with every report and plot.")
 	spawn := fs.Bool("spawn", false, "start the stacks (required: the scenarios need worlds of several sizes)")
 	out := fs.String("out", "results", "directory for RESULTS.md and a directory per report, relative to the working directory")
 	weft := weftFlag(fs)
 	only := fs.String("only", "", "comma-separated scenarios to run (default: all of them); RESULTS.md has only those")
 	timeout := fs.Duration("timeout", 45*time.Minute, "the whole run stops after this")
-	if _, err := parseLogged(fs, args, stdout); err != nil {
+	if _, err := weftLoadtest.ParseLogged(fs, args, stdout); err != nil {
 		return err
 	}
 	if !*spawn {
@@ -68,17 +68,14 @@ func runAll(ctx context.Context, args []string, stdout io.Writer) error {
 			continue
 		}
 		sc := findScenario(st.scenario)
-		fsc := newFlagSet(sc.name, sc.summary)
-		var o targetOpts
-		o.flags(fsc, sc.name, st.size)
-		run := sc.flags(fsc)
+		fsc, o, run := sc.flagSet(st.size)
 		sargs := append([]string{"--spawn", "--size", st.size}, st.args...)
 		if err := fsc.Parse(sargs); err != nil {
 			return err
 		}
 		o.weft = bin
 		fmt.Fprintf(os.Stderr, "weft-loadtest all: %s on %s\n", st.scenario, st.size)
-		r, err := runOne(ctx, sc, run, &o, "weft-loadtest "+sc.name+" "+strings.Join(sargs, " ")+" --out "+filepath.Join(*out, st.dir))
+		r, err := runOne(ctx, sc, run, o, "weft-loadtest "+sc.name+" "+strings.Join(sargs, " ")+" --out "+filepath.Join(*out, st.dir))
 		if err != nil {
 			return err
 		}

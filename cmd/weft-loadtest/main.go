@@ -13,26 +13,20 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/weft-edge/weft/internal/cli"
 	"github.com/weft-edge/weft/loadtest"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	if err == nil || errors.Is(err, flag.ErrHelp) { // -h: the help is printed, and asked for
-		return
-	}
-	fmt.Fprintln(os.Stderr, "weft-loadtest:", err)
-	os.Exit(2)
-}
+// weftLoadtest is this binary's command line, weft's convention (internal/cli): every flag has
+// an environment twin, WEFT_ + its name, and -h lists both. --weft is WEFT_BIN: WEFT_WEFT would
+// say nothing.
+var weftLoadtest = cli.Program{Name: "weft-loadtest", Env: map[string]string{"weft": "WEFT_BIN"}}
+
+func main() { weftLoadtest.Main(run) }
 
 // usageText is the help of weft-loadtest itself; each scenario's -h lists its flags.
 const usageText = `usage: weft-loadtest <scenario> [flags]
@@ -64,10 +58,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(os.Stderr, usageText)
 		return errors.New("want a scenario")
 	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
+	if cli.IsHelp(args[0]) {
 		fmt.Fprint(stdout, usageText)
 		return nil
+	}
+	switch args[0] {
 	case loadtest.WorkerCommand: // a client process of storm and capacity; reads its plan on stdin
 		return loadtest.RunStormWorker(ctx, os.Stdin, stdout)
 	case "storm":

@@ -8,25 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/cli/clitest"
 	"github.com/weft-edge/weft/loadtest"
 )
 
-// runMainEnv makes this test binary run main() instead of the tests, so that a test can see
-// the exit status and the streams of the real command.
-const runMainEnv = "WEFT_LOADTEST_TEST_MAIN"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) != "" {
-		main()
-		os.Exit(0)
-	}
+	clitest.Init(main) // a child of clitest.Run: be the command, not the tests
 	dir, err := os.MkdirTemp("", "weft-loadtest-cmd-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -58,39 +51,31 @@ func weftBin(t *testing.T) string {
 	return built.bin
 }
 
-// runMain runs the command as a process: its exit code, stdout and stderr.
-func runMain(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
-}
-
+// TestHelpExitsZero: the help asked for, of weft-loadtest or of any scenario, with -h or
+// --help, goes to stdout and exits 0.
 func TestHelpExitsZero(t *testing.T) {
-	code, out, errOut := runMain(t, "-h")
-	if code != 0 || !strings.Contains(out, "usage: weft-loadtest <scenario>") || !strings.Contains(out, "go build -o bin/ ./cmd/...") {
-		t.Fatalf("-h: exit %d, stdout %q, stderr %q", code, out, errOut)
+	for _, arg := range []string{"-h", "--help", "help"} {
+		r := clitest.Run(t, arg)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "usage: weft-loadtest <scenario>") || !strings.Contains(r.Stdout, "go build -o bin/ ./cmd/...") || r.Stderr != "" {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q", arg, r.Code, r.Stdout, r.Stderr)
+		}
 	}
 	for _, name := range []string{"boot", "query", "typing", "fanout", "capacity", "storm", "all"} {
-		code, out, errOut := runMain(t, name, "-h")
-		if code != 0 || !strings.Contains(out, "usage: weft-loadtest "+name+" [flags]") || !strings.Contains(out, "--weft [WEFT_BIN]") || errOut != "" {
-			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", name, code, out, errOut)
+		for _, arg := range []string{"-h", "--help"} {
+			r := clitest.Run(t, name, arg)
+			if r.Code != 0 || !strings.Contains(r.Stdout, "usage: weft-loadtest "+name+" [flags]") || !strings.Contains(r.Stdout, "--weft [WEFT_BIN]") || r.Stderr != "" {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q", name, arg, r.Code, r.Stdout, r.Stderr)
+			}
 		}
 	}
 }
 
-func TestBadUsageExitsNonZero(t *testing.T) {
-	for _, args := range [][]string{nil, {"nosuch"}, {"boot", "--nosuchflag"}, {"boot", "extra"}} {
-		code, out, errOut := runMain(t, args...)
-		if code == 0 || !strings.Contains(errOut, "weft-loadtest:") || out != "" {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+// TestBadUsageExitsTwo: bad usage exits 2, with the error on stderr and nothing on stdout.
+func TestBadUsageExitsTwo(t *testing.T) {
+	for _, args := range [][]string{nil, {"nosuch"}, {"boot", "--nosuchflag"}, {"boot", "extra"}, {"storm", "--clients", "many"}} {
+		r := clitest.Run(t, args...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "weft-loadtest:") || r.Stdout != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, r.Code, r.Stdout, r.Stderr)
 		}
 	}
 }

@@ -80,7 +80,19 @@ func (o *targetOpts) where(t *loadtest.Target) string {
 // scenario is one weft-loadtest scenario: its flags, and a run that returns its report.
 type scenario struct {
 	name, summary, size string
-	flags               func(fs *flag.FlagSet) func(ctx context.Context, t *loadtest.Target, o *targetOpts) (*loadtest.Report, error)
+	flags               func(fs *flag.FlagSet) scenarioRun
+}
+
+// scenarioRun runs a scenario against t, with the flags its scenario.flags added, and returns
+// its report.
+type scenarioRun func(ctx context.Context, t *loadtest.Target, o *targetOpts) (*loadtest.Report, error)
+
+// flagSet makes sc's flag set: the shared target flags (size: the default world) and its own,
+// which run reads once fs is parsed.
+func (sc *scenario) flagSet(size string) (fs *flag.FlagSet, o *targetOpts, run scenarioRun) {
+	fs, o = weftLoadtest.NewFlagSet(sc.name, sc.summary), new(targetOpts)
+	o.flags(fs, sc.name, size)
+	return fs, o, sc.flags(fs)
 }
 
 var scenarios = []scenario{bootScenario, queryScenario, typingScenario, fanoutScenario, capacityScenario}
@@ -97,14 +109,11 @@ func findScenario(name string) *scenario {
 // runScenario parses the scenario's flags, runs it bounded by --timeout, prints its table and
 // writes its report.
 func runScenario(ctx context.Context, sc *scenario, args []string, stdout io.Writer) error {
-	fs := newFlagSet(sc.name, sc.summary)
-	var o targetOpts
-	o.flags(fs, sc.name, sc.size)
-	run := sc.flags(fs)
-	if _, err := parseLogged(fs, args, stdout); err != nil {
+	fs, o, run := sc.flagSet(sc.size)
+	if _, err := weftLoadtest.ParseLogged(fs, args, stdout); err != nil {
 		return err
 	}
-	r, err := runOne(ctx, sc, run, &o, "weft-loadtest "+sc.name+" "+strings.Join(args, " "))
+	r, err := runOne(ctx, sc, run, o, "weft-loadtest "+sc.name+" "+strings.Join(args, " "))
 	if err != nil {
 		return err
 	}
@@ -119,8 +128,7 @@ func runScenario(ctx context.Context, sc *scenario, args []string, stdout io.Wri
 	return nil
 }
 
-func runOne(ctx context.Context, sc *scenario, run func(context.Context, *loadtest.Target, *targetOpts) (*loadtest.Report, error),
-	o *targetOpts, command string) (*loadtest.Report, error) {
+func runOne(ctx context.Context, sc *scenario, run scenarioRun, o *targetOpts, command string) (*loadtest.Report, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("stopped by --timeout %v", o.timeout))
 	defer cancel()
 	t, err := o.open(ctx, os.Stderr)
@@ -145,7 +153,7 @@ func runOne(ctx context.Context, sc *scenario, run func(context.Context, *loadte
 var bootScenario = scenario{name: "boot", size: "32k",
 	summary: "N users of a team boot: weft's lazy boot (WebSocket, hello, boot) against the eager baseline\n" +
 		"(the whole team snapshot from the origin, parsed): time to ready and bytes per client.",
-	flags: func(fs *flag.FlagSet) func(context.Context, *loadtest.Target, *targetOpts) (*loadtest.Report, error) {
+	flags: func(fs *flag.FlagSet) scenarioRun {
 		var c loadtest.BootConfig
 		fs.IntVar(&c.Users, "users", 200, "users booting lazily, each a different active user")
 		fs.IntVar(&c.Eager, "eager", 0, "users booting from the team snapshot (0: min(--users, 20))")
@@ -164,7 +172,7 @@ var bootScenario = scenario{name: "boot", size: "32k",
 var queryScenario = scenario{name: "query", size: "small",
 	summary: "A mix of users.info, channels.members and users.channels at a fixed rate, asked of the edge\n" +
 		"and of the origin (given a latency, standing in for the main region) in the same run.",
-	flags: func(fs *flag.FlagSet) func(context.Context, *loadtest.Target, *targetOpts) (*loadtest.Report, error) {
+	flags: func(fs *flag.FlagSet) scenarioRun {
 		var c loadtest.QueryConfig
 		fs.IntVar(&c.Sessions, "sessions", 50, "client sessions asking the edge")
 		fs.Float64Var(&c.Rate, "rate", 300, "requests per second to the edge")
@@ -185,7 +193,7 @@ var queryScenario = scenario{name: "query", size: "small",
 var typingScenario = scenario{name: "typing", size: "32k",
 	summary: "Users type names into the Quick Switcher, one autocomplete per keystroke, at human speed and\n" +
 		"faster: latency per keystroke, and whether the name typed came up.",
-	flags: func(fs *flag.FlagSet) func(context.Context, *loadtest.Target, *targetOpts) (*loadtest.Report, error) {
+	flags: func(fs *flag.FlagSet) scenarioRun {
 		var c loadtest.TypingConfig
 		fs.IntVar(&c.Sessions, "sessions", 20, "users typing at once")
 		fs.IntVar(&c.Words, "words", 10, "names each types, per speed")
@@ -211,7 +219,7 @@ var typingScenario = scenario{name: "typing", size: "32k",
 var fanoutScenario = scenario{name: "fanout", size: "32k",
 	summary: "Live activity on a team with C connected clients: publish-to-deliver latency, deliveries per\n" +
 		"second, and events into the edge against what one subscription per connection would carry.",
-	flags: func(fs *flag.FlagSet) func(context.Context, *loadtest.Target, *targetOpts) (*loadtest.Report, error) {
+	flags: func(fs *flag.FlagSet) scenarioRun {
 		var c loadtest.FanoutConfig
 		fs.IntVar(&c.Sessions, "sessions", 1000, "connected sessions of the team (clients of the Go client package, in this process)")
 		fs.Float64Var(&c.Rate, "rate", 10, "team-wide events (user_change) published per second")
@@ -230,7 +238,7 @@ var fanoutScenario = scenario{name: "fanout", size: "32k",
 var capacityScenario = scenario{name: "capacity", size: "32k",
 	summary: "Ramp idle and then active connections on one edge (clients in worker processes): memory per\n" +
 		"connection, CPU per 1,000 deliveries, queries per core, and where latency starts to bend.",
-	flags: func(fs *flag.FlagSet) func(context.Context, *loadtest.Target, *targetOpts) (*loadtest.Report, error) {
+	flags: func(fs *flag.FlagSet) scenarioRun {
 		var c loadtest.CapacityConfig
 		steps := fs.String("steps", "2000,4000,6000,8000,10000", "idle connection counts to ramp through")
 		rates := fs.String("rates", "1,2,5,10,20", "team-wide events per second of the active steps (each to every connection)")

@@ -10,13 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weft-edge/weft/internal/cli"
 	"github.com/weft-edge/weft/loadtest"
 )
 
 // runStorm runs the reconnect storm, once or --runs times of each kind, and writes its
 // figures and plots to --out.
 func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("storm", "The reconnect storm: the reference origin, edges and proxies as processes on\n"+
+	fs := weftLoadtest.NewFlagSet("storm", "The reconnect storm: the reference origin, edges and proxies as processes on\n"+
 		"loopback, real clients in worker processes, one edge SIGKILLed; run with admission\n"+
 		"control and pacing, then without, and report what they bought.")
 	clients := fs.Int("clients", 15000, "clients, spread over the world's teams and the proxies")
@@ -41,11 +42,11 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	oomLimit := fs.String("oom-limit", "", "kill any edge whose RSS passes this (e.g. 235MiB), as a container's memory limit would; empty: none")
 	only := fs.String("only", "", "run only the protected or unprotected storm")
 	runs := fs.Int("runs", 1, "storms of each kind, one after the other: single runs vary (the undisturbed p99 by up to 2×), so a budget is judged on several")
-	log, err := parseLogged(fs, args, stdout)
+	log, err := weftLoadtest.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}
-	oom, err := parseBytes(*oomLimit)
+	oom, err := cli.ParseBytes(*oomLimit)
 	if err != nil {
 		return fmt.Errorf("--oom-limit: %w", err)
 	}

@@ -19,7 +19,7 @@ import (
 // reference origin with live activity, and an edge node (or, with --edges N, N edges in a ring
 // behind a proxy). It prints where everything is and a few ready tokens.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("dev", "Run everything in one process on loopback: embedded NATS, the reference origin with\n"+
+	fs := weft.NewFlagSet("dev", "Run everything in one process on loopback: embedded NATS, the reference origin with\n"+
 		"live activity, and an edge node (or --edges N edges behind a proxy). Prints URLs and ready-made tokens.")
 	var o edgeOpts
 	o.flags(fs, "127.0.0.1:8080")
@@ -29,7 +29,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	edges := fs.Int("edges", 1, "edge nodes; more than 1 runs them in a ring behind a proxy listening on --addr")
 	var nats natsOpts
 	nats.flags(fs)
-	log, err := parseLogged(fs, args)
+	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -57,16 +57,20 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		natsURL = emb.ClientURL()
 	}
 
+	// Once something runs in g, a failure to start the rest stops it and waits for it: what
+	// runDev starts, it stops.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
+	fail := func(err error) error {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
 	var base string
 	if *edges == 1 {
-		eln, err := net.Listen("tcp", o.addr)
+		srv, eln, err := o.listen(o.addr, bus, log)
 		if err != nil {
-			return err
-		}
-		srv, err := o.server(bus, log, eln.Addr().String())
-		if err != nil {
-			eln.Close()
 			return err
 		}
 		base = "http://" + eln.Addr().String()
@@ -75,7 +79,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		g.Go(func() error { return serveEdge(gctx, srv, eln, o.drain, log) })
 	} else {
 		if base, err = devRing(gctx, g, *edges, o, emb, bus, log, stdout, orig.size, len(osrv.TeamIDs()), orig.rate); err != nil {
-			return err
+			return fail(err)
 		}
 	}
 	fmt.Fprintf(stdout, "  origin  %s\n  nats    %s\n\ntokens (24h):\n", o.originURL, natsURL)
@@ -84,7 +88,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		for _, u := range osrv.Users(team)[:2] {
 			tok, err := keys.Issue(team, u.ID, 24*time.Hour)
 			if err != nil {
-				return err
+				return fail(err)
 			}
 			if i == 0 && first == "" {
 				first = tok
@@ -98,7 +102,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// The edges drain first (serveEdge returns after it); the origin stops within the same bound.
 	if err := orig.run(gctx, g, osrv, oln, o.drain+15*time.Second, log); err != nil {
-		return err
+		return fail(err)
 	}
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -118,58 +122,54 @@ func devRing(ctx context.Context, g *errgroup.Group, n int, o edgeOpts, emb *pub
 		}
 		return pubsub.Connect(ctx, pubsub.Config{Embedded: emb, Name: name, Logger: log})
 	}
-	pln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return "", err
+	// Each edge and the proxy have a NATS connection of their own, theirs to close; the
+	// process's (an external NATS) is runDev's.
+	closeBus := func(b *pubsub.Bus) {
+		if b != bus {
+			b.Close()
+		}
 	}
 	pbus, err := connect("weft-dev-proxy")
 	if err != nil {
-		pln.Close()
 		return "", err
 	}
 	popts := proxyOpts{secret: o.secret, downFor: 5 * time.Second, connRate: 2000, connBurst: 2000, edgeRate: 150, edgeBurst: 150}
 	psrv, err := popts.server(pbus, log)
 	if err != nil {
-		pln.Close()
+		closeBus(pbus)
+		return "", err
+	}
+	pln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		closeBus(pbus)
 		return "", err
 	}
 	base := "http://" + pln.Addr().String()
 	fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", size, teams, rate, n)
 	fmt.Fprintf(stdout, "  proxy   %s   (WebSocket ws://%s/ws, metrics %s/metrics)\n", base, pln.Addr(), base)
+	// The proxy serves from here on (503 until it hears an edge), so that g owns it, and
+	// stops it, should an edge fail to start.
+	g.Go(func() error {
+		defer closeBus(pbus)
+		return serveProxy(ctx, psrv, pln, log)
+	})
 	for i := 1; i <= n; i++ {
 		eo := o
 		eo.node = fmt.Sprintf("edge-%d", i)
-		eln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
 		ebus, err := connect("weft-dev-" + eo.node)
 		if err != nil {
-			eln.Close()
 			return "", err
 		}
-		srv, err := eo.server(ebus, log, eln.Addr().String())
+		srv, eln, err := eo.listen("127.0.0.1:0", ebus, log)
 		if err != nil {
-			eln.Close()
+			closeBus(ebus)
 			return "", err
 		}
 		fmt.Fprintf(stdout, "  %-7s http://%s\n", eo.node, eln.Addr())
 		g.Go(func() error {
-			defer func() {
-				if ebus != bus {
-					ebus.Close()
-				}
-			}()
+			defer closeBus(ebus)
 			return serveEdge(ctx, srv, eln, eo.drain, log)
 		})
 	}
-	g.Go(func() error {
-		defer func() {
-			if pbus != bus {
-				pbus.Close()
-			}
-		}()
-		return serveProxy(ctx, psrv, pln, log)
-	})
 	return base, nil
 }

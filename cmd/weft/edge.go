@@ -11,13 +11,13 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/cli"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/pubsub"
@@ -80,7 +80,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.StringVar(&o.annotate, "annotate", "jit", "what events carry: jit (objects the client lacks), never or always (baselines for measuring)")
 	fs.BoolVar(&o.standalone, "standalone", false, "do not join the ring of edges (no announcements, no ownership checks): one edge without a proxy")
 	fs.StringVar(&o.advertise, "advertise", "", "host:port proxies reach this edge on; empty = the address it listens on")
-	fs.DurationVar(&o.announce, "announce", time.Second, "how often the edge announces itself on NATS; proxies and edges drop an edge silent for 5 intervals (at least 2s)")
+	fs.DurationVar(&o.announce, "announce", time.Second, "how often the edge announces itself on NATS; proxies drop an edge silent for 3 intervals")
 	fs.Float64Var(&o.connRate, "connect-rate", 1000, "new connections per second the edge takes; past it 429 with a spread Retry-After; negative: no limit")
 	fs.IntVar(&o.connBurst, "connect-burst", 1000, "new connections the edge takes at once above its rate")
 	fs.Float64Var(&o.teamRate, "team-connect-rate", 200, "new connections per second of one team; negative: no limit")
@@ -122,7 +122,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 			prewarm = append(prewarm, id)
 		}
 	}
-	budget, err := parseBytes(o.memBudget)
+	budget, err := cli.ParseBytes(o.memBudget)
 	if err != nil {
 		return nil, fmt.Errorf("--memory-budget: %w", err)
 	}
@@ -164,28 +164,19 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 	})
 }
 
-// parseBytes reads a size: plain bytes or with a suffix KiB, MiB, GiB (or KB, MB, GB, taken
-// as the same powers of two). "" is 0.
-func parseBytes(v string) (int64, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, nil
+// listen listens on addr and builds the edge that serves there (see server); the caller
+// serves it (serveEdge).
+func (o *edgeOpts) listen(addr string, bus *pubsub.Bus, log *slog.Logger) (*edge.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
 	}
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		n      int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}} {
-		if strings.HasSuffix(v, u.suffix) {
-			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.n
-			break
-		}
+	srv, err := o.server(bus, log, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
 	}
-	n, err := strconv.ParseFloat(v, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size like 512MiB or 2GiB", v)
-	}
-	return int64(n * float64(mult)), nil
+	return srv, ln, nil
 }
 
 // serveEdge runs srv on ln until ctx ends, then drains it within the drain window plus a
@@ -231,8 +222,8 @@ func serveUntil(ctx context.Context, h http.Handler, ln net.Listener, grace time
 }
 
 func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("edge", "Run an edge node: the WebSocket and HTTP endpoints of docs/protocol.md over a per-team cache\n"+
-		"loaded from the origin and kept current from NATS.")
+	fs := weft.NewFlagSet("edge", "Run an edge node: the WebSocket and HTTP endpoints of docs/protocol.md over a per-team\n"+
+		"cache loaded from the origin and kept current from NATS.")
 	var o edgeOpts
 	o.flags(fs, "127.0.0.1:8080")
 	fs.StringVar(&o.originURL, "origin", "http://127.0.0.1:8081", "origin base URL")
@@ -241,7 +232,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	nats.flags(fs)
 	var proc processOpts
 	proc.flags(fs)
-	log, err := parseLogged(fs, args)
+	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -253,13 +244,8 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := proc.apply(ctx, log); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.addr)
+	srv, ln, err := o.listen(o.addr, bus, log)
 	if err != nil {
-		return err
-	}
-	srv, err := o.server(bus, log, ln.Addr().String())
-	if err != nil {
-		ln.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "weft edge %s: http://%s (origin %s)\n", o.node, ln.Addr(), o.originURL)

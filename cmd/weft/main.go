@@ -8,16 +8,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"sort"
-	"strings"
-	"syscall"
+
+	"github.com/weft-edge/weft/internal/cli"
 )
 
 type command struct {
@@ -33,19 +28,15 @@ var commands = []command{
 	{"token", "print a client token (JWT) for a user in a team", runToken},
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "weft:", err)
-		}
-		os.Exit(2)
-	}
-}
+// weft is this binary's command line: its flags' environment twins, help and exit status.
+var weft = cli.Program{Name: "weft"}
 
+func main() { weft.Main(run) }
+
+// run runs the command args name. The help asked for (no command, or help, -h, --help) goes
+// to stdout; an unknown command is bad usage, with the commands listed on stderr.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || cli.IsHelp(args[0]) {
 		usage(stdout)
 		return nil
 	}
@@ -64,74 +55,4 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'weft <command> -h' for its flags; every flag has a WEFT_<NAME> environment twin.")
-}
-
-// parse parses args into fs, then fills every flag not given on the command line from its
-// environment twin (WEFT_ + the flag name upper-cased, '-' as '_'). A bad value in the
-// environment is an error naming the variable.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
-			return
-		}
-		name := envName(f.Name)
-		if v, ok := os.LookupEnv(name); ok {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
-}
-
-func envName(flagName string) string {
-	return "WEFT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-// newFlagSet makes a flag set whose usage lists each flag with its environment twin.
-func newFlagSet(name, summary string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "usage: weft %s [flags]\n\n%s\n\nflags (environment twin in brackets):\n", name, summary)
-		var names []string
-		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-		sort.Strings(names)
-		for _, n := range names {
-			f := fs.Lookup(n)
-			fmt.Fprintf(out, "  --%s [%s] (default %q)\n      %s\n", n, envName(n), f.DefValue, f.Usage)
-		}
-	}
-	return fs
-}
-
-// parseLogged adds --log-level and --log-format to fs, parses args (see parse) and returns the
-// logger those flags ask for: every long-running command starts this way.
-func parseLogged(fs *flag.FlagSet, args []string) (*slog.Logger, error) {
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	format := fs.String("log-format", "text", "text or json")
-	if err := parse(fs, args); err != nil {
-		return nil, err
-	}
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(*level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch *format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format: want text or json, got %q", *format)
 }

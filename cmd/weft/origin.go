@@ -83,7 +83,7 @@ func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *reference.
 }
 
 func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("origin", "Run the reference origin: a deterministic synthetic world served over the origin\n"+
+	fs := weft.NewFlagSet("origin", "Run the reference origin: a deterministic synthetic world served over the origin\n"+
 		"contract (docs/origin.md), live activity published to NATS, and fault injection.")
 	var o originOpts
 	o.flags(fs, "addr", 10)
@@ -92,7 +92,7 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	errRate := fs.Float64("error-rate", 0, "fault injection: fraction of requests answered 500")
 	var nats natsOpts
 	nats.flags(fs)
-	log, err := parseLogged(fs, args)
+	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}

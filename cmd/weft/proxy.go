@@ -107,14 +107,14 @@ func serveProxy(ctx context.Context, srv *proxy.Server, ln net.Listener, log *sl
 }
 
 func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("proxy", "Run a proxy: it routes each client (WebSocket /ws and /api) to the edge that owns its\n"+
+	fs := weft.NewFlagSet("proxy", "Run a proxy: it routes each client (WebSocket /ws and /api) to the edge that owns its\n"+
 		"team, by consistent hashing over the edges that announce themselves on NATS (or --edges).")
 	var o proxyOpts
 	o.flags(fs)
 	natsURL := fs.String("nats", "", "NATS server or cluster URL(s), comma-separated, where edges announce themselves")
 	var proc processOpts
 	proc.flags(fs)
-	log, err := parseLogged(fs, args)
+	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}

@@ -11,13 +11,13 @@ import (
 )
 
 func runToken(_ context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("token", "Print a client token (docs/protocol.md section 1): a JWT naming a user in a team, signed\n"+
+	fs := weft.NewFlagSet("token", "Print a client token (docs/protocol.md section 1): a JWT naming a user in a team, signed\n"+
 		"with the secret the edge verifies with. Without --token-secret it uses the dev secret, good only for weft dev.")
 	team := fs.String("team", "", "team ID the token grants (required)")
 	user := fs.String("user", "", "user ID the token names (required)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
 	secret := fs.String("token-secret", token.DevSecret, "shared HS256 secret, at least 16 bytes")
-	if err := parse(fs, args); err != nil {
+	if err := weft.Parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if *team == "" {

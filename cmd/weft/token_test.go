@@ -71,7 +71,7 @@ func TestTokenCommandRefuses(t *testing.T) {
 	}{
 		{"missing team", []string{"token", "--user", "U1"}},
 		{"missing user", []string{"token", "--team", "T1"}},
-		{"short secret", []string{"token", "--team", "T1", "--user", "U1", "--secret", "short"}},
+		{"short secret", []string{"token", "--team", "T1", "--user", "U1", "--token-secret", "short"}},
 		{"zero ttl", []string{"token", "--team", "T1", "--user", "U1", "--ttl", "0s"}},
 		{"stray argument", []string{"token", "--team", "T1", "--user", "U1", "extra"}},
 	} {

@@ -32,23 +32,26 @@ import (
 // changes for minutes.
 const maxAdminCount = 100_000
 
-// adminEvent is the body of the events endpoint. The user_change fields are pointers so that
-// an absent field leaves the user's value alone.
-type adminEvent struct {
+// EventsRequest is the body of the events endpoint: a message (Channel, User, Text, Mentions)
+// or a user_change (User and the fields to set: a nil one leaves the user's value alone),
+// repeated Count times (0: once). Load tests send it (loadtest.PostEvents).
+type EventsRequest struct {
 	Type     string   `json:"type"`
-	Channel  string   `json:"channel"`
+	Channel  string   `json:"channel,omitempty"`
 	User     string   `json:"user"`
-	Text     string   `json:"text"`
-	Mentions []string `json:"mentions"`
+	Text     string   `json:"text,omitempty"`
+	Mentions []string `json:"mentions,omitempty"`
 
-	Title       *string `json:"title"`
-	DisplayName *string `json:"display_name"`
-	RealName    *string `json:"real_name"`
+	Title       *string `json:"title,omitempty"`
+	DisplayName *string `json:"display_name,omitempty"`
+	RealName    *string `json:"real_name,omitempty"`
 
-	Count int `json:"count"`
+	Count int `json:"count,omitempty"`
 }
 
-type adminEventsReply struct {
+// EventsReply is the events endpoint's answer: OK once every event is published; otherwise
+// Error and Message say why, and Published how many went out before it.
+type EventsReply struct {
 	OK        bool   `json:"ok"`
 	Published int    `json:"published"`
 	FirstSeq  int64  `json:"first_seq,omitempty"`
@@ -65,15 +68,15 @@ func (s *Server) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := decodeAdminEvent(r.Body)
 	if err != nil {
-		writeAdminReply(w, http.StatusBadRequest, adminEventsReply{Error: "invalid_request", Message: err.Error()})
+		writeAdminReply(w, http.StatusBadRequest, EventsReply{Error: "invalid_request", Message: err.Error()})
 		return
 	}
 	change, err := s.adminChange(team, req)
 	if err != nil {
-		writeAdminReply(w, http.StatusBadRequest, adminEventsReply{Error: "invalid_request", Message: err.Error()})
+		writeAdminReply(w, http.StatusBadRequest, EventsReply{Error: "invalid_request", Message: err.Error()})
 		return
 	}
-	var reply adminEventsReply
+	var reply EventsReply
 	for i := range req.Count {
 		ev, err := change(r)
 		if ev != nil { // a failed publish still used its seq: the event goes out later
@@ -102,8 +105,8 @@ func (s *Server) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 
 // decodeAdminEvent reads and checks the body's shape; the origin's rules on the change itself
 // are checked when it is applied.
-func decodeAdminEvent(body io.Reader) (adminEvent, error) {
-	var req adminEvent
+func decodeAdminEvent(body io.Reader) (EventsRequest, error) {
+	var req EventsRequest
 	data, err := io.ReadAll(io.LimitReader(body, 64<<10+1))
 	if err != nil {
 		return req, fmt.Errorf("reading the body: %w", err)
@@ -132,7 +135,7 @@ func decodeAdminEvent(body io.Reader) (adminEvent, error) {
 }
 
 // adminChange returns the mutation one repetition of req makes.
-func (s *Server) adminChange(team string, req adminEvent) (func(*http.Request) (*origin.Event, error), error) {
+func (s *Server) adminChange(team string, req EventsRequest) (func(*http.Request) (*origin.Event, error), error) {
 	switch req.Type {
 	case origin.EventMessage:
 		if req.Title != nil || req.DisplayName != nil || req.RealName != nil {
@@ -164,7 +167,7 @@ func setIf(dst *string, v *string) {
 	}
 }
 
-func writeAdminReply(w http.ResponseWriter, status int, reply adminEventsReply) {
+func writeAdminReply(w http.ResponseWriter, status int, reply EventsReply) {
 	body, _ := json.Marshal(reply)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

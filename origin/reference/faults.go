@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/weft-edge/weft/internal/sleep"
 )
 
 // Faults make the origin misbehave on purpose, so tests and demos can show weft staying up when
@@ -83,14 +85,8 @@ func (s *Server) injectFaults(w http.ResponseWriter, r *http.Request) bool {
 		dropConnection(w)
 		return false
 	}
-	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return false
-		}
+	if f.Latency > 0 && sleep.For(r.Context(), f.Latency) != nil {
+		return false // the caller gave up waiting
 	}
 	if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate {
 		writeError(w, http.StatusInternalServerError, "injected_fault")

@@ -76,11 +76,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	const teamRoute = "GET /origin/v1/teams/{team}"
 	s.mux.HandleFunc(teamRoute, s.handleTeam)
-	s.mux.HandleFunc(teamRoute+"/users", s.handleUsers)
+	s.mux.HandleFunc(teamRoute+"/users", s.handleList(cursorUsers, 1, "users", usersPage))
 	s.mux.HandleFunc(teamRoute+"/users/{id}", s.handleUser)
-	s.mux.HandleFunc(teamRoute+"/channels", s.handleChannels)
+	s.mux.HandleFunc(teamRoute+"/channels", s.handleList(cursorChannels, 1, "channels", channelsPage))
 	s.mux.HandleFunc(teamRoute+"/channels/{id}", s.handleChannel)
-	s.mux.HandleFunc(teamRoute+"/memberships", s.handleMemberships)
+	s.mux.HandleFunc(teamRoute+"/memberships", s.handleList(cursorMemberships, 2, "memberships", membershipsPage))
 	s.mux.HandleFunc(teamRoute+"/snapshot", s.handleSnapshot)
 	s.mux.HandleFunc("GET /origin/admin/faults", s.handleGetFaults)
 	s.mux.HandleFunc("POST /origin/admin/faults", s.handleSetFaults)
@@ -158,40 +158,38 @@ func (s *Server) handleTeam(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, *b)
 }
 
-func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
-	st, limit, pos, ok := s.listParams(w, r, cursorUsers, 1)
-	if !ok {
-		return
+// handleList answers one page of a listing, {"<key>":[…],"next_cursor":…}, read at the
+// cursor's position (n numbers). page appends up to limit items from pos and returns where the
+// next page starts, in next's first n numbers (next[0] is -1 at the end).
+func (s *Server) handleList(kind byte, n int, key string,
+	page func(st *teamState, b []byte, pos []int, limit int) (_ []byte, next [2]int)) http.HandlerFunc {
+	open := `{"` + key + `":[`
+	return func(w http.ResponseWriter, r *http.Request) {
+		st, limit, pos, ok := s.listParams(w, r, kind, n)
+		if !ok {
+			return
+		}
+		b := s.getBuf()
+		defer s.putBuf(b)
+		buf, next := page(st, append(*b, open...), pos, limit)
+		*b = endPage(buf, kind, next[:n]...)
+		writeJSON(w, *b)
 	}
-	b := s.getBuf()
-	defer s.putBuf(b)
-	buf, next := st.appendUsers(append(*b, `{"users":[`...), pos[0], limit, false)
-	*b = endPage(buf, cursorUsers, next)
-	writeJSON(w, *b)
 }
 
-func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
-	st, limit, pos, ok := s.listParams(w, r, cursorChannels, 1)
-	if !ok {
-		return
-	}
-	b := s.getBuf()
-	defer s.putBuf(b)
-	buf, next := st.appendChannels(append(*b, `{"channels":[`...), pos[0], limit, false)
-	*b = endPage(buf, cursorChannels, next)
-	writeJSON(w, *b)
+func usersPage(st *teamState, b []byte, pos []int, limit int) ([]byte, [2]int) {
+	b, next := st.appendUsers(b, pos[0], limit, false)
+	return b, [2]int{next}
 }
 
-func (s *Server) handleMemberships(w http.ResponseWriter, r *http.Request) {
-	st, limit, pos, ok := s.listParams(w, r, cursorMemberships, 2)
-	if !ok {
-		return
-	}
-	b := s.getBuf()
-	defer s.putBuf(b)
-	buf, nu, nc := st.appendMemberships(append(*b, `{"memberships":[`...), pos[0], pos[1], limit, false)
-	*b = endPage(buf, cursorMemberships, nu, nc)
-	writeJSON(w, *b)
+func channelsPage(st *teamState, b []byte, pos []int, limit int) ([]byte, [2]int) {
+	b, next := st.appendChannels(b, pos[0], limit, false)
+	return b, [2]int{next}
+}
+
+func membershipsPage(st *teamState, b []byte, pos []int, limit int) ([]byte, [2]int) {
+	b, nu, nc := st.appendMemberships(b, pos[0], pos[1], limit, false)
+	return b, [2]int{nu, nc}
 }
 
 // endPage closes the array and writes next_cursor: "" when next[0] is -1 (the end).

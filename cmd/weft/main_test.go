@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/weft-edge/weft/internal/cli/clitest"
+)
+
+func TestMain(m *testing.M) {
+	clitest.Init(main) // a child of clitest.Run: be the command, not the tests
+	os.Exit(m.Run())
+}
+
+// TestHelpExitsZero: the help asked for, of weft or of any command, with -h or --help, goes
+// to stdout and exits 0, listing the command's flags with their environment twins.
+func TestHelpExitsZero(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "help"} {
+		r := clitest.Run(t, arg)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "usage: weft <command>") || r.Stderr != "" {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q", arg, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	for _, c := range commands {
+		for _, arg := range []string{"-h", "--help"} {
+			r := clitest.Run(t, c.name, arg)
+			if r.Code != 0 || !strings.Contains(r.Stdout, "usage: weft "+c.name+" [flags]") || !strings.Contains(r.Stdout, " [WEFT_") || r.Stderr != "" {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q", c.name, arg, r.Code, r.Stdout, r.Stderr)
+			}
+		}
+	}
+}
+
+// TestBadUsageExitsTwo: bad usage exits 2, with the error on stderr and nothing on stdout.
+func TestBadUsageExitsTwo(t *testing.T) {
+	clearTokenEnv(t) // `weft token` without --team is bad usage only while WEFT_TEAM is unset
+	for _, args := range [][]string{{"nosuch"}, {"edge", "--nosuchflag"}, {"proxy", "extra"}, {"origin", "--rate", "fast"}, {"token"}} {
+		r := clitest.Run(t, args...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "weft: ") || r.Stdout != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+}
