@@ -366,7 +366,7 @@ func (c *Client) run() {
 		if err != nil {
 			c.log.Info("weft: connection ended", "node", cn.hello.Node, "error", err)
 		}
-		_, bye := cn.endedBy()
+		bye, _ := cn.endedBy()
 		why = Reconnect{Err: err, Goodbye: bye}
 		if bye != nil && (bye.ReconnectAfterMS > 0 || bye.Reason == ReasonMoved) {
 			hint = retryHint{after: time.Duration(bye.ReconnectAfterMS) * time.Millisecond, goodbye: true}
@@ -443,7 +443,7 @@ func (c *Client) serve(cn *conn) (up time.Time, err error) {
 	c.conn = nil
 	c.ready = make(chan struct{})
 	c.mu.Unlock()
-	err, _ = cn.endedBy()
+	_, err = cn.endedBy()
 	return up, err
 }
 

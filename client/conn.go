@@ -263,7 +263,6 @@ func (cn *conn) readLoop(ctx context.Context) {
 		case protocol.FrameEvent:
 			if err = cn.c.received(cn, &f); err != nil {
 				cn.ws.Close(websocket.StatusPolicyViolation, "client event queue full")
-				break
 			}
 		case protocol.FrameGoodbye:
 			cn.mu.Lock()
@@ -335,11 +334,11 @@ func (cn *conn) heartbeat(ctx context.Context, every time.Duration) {
 	}
 }
 
-// endedBy returns why the connection ended and the goodbye, if one came.
-func (cn *conn) endedBy() (error, *Goodbye) {
+// endedBy returns the goodbye, if one came, and why the connection ended.
+func (cn *conn) endedBy() (*Goodbye, error) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	return cn.err, cn.goodbye
+	return cn.goodbye, cn.err
 }
 
 // parseURL accepts ws(s):// and http(s):// URLs; a URL with no path gets /ws.

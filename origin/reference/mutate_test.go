@@ -120,8 +120,9 @@ func TestMutationsShowInPages(t *testing.T) {
 		c.Name, c.Topic, c.IsArchived = "proj-renamed", "new topic", true
 	}))
 	c, _ = refChannelPage(t, refWalkChannels(t, hs, team, 100), created)
-	if c.Name != "proj-renamed" || c.Topic != "new topic" || !c.IsArchived || c.Updated != seq+1 || c.MemberCount != 1 {
-		t.Fatalf("after channel change: %+v", c)
+	if c.Name != "proj-renamed" || c.Topic != "new topic" || !c.IsArchived || c.Updated != seq+1 || c.MemberCount != 1 ||
+		ev.Channel == nil || *ev.Channel != c {
+		t.Fatalf("after channel change: %+v, event %+v", c, ev.Channel)
 	}
 	// The old name is free again, the new one taken.
 	next(s.CreateChannel(ctx, team, "proj-new-thing", user, false))
