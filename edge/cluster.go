@@ -238,6 +238,23 @@ func (c *cluster) claimMoves(s *Server, r *ring.Ring) map[string][]string {
 	return byOwner
 }
 
+// move is one session's goodbye in a hand-over, at offset at from the hand-over's start.
+type move struct {
+	at time.Duration
+	ss *session
+}
+
+// planMoves gives each session a uniformly random time in [0, spread) and returns the moves in
+// time order: a team's clients come back to its new owner spread over the window, not as a herd.
+func planMoves(sessions []*session, spread time.Duration) []move {
+	moves := make([]move, 0, len(sessions))
+	for _, ss := range sessions {
+		moves = append(moves, move{time.Duration(rand.Int64N(int64(max(spread, 1)))), ss})
+	}
+	slices.SortFunc(moves, func(a, b move) int { return int(a.at - b.at) })
+	return moves
+}
+
 // handOver pre-warms teams on owner, then tells their sessions here goodbye moved, each at a
 // random time in spread. A session whose team the ring gives back to this edge meanwhile stays.
 // When ctx ends first, every session not yet told is told goodbye draining at once, with a
@@ -261,19 +278,13 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 	} else {
 		c.warms.WithLabelValues("asked", "ok").Add(float64(len(teams)))
 	}
-	type move struct {
-		at time.Duration
-		ss *session
-	}
-	var moves []move
+	var sessions []*session
 	for _, team := range teams {
 		if h, ok := s.hubs.Load(team); ok {
-			for _, ss := range h.(*hub).snapshot() {
-				moves = append(moves, move{time.Duration(rand.Int64N(int64(max(spread, 1)))), ss})
-			}
+			sessions = append(sessions, h.(*hub).snapshot()...)
 		}
 	}
-	slices.SortFunc(moves, func(a, b move) int { return int(a.at - b.at) })
+	moves := planMoves(sessions, spread)
 	s.log.Info("moving sessions", "to", owner, "teams", len(teams), "sessions", len(moves), "over", spread, "why", why)
 	begin := time.Now()
 	t := time.NewTimer(0)

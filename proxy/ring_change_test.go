@@ -207,11 +207,8 @@ func TestEdgeJoinsThenDrains(t *testing.T) {
 			last = byes[0]
 		}
 	}
-	// 16 goodbyes at uniform random times in a 1s window: all within 250ms of each other has
-	// a probability under 1e-8, while all at once would be a burst of a few milliseconds.
-	if last.Sub(first) < 250*time.Millisecond {
-		t.Errorf("moves not spread: all %d within %v", 2*len(moving), last.Sub(first))
-	}
+	// How the goodbyes are spread over the window is the edge's plan (edge's TestPlanMovesSpread):
+	// the times they arrive here depend on the machine's load, so they are only logged.
 	t.Logf("join: %d teams moved to edge-3, goodbyes spread over %v", len(moving), last.Sub(first))
 
 	// Drain edge-3: its teams go back to their owners in the two-edge ring, pre-warmed there.
