@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weft-edge/weft/internal/proxycmd"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -133,8 +134,8 @@ func devRing(ctx context.Context, g *errgroup.Group, n int, o edgeOpts, emb *pub
 	if err != nil {
 		return "", err
 	}
-	popts := proxyOpts{secret: o.secret, downFor: 5 * time.Second, connRate: 2000, connBurst: 2000, edgeRate: 150, edgeBurst: 150}
-	psrv, err := popts.server(pbus, log)
+	popts := proxycmd.Options{Secret: o.secret, DownFor: 5 * time.Second, ConnectRate: 2000, ConnectBurst: 2000, EdgeRate: 150, EdgeBurst: 150}
+	psrv, err := popts.Server(pbus, log)
 	if err != nil {
 		closeBus(pbus)
 		return "", err
@@ -151,7 +152,7 @@ func devRing(ctx context.Context, g *errgroup.Group, n int, o edgeOpts, emb *pub
 	// stops it, should an edge fail to start.
 	g.Go(func() error {
 		defer closeBus(pbus)
-		return serveProxy(ctx, psrv, pln, log)
+		return proxycmd.Serve(ctx, psrv, pln, log)
 	})
 	for i := 1; i <= n; i++ {
 		eo := o

@@ -18,6 +18,7 @@ import (
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/internal/cli"
+	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/pubsub"
@@ -186,7 +187,7 @@ func serveEdge(ctx context.Context, srv *edge.Server, ln net.Listener, drain tim
 		ln.Close()
 		return err
 	}
-	return serveUntil(ctx, srv, ln, drain+10*time.Second, func(sctx context.Context, hs *http.Server) error {
+	return serve.Until(ctx, srv, ln, drain+10*time.Second, func(sctx context.Context, hs *http.Server) error {
 		log.Info("draining")
 		err := srv.Shutdown(sctx) // goodbye to every session, wait for them
 		if serr := hs.Shutdown(sctx); err == nil {
@@ -194,31 +195,6 @@ func serveEdge(ctx context.Context, srv *edge.Server, ln net.Listener, drain tim
 		}
 		return err
 	})
-}
-
-// serveUntil serves h on ln until ctx ends or serving fails, then calls stop with a context
-// bounded by grace; it returns the first error that is not the server's own closing.
-func serveUntil(ctx context.Context, h http.Handler, ln net.Listener, grace time.Duration,
-	stop func(context.Context, *http.Server) error) error {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	var err error
-	select {
-	case err = <-errc: // serving failed: still stop what runs behind the handler
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if serr := stop(sctx, hs); err == nil {
-		err = serr
-	}
-	if err == nil {
-		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-			err = serr
-		}
-	}
-	return err
 }
 
 func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
@@ -230,8 +206,8 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
 	var nats natsOpts
 	nats.flags(fs)
-	var proc processOpts
-	proc.flags(fs)
+	var proc serve.Process
+	proc.Flags(fs)
 	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
@@ -241,7 +217,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer closeBus()
-	if err := proc.apply(ctx, log); err != nil {
+	if err := proc.Apply(ctx, log); err != nil {
 		return err
 	}
 	srv, ln, err := o.listen(o.addr, bus, log)

@@ -2,7 +2,8 @@
 // team's clients to the edge that owns it (weft proxy), the reference origin (weft origin),
 // and, for development, all of them in one process with an embedded NATS (weft dev); weft
 // token prints a client token. The load generator is a command of its own, cmd/weft-loadtest,
-// so that its plotting code stays out of the servers. Every flag has an environment twin:
+// so that its plotting code stays out of the servers; cmd/weft-proxy is `weft proxy` alone,
+// without the edge, the origin or the embedded NATS server. Every flag has an environment twin:
 // --page-limit is WEFT_PAGE_LIMIT.
 package main
 
@@ -13,6 +14,7 @@ import (
 	"os"
 
 	"github.com/weft-edge/weft/internal/cli"
+	"github.com/weft-edge/weft/internal/proxycmd"
 )
 
 type command struct {
@@ -23,7 +25,7 @@ type command struct {
 var commands = []command{
 	{"dev", "run everything on one machine: embedded NATS, the reference origin, an edge", runDev},
 	{"edge", "run an edge node", runEdge},
-	{"proxy", "run a proxy: routes each team's clients to the edge that owns it", runProxy},
+	{"proxy", proxycmd.Summary, runProxy},
 	{"origin", "run the reference origin: a synthetic world, live events on NATS, fault injection", runOrigin},
 	{"token", "print a client token (JWT) for a user in a team", runToken},
 }
@@ -32,6 +34,11 @@ var commands = []command{
 var weft = cli.Program{Name: "weft"}
 
 func main() { weft.Main(run) }
+
+// runProxy is `weft proxy`, the same command as the proxy-only binary cmd/weft-proxy.
+func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
+	return proxycmd.Run(ctx, weft, "proxy", args, stdout)
+}
 
 // run runs the command args name. The help asked for (no command, or help, -h, --help) goes
 // to stdout; an unknown command is bad usage, with the commands listed on stderr.

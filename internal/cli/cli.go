@@ -1,5 +1,5 @@
-// Package cli is the command-line convention weft's binaries share (cmd/weft and
-// cmd/weft-loadtest), so that an operator meets one: every flag has an environment twin
+// Package cli is the command-line convention weft's binaries share (cmd/weft, cmd/weft-proxy
+// and cmd/weft-loadtest), so that an operator meets one: every flag has an environment twin
 // (WEFT_ + the flag name upper-cased, '-' as '_'), a subcommand's -h prints its flags with
 // their twins on stdout and exits 0, and bad usage exits 2 with the error on stderr.
 package cli
@@ -41,12 +41,17 @@ func (p Program) EnvName(flagName string) string {
 }
 
 // NewFlagSet makes the flag set of one command, whose usage says what the command does and
-// lists each flag with its environment twin.
+// lists each flag with its environment twin. An empty command is a program that is a single
+// command (weft-proxy): its usage line is the program's name alone.
 func (p Program) NewFlagSet(command, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	invocation := p.Name
+	if command != "" {
+		invocation += " " + command
+	}
 	fs.Usage = func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "usage: %s %s [flags]\n\n%s\n\nflags (environment twin in brackets):\n", p.Name, command, summary)
+		fmt.Fprintf(out, "usage: %s [flags]\n\n%s\n\nflags (environment twin in brackets):\n", invocation, summary)
 		var names []string
 		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 		sort.Strings(names)
@@ -75,6 +80,9 @@ func (p Program) Parse(fs *flag.FlagSet, args []string, stdout io.Writer) error 
 		return err
 	}
 	if fs.NArg() > 0 {
+		if fs.Name() == "" { // the program's own flags: Exit's prefix names it already
+			return fmt.Errorf("unexpected arguments %q", fs.Args())
+		}
 		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
 	}
 	set := map[string]bool{}

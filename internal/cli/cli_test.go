@@ -97,6 +97,25 @@ func TestHelpGoesToStdout(t *testing.T) {
 	}
 }
 
+// TestSingleCommandProgram: a program that is one command (NewFlagSet with no command name)
+// names itself alone, in its usage line and in the error for a stray argument.
+func TestSingleCommandProgram(t *testing.T) {
+	p := Program{Name: "weft-proxy"}
+	var stdout bytes.Buffer
+	if err := p.Parse(p.NewFlagSet("", "Run a proxy."), []string{"-h"}, &stdout); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v, want flag.ErrHelp", err)
+	}
+	if !strings.HasPrefix(stdout.String(), "usage: weft-proxy [flags]\n") {
+		t.Errorf("-h: usage %q, want it to start with \"usage: weft-proxy [flags]\"", stdout.String())
+	}
+	err := p.Parse(p.NewFlagSet("", "Run a proxy."), []string{"extra"}, &bytes.Buffer{})
+	var stderr bytes.Buffer
+	p.Exit(err, &stderr)
+	if want := "weft-proxy: unexpected arguments [\"extra\"]\n"; stderr.String() != want {
+		t.Errorf("a stray argument: %q, want %q", stderr.String(), want)
+	}
+}
+
 func TestExit(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := weft.Exit(nil, &stderr); code != 0 || stderr.Len() != 0 {

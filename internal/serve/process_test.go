@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// TestProcessOpts: --gomaxprocs and --gc-percent set the process's GOMAXPROCS and GC target;
+// TestProcess: --gomaxprocs and --gc-percent set the process's GOMAXPROCS and GC target;
 // their zero values leave them as they are, and a negative GOMAXPROCS is refused.
-func TestProcessOpts(t *testing.T) {
+func TestProcess(t *testing.T) {
 	gc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gc)
 	t.Cleanup(func() {
@@ -21,12 +21,12 @@ func TestProcessOpts(t *testing.T) {
 	apply := func(args ...string) error {
 		t.Helper()
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		var o processOpts
-		o.flags(fs)
+		var o Process
+		o.Flags(fs)
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)
 		}
-		return o.apply(context.Background(), slog.New(slog.DiscardHandler))
+		return o.Apply(context.Background(), slog.New(slog.DiscardHandler))
 	}
 	if err := apply("--gomaxprocs", "7", "--gc-percent", "250"); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/weft-edge/weft/internal/cli/clitest"
+)
+
+func TestMain(m *testing.M) {
+	clitest.Init(main) // a child of clitest.Run: be the command, not the tests
+	os.Exit(m.Run())
+}
+
+// TestHelpExitsZero: -h and --help print weft-proxy's usage and the proxy's flags with their
+// environment twins on stdout, and exit 0.
+func TestHelpExitsZero(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		r := clitest.Run(t, arg)
+		for _, want := range []string{"usage: weft-proxy [flags]", "--nats [WEFT_NATS]", "--token-secret [WEFT_TOKEN_SECRET]", "--edge-rate [WEFT_EDGE_RATE]", "--debug-addr [WEFT_DEBUG_ADDR]"} {
+			if !strings.Contains(r.Stdout, want) {
+				t.Errorf("%s: no %q in stdout %q", arg, want, r.Stdout)
+			}
+		}
+		if r.Code != 0 || r.Stderr != "" {
+			t.Errorf("%s: exit %d, stderr %q", arg, r.Code, r.Stderr)
+		}
+	}
+}
+
+// TestBadUsageExitsTwo: bad usage exits 2 with the error, named weft-proxy, on stderr.
+func TestBadUsageExitsTwo(t *testing.T) {
+	for _, args := range [][]string{{"extra"}, {"--nosuchflag"}, {"--edge-rate", "fast"}} {
+		r := clitest.Run(t, args...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "weft-proxy: ") || r.Stdout != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+}

@@ -1,0 +1,156 @@
+// Package proxycmd is the proxy's command line, written once for the two binaries that run it:
+// `weft proxy` and cmd/weft-proxy, the proxy alone for proxy hosts and slim containers. It
+// reaches NATS with the NATS client only (see connectNATS), so that neither the embedded NATS
+// server nor the edge's cache and search come with it.
+package proxycmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/weft-edge/weft/internal/cli"
+	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/serve"
+	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/proxy"
+)
+
+// Summary is the command's line in a list of commands.
+const Summary = "run a proxy: routes each team's clients to the edge that owns it"
+
+// Options are the flags of a proxy, shared by the proxy command and `weft dev --edges N`.
+type Options struct {
+	Addr                    string
+	Secret                  string
+	Static                  string
+	DownFor                 time.Duration
+	ConnectRate, EdgeRate   float64
+	ConnectBurst, EdgeBurst int
+	AcceptRate              float64
+	AcceptBurst             int
+	EdgeLagTarget           time.Duration
+	EdgeRateFloor           float64
+}
+
+// Flags adds the proxy's flags to fs.
+func (o *Options) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8090", "address the proxy listens on")
+	fs.StringVar(&o.Secret, "token-secret", "", "token secret shared with the edges (required)")
+	fs.StringVar(&o.Static, "edges", "", "static edges, name=host:port comma-separated, for setups without discovery on NATS")
+	fs.Float64Var(&o.ConnectRate, "connect-rate", 2000, "WebSocket connections per second this proxy sets up; past it 429 with a spread Retry-After; negative: no limit")
+	fs.IntVar(&o.ConnectBurst, "connect-burst", 2000, "connections set up at once above the rate")
+	fs.Float64Var(&o.AcceptRate, "accept-rate", 1000, "new TCP connections accepted per second; the rest wait in the kernel's queue, so a reconnect herd does not take the open tunnels' CPU; negative: no pacing")
+	fs.IntVar(&o.AcceptBurst, "accept-burst", 100, "connections accepted at once above the accept rate")
+	fs.Float64Var(&o.EdgeRate, "edge-rate", 150, "new connections per second sent to any one edge: after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
+	fs.IntVar(&o.EdgeBurst, "edge-burst", 20, "new connections sent to one edge at once above the rate")
+	fs.DurationVar(&o.EdgeLagTarget, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves at each of its announcements, down to --edge-rate-floor; negative (-1ms): always --edge-rate")
+	fs.Float64Var(&o.EdgeRateFloor, "edge-rate-floor", 0, "the least new connections per second sent to one edge however slow it says it is (0: a third of --edge-rate)")
+	fs.DurationVar(&o.DownFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
+}
+
+// parseStatic reads --edges.
+func parseStatic(s string) ([]ring.Announcement, error) {
+	var out []ring.Announcement
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(part, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--edges: %q is not name=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--edges: %q: %w", part, err)
+		}
+		out = append(out, ring.Announcement{Node: name, Addr: addr})
+	}
+	return out, nil
+}
+
+// Server builds the proxy; watch may be nil when static edges are given.
+func (o *Options) Server(watch proxy.Watcher, log *slog.Logger) (*proxy.Server, error) {
+	if o.Secret == "" {
+		return nil, errors.New("the token secret is not set: pass --token-secret or WEFT_TOKEN_SECRET")
+	}
+	keys, err := token.New([]byte(o.Secret))
+	if err != nil {
+		return nil, err
+	}
+	static, err := parseStatic(o.Static)
+	if err != nil {
+		return nil, err
+	}
+	if watch == nil && len(static) == 0 {
+		return nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
+	}
+	return proxy.New(proxy.Config{Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
+		ConnectRate: o.ConnectRate, ConnectBurst: o.ConnectBurst, EdgeRate: o.EdgeRate, EdgeBurst: o.EdgeBurst,
+		EdgeLagTarget: o.EdgeLagTarget, EdgeRateFloor: o.EdgeRateFloor,
+		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst})
+}
+
+// Serve runs srv on ln until ctx ends, then stops taking connections and closes the tunnels
+// (their clients reconnect through another proxy).
+func Serve(ctx context.Context, srv *proxy.Server, ln net.Listener, log *slog.Logger) error {
+	if err := srv.Start(); err != nil {
+		ln.Close()
+		return err
+	}
+	ln = srv.PaceAccepts(ln)
+	return serve.Until(ctx, srv, ln, 10*time.Second, func(sctx context.Context, hs *http.Server) error {
+		log.Info("proxy stopping")
+		err := hs.Shutdown(sctx)
+		if serr := srv.Shutdown(sctx); err == nil {
+			err = serr
+		}
+		return err
+	})
+}
+
+// Run is the proxy command of prog: command is its name there ("proxy" in weft), or "" when
+// the program is the proxy alone (weft-proxy). It serves until ctx ends.
+func Run(ctx context.Context, prog cli.Program, command string, args []string, stdout io.Writer) error {
+	fs := prog.NewFlagSet(command, "Run a proxy: it routes each client (WebSocket /ws and /api) to the edge that owns its\n"+
+		"team, by consistent hashing over the edges that announce themselves on NATS (or --edges).")
+	var o Options
+	o.Flags(fs)
+	natsURL := fs.String("nats", "", "NATS server or cluster URL(s), comma-separated, where edges announce themselves")
+	var proc serve.Process
+	proc.Flags(fs)
+	log, err := prog.ParseLogged(fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if err := proc.Apply(ctx, log); err != nil {
+		return err
+	}
+	var watch proxy.Watcher
+	if *natsURL != "" {
+		nc, err := connectNATS(ctx, *natsURL, "weft-proxy", log)
+		if err != nil {
+			return err
+		}
+		// Closed after Serve has returned, when the proxy has stopped watching.
+		defer nc.Close()
+		watch = ring.Announcements{Conn: nc, Logger: log}
+	}
+	srv, err := o.Server(watch, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimSpace(prog.Name + " " + command)
+	fmt.Fprintf(stdout, "%s: http://%s (WebSocket ws://%s/ws)\n", name, ln.Addr(), ln.Addr())
+	return Serve(ctx, srv, ln, log)
+}
