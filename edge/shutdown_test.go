@@ -88,11 +88,22 @@ func TestShutdownDrains(t *testing.T) {
 }
 
 // A connection silent for IdleTimeout is closed, and one that keeps talking is not.
+//
+// The talker pings every IdleTimeout/20 with no request quota: pinging as fast as replies come
+// ran into the default quota (200 burst, 100/s) in about 2 of 30 runs, and a quota reply is not
+// a pong. IdleTimeout is 1s, not less, so that a talker whose goroutine waits a while for a CPU
+// still pings well inside it.
 func TestIdleConnectionsClose(t *testing.T) {
-	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }})
+	const idle = time.Second
+	h := newHarness(t, harnessOpts{edge: func(c *Config) {
+		c.IdleTimeout = idle
+		c.RequestRate = -1
+	}})
 	team := h.origin.TeamIDs()[0]
 	silent := h.dial(team, h.user(team, 1), "")
 	talker := h.dial(team, h.user(team, 2), "")
+	tick := time.NewTicker(idle / 20)
+	defer tick.Stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var pong struct{}
@@ -103,6 +114,7 @@ func TestIdleConnectionsClose(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("a silent connection was not closed after IdleTimeout")
 		}
+		<-tick.C
 	}
 	if ended, err := talker.ended(); ended {
 		t.Fatalf("a connection that pings was closed: %v", err)
