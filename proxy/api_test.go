@@ -1,7 +1,7 @@
 package proxy_test
 
-// Regression tests from the review of the proxy and the ring: the comment on each test
-// describes the bug it caught, and the test fails if that bug comes back.
+// /api through the proxy: a draining edge's refusal fails over to the next owner. Each test's comment
+// describes the bug it was written for; the test fails if that bug comes back.
 
 import (
 	"bytes"
@@ -15,11 +15,11 @@ import (
 	"github.com/weft-edge/weft/pubsub"
 )
 
-// TestReviewAPIDrainingNoFailover: a draining edge answers /ws with 503 + Weft-Refused (the proxy
+// TestAPIFailsOverFromDrainingEdge: a draining edge answers /ws with 503 + Weft-Refused (the proxy
 // tries the next owner) but /api with a plain 503, which the proxy hands to the client. With
 // static edges (the proxy never hears "draining") every API call of the edge's teams fails for
 // the whole drain; with discovery, for the time the announcement takes.
-func TestReviewAPIDrainingNoFailover(t *testing.T) {
+func TestAPIFailsOverFromDrainingEdge(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	e1, e2 := w.addEdge("edge-1"), w.addEdge("edge-2")
 	w.waitRing("edge-1", "edge-2")

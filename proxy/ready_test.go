@@ -1,7 +1,7 @@
 package proxy_test
 
-// Regression tests from the review of the proxy and the ring: the comment on each test
-// describes the bug it caught, and the test fails if that bug comes back.
+// A proxy says ready only once it has heard the whole ring. Each test's comment
+// describes the bug it was written for; the test fails if that bug comes back.
 
 import (
 	"fmt"
@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// TestReviewProxyReadyOnPartialRing: a proxy that just started says ready as soon as it has
+// TestReadyOnlyWithWholeRing: a proxy that just started says ready as soon as it has
 // heard one edge, and routes by the ring of the edges it has heard so far: every team goes to
 // that edge, which (seeing the whole ring) answers most of them goodbye moved.
-func TestReviewProxyReadyOnPartialRing(t *testing.T) {
+func TestReadyOnlyWithWholeRing(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	for i := 1; i <= 3; i++ {
 		w.addEdge(fmt.Sprintf("edge-%d", i))

@@ -1,7 +1,8 @@
 package proxy_test
 
-// Regression tests from the review of the proxy and the ring: the comment on each test
-// describes the bug it caught, and the test fails if that bug comes back.
+// Draining a clustered edge through the proxy: goodbyes past the deadline, goroutines that end
+// before Shutdown returns. Each test's comment describes the bug it was written for; the test
+// fails if that bug comes back.
 
 import (
 	"context"
@@ -36,13 +37,13 @@ func (s *slowOrigin) Team(ctx context.Context, team string) (*origin.TeamInfo, e
 	return s.Origin.Team(ctx, team)
 }
 
-// TestReviewDrainPastDeadlineSaysNoGoodbye: drain runs handOver with c.ctx and WarmTimeout
+// TestDrainPastDeadlineStillSaysGoodbye: drain runs handOver with c.ctx and WarmTimeout
 // (30s), not with Shutdown's ctx. When the next owner's pre-warm outlasts the drain deadline,
 // drain returns on ctx, cluster.stop cancels c.ctx, handOver returns from its timer wait
 // before telling anybody goodbye, and Shutdown returns with the sessions still open: they are
 // cut without goodbye when the process exits (all at once, no reconnect hint). The goroutines
 // drain started are also not in c.wg, so Shutdown does not wait for them.
-func TestReviewDrainPastDeadlineSaysNoGoodbye(t *testing.T) {
+func TestDrainPastDeadlineStillSaysGoodbye(t *testing.T) {
 	var slow atomic.Bool
 	w := newWorld(t, "small", func(c *edge.Config) {
 		c.Cache.Origin = &slowOrigin{Origin: c.Cache.Origin, slow: &slow}
@@ -96,9 +97,9 @@ func TestReviewDrainPastDeadlineSaysNoGoodbye(t *testing.T) {
 	slow.Store(false)
 }
 
-// TestReviewDrainGoroutinesOutliveShutdown: the handOver goroutines drain starts (and its
+// TestDrainGoroutinesEndBeforeShutdown: the handOver goroutines drain starts (and its
 // wg.Wait helper) are in no WaitGroup Shutdown waits on.
-func TestReviewDrainGoroutinesOutliveShutdown(t *testing.T) {
+func TestDrainGoroutinesEndBeforeShutdown(t *testing.T) {
 	var slow atomic.Bool
 	w := newWorld(t, "small", func(c *edge.Config) {
 		c.Cache.Origin = &slowOrigin{Origin: c.Cache.Origin, slow: &slow}

@@ -1,7 +1,7 @@
 package proxy_test
 
-// Regression tests from the review of the proxy and the ring: the comment on each test
-// describes the bug it caught, and the test fails if that bug comes back.
+// A session whose team is still loading when the ring gives the team away is moved too. Each test's comment
+// describes the bug it was written for; the test fails if that bug comes back.
 
 import (
 	"context"
@@ -37,12 +37,12 @@ func (g *gatedOrigin) Team(ctx context.Context, team string) (*origin.TeamInfo, 
 	return g.Origin.Team(ctx, team)
 }
 
-// TestReviewSessionStrandedOnOldOwner: ws.go checks ownership, then waits for the team load
+// TestSessionLoadingDuringRingChangeMoves: ws.go checks ownership, then waits for the team load
 // (Acquire), then registers the session in the hub. A ring change while the load is under way
 // finds no session of that team in claimMoves (it skips hubs without sessions), so nothing
 // ever moves the session that registers afterwards: the team stays on an edge the ring no
 // longer gives it to, while new clients of the team go to the new owner.
-func TestReviewSessionStrandedOnOldOwner(t *testing.T) {
+func TestSessionLoadingDuringRingChangeMoves(t *testing.T) {
 	two, three := ring.New([]string{"edge-1", "edge-2"}), ring.New([]string{"edge-1", "edge-2", "edge-3"})
 	var g *gatedOrigin
 	w := newWorld(t, "small", nil)
