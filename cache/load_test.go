@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -193,7 +194,7 @@ func TestEventsDuringLoadAppliedOnce(t *testing.T) {
 	if final <= before {
 		t.Fatal("the team did not change during the load")
 	}
-	eventually(t, 10*time.Second, "cache to catch up", func() bool { return tm.Store().Seq() == final })
+	testkit.Eventually(t, func() bool { return tm.Store().Seq() == final }, "cache to catch up")
 
 	// The snapshot's seq was read before the hold: every change made during it is an event
 	// the load must apply from the feed, and nothing older.
@@ -222,7 +223,7 @@ func TestSlowConsumerGapFilledFromJetStream(t *testing.T) {
 	mutate(t, s, team, 40)
 	s.unblock()
 	final := s.origin.Seq(team)
-	eventually(t, 10*time.Second, "gap to be filled", func() bool { return tm.Store().Seq() == final })
+	testkit.Eventually(t, func() bool { return tm.Store().Seq() == final }, "gap to be filled")
 	if got := s.bus.Stats().Gaps; got == 0 {
 		t.Fatalf("no gap was detected: the test did not force one")
 	}
@@ -260,7 +261,7 @@ func TestUnfillableGapReloads(t *testing.T) {
 		t.Fatal("store not swapped")
 	}
 	final := s.origin.Seq(team)
-	eventually(t, 10*time.Second, "reloaded store to be current", func() bool { return tm.Store().Seq() == final })
+	testkit.Eventually(t, func() bool { return tm.Store().Seq() == final }, "reloaded store to be current")
 	matchOrigin(t, s, team)
 }
 
@@ -371,12 +372,12 @@ func TestUnloadAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	idle.Release()
-	eventually(t, 5*time.Second, "idle team to unload", func() bool { return s.teams.Lookup(teams[1]) == nil })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return s.teams.Lookup(teams[1]) == nil }, "idle team to unload")
 	if s.teams.Lookup(teams[0]) == nil {
 		t.Fatal("a team with a user was unloaded")
 	}
 	held.Release()
-	eventually(t, 5*time.Second, "released team to unload", func() bool { return s.teams.Lookup(teams[0]) == nil })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return s.teams.Lookup(teams[0]) == nil }, "released team to unload")
 	// Loading again after an unload works and sees a fresh subscription.
 	again, err := s.teams.Acquire(ctx, teams[0])
 	if err != nil {
@@ -385,7 +386,7 @@ func TestUnloadAfterGrace(t *testing.T) {
 	defer again.Release()
 	mutate(t, s, teams[0], 5)
 	final := s.origin.Seq(teams[0])
-	eventually(t, 5*time.Second, "reloaded team to follow events", func() bool { return again.Store().Seq() == final })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return again.Store().Seq() == final }, "reloaded team to follow events")
 }
 
 func TestPrewarmedTeamsStay(t *testing.T) {
@@ -399,11 +400,11 @@ func TestPrewarmedTeamsStay(t *testing.T) {
 	}
 	teams.Start()
 	defer teams.Shutdown(context.Background())
-	eventually(t, 5*time.Second, "pre-warmed team to load", func() bool { return teams.Lookup(ids[2]) != nil })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return teams.Lookup(ids[2]) != nil }, "pre-warmed team to load")
 	if _, err := teams.Get(context.Background(), ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "unpinned team to unload", func() bool { return teams.Lookup(ids[0]) == nil })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return teams.Lookup(ids[0]) == nil }, "unpinned team to unload")
 	if teams.Lookup(ids[2]) == nil {
 		t.Fatal("pre-warmed team was unloaded for idleness")
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // TestShutdownDrains: Shutdown tells every session goodbye draining with a reconnect hint and
@@ -30,12 +32,12 @@ func TestShutdownDrains(t *testing.T) {
 		defer cancel()
 		done <- h.edge.Shutdown(ctx)
 	}()
-	eventually(t, tenSeconds, "readyz to turn 503", func() bool {
+	testkit.Eventually(t, func() bool {
 		status, _ := h.get("/readyz")
 		return status == http.StatusServiceUnavailable
-	})
+	}, "readyz to turn 503")
 	for _, c := range clients {
-		eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c.ended(); return done })
+		testkit.Eventually(t, func() bool { done, _ := c.ended(); return done }, "the connection to end")
 		_, err := c.ended()
 		frames := c.all()
 		if len(frames) == 0 {

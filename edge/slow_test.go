@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -110,7 +111,7 @@ func TestSlowConsumer(t *testing.T) {
 	})
 
 	// The stuck connection ends; nobody else was closed.
-	eventually(t, tenSeconds, "the stuck session to end", func() bool { return h.edge.Sessions() == good })
+	testkit.Eventually(t, func() bool { return h.edge.Sessions() == good }, "the stuck session to end")
 	rctx, cancel := context.WithTimeout(ctx, tenSeconds)
 	defer cancel()
 	for {
