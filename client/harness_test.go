@@ -5,29 +5,22 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/pubsub"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 const testSecret = "client-test-secret-0123456789"
 
@@ -40,8 +33,8 @@ type tb interface {
 	Cleanup(func())
 }
 
-// stack is a whole weft in this process, real parts only: embedded NATS with JetStream, the
-// reference origin behind an httptest server, and an edge node behind a listener that stays
+// stack is a whole weft in this process, real parts only: embedded NATS with JetStream and the
+// reference origin behind an httptest server (testkit/backend), and an edge node behind a listener that stays
 // put while the node behind it is restarted: a client reconnects to the same URL and meets a
 // new node, with an empty cache, that must reload the team and replay from JetStream.
 type stack struct {
@@ -68,37 +61,10 @@ type stack struct {
 func newStack(t tb, size string, cfg func(*edge.Config)) *stack {
 	t.Helper()
 	s := &stack{t: t, cfg: cfg}
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	s.bus, err = pubsub.Connect(context.Background(), pubsub.Config{Embedded: emb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.bus.Close)
-	sz, err := origin.SizeByName(size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	world, err := origin.NewWorld(11, sz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.origin, err = origin.NewServer(origin.ServerConfig{World: world, Token: "svc", Publisher: s.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ohttp := httptest.NewServer(s.origin)
-	t.Cleanup(ohttp.Close)
-	s.oc, err = origin.NewClient(origin.ClientConfig{BaseURL: ohttp.URL, Token: "svc"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.bus = backend.Bus(t, backend.NATS(t), pubsub.Config{})
+	o := backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 11, size), Publisher: s.bus})
+	s.origin, s.oc = o.Server, o.Client
+	var err error
 	s.keys, err = token.New([]byte(testSecret))
 	if err != nil {
 		t.Fatal(err)

@@ -11,25 +11,19 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/proxy"
 	"github.com/weft-edge/weft/pubsub"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 const testSecret = "proxy-test-secret-0123456789"
 
@@ -74,21 +68,9 @@ func newWorld(t testing.TB, size string, edgeFn func(*edge.Config)) *world {
 	t.Helper()
 	w := &world{t: t, edges: map[string]*edgeNode{}, edgeFn: edgeFn}
 	var err error
-	w.emb, err = pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	must(t, err)
-	must(t, w.emb.Start())
-	t.Cleanup(w.emb.Shutdown)
-	obus := w.bus("origin")
-	sz, err := origin.SizeByName(size)
-	must(t, err)
-	wd, err := origin.NewWorld(7, sz)
-	must(t, err)
-	w.origin, err = origin.NewServer(origin.ServerConfig{World: wd, Token: "svc", Publisher: obus})
-	must(t, err)
-	ohttp, oaddr := serve(t, w.origin, nil)
-	t.Cleanup(func() { ohttp.Close() })
-	w.oc, err = origin.NewClient(origin.ClientConfig{BaseURL: "http://" + oaddr, Token: "svc"})
-	must(t, err)
+	w.emb = backend.NATS(t)
+	o := backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 7, size), Publisher: w.bus("origin")})
+	w.origin, w.oc = o.Server, o.Client
 	w.keys, err = token.New([]byte(testSecret))
 	must(t, err)
 	return w
@@ -103,10 +85,7 @@ func must(t testing.TB, err error) {
 
 // bus is a new NATS connection, closed at cleanup (closing twice is fine).
 func (w *world) bus(name string) *pubsub.Bus {
-	b, err := pubsub.Connect(context.Background(), pubsub.Config{Embedded: w.emb, Name: name})
-	must(w.t, err)
-	w.t.Cleanup(b.Close)
-	return b
+	return backend.Bus(w.t, w.emb, pubsub.Config{Name: name})
 }
 
 // serve runs h on a new loopback listener.
@@ -226,7 +205,7 @@ func (w *world) waitRing(names ...string) {
 			}
 		}
 	}()
-	waitFor(w.t, 10*time.Second, "ring "+want, func() bool {
+	testkit.Eventually(w.t, func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, p := range w.proxies {
@@ -240,7 +219,7 @@ func (w *world) waitRing(names ...string) {
 			}
 		}
 		return true
-	})
+	}, "ring "+want)
 }
 
 func (w *world) token(team, user string) string {
@@ -263,21 +242,6 @@ func (w *world) dial(base, team, user string, edit func(*client.Options)) *clien
 	must(w.t, err)
 	w.t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(d)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-	}
 }
 
 func sorted(s []string) []string {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
 )
@@ -205,10 +206,10 @@ func TestProxyPacesConnections(t *testing.T) {
 		t.Fatalf("4th connection past a burst of 3: %v", resp)
 	}
 	g.v.Store(900) // over high: the edge stops admitting and says so in its announcements
-	waitFor(t, 10*time.Second, "the proxy to see the edge not admitting", func() bool {
+	testkit.Eventually(t, func() bool {
 		a := p.srv.Membership().View().Edges["edge-1"]
 		return !a.Admitting
-	})
+	}, "the proxy to see the edge not admitting")
 	hits := e.hits.Load()
 	if resp := dial(4); resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("connection to an edge not admitting: %v", resp)
@@ -271,9 +272,9 @@ func TestEdgeAnnouncesItsLag(t *testing.T) {
 	w.addEdge("edge-1")
 	p := w.addProxy()
 	w.waitRing("edge-1")
-	waitFor(t, 10*time.Second, "an announcement with the edge's lag", func() bool {
+	testkit.Eventually(t, func() bool {
 		return p.srv.Membership().View().Edges["edge-1"].LagP99MS > 0
-	})
+	}, "an announcement with the edge's lag")
 	resp, err := http.Get(p.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
