@@ -54,7 +54,7 @@ func newStack(t tb, size string, cfg func(*edge.Config)) *stack {
 	s.origin = o.Server
 	s.keys = wstack.Keys(t, testSecret)
 	s.team = s.origin.TeamIDs()[0]
-	s.edge = wstack.StartEdge(t, func() edge.Config {
+	s.edge = wstack.StartEdge(t, func(string) edge.Config {
 		c := wstack.EdgeConfig(o, s.bus, s.keys, "edge-client-test")
 		if cfg != nil {
 			cfg(&c)
@@ -72,7 +72,9 @@ func (s *stack) stopEdge(crash bool) {
 	if crash {
 		s.edge.Crash()
 	}
-	s.edge.Stop()
+	if err := s.edge.Stop(); err != nil {
+		s.t.Errorf("%v", err)
+	}
 }
 
 func (s *stack) startEdge() { s.edge.Start() }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	wstack "github.com/weft-edge/weft/internal/testkit/stack"
 	"github.com/weft-edge/weft/proxy"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -23,12 +24,9 @@ func TestAPIFailsOverFromDrainingEdge(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	e1, e2 := w.addEdge("edge-1"), w.addEdge("edge-2")
 	w.waitRing("edge-1", "edge-2")
-	p, err := proxy.New(proxy.Config{Tokens: w.keys, Static: []pubsub.Announcement{
+	sp := wstack.StartProxy(t, proxy.Config{Tokens: w.keys, Static: []pubsub.Announcement{
 		{Node: "edge-1", Addr: e1.addr}, {Node: "edge-2", Addr: e2.addr}}})
-	must(t, err)
-	must(t, p.Start())
-	hs, addr := serve(t, p, nil)
-	defer func() { hs.Close(); p.Shutdown(context.Background()) }()
+	p := sp.Server
 	var team string
 	for _, id := range w.origin.TeamIDs() {
 		if p.Membership().Owner(id) == "edge-1" {
@@ -41,7 +39,7 @@ func TestAPIFailsOverFromDrainingEdge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e1.srv.Shutdown(ctx) // draining; its listener still answers
-	req, _ := http.NewRequest("POST", "http://"+addr+"/api/ping", bytes.NewReader([]byte(`{}`)))
+	req, _ := http.NewRequest("POST", sp.URL+"/api/ping", bytes.NewReader([]byte(`{}`)))
 	req.Header.Set("Authorization", "Bearer "+w.token(team, w.origin.Users(team)[0].ID))
 	resp, err := http.DefaultClient.Do(req)
 	must(t, err)

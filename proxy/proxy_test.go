@@ -76,7 +76,7 @@ func TestBadTokenRefusedAtProxy(t *testing.T) {
 	must(t, err)
 	forged, err := other.Issue(team, user, 3600e9)
 	must(t, err)
-	before := e.hits.Load()
+	before := e.node.Requests()
 	for _, tc := range []struct{ name, method, path, auth string }{
 		{"ws forged", "GET", "/ws", "Bearer " + forged},
 		{"ws garbage", "GET", "/ws", "Bearer not.a.jwt"},
@@ -109,7 +109,7 @@ func TestBadTokenRefusedAtProxy(t *testing.T) {
 			t.Errorf("%s: status %d body %s", tc.name, resp.StatusCode, body)
 		}
 	}
-	if n := e.hits.Load() - before; n != 0 {
+	if n := e.node.Requests() - before; n != 0 {
 		t.Errorf("%d requests with bad tokens reached the edge", n)
 	}
 	// A good token goes through, on /api too.
@@ -119,7 +119,7 @@ func TestBadTokenRefusedAtProxy(t *testing.T) {
 	must(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"ok":true`)) || e.hits.Load() == before {
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"ok":true`)) || e.node.Requests() == before {
 		t.Fatalf("good token through the proxy: %d %s", resp.StatusCode, body)
 	}
 }
@@ -210,11 +210,11 @@ func TestProxyPacesConnections(t *testing.T) {
 		a := p.srv.Membership().View().Edges["edge-1"]
 		return !a.Admitting
 	}, "the proxy to see the edge not admitting")
-	hits := e.hits.Load()
+	hits := e.node.Requests()
 	if resp := dial(4); resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("connection to an edge not admitting: %v", resp)
 	}
-	if e.hits.Load() != hits {
+	if e.node.Requests() != hits {
 		t.Fatal("the proxy bothered an edge that is not admitting")
 	}
 }

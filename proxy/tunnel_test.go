@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	wstack "github.com/weft-edge/weft/internal/testkit/stack"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
 	"github.com/weft-edge/weft/pubsub"
@@ -53,12 +54,8 @@ func fakeEdge(t *testing.T, gotHost chan<- *http.Request) string {
 func staticProxy(t *testing.T, edgeAddr string) (string, *token.Keys) {
 	keys, err := token.New([]byte(testSecret))
 	must(t, err)
-	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []pubsub.Announcement{{Node: "fake", Addr: edgeAddr}}})
-	must(t, err)
-	must(t, p.Start())
-	hs, addr := serve(t, p, nil)
-	t.Cleanup(func() { hs.Close(); p.Shutdown(t.Context()) })
-	return addr, keys
+	p := wstack.StartProxy(t, proxy.Config{Tokens: keys, Static: []pubsub.Announcement{{Node: "fake", Addr: edgeAddr}}})
+	return strings.TrimPrefix(p.URL, "http://"), keys
 }
 
 // TestTunnelHalfClose: the client sends its last bytes and half-closes (CloseWrite); the

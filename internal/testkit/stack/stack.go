@@ -8,6 +8,7 @@ package stack
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -48,7 +49,7 @@ func EdgeConfig(o *backend.Origin, bus *pubsub.Bus, keys *token.Keys, node strin
 type Edge struct {
 	t      testkit.T
 	Addr   string // host:port
-	config func() edge.Config
+	config func(addr string) edge.Config
 
 	node    atomic.Pointer[edge.Server] // the node; nil when stopped
 	serving atomic.Bool                 // false after Crash: requests get 503
@@ -63,9 +64,10 @@ type Edge struct {
 	onHandshake func()
 }
 
-// StartEdge listens on a random loopback port and starts a node with config() there; every
-// Start calls config again. At cleanup the node is stopped and the listener closed.
-func StartEdge(t testkit.T, config func() edge.Config) *Edge {
+// StartEdge listens on a random loopback port and starts a node there with config(addr), addr
+// being that host:port (a clustered edge announces it); every Start calls config again. At
+// cleanup the node is stopped and the listener closed.
+func StartEdge(t testkit.T, config func(addr string) edge.Config) *Edge {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -76,7 +78,9 @@ func StartEdge(t testkit.T, config func() edge.Config) *Edge {
 	go e.hs.Serve(ln) // returns when Close closes the listener
 	e.Start()
 	t.Cleanup(func() {
-		e.Stop()
+		if err := e.Stop(); err != nil {
+			t.Errorf("%v", err)
+		}
 		e.Close()
 	})
 	return e
@@ -102,7 +106,7 @@ func (e *Edge) OnHandshake(f func()) {
 // Start starts a new node; the one before must have been stopped.
 func (e *Edge) Start() {
 	e.t.Helper()
-	n, err := edge.New(e.config())
+	n, err := edge.New(e.config(e.Addr))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -127,19 +131,20 @@ func (e *Edge) Crash() {
 	}
 }
 
-// Stop shuts the node down (draining its sessions, unless Crash cut them first) and reports a
-// shutdown that failed. The listener stays: requests get 503 until Start.
-func (e *Edge) Stop() {
+// Stop shuts the node down (draining its sessions, unless Crash cut them first). The listener
+// stays: requests get 503 until Start.
+func (e *Edge) Stop() error {
 	n := e.node.Swap(nil)
 	if n == nil {
-		return
+		return nil
 	}
 	e.serving.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := n.Shutdown(ctx); err != nil {
-		e.t.Errorf("edge %s shutdown: %v", e.Addr, err)
+		return fmt.Errorf("edge %s shutdown: %w", e.Addr, err)
 	}
+	return nil
 }
 
 // Close closes the listener and every connection it accepted: the address refuses from now on.
