@@ -17,6 +17,7 @@ import (
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -79,16 +80,11 @@ func TestDrainPastDeadlineStillSaysGoodbye(t *testing.T) {
 	err := e1.srv.Shutdown(ctx)
 	t.Logf("Shutdown: %v", err)
 	// The goodbyes were sent before Shutdown returned; the clients read them a moment later.
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); <-tick.C {
+	testkit.Eventually(t, func() bool {
 		mu.Lock()
-		n := len(byes)
-		mu.Unlock()
-		if n == len(teams) {
-			break
-		}
-	}
+		defer mu.Unlock()
+		return len(byes) == len(teams)
+	}, "every session to read its goodbye")
 	mu.Lock()
 	defer mu.Unlock()
 	if len(byes) != len(teams) {

@@ -13,6 +13,7 @@ import (
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -75,14 +76,9 @@ func TestSessionLoadingDuringRingChangeMoves(t *testing.T) {
 	close(g.release)
 	<-done
 	t.Logf("connected to %s; owner now %s", c.Hello().Node, three.Owner(team))
-	// MoveSpread is 1s in the harness: give the edges three times that.
-	deadline := time.Now().Add(4 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(deadline) && c.Hello().Node != "edge-3" {
-		<-tick.C
-	}
-	if got := c.Hello().Node; got != "edge-3" {
-		t.Fatalf("team %s: session still on %s 4s after the ring gave the team to edge-3", team, got)
-	}
+	// MoveSpread is 1s in the harness; the bound is the kit's, for a busy machine.
+	testkit.EventuallyOr(t, testkit.Within, func() bool { return c.Hello().Node == "edge-3" },
+		"the session to move to edge-3, its team's new owner", func() {
+			t.Logf("team %s: session still on %s", team, c.Hello().Node)
+		})
 }

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
-	"time"
+
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // TestReadyOnlyWithWholeRing: a proxy that just started says ready as soon as it has
@@ -21,18 +22,12 @@ func TestReadyOnlyWithWholeRing(t *testing.T) {
 	w.addProxy()
 	w.waitRing("edge-1", "edge-2", "edge-3")
 	p := w.addProxy() // a restarted proxy behind a load balancer
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(deadline) {
+	testkit.Eventually(t, func() bool {
 		resp, err := http.Get(p.url + "/readyz")
 		must(t, err)
 		resp.Body.Close()
-		if resp.StatusCode == 200 {
-			break
-		}
-		<-tick.C
-	}
+		return resp.StatusCode == 200
+	}, "the new proxy to say ready")
 	nodes := p.srv.Membership().View().Ring.Nodes()
 	e1 := w.edges["edge-1"].srv.Membership()
 	disagree := 0
