@@ -131,17 +131,21 @@ func (e *Edge) Crash() {
 	}
 }
 
-// Stop shuts the node down (draining its sessions, unless Crash cut them first). The listener
-// stays: requests get 503 until Start.
+// Stop shuts the node down (draining its sessions, unless Crash cut them first). While it
+// drains, the node still answers (a draining edge refuses new sessions with its own 503 and
+// Weft-Refused, which a proxy fails over on); after, the listener stays and requests get 503
+// until Start.
 func (e *Edge) Stop() error {
-	n := e.node.Swap(nil)
+	n := e.node.Load()
 	if n == nil {
 		return nil
 	}
-	e.serving.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := n.Shutdown(ctx); err != nil {
+	err := n.Shutdown(ctx)
+	e.serving.Store(false)
+	e.node.CompareAndSwap(n, nil)
+	if err != nil {
 		return fmt.Errorf("edge %s shutdown: %w", e.Addr, err)
 	}
 	return nil
