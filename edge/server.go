@@ -59,7 +59,8 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// QueueBytes bounds a session's outbound queue. A session whose queue is over it and whose
 	// writer has finished no frame for StallTimeout is closed as a slow consumer, and so is one
-	// whose queue passes 4 × QueueBytes (session.go, sendLocked). Defaults 1 MiB and 2s.
+	// whose queue passes 4 × QueueBytes (session.go, sendLocked); either way its goodbye gets
+	// StallTimeout to be written before the session ends. Defaults 1 MiB and 2s.
 	QueueBytes   int
 	StallTimeout time.Duration
 	// WriteTimeout bounds every write to a client; default 10s.

@@ -98,6 +98,11 @@ func (s *session) sendLocked(frame []byte) bool {
 				// for StallTimeout): a goodbye would wait behind that write until WriteTimeout.
 				// End the session now; its owner closes the connection, which frees the writer.
 				s.stop()
+			} else {
+				// The writer may be mid-write to a client that has just stopped reading: the
+				// goodbye gets StallTimeout, not WriteTimeout, before the session is ended. The
+				// timer holds the session no longer than that; stop is idempotent.
+				time.AfterFunc(s.srv.cfg.StallTimeout, s.stop)
 			}
 			return false
 		}

@@ -187,6 +187,15 @@ func TestQueueOverBoundWhileWriting(t *testing.T) {
 		t.Errorf("slow consumer closes = %v, want 1", got)
 	}
 
+	// Its goodbye gets StallTimeout; then the session ends even if its writer is stuck.
+	s = newQueueTestSession(t, 1000)
+	s.srv.cfg.StallTimeout = 10 * time.Millisecond
+	for range 41 {
+		s.send(frame)
+	}
+	testkit.Eventually(t, func() bool { return s.ctx.Err() != nil },
+		"a slow consumer past the hard cap to be ended after StallTimeout")
+
 	s = newQueueTestSession(t, 1000)
 	s.progress -= int64(2 * time.Hour) // idle for long, empty queue: the wait starts when it fills
 	for range 39 {
