@@ -21,10 +21,11 @@ import (
 // TestSlowConsumer: a client that stops reading while events flow is closed as a slow consumer
 // and counted, and 1,000 other sessions of the same team keep getting every event meanwhile.
 //
-// The write deadline keeps its default: the stuck session must end by the slow-consumer rule
-// (over QueueBytes, no write finished for StallTimeout), not by a write deadline. A short
-// deadline (this test had 300 ms) also cut off reading sessions whose writer merely waited that
-// long for a CPU on a busy machine (9 of 1,000 in one run under -race beside stress-ng).
+// The write deadline keeps its default: the stuck session must end by the slow-consumer rules
+// (session.go, sendLocked) and within StallTimeout of the verdict, not by a write deadline. A
+// short deadline (this test had 300 ms) also cut off reading sessions whose writer merely
+// waited that long for a CPU on a busy machine (9 of 1,000 in one run under -race beside
+// stress-ng).
 func TestSlowConsumer(t *testing.T) {
 	const good = 1000
 	h := newHarness(t, harnessOpts{edge: func(c *Config) {
