@@ -201,11 +201,17 @@ func (s *Store) ApplyEvent(ev *origin.Event) (ch Change, ok bool) {
 		}
 	case origin.EventChannelCreated:
 		ch.Stale = !s.putChannel(ev.Channel)
-		if !ch.Stale && ev.Channel.Creator != "" {
-			// The creator is the first member; the origin sends no member_joined for it.
-			ci, ui := s.chanIdx[ev.Channel.ID], s.userSlot(ev.Channel.Creator)
-			s.memberV[memberKey(ci, ui)] = ev.Channel.Updated
-			s.addMember(ci, ui)
+		if ev.Channel.Creator != "" {
+			// The creator is the first member; the origin sends no member_joined for it. This
+			// holds even when the channel object is stale: a load's snapshot may hold the
+			// channel (its channels page read after the creation) but not the creator's
+			// membership (its memberships pages read before). Later changes to the membership
+			// are events after this one, replayed in order, as with member_joined.
+			ci, ui := s.chanSlot(ev.Channel.ID), s.userSlot(ev.Channel.Creator)
+			if v, ok := s.memberV[memberKey(ci, ui)]; !ok || abs(v) < ev.Channel.Updated {
+				s.memberV[memberKey(ci, ui)] = ev.Channel.Updated
+				s.addMember(ci, ui)
+			}
 		}
 	case origin.EventChannelChange:
 		ch.Stale = !s.putChannel(ev.Channel)

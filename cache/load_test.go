@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
@@ -146,39 +147,63 @@ func consecutive(t *testing.T, seqs []int64, first int64) {
 	}
 }
 
+// TestEventsDuringLoadAppliedOnce: events that happen while a load pages through the origin
+// (after the snapshot's seq was read, between two pages) are applied once each, in order, and
+// none from before the snapshot. The overlap is made, not hoped for: the origin holds the
+// second page of users until the team has been changed.
 func TestEventsDuringLoadAppliedOnce(t *testing.T) {
 	s := newStack(t, stackOpts{pageLimit: 3})
 	team := s.origin.TeamIDs()[0]
 	mutate(t, s, team, 10) // history before the load
 	before := s.origin.Seq(team)
 
-	// Slow every page down so the load takes a while, and keep changing the team meanwhile.
-	s.origin.SetFaults(reference.Faults{Latency: 2 * time.Millisecond})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.setWrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path == "/origin/v1/teams/"+team+"/users" && r.URL.Query().Get("cursor") != "" {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+		next.ServeHTTP(w, r)
+	})
+	defer s.setWrap(nil)
+	type result struct {
+		tm  *cache.Team
+		err error
+	}
+	loaded := make(chan result, 1)
 	go func() {
-		defer wg.Done()
-		mutate(t, s, team, 60)
+		tm, err := s.teams.Acquire(context.Background(), team)
+		loaded <- result{tm, err}
 	}()
-	tm, err := s.teams.Acquire(context.Background(), team)
-	if err != nil {
-		t.Fatal(err)
+	select {
+	case <-held:
+	case r := <-loaded:
+		t.Fatalf("the load ended (%v) without asking for a second page of users: the world is too small", r.err)
 	}
+	mutate(t, s, team, 60) // the load has read its seq and a first page, and waits
+	close(release)
+	r := <-loaded
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	tm := r.tm
 	defer tm.Release()
-	wg.Wait()
-	s.origin.SetFaults(reference.Faults{})
-	final := s.origin.Seq(team)
-	eventually(t, 10*time.Second, "cache to catch up", func() bool { return tm.Store().Seq() == final })
+	final := s.origin.Seq(team) // mutate's steps that change nothing make no event
+	if final <= before {
+		t.Fatal("the team did not change during the load")
+	}
+	testkit.Eventually(t, func() bool { return tm.Store().Seq() == final }, "cache to catch up")
 
+	// The snapshot's seq was read before the hold: every change made during it is an event
+	// the load must apply from the feed, and nothing older.
 	seqs := s.seen(team)
-	if len(seqs) == 0 {
-		t.Fatalf("no event arrived after the load (snapshot seq %d)", before)
+	consecutive(t, seqs, before+1)
+	if int64(len(seqs)) != final-before {
+		t.Fatalf("hooks saw %d events, want the %d made during the load", len(seqs), final-before)
 	}
-	loadedAt := seqs[0] - 1
-	if loadedAt < before {
-		t.Fatalf("events before the snapshot were applied: first %d, snapshot at least %d", seqs[0], before)
-	}
-	consecutive(t, seqs, loadedAt+1)
 	if got := tm.Store().Applied(); got != int64(len(seqs)) {
 		t.Fatalf("store applied %d events, hooks saw %d", got, len(seqs))
 	}
@@ -199,7 +224,7 @@ func TestSlowConsumerGapFilledFromJetStream(t *testing.T) {
 	mutate(t, s, team, 40)
 	s.unblock()
 	final := s.origin.Seq(team)
-	eventually(t, 10*time.Second, "gap to be filled", func() bool { return tm.Store().Seq() == final })
+	testkit.Eventually(t, func() bool { return tm.Store().Seq() == final }, "gap to be filled")
 	if got := s.bus.Stats().Gaps; got == 0 {
 		t.Fatalf("no gap was detected: the test did not force one")
 	}
@@ -237,7 +262,7 @@ func TestUnfillableGapReloads(t *testing.T) {
 		t.Fatal("store not swapped")
 	}
 	final := s.origin.Seq(team)
-	eventually(t, 10*time.Second, "reloaded store to be current", func() bool { return tm.Store().Seq() == final })
+	testkit.Eventually(t, func() bool { return tm.Store().Seq() == final }, "reloaded store to be current")
 	matchOrigin(t, s, team)
 }
 
@@ -348,12 +373,12 @@ func TestUnloadAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	idle.Release()
-	eventually(t, 5*time.Second, "idle team to unload", func() bool { return s.teams.Lookup(teams[1]) == nil })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return s.teams.Lookup(teams[1]) == nil }, "idle team to unload")
 	if s.teams.Lookup(teams[0]) == nil {
 		t.Fatal("a team with a user was unloaded")
 	}
 	held.Release()
-	eventually(t, 5*time.Second, "released team to unload", func() bool { return s.teams.Lookup(teams[0]) == nil })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return s.teams.Lookup(teams[0]) == nil }, "released team to unload")
 	// Loading again after an unload works and sees a fresh subscription.
 	again, err := s.teams.Acquire(ctx, teams[0])
 	if err != nil {
@@ -362,7 +387,7 @@ func TestUnloadAfterGrace(t *testing.T) {
 	defer again.Release()
 	mutate(t, s, teams[0], 5)
 	final := s.origin.Seq(teams[0])
-	eventually(t, 5*time.Second, "reloaded team to follow events", func() bool { return again.Store().Seq() == final })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return again.Store().Seq() == final }, "reloaded team to follow events")
 }
 
 func TestPrewarmedTeamsStay(t *testing.T) {
@@ -376,11 +401,11 @@ func TestPrewarmedTeamsStay(t *testing.T) {
 	}
 	teams.Start()
 	defer teams.Shutdown(context.Background())
-	eventually(t, 5*time.Second, "pre-warmed team to load", func() bool { return teams.Lookup(ids[2]) != nil })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return teams.Lookup(ids[2]) != nil }, "pre-warmed team to load")
 	if _, err := teams.Get(context.Background(), ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "unpinned team to unload", func() bool { return teams.Lookup(ids[0]) == nil })
+	testkit.EventuallyWithin(t, 5*time.Second, func() bool { return teams.Lookup(ids[0]) == nil }, "unpinned team to unload")
 	if teams.Lookup(ids[2]) == nil {
 		t.Fatal("pre-warmed team was unloaded for idleness")
 	}

@@ -3,42 +3,30 @@ package cache_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// net/http keeps idle keep-alive readers until the transport is closed.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
-// stack is everything a team load needs, real and in-process: an embedded NATS server with
-// JetStream, the reference origin behind an httptest server, the origin client, and Teams.
+// stack is everything a team load needs, real and in-process (testkit/backend): an embedded
+// NATS server with JetStream, the reference origin behind an httptest server, its client, and
+// Teams.
 type stack struct {
 	t      *testing.T
 	bus    *pubsub.Bus
-	origin *reference.Server
-	http   *httptest.Server
+	origin *backend.Origin
 	client *origin.Client
 	teams  *cache.Teams
 	world  *reference.World
-
-	// wrap, when set, sees every origin request first (counting, corrupting).
-	wrap atomic.Pointer[func(w http.ResponseWriter, r *http.Request, next http.Handler)]
 
 	mu     sync.Mutex
 	events map[string][]int64 // seqs seen by OnEvent, per team
@@ -60,49 +48,17 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		o.size = "tiny"
 	}
 	s := &stack{t: t, events: make(map[string][]int64)}
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	ctx := context.Background()
-	s.bus, err = pubsub.Connect(ctx, pubsub.Config{Embedded: emb, Stream: o.stream, SubPendingMsgs: o.pending,
+	s.bus = backend.Bus(t, backend.NATS(t), pubsub.Config{Stream: o.stream, SubPendingMsgs: o.pending,
 		GapCheckInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.bus.Close)
-	size, err := reference.SizeByName(o.size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.world, err = reference.NewWorld(7, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.origin, err = reference.NewServer(reference.ServerConfig{World: s.world, Token: "svc", Publisher: s.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f := s.wrap.Load(); f != nil {
-			(*f)(w, r, s.origin)
-			return
-		}
-		s.origin.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.http.Close)
-	s.client, err = origin.NewClient(origin.ClientConfig{BaseURL: s.http.URL, Token: "svc", PageLimit: o.pageLimit, Timeout: o.timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.world = backend.World(t, 7, o.size)
+	s.origin = backend.NewOrigin(t, backend.OriginConfig{World: s.world, Publisher: s.bus,
+		Client: origin.ClientConfig{PageLimit: o.pageLimit, Timeout: o.timeout}})
+	s.client = s.origin.Client
 	cfg := cache.Config{Origin: s.client, Feed: s.bus, Hooks: cache.Hooks{OnEvent: s.onEvent}}
 	if o.cache != nil {
 		o.cache(&cfg)
 	}
+	var err error
 	s.teams, err = cache.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -151,23 +107,5 @@ func (s *stack) seen(team string) []int64 {
 }
 
 func (s *stack) setWrap(f func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
-	if f == nil {
-		s.wrap.Store(nil)
-		return
-	}
-	s.wrap.Store(&f)
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-tick.C
-	}
+	s.origin.SetWrap(f)
 }

@@ -228,3 +228,23 @@ func TestPagingWalksEverythingOnce(t *testing.T) {
 		t.Fatalf("bad cursor: %v", err)
 	}
 }
+
+// TestChannelCreatedAddsCreatorToSnapshotChannel: a load whose channels page was read after a
+// channel's creation, but whose memberships pages were read before, holds the channel without
+// its creator. The channel_created event the load then replays is stale for the channel object
+// but still makes the creator a member (found by TestEventsDuringLoadAppliedOnce, 1 run in ~90).
+func TestChannelCreatedAddsCreatorToSnapshotChannel(t *testing.T) {
+	st := cache.NewStore(tm)
+	st.ApplyUsers([]origin.User{user("U1", 1, "")})
+	c := channel("C1", "new", 7, true)
+	c.Creator = "U1"
+	st.ApplyChannels([]origin.Channel{c}) // the channel, no membership rows
+	e := ev(1, origin.EventChannelCreated)
+	e.Channel = &c
+	if _, ok := st.ApplyEvent(e); !ok {
+		t.Fatal("channel_created not applied")
+	}
+	if n := st.MemberCount("C1"); n != 1 || !st.IsMember("C1", "U1") {
+		t.Fatalf("after channel_created over a snapshot's channel: %d members, creator member %v", n, st.IsMember("C1", "U1"))
+	}
+}

@@ -121,7 +121,7 @@ func TestDialRefused(t *testing.T) {
 	if !errors.As(err, &e) || e.Code != client.CodeInvalidAuth || e.Status != 401 {
 		t.Fatalf("dial with a bad token: %v, want invalid_auth (HTTP 401)", err)
 	}
-	if n := s.wsHits.Load(); n != 1 {
+	if n := s.edge.Handshakes(); n != 1 {
 		t.Errorf("%d handshakes for a refused token, want 1", n)
 	}
 	for _, bad := range []string{"", "ftp://x/ws", "ws://", "::"} {

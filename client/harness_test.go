@@ -2,34 +2,22 @@ package client_test
 
 import (
 	"context"
-	"encoding/json"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
-	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend"
+	wstack "github.com/weft-edge/weft/internal/testkit/stack"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 const testSecret = "client-test-secret-0123456789"
 
@@ -42,158 +30,55 @@ type tb interface {
 	Cleanup(func())
 }
 
-// stack is a whole weft in this process, real parts only: embedded NATS with JetStream, the
-// reference origin behind an httptest server, and an edge node behind a listener that stays
-// put while the node behind it is restarted: a client reconnects to the same URL and meets a
-// new node, with an empty cache, that must reload the team and replay from JetStream.
+// stack is a whole weft in this process, real parts only (testkit/backend and testkit/stack):
+// embedded NATS with JetStream, the reference origin behind an httptest server, and an edge
+// node behind a listener that stays put while the node behind it is restarted: a client
+// reconnects to the same URL and meets a new node, with an empty cache, that must reload the
+// team and replay from JetStream.
 type stack struct {
 	t      tb
 	bus    *pubsub.Bus
 	origin *reference.Server
-	oc     *origin.Client
 	keys   *token.Keys
 	team   string
-	cfg    func(*edge.Config)
-
-	edge   atomic.Pointer[edge.Server] // nil while restarting: /ws answers 503
-	srv    *http.Server
-	url    string
+	edge   *wstack.Edge
+	url    string // the edge's /ws
 	hc     *http.Client
-	wsHits atomic.Int64 // handshakes tried
-
-	mu       sync.Mutex
-	hijacked []net.Conn // the WebSocket connections, so a crash can cut them
-	onWS     func()     // called at every handshake attempt, before it is served
 }
 
 // newStack starts a stack on a world of the named size.
 func newStack(t tb, size string, cfg func(*edge.Config)) *stack {
 	t.Helper()
-	s := &stack{t: t, cfg: cfg}
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	s.bus, err = pubsub.Connect(context.Background(), pubsub.Config{Embedded: emb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.bus.Close)
-	sz, err := reference.SizeByName(size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	world, err := reference.NewWorld(11, sz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.origin, err = reference.NewServer(reference.ServerConfig{World: world, Token: "svc", Publisher: s.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ohttp := httptest.NewServer(s.origin)
-	t.Cleanup(ohttp.Close)
-	s.oc, err = origin.NewClient(origin.ClientConfig{BaseURL: ohttp.URL, Token: "svc"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.keys, err = token.New([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := &stack{t: t}
+	s.bus = backend.Bus(t, backend.NATS(t), pubsub.Config{})
+	o := backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 11, size), Publisher: s.bus})
+	s.origin = o.Server
+	s.keys = wstack.Keys(t, testSecret)
 	s.team = s.origin.TeamIDs()[0]
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.url = "ws://" + ln.Addr().String() + "/ws"
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ConnState: s.connState}
-	go s.srv.Serve(ln)
-	s.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	s.startEdge()
-	t.Cleanup(func() {
-		s.stopEdge(false)
-		s.srv.Close()
-		s.hc.CloseIdleConnections()
+	s.edge = wstack.StartEdge(t, func(string) edge.Config {
+		c := wstack.EdgeConfig(o, s.bus, s.keys, "edge-client-test")
+		if cfg != nil {
+			cfg(&c)
+		}
+		return c
 	})
+	s.url = s.edge.URL("ws") + "/ws"
+	s.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	t.Cleanup(s.hc.CloseIdleConnections)
 	return s
 }
 
-func (s *stack) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/ws" {
-		s.wsHits.Add(1)
-		s.mu.Lock()
-		hook := s.onWS
-		s.mu.Unlock()
-		if hook != nil {
-			hook()
-		}
-	}
-	e := s.edge.Load()
-	if e == nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		json.NewEncoder(w).Encode(map[string]any{"ok": false,
-			"error": map[string]any{"code": "overloaded", "message": "restarting"}})
-		return
-	}
-	e.ServeHTTP(w, r)
-}
-
-func (s *stack) connState(c net.Conn, st http.ConnState) {
-	if st == http.StateHijacked {
-		s.mu.Lock()
-		s.hijacked = append(s.hijacked, c)
-		s.mu.Unlock()
-	}
-}
-
-func (s *stack) startEdge() {
-	cfg := edge.Config{Cache: cache.Config{Origin: s.oc, Feed: s.bus}, Replay: s.bus, Tokens: s.keys,
-		Node: "edge-client-test", DrainSpread: 300 * time.Millisecond,
-		ConnectRate: -1, TeamConnectRate: -1} // 1,000 clients of one team reconnect at once in the spread test
-	if s.cfg != nil {
-		s.cfg(&cfg)
-	}
-	e, err := edge.New(cfg)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	e.Start()
-	s.edge.Store(e)
-}
-
-// stopEdge stops the node: gracefully (goodbye draining, each session told a reconnect time
-// within DrainSpread) or as a crash (every connection cut with no goodbye, then the node's
-// insides stopped). /ws answers 503 Retry-After until startEdge.
+// stopEdge stops the node; with crash its connections are cut first, without a goodbye.
 func (s *stack) stopEdge(crash bool) {
-	e := s.edge.Load()
-	if e == nil {
-		return
-	}
 	if crash {
-		s.edge.Store(nil)
-		s.mu.Lock()
-		cut := s.hijacked
-		s.hijacked = nil
-		s.mu.Unlock()
-		for _, c := range cut {
-			c.Close()
-		}
+		s.edge.Crash()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
-		s.t.Errorf("edge shutdown: %v", err)
+	if err := s.edge.Stop(); err != nil {
+		s.t.Errorf("%v", err)
 	}
-	s.edge.Store(nil)
 }
+
+func (s *stack) startEdge() { s.edge.Start() }
 
 func (s *stack) restart(crash bool) {
 	s.stopEdge(crash)

@@ -87,15 +87,13 @@ func TestBackoffSpreadsReconnects(t *testing.T) {
 	var mu sync.Mutex
 	var hits []time.Duration
 	var cut time.Time
-	s.mu.Lock()
-	s.onWS = func() {
+	s.edge.OnHandshake(func() {
 		mu.Lock()
 		if !cut.IsZero() {
 			hits = append(hits, time.Since(cut))
 		}
 		mu.Unlock()
-	}
-	s.mu.Unlock()
+	})
 	mu.Lock()
 	cut = time.Now()
 	mu.Unlock()

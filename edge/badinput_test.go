@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/protocol"
 )
@@ -22,7 +23,7 @@ func (c *wsClient) nextReply(typ websocket.MessageType, data []byte) frame {
 	before := len(c.all())
 	c.sendType(typ, data)
 	var got frame
-	eventually(c.t, tenSeconds, "a reply", func() bool {
+	testkit.Eventually(c.t, func() bool {
 		for _, f := range c.all()[before:] {
 			if f.Type == "reply" {
 				got = f
@@ -30,7 +31,7 @@ func (c *wsClient) nextReply(typ websocket.MessageType, data []byte) frame {
 			}
 		}
 		return false
-	})
+	}, "a reply")
 	return got
 }
 
@@ -145,7 +146,7 @@ func TestPipelinedRequestsInOrder(t *testing.T) {
 		c.send(f)
 	}
 	var replies []frame
-	eventually(t, tenSeconds, fmt.Sprintf("%d replies", n), func() bool {
+	testkit.Eventually(t, func() bool {
 		replies = replies[:0]
 		for _, f := range c.all() {
 			if f.Type == protocol.FrameReply {
@@ -153,7 +154,7 @@ func TestPipelinedRequestsInOrder(t *testing.T) {
 			}
 		}
 		return len(replies) >= n
-	})
+	}, fmt.Sprintf("%d replies", n))
 	if len(replies) != n {
 		t.Fatalf("%d replies to %d requests", len(replies), n)
 	}
@@ -186,7 +187,7 @@ func TestPolicyGoodbye(t *testing.T) {
 		}
 		c.conn.Write(t.Context(), websocket.MessageText, []byte("garbage"))
 	}
-	eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c.ended(); return done })
+	testkit.Eventually(t, func() bool { done, _ := c.ended(); return done }, "the connection to end")
 	_, err := c.ended()
 	frames := c.all()
 	last := frames[len(frames)-1]
@@ -206,7 +207,7 @@ func TestPolicyGoodbye(t *testing.T) {
 	// A frame past the hard read limit ends the connection at once.
 	c2 := h.dial(h.team, h.user(h.team, 2), "")
 	c2.conn.Write(t.Context(), websocket.MessageText, make([]byte, 17*64<<10))
-	eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c2.ended(); return done })
+	testkit.Eventually(t, func() bool { done, _ := c2.ended(); return done }, "the connection to end")
 	if _, err := c2.ended(); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 		t.Errorf("huge frame: connection ended with %v, want close 1009", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/protocol"
@@ -53,12 +54,12 @@ func TestOriginOutage(t *testing.T) {
 		unavailable("origin failing", cold[i%len(cold)])
 		served("origin failing")
 	}
-	before := h.originReqs.Load()
+	before := h.orig.Requests()
 	for i := range 10 {
 		unavailable("circuit open", cold[i%len(cold)])
 	}
 	served("circuit open")
-	if n := h.originReqs.Load() - before; n != 0 {
+	if n := h.orig.Requests() - before; n != 0 {
 		t.Fatalf("%d origin requests while the circuit was open", n)
 	}
 	if v := h.metric("weft_edge_origin_circuit"); v != 2 {
@@ -69,10 +70,10 @@ func TestOriginOutage(t *testing.T) {
 	}
 
 	h.origin.SetFaults(reference.Faults{})
-	eventually(t, 10*time.Second, "a cold team to load once the origin is back", func() bool {
+	testkit.Eventually(t, func() bool {
 		st, _ := h.api(h.token(cold[0], h.user(cold[0], 1)), "ping", nil)
 		return st == 200
-	})
+	}, "a cold team to load once the origin is back")
 	if br.State() != "closed" {
 		t.Fatalf("breaker %s after the origin came back", br.State())
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -30,8 +31,7 @@ func (h *harness) ended(r endReason) float64 {
 // waitEnded waits until n sessions ended for r.
 func (h *harness) waitEnded(r endReason, n float64) {
 	h.t.Helper()
-	eventuallyOr(h.t, tenSeconds, "sessions ended for "+r.String(), func() { h.t.Logf("ended: %v", h.endedAll()) },
-		func() bool { return h.ended(r) >= n })
+	testkit.EventuallyOr(h.t, testkit.Within, func() bool { return h.ended(r) >= n }, "sessions ended for "+r.String(), func() { h.t.Logf("ended: %v", h.endedAll()) })
 }
 
 func (h *harness) endedAll() map[string]float64 {
@@ -85,7 +85,7 @@ func TestSessionEndReasons(t *testing.T) {
 		c.sendType(websocket.MessageText, make([]byte, 20<<10))
 		want[endTooLarge]++
 		h.waitEnded(endTooLarge, want[endTooLarge])
-		eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c.ended(); return done })
+		testkit.Eventually(t, func() bool { done, _ := c.ended(); return done }, "the connection to end")
 		if _, err := c.ended(); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 			t.Errorf("ended with %v, want close 1009", err)
 		}
@@ -145,7 +145,7 @@ func TestSessionEndReasons(t *testing.T) {
 		c := h.dial(team, h.user(team, 1), "")
 		h.sessionOf(team, c.user).goodbye(endMoved, 0)
 		bye := c.waitFrame("goodbye", func(f frame) bool { return f.Type == "goodbye" })
-		eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c.ended(); return done })
+		testkit.Eventually(t, func() bool { done, _ := c.ended(); return done }, "the connection to end")
 		if _, err := c.ended(); bye.Reason != protocol.ReasonMoved || websocket.CloseStatus(err) != protocol.CloseMoved {
 			t.Errorf("goodbye %s, ended with %v; want moved and close %d", bye.raw, err, protocol.CloseMoved)
 		}
@@ -175,7 +175,7 @@ func TestSessionEndReasons(t *testing.T) {
 func TestSessionEndsIdle(t *testing.T) {
 	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }})
 	c := h.dial(h.team, h.user(h.team, 1), "")
-	eventually(t, tenSeconds, "the silent connection to end", func() bool { done, _ := c.ended(); return done })
+	testkit.Eventually(t, func() bool { done, _ := c.ended(); return done }, "the silent connection to end")
 	h.waitEnded(endIdle, 1)
 	h.checkEnded(map[endReason]float64{endIdle: 1})
 }
@@ -215,7 +215,7 @@ func (h *harness) sessionOf(team, user string) *session {
 // readUntilEnd reads frames until the connection ends and returns the last goodbye, if any,
 // and the error that ended it.
 func readUntilEnd(conn *websocket.Conn) (protocol.Goodbye, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), tenSeconds)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Within)
 	defer cancel()
 	var bye protocol.Goodbye
 	for {
@@ -259,7 +259,7 @@ func (s *stallServer) releaseHold() { s.once.Do(func() { close(s.release) }) }
 // dial connects with tok and reads the hello; the connection is closed at cleanup.
 func (s *stallServer) dial(tok string) *websocket.Conn {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), tenSeconds)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Within)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.srv.URL, "http")+"/ws", &websocket.DialOptions{
 		HTTPClient: s.h.client, HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}, Subprotocols: []string{protocol.Subprotocol}})

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 )
@@ -126,14 +127,14 @@ func waitAll(t *testing.T, clients []*wsClient, seq int64) {
 // what it can before the test fails.
 func waitAllOr(t *testing.T, clients []*wsClient, seq int64, diag func()) {
 	t.Helper()
-	eventuallyOr(t, 20*time.Second, fmt.Sprintf("every client to get seq %d", seq), diag, func() bool {
+	testkit.EventuallyOr(t, 20*time.Second, func() bool {
 		for _, c := range clients {
 			if !c.hasSeq(seq) {
 				return false
 			}
 		}
 		return true
-	})
+	}, fmt.Sprintf("every client to get seq %d", seq), diag)
 }
 
 func TestEventsReachOnlyWhoMaySee(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -48,7 +49,7 @@ func TestSubprotocolNegotiation(t *testing.T) {
 			t.Errorf("offer %q: chosen %q, want %q", tc.offer, ws.Subprotocol(), tc.chosen)
 		}
 		// Spoken to in weft.v1 either way: a hello, then replies.
-		ctx, cancel := context.WithTimeout(context.Background(), tenSeconds)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Within)
 		_, b, err := ws.Read(ctx)
 		var hello protocol.Hello
 		if err != nil || json.Unmarshal(b, &hello) != nil || hello.Type != protocol.FrameHello || hello.Protocol != protocol.Subprotocol {

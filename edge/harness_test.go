@@ -17,9 +17,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"go.uber.org/goleak"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
@@ -27,34 +28,24 @@ import (
 	"github.com/weft-edge/weft/pubsub"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// net/http keeps idle keep-alive readers until the transport is closed.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		// bleve's analysis workers: started once per process by the package, never stopped.
-		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 const testSecret = "edge-test-secret-0123456789"
 
-// harness is a whole edge node, real and in-process: embedded NATS with JetStream, the
-// reference origin behind an httptest server (every request counted), the origin client, and
-// the edge Server behind its own httptest server.
+// harness is a whole edge node, real and in-process: embedded NATS with JetStream and the
+// reference origin behind an httptest server (every request counted), from testkit/backend,
+// and the edge Server behind its own httptest server.
 type harness struct {
-	t          *testing.T
-	bus        *pubsub.Bus
-	origin     *reference.Server
-	originHTTP *httptest.Server
-	originReqs atomic.Int64
-	edge       *Server
-	http       *httptest.Server
-	keys       *token.Keys
-	client     *http.Client // for /api and the handshakes; its idle connections closed at cleanup
-	team       string       // the first team of the world
-	other      string       // another team
+	t      *testing.T
+	bus    *pubsub.Bus
+	origin *reference.Server
+	orig   *backend.Origin // the origin's HTTP side: its request count
+	edge   *Server
+	http   *httptest.Server
+	keys   *token.Keys
+	client *http.Client // for /api and the handshakes; its idle connections closed at cleanup
+	team   string       // the first team of the world
+	other  string       // another team
 }
 
 type harnessOpts struct {
@@ -67,38 +58,13 @@ type harnessOpts struct {
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t}
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	h.bus, err = pubsub.Connect(context.Background(), pubsub.Config{Embedded: emb, Stream: o.stream,
+	h.bus = backend.Bus(t, backend.NATS(t), pubsub.Config{Stream: o.stream,
 		SubPendingMsgs: o.pending, GapCheckInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.bus.Close)
-	size, _ := reference.SizeByName("tiny")
-	world, err := reference.NewWorld(7, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.origin, err = reference.NewServer(reference.ServerConfig{World: world, Token: "svc", Publisher: h.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.originHTTP = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.originReqs.Add(1)
-		h.origin.ServeHTTP(w, r)
-	}))
-	t.Cleanup(h.originHTTP.Close)
-	oc, err := origin.NewClient(origin.ClientConfig{BaseURL: h.originHTTP.URL, Token: "svc", Guard: o.guard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.orig = backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 7, "tiny"), Publisher: h.bus,
+		Client: origin.ClientConfig{Guard: o.guard}})
+	h.origin = h.orig.Server
+	oc := h.orig.Client
+	var err error
 	h.keys, err = token.New([]byte(testSecret))
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +311,7 @@ func (c *wsClient) sendType(typ websocket.MessageType, data []byte) {
 func (c *wsClient) waitFrame(what string, match func(frame) bool) frame {
 	c.t.Helper()
 	var got frame
-	eventually(c.t, 10*time.Second, what, func() bool {
+	testkit.Eventually(c.t, func() bool {
 		for _, f := range c.all() {
 			if match(f) {
 				got = f
@@ -353,7 +319,7 @@ func (c *wsClient) waitFrame(what string, match func(frame) bool) frame {
 			}
 		}
 		return false
-	})
+	}, what)
 	return got
 }
 
@@ -462,7 +428,7 @@ func (h *harness) metric(name string) float64 {
 // applied waits until the edge's store of team reflects seq.
 func (h *harness) applied(team string, seq int64) {
 	h.t.Helper()
-	eventually(h.t, 10*time.Second, fmt.Sprintf("team %s at seq %d", team, seq), func() bool {
+	testkit.Eventually(h.t, func() bool {
 		t := h.edge.Teams().Lookup(team)
 		if t == nil || t.Store().Seq() < seq {
 			return false
@@ -475,7 +441,7 @@ func (h *harness) applied(team string, seq int64) {
 		hb.(*hub).mu.Lock()
 		defer hb.(*hub).mu.Unlock()
 		return hb.(*hub).lastSeq >= seq
-	})
+	}, fmt.Sprintf("team %s at seq %d", team, seq))
 }
 
 // must fails the test on a mutation error and returns the event.
@@ -485,29 +451,4 @@ func (h *harness) must(ev *origin.Event, err error) *origin.Event {
 		h.t.Fatal(err)
 	}
 	return ev
-}
-
-const tenSeconds = 10 * time.Second
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	eventuallyOr(t, within, what, nil, cond)
-}
-
-// eventuallyOr is eventually that calls diag, when not nil, before failing.
-func eventuallyOr(t *testing.T, within time.Duration, what string, diag func(), cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			if diag != nil {
-				diag()
-			}
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-tick.C
-	}
 }

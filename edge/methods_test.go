@@ -296,7 +296,7 @@ func TestLoadedTeamNeverTouchesOrigin(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	user := h.user(h.team, 5)
 	h.dial(h.team, user, "")
-	before := h.originReqs.Load()
+	before := h.orig.Requests()
 	h.origin.SetFaults(reference.Faults{Down: true})
 
 	c := h.dial(h.team, h.user(h.team, 6), "")
@@ -311,7 +311,7 @@ func TestLoadedTeamNeverTouchesOrigin(t *testing.T) {
 	if boot.Self.ID != user {
 		t.Errorf("api boot = %+v", boot)
 	}
-	if n := h.originReqs.Load() - before; n != 0 {
+	if n := h.orig.Requests() - before; n != 0 {
 		t.Errorf("the origin got %d requests for a loaded team", n)
 	}
 

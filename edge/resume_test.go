@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/protocol"
 	"github.com/weft-edge/weft/pubsub"
@@ -41,7 +42,7 @@ func TestResume(t *testing.T) {
 		post(h.origin.PostMessage(ctx, team, general, other, fmt.Sprintf("before %d", i), nil))
 	}
 	last := evs[len(evs)-1].Seq
-	eventually(t, tenSeconds, "the first events", func() bool { return c1.hasSeq(last) })
+	testkit.Eventually(t, func() bool { return c1.hasSeq(last) }, "the first events")
 	if got := c1.seqs(); !slices.Equal(got, []int64{last - 2, last - 1, last}) {
 		t.Fatalf("first connection got %v", got)
 	}
@@ -70,7 +71,7 @@ func TestResume(t *testing.T) {
 	c2 := h.dial(team, me, fmt.Sprintf("since=%d", last))
 	wg.Wait()
 	marker := post(h.markerEvent(team), nil)
-	eventually(t, tenSeconds, "the marker", func() bool { return c2.hasSeq(marker.Seq) })
+	testkit.Eventually(t, func() bool { return c2.hasSeq(marker.Seq) }, "the marker")
 
 	if !c2.hello.Resumed || c2.hello.Seq != last {
 		t.Errorf("hello = %+v, want resumed at %d", c2.hello, last)
@@ -124,7 +125,7 @@ func TestResumeRefused(t *testing.T) {
 		}
 		// Live events follow, whatever the answer was.
 		live := h.must(h.origin.PostMessage(ctx, team, general, other, "live", nil))
-		eventually(t, tenSeconds, "a live event", func() bool { return c.hasSeq(live.Seq) })
+		testkit.Eventually(t, func() bool { return c.hasSeq(live.Seq) }, "a live event")
 		checkStream(t, c, append(want, live.Seq))
 		c.close()
 		now = live.Seq
@@ -177,15 +178,15 @@ func TestResumeLongerThanQueue(t *testing.T) {
 		}
 	}()
 	c2 := h.dial(team, me, fmt.Sprintf("since=%d", since))
-	eventually(t, tenSeconds, "the replay and some live events", func() bool {
+	testkit.Eventually(t, func() bool {
 		done, _ := c2.ended()
 		return done || len(c2.seqs()) >= missed+20
-	})
+	}, "the replay and some live events")
 	close(stop)
 	wg.Wait()
 	marker := h.markerEvent(team)
 	evs = append(evs, marker)
-	eventually(t, tenSeconds, "the marker", func() bool { done, _ := c2.ended(); return done || c2.hasSeq(marker.Seq) })
+	testkit.Eventually(t, func() bool { done, _ := c2.ended(); return done || c2.hasSeq(marker.Seq) }, "the marker")
 	if done, err := c2.ended(); done {
 		t.Fatalf("the resumed connection was closed: %v; last frame %s", err, c2.all()[len(c2.all())-1].raw)
 	}
@@ -244,7 +245,7 @@ func TestResumeAcrossMembershipChanges(t *testing.T) {
 	h.applied(team, marker.Seq)
 
 	c2 := h.dial(team, me, fmt.Sprintf("since=%d", since))
-	eventually(t, tenSeconds, "the marker", func() bool { return c2.hasSeq(marker.Seq) })
+	testkit.Eventually(t, func() bool { return c2.hasSeq(marker.Seq) }, "the marker")
 	if !c2.hello.Resumed {
 		t.Fatalf("hello %+v", c2.hello)
 	}
@@ -297,7 +298,7 @@ func TestReloadSendsSessionsToResume(t *testing.T) {
 		want = append(want, seq)
 	}
 	if len(want) > 0 {
-		eventually(t, 10*time.Second, "the events after the hello", func() bool { return again.hasSeq(last) })
+		testkit.Eventually(t, func() bool { return again.hasSeq(last) }, "the events after the hello")
 	}
 	checkStream(t, again, want)
 }
@@ -319,7 +320,7 @@ func TestResumeFromMemory(t *testing.T) {
 		last = h.must(h.origin.PostMessage(ctx, team, general, other, fmt.Sprintf("m%d", i), nil))
 	}
 	h.applied(team, last.Seq)
-	eventually(t, tenSeconds, "the live session to see every event", func() bool { return first.hasSeq(last.Seq) })
+	testkit.Eventually(t, func() bool { return first.hasSeq(last.Seq) }, "the live session to see every event")
 
 	// 7 back: older than the stream's 5, within memory's 8.
 	c := h.dial(team, me, fmt.Sprintf("since=%d", last.Seq-7))
@@ -330,7 +331,7 @@ func TestResumeFromMemory(t *testing.T) {
 	for s := last.Seq - 6; s <= last.Seq; s++ {
 		want = append(want, s)
 	}
-	eventually(t, tenSeconds, "the replay", func() bool { return c.hasSeq(last.Seq) })
+	testkit.Eventually(t, func() bool { return c.hasSeq(last.Seq) }, "the replay")
 	checkStream(t, c, want)
 	if h.metric(`weft_edge_resume_replays_total{source="memory"}`) < 1 {
 		t.Fatal("the replay did not come from memory")

@@ -52,9 +52,12 @@ type Config struct {
 	// Defaults 30s and 3 × HeartbeatInterval.
 	HeartbeatInterval time.Duration
 	IdleTimeout       time.Duration
-	// QueueBytes bounds a session's outbound queue; past it the session is closed as a slow
-	// consumer. Default 1 MiB.
-	QueueBytes int
+	// QueueBytes bounds a session's outbound queue. A session whose queue is over it and whose
+	// writer has finished no frame for StallTimeout is closed as a slow consumer, and so is one
+	// whose queue passes 4 × QueueBytes (session.go, sendLocked); either way its goodbye gets
+	// StallTimeout to be written before the session ends. Defaults 1 MiB and 2s.
+	QueueBytes   int
+	StallTimeout time.Duration
 	// WriteTimeout bounds every write to a client; default 10s.
 	WriteTimeout time.Duration
 	// MaxFrameBytes bounds a client frame, default 64 KiB (larger frames get too_large; frames
@@ -125,6 +128,7 @@ func (c *Config) defaults() error {
 	setDefault(&c.HeartbeatInterval, 30*time.Second)
 	setDefault(&c.IdleTimeout, 3*c.HeartbeatInterval)
 	setDefault(&c.QueueBytes, 1<<20)
+	setDefault(&c.StallTimeout, 2*time.Second)
 	setDefault(&c.WriteTimeout, 10*time.Second)
 	setDefault(&c.MaxFrameBytes, 64<<10)
 	setDefault(&c.PolicyStrikes, 16)

@@ -50,9 +50,10 @@ type session struct {
 	// (read under hub.mu by the fan-out's scope and annotations).
 	mu        sync.Mutex
 	queue     [][]byte
-	queued    int  // bytes in queue and in the write under way
-	grace     int  // bytes of hello and replay not yet written: they do not count against QueueBytes
-	live      bool // hello is queued; the writer may run
+	queued    int   // bytes in queue and in the write under way
+	progress  int64 // bucket clock: when the writer last finished a frame, or the queue last filled from empty
+	grace     int   // bytes of hello and replay not yet written: they do not count against QueueBytes
+	live      bool  // hello is queued; the writer may run
 	writing   bool
 	closing   string // goodbye reason once the server decided to close, "" before
 	closeCode websocket.StatusCode
@@ -66,8 +67,8 @@ type session struct {
 	throttle throttle      // whether the reader reads (see throttle.go)
 }
 
-// send queues a frame. It never blocks: a session whose queue would pass QueueBytes is marked
-// a slow consumer and closed by its writer, and send reports false.
+// send queues a frame. It never blocks: a session that cannot keep up (see sendLocked) is
+// marked a slow consumer and closed, and send reports false.
 func (s *session) send(frame []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,21 +85,45 @@ func (s *session) sendEvent(a *annotator) bool {
 	return s.sendLocked(a.frameFor(s))
 }
 
+// sendLocked queues a frame unless the session is a slow consumer. A queue over QueueBytes alone
+// does not make one: a client that reads as fast as it can still falls behind for a moment when
+// a burst of events arrives, or when its writer waits for a CPU on a busy machine, and cutting
+// it off would only make it reconnect and resume the same events. A session is a slow consumer
+// when its queue is over QueueBytes and its writer has finished no frame for StallTimeout (the
+// client is not reading), or when the queue passes the hard cap of 4 × QueueBytes whatever the
+// progress (the client reads, but slower than its events come: memory stays bounded).
 func (s *session) sendLocked(frame []byte) bool {
 	if s.closing != "" {
 		return false
 	}
-	limit := s.srv.cfg.QueueBytes + s.grace
+	soft, hard := s.srv.cfg.QueueBytes+s.grace, 4*s.srv.cfg.QueueBytes+s.grace
 	if !s.live {
 		// Before its hello nothing can drain the queue: the events of a long resume's replay
 		// time wait here. They get room of their own (bounded, so a replay that never ends
 		// still ends as a slow consumer) and become grace at goLive.
-		limit = 4 * s.srv.cfg.QueueBytes
+		soft = hard
 	}
-	if s.queued+len(frame) > limit {
-		s.srv.metrics.slowConsumers.Inc()
-		s.beginClose(endSlowConsumer, s.srv.jitter(s.srv.cfg.HeartbeatInterval/10))
-		return false
+	if n := s.queued + len(frame); n > soft {
+		stalled := s.live && time.Duration(bucket.Now()-s.progress) > s.srv.cfg.StallTimeout
+		if stalled || n > hard {
+			s.srv.metrics.slowConsumers.Inc()
+			s.beginClose(endSlowConsumer, s.srv.jitter(s.srv.cfg.HeartbeatInterval/10))
+			if stalled {
+				// The writer is stuck in a write the client does not read (or could not run
+				// for StallTimeout): a goodbye would wait behind that write until WriteTimeout.
+				// End the session now; its owner closes the connection, which frees the writer.
+				s.stop()
+			} else {
+				// The writer may be mid-write to a client that has just stopped reading: the
+				// goodbye gets StallTimeout, not WriteTimeout, before the session is ended. The
+				// timer holds the session no longer than that; stop is idempotent.
+				time.AfterFunc(s.srv.cfg.StallTimeout, s.stop)
+			}
+			return false
+		}
+	}
+	if s.queued == 0 {
+		s.progress = bucket.Now() // the writer's wait starts now, not at its last frame
 	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
@@ -166,6 +191,7 @@ func (s *session) goLive(first [][]byte) {
 	s.queue = append(first, s.queue...)
 	s.grace = n + s.queued // what waited for the hello is written first too
 	s.queued += n
+	s.progress = bucket.Now()
 	s.live = true
 	s.kick()
 }
@@ -198,6 +224,7 @@ func (s *session) writeLoop() {
 			}
 			s.mu.Lock()
 			s.queued -= len(f)
+			s.progress = bucket.Now()
 			s.grace = max(s.grace-len(f), 0) // first is at the head of the queue: written first
 			if s.outboundPaused && s.queued < s.srv.cfg.QueueBytes/4 {
 				s.outboundPaused = false
@@ -341,6 +368,7 @@ func (s *session) reply(frame []byte) {
 	s.writing = true
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
+	s.progress = bucket.Now()
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.writeLoop()

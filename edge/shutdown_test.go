@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -32,12 +33,12 @@ func TestShutdownDrains(t *testing.T) {
 		defer cancel()
 		done <- h.edge.Shutdown(ctx)
 	}()
-	eventually(t, tenSeconds, "readyz to turn 503", func() bool {
+	testkit.Eventually(t, func() bool {
 		status, _ := h.get("/readyz")
 		return status == http.StatusServiceUnavailable
-	})
+	}, "readyz to turn 503")
 	for _, c := range clients {
-		eventually(t, tenSeconds, "the connection to end", func() bool { done, _ := c.ended(); return done })
+		testkit.Eventually(t, func() bool { done, _ := c.ended(); return done }, "the connection to end")
 		_, err := c.ended()
 		frames := c.all()
 		if len(frames) == 0 {
@@ -90,13 +91,22 @@ func TestShutdownDrains(t *testing.T) {
 }
 
 // A connection silent for IdleTimeout is closed, and one that keeps talking is not.
+//
+// The talker pings every IdleTimeout/20 with no request quota: pinging as fast as replies come
+// ran into the default quota (200 burst, 100/s) in about 2 of 30 runs, and a quota reply is not
+// a pong. IdleTimeout is 1s, not less, so that a talker whose goroutine waits a while for a CPU
+// still pings well inside it.
 func TestIdleConnectionsClose(t *testing.T) {
-	// No request quota: the talker pings as fast as it can until the silent one is closed, and
-	// on a fast machine that passes the default burst long before IdleTimeout.
-	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.IdleTimeout, c.RequestRate = 300*time.Millisecond, -1 }})
+	const idle = time.Second
+	h := newHarness(t, harnessOpts{edge: func(c *Config) {
+		c.IdleTimeout = idle
+		c.RequestRate = -1
+	}})
 	team := h.origin.TeamIDs()[0]
 	silent := h.dial(team, h.user(team, 1), "")
 	talker := h.dial(team, h.user(team, 2), "")
+	tick := time.NewTicker(idle / 20)
+	defer tick.Stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var pong struct{}
@@ -107,6 +117,7 @@ func TestIdleConnectionsClose(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("a silent connection was not closed after IdleTimeout")
 		}
+		<-tick.C
 	}
 	if ended, err := talker.ended(); ended {
 		t.Fatalf("a connection that pings was closed: %v", err)

@@ -3,6 +3,8 @@ package edge
 import (
 	"testing"
 	"time"
+
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // TestSurgeWindow: a surge is SurgeLoads load starts within the window; it ends when they age
@@ -44,15 +46,9 @@ func TestSurgeDefersTypoFallback(t *testing.T) {
 	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.SurgeLoads = 2 }})
 	h.dial(h.team, h.user(h.team, 1), "")
 	h.dial(h.other, h.user(h.other, 1), "")
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(time.Minute)
-	for h.metric(`weft_edge_shed_total{what="fuzzy_index_surge"}`) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no typo-fallback build deferred after two loads made a surge")
-		}
-		<-tick.C
-	}
+	testkit.EventuallyWithin(t, time.Minute, func() bool {
+		return h.metric(`weft_edge_shed_total{what="fuzzy_index_surge"}`) >= 1
+	}, "a typo-fallback build deferred after two loads made a surge")
 	name := h.origin.Users(h.other)[2].Name
 	var res struct {
 		Results []struct {

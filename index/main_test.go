@@ -3,13 +3,8 @@ package index_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // Every index's goroutines (its build, bleve's scorch workers) must be gone after Close.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// bleve's analysis workers: started once per process by the package, never stopped.
-		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }

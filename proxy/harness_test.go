@@ -3,20 +3,18 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
-	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend"
+	wstack "github.com/weft-edge/weft/internal/testkit/stack"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
@@ -24,14 +22,7 @@ import (
 	"github.com/weft-edge/weft/pubsub"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("github.com/blevesearch/bleve_index_api.AnalysisWorker"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 const testSecret = "proxy-test-secret-0123456789"
 
@@ -42,6 +33,7 @@ type world struct {
 	t       testing.TB
 	emb     *pubsub.Embedded
 	origin  *reference.Server
+	orig    *backend.Origin
 	oc      *origin.Client
 	keys    *token.Keys
 	edgeFn  func(*edge.Config)
@@ -54,43 +46,27 @@ type world struct {
 
 type edgeNode struct {
 	name  string
+	node  *wstack.Edge
 	srv   *edge.Server
 	bus   *pubsub.Bus
-	http  *http.Server
 	addr  string
-	hits  atomic.Int64 // requests that reached this edge
-	mu    sync.Mutex
-	conns []net.Conn // hijacked WebSocket connections, so a crash can cut them
-	loads sync.Map   // team → time its load finished
+	loads sync.Map // team → time its load finished
 	dead  atomic.Bool
 }
 
 type proxyNode struct {
-	srv  *proxy.Server
-	bus  *pubsub.Bus
-	http *http.Server
-	url  string // http://host:port
+	srv *proxy.Server
+	bus *pubsub.Bus
+	url string // http://host:port
 }
 
 func newWorld(t testing.TB, size string, edgeFn func(*edge.Config)) *world {
 	t.Helper()
 	w := &world{t: t, edges: map[string]*edgeNode{}, edgeFn: edgeFn}
 	var err error
-	w.emb, err = pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	must(t, err)
-	must(t, w.emb.Start())
-	t.Cleanup(w.emb.Shutdown)
-	obus := w.bus("origin")
-	sz, err := reference.SizeByName(size)
-	must(t, err)
-	wd, err := reference.NewWorld(7, sz)
-	must(t, err)
-	w.origin, err = reference.NewServer(reference.ServerConfig{World: wd, Token: "svc", Publisher: obus})
-	must(t, err)
-	ohttp, oaddr := serve(t, w.origin, nil)
-	t.Cleanup(func() { ohttp.Close() })
-	w.oc, err = origin.NewClient(origin.ClientConfig{BaseURL: "http://" + oaddr, Token: "svc"})
-	must(t, err)
+	w.emb = backend.NATS(t)
+	w.orig = backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 7, size), Publisher: w.bus("origin")})
+	w.origin, w.oc = w.orig.Server, w.orig.Client
 	w.keys, err = token.New([]byte(testSecret))
 	must(t, err)
 	return w
@@ -105,55 +81,29 @@ func must(t testing.TB, err error) {
 
 // bus is a new NATS connection, closed at cleanup (closing twice is fine).
 func (w *world) bus(name string) *pubsub.Bus {
-	b, err := pubsub.Connect(context.Background(), pubsub.Config{Embedded: w.emb, Name: name})
-	must(w.t, err)
-	w.t.Cleanup(b.Close)
-	return b
-}
-
-// serve runs h on a new loopback listener.
-func serve(t testing.TB, h http.Handler, state func(net.Conn, http.ConnState)) (*http.Server, string) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	hs := &http.Server{Handler: h, ConnState: state, ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
-	return hs, ln.Addr().String()
+	return backend.Bus(w.t, w.emb, pubsub.Config{Name: name})
 }
 
 // addEdge starts an edge that joins the ring.
 func (w *world) addEdge(name string) *edgeNode {
 	w.t.Helper()
 	n := &edgeNode{name: name, bus: w.bus(name)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(w.t, err)
-	n.addr = ln.Addr().String()
-	cfg := edge.Config{
-		Cache: cache.Config{Origin: w.oc, Feed: n.bus, Hooks: cache.Hooks{OnLoad: func(team string, _ time.Duration, err error) {
+	n.node = wstack.StartEdge(w.t, func(addr string) edge.Config {
+		cfg := wstack.EdgeConfig(w.orig, n.bus, w.keys, name)
+		cfg.ConnectRate, cfg.TeamConnectRate = 0, 0 // the edge's own quotas, as in production
+		cfg.Cache.Hooks.OnLoad = func(team string, _ time.Duration, err error) {
 			if err == nil {
 				n.loads.LoadOrStore(team, time.Now())
 			}
-		}}},
-		Replay: n.bus, Tokens: w.keys, Node: name, DrainSpread: 300 * time.Millisecond,
-		Index:   indexOff,
-		Cluster: &edge.ClusterConfig{Peers: n.bus, Addr: n.addr, Interval: 100 * time.Millisecond, MoveSpread: time.Second},
-	}
-	if w.edgeFn != nil {
-		w.edgeFn(&cfg)
-	}
-	n.srv, err = edge.New(cfg)
-	must(w.t, err)
-	must(w.t, n.srv.Start())
-	n.http = &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		n.hits.Add(1)
-		n.srv.ServeHTTP(rw, r)
-	}), ConnState: func(c net.Conn, st http.ConnState) {
-		if st == http.StateHijacked {
-			n.mu.Lock()
-			n.conns = append(n.conns, c)
-			n.mu.Unlock()
 		}
-	}}
-	go n.http.Serve(ln)
+		cfg.Index = indexOff
+		cfg.Cluster = &edge.ClusterConfig{Peers: n.bus, Addr: addr, Interval: 100 * time.Millisecond, MoveSpread: time.Second}
+		if w.edgeFn != nil {
+			w.edgeFn(&cfg)
+		}
+		return cfg
+	})
+	n.srv, n.addr = n.node.Server(), n.node.Addr
 	w.mu.Lock()
 	w.edges[name] = n
 	w.mu.Unlock()
@@ -161,60 +111,43 @@ func (w *world) addEdge(name string) *edgeNode {
 	return n
 }
 
-// stopEdge drains the edge (graceful) or crashes it: its connections are cut, its listener
-// and NATS connection close, and it never says goodbye or announces again.
+// stopEdge shuts an edge down; with crash it vanishes as a killed process would: its
+// connections are cut, its address refuses, its announcements stop, and only then is it shut
+// down (so it announces no drain).
 func (w *world) stopEdge(n *edgeNode, crash bool) {
 	if !n.dead.CompareAndSwap(false, true) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	if crash {
-		n.mu.Lock()
-		for _, c := range n.conns {
-			c.Close()
-		}
-		n.mu.Unlock()
-		n.http.Close()
+		n.node.Crash()
+		n.node.Close()
 		n.bus.Close()
-		n.srv.Shutdown(ctx)
+		n.node.Stop()
 		return
 	}
-	if err := n.srv.Shutdown(ctx); err != nil {
-		w.t.Errorf("edge %s shutdown: %v", n.name, err)
+	if err := n.node.Stop(); err != nil {
+		w.t.Errorf("edge %s: %v", n.name, err)
 	}
-	n.http.Shutdown(ctx)
+	n.node.Close()
 	n.bus.Close()
 }
 
-// addProxy starts a proxy that discovers the edges on NATS.
+// addProxy starts a proxy that watches the edges' announcements.
 func (w *world) addProxy() *proxyNode {
 	w.t.Helper()
 	p := &proxyNode{bus: w.bus("proxy")}
-	var err error
 	cfg := proxy.Config{Tokens: w.keys, Watch: p.bus}
 	if w.proxyFn != nil {
 		w.proxyFn(&cfg)
 	}
-	p.srv, err = proxy.New(cfg)
-	must(w.t, err)
-	must(w.t, p.srv.Start())
-	var addr string
-	p.http, addr = serve(w.t, p.srv, nil)
-	p.url = "http://" + addr
+	sp := wstack.StartProxy(w.t, cfg)
+	p.srv, p.url = sp.Server, sp.URL
 	w.mu.Lock()
 	w.proxies = append(w.proxies, p)
 	w.mu.Unlock()
-	w.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		p.http.Shutdown(ctx)
-		p.srv.Shutdown(ctx)
-	})
 	return p
 }
 
-// waitRing waits until every proxy and live edge sees exactly the named edges in the ring.
 func (w *world) waitRing(names ...string) {
 	w.t.Helper()
 	want := fmt.Sprint(sorted(names))
@@ -228,7 +161,7 @@ func (w *world) waitRing(names ...string) {
 			}
 		}
 	}()
-	waitFor(w.t, 10*time.Second, "ring "+want, func() bool {
+	testkit.Eventually(w.t, func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, p := range w.proxies {
@@ -242,7 +175,7 @@ func (w *world) waitRing(names ...string) {
 			}
 		}
 		return true
-	})
+	}, "ring "+want)
 }
 
 func (w *world) token(team, user string) string {
@@ -265,21 +198,6 @@ func (w *world) dial(base, team, user string, edit func(*client.Options)) *clien
 	must(w.t, err)
 	w.t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(d)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-	}
 }
 
 func sorted(s []string) []string {

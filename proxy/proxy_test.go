@@ -18,6 +18,7 @@ import (
 
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
 )
@@ -75,7 +76,7 @@ func TestBadTokenRefusedAtProxy(t *testing.T) {
 	must(t, err)
 	forged, err := other.Issue(team, user, 3600e9)
 	must(t, err)
-	before := e.hits.Load()
+	before := e.node.Requests()
 	for _, tc := range []struct{ name, method, path, auth string }{
 		{"ws forged", "GET", "/ws", "Bearer " + forged},
 		{"ws garbage", "GET", "/ws", "Bearer not.a.jwt"},
@@ -108,7 +109,7 @@ func TestBadTokenRefusedAtProxy(t *testing.T) {
 			t.Errorf("%s: status %d body %s", tc.name, resp.StatusCode, body)
 		}
 	}
-	if n := e.hits.Load() - before; n != 0 {
+	if n := e.node.Requests() - before; n != 0 {
 		t.Errorf("%d requests with bad tokens reached the edge", n)
 	}
 	// A good token goes through, on /api too.
@@ -118,7 +119,7 @@ func TestBadTokenRefusedAtProxy(t *testing.T) {
 	must(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"ok":true`)) || e.hits.Load() == before {
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"ok":true`)) || e.node.Requests() == before {
 		t.Fatalf("good token through the proxy: %d %s", resp.StatusCode, body)
 	}
 }
@@ -205,15 +206,15 @@ func TestProxyPacesConnections(t *testing.T) {
 		t.Fatalf("4th connection past a burst of 3: %v", resp)
 	}
 	g.v.Store(900) // over high: the edge stops admitting and says so in its announcements
-	waitFor(t, 10*time.Second, "the proxy to see the edge not admitting", func() bool {
+	testkit.Eventually(t, func() bool {
 		a := p.srv.Membership().View().Edges["edge-1"]
 		return !a.Admitting
-	})
-	hits := e.hits.Load()
+	}, "the proxy to see the edge not admitting")
+	hits := e.node.Requests()
 	if resp := dial(4); resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("connection to an edge not admitting: %v", resp)
 	}
-	if e.hits.Load() != hits {
+	if e.node.Requests() != hits {
 		t.Fatal("the proxy bothered an edge that is not admitting")
 	}
 }
@@ -226,14 +227,9 @@ func TestClientTurnedAwayMovedComesBackAtOnce(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	e1, e2 := w.addEdge("edge-1"), w.addEdge("edge-2")
 	w.waitRing("edge-1", "edge-2")
-	var team string
-	var wrong *edgeNode
-	for _, id := range w.origin.TeamIDs() {
-		team, wrong = id, e2
-		if e1.srv.Membership().Owner(id) == "edge-2" {
-			wrong = e1
-		}
-		break
+	team, wrong := w.origin.TeamIDs()[0], e2 // whichever edge does not own the team
+	if e1.srv.Membership().Owner(team) == "edge-2" {
+		wrong = e1
 	}
 	var mu sync.Mutex
 	var rs []client.Reconnect
@@ -271,9 +267,9 @@ func TestEdgeAnnouncesItsLag(t *testing.T) {
 	w.addEdge("edge-1")
 	p := w.addProxy()
 	w.waitRing("edge-1")
-	waitFor(t, 10*time.Second, "an announcement with the edge's lag", func() bool {
+	testkit.Eventually(t, func() bool {
 		return p.srv.Membership().View().Edges["edge-1"].LagP99MS > 0
-	})
+	}, "an announcement with the edge's lag")
 	resp, err := http.Get(p.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)

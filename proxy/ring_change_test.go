@@ -8,6 +8,7 @@ import (
 
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // fleet is a set of clients, one per (team, user), with their event recorders and the time
@@ -56,14 +57,14 @@ func (w *world) events(teams []string, n int, into map[string][]int64) {
 // duplicate or out-of-order event.
 func (f *fleet) checkNoLoss(t *testing.T, want map[string][]int64) {
 	t.Helper()
-	waitFor(t, 20*time.Second, "every client to have every event of its team", func() bool {
+	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
 		for i, r := range f.recs {
 			if !r.has(want[f.teams[i]]) {
 				return false
 			}
 		}
 		return true
-	})
+	}, "every client to have every event of its team")
 	for i, r := range f.recs {
 		if p := r.problems(); len(p) > 0 {
 			t.Errorf("client %d (team %s): %v", i, f.teams[i], p)
@@ -102,7 +103,7 @@ func TestEdgeKilled(t *testing.T) {
 		}
 	}
 	after := ring.New(survivors)
-	waitFor(t, 20*time.Second, "the victim's clients to resume elsewhere", func() bool {
+	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
 		for _, i := range onVictim {
 			h := f.clients[i].Hello()
 			if h.Node == victim || !h.Resumed {
@@ -110,7 +111,7 @@ func TestEdgeKilled(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, "the victim's clients to resume elsewhere")
 	for _, i := range onVictim {
 		if got, want := f.clients[i].Hello().Node, after.Owner(f.teams[i]); got != want {
 			t.Errorf("client %d of team %s resumed on %s, owner %s", i, f.teams[i], got, want)
@@ -167,14 +168,14 @@ func TestEdgeJoinsThenDrains(t *testing.T) {
 	e3 := w.addEdge("edge-3")
 	w.events(teams, 1, want)
 	w.waitRing("edge-1", "edge-2", "edge-3")
-	waitFor(t, 20*time.Second, "the moved teams' clients on edge-3", func() bool {
+	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
 		for i, c := range f.clients {
 			if i < 2*len(moving) && (c.Hello().Node != "edge-3" || !c.Hello().Resumed) {
 				return false
 			}
 		}
 		return true
-	})
+	}, "the moved teams' clients on edge-3")
 	w.events(teams, 1, want)
 	f.checkNoLoss(t, want)
 	var first, last time.Time
@@ -213,14 +214,14 @@ func TestEdgeJoinsThenDrains(t *testing.T) {
 
 	// Drain edge-3: its teams go back to their owners in the two-edge ring, pre-warmed there.
 	w.stopEdge(e3, false)
-	waitFor(t, 20*time.Second, "the moved teams' clients back on the two edges", func() bool {
+	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
 		for i, c := range f.clients {
 			if i < 2*len(moving) && (c.Hello().Node != two.Owner(f.teams[i]) || !c.Hello().Resumed) {
 				return false
 			}
 		}
 		return true
-	})
+	}, "the moved teams' clients back on the two edges")
 	w.events(teams, 1, want)
 	f.checkNoLoss(t, want)
 	for i := range 2 * len(moving) {

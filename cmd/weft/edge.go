@@ -71,7 +71,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.DurationVar(&o.grace, "grace", 5*time.Minute, "how long a team without sessions stays loaded")
 	fs.StringVar(&o.prewarm, "prewarm", "", "comma-separated team IDs to load at start and keep loaded")
 	fs.IntVar(&o.pageLimit, "page-limit", 5000, "page size asked of the origin when loading a team")
-	fs.IntVar(&o.queueBytes, "queue-bytes", 1<<20, "outbound queue bound per connection; past it the client is a slow consumer")
+	fs.IntVar(&o.queueBytes, "queue-bytes", 1<<20, "outbound queue bound per connection; a client over it whose writes stall for 2s, or over 4× it, is a slow consumer")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval announced to clients; silent connections close after 3×")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "window over which draining clients are told to reconnect")
 	fs.BoolVar(&o.typos, "autocomplete-typos", true, "build each team's typo-tolerant autocomplete fallback (bleve) in the background")

@@ -1,19 +1,19 @@
 package ring
 
-// Regression tests from the review of the proxy and the ring: the comment on each test
-// describes the bug it caught, and the test fails if that bug comes back.
+// Two edges announcing under one name: the ring does not flap between them. Each test's comment
+// describes the bug it was written for; the test fails if that bug comes back.
 
 import (
 	"testing"
 	"time"
 )
 
-// TestReviewDuplicateNodeName: two edges announce under one name (`weft edge` defaults --node to
+// TestDuplicateNodeName: two edges announce under one name (`weft edge` defaults --node to
 // edge-1, so two edges started without --node do this). Observe takes every announcement as
 // the same edge: its address flips between the two on every announcement, and when one of
 // them drains the ring flaps on every announcement (each flap a ring change that makes every
 // edge run a rebalance). Nothing reports the conflict.
-func TestReviewDuplicateNodeName(t *testing.T) {
+func TestDuplicateNodeName(t *testing.T) {
 	changes := 0
 	m := NewMembership(MembershipConfig{OnChange: func(_, _ *View) { changes++ }})
 	t1, t2 := time.Unix(1000, 0), time.Unix(2000, 0)

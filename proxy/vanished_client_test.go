@@ -1,7 +1,7 @@
 package proxy_test
 
-// Regression tests from the review of the proxy and the ring: the comment on each test
-// describes the bug it caught, and the test fails if that bug comes back.
+// A client that goes away while the proxy routes its /ws does not mark edges down. Each test's comment
+// describes the bug it was written for; the test fails if that bug comes back.
 
 import (
 	"context"
@@ -14,12 +14,12 @@ import (
 	"time"
 )
 
-// TestReviewClientGoneMarksEdgesDown: a client that goes away while the proxy is routing its
+// TestVanishedClientKeepsEdgesUp: a client that goes away while the proxy is routing its
 // /ws (the http.Server cancels r.Context()) makes forwardWS's DialContext fail at once; route
 // takes that for "unreachable", marks the owner down, tries the next owner (same failure),
 // and so on: one vanished client empties the proxy's ring for DownFor, and every other
 // client gets 503 no_edge meanwhile.
-func TestReviewClientGoneMarksEdgesDown(t *testing.T) {
+func TestVanishedClientKeepsEdgesUp(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	w.addEdge("edge-1")
 	w.addEdge("edge-2")
@@ -47,9 +47,9 @@ func TestReviewClientGoneMarksEdgesDown(t *testing.T) {
 	}
 }
 
-// TestReviewClientGoneMarksEdgesDownOverTCP: the same through a real socket: send the upgrade
+// TestVanishedClientKeepsEdgesUpOverTCP: the same through a real socket: send the upgrade
 // request and close at once, a few times; the proxy's ring must keep both edges.
-func TestReviewClientGoneMarksEdgesDownOverTCP(t *testing.T) {
+func TestVanishedClientKeepsEdgesUpOverTCP(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	w.addEdge("edge-1")
 	w.addEdge("edge-2")

@@ -1,7 +1,7 @@
 package proxy_test
 
-// Regression tests from the review of the proxy and the ring: the comment on each test
-// describes the bug it caught, and the test fails if that bug comes back.
+// The proxy's tunnel: half-closes pass through, and the client's Host reaches the edge. Each test's comment
+// describes the bug it was written for; the test fails if that bug comes back.
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/ring"
+	wstack "github.com/weft-edge/weft/internal/testkit/stack"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
 )
@@ -53,19 +54,15 @@ func fakeEdge(t *testing.T, gotHost chan<- *http.Request) string {
 func staticProxy(t *testing.T, edgeAddr string) (string, *token.Keys) {
 	keys, err := token.New([]byte(testSecret))
 	must(t, err)
-	p, err := proxy.New(proxy.Config{Tokens: keys, Static: []ring.Announcement{{Node: "fake", Addr: edgeAddr}}})
-	must(t, err)
-	must(t, p.Start())
-	hs, addr := serve(t, p, nil)
-	t.Cleanup(func() { hs.Close(); p.Shutdown(t.Context()) })
-	return addr, keys
+	p := wstack.StartProxy(t, proxy.Config{Tokens: keys, Static: []ring.Announcement{{Node: "fake", Addr: edgeAddr}}})
+	return strings.TrimPrefix(p.URL, "http://"), keys
 }
 
-// TestReviewTunnelHalfClose: the client sends its last bytes and half-closes (CloseWrite); the
+// TestTunnelHalfClose: the client sends its last bytes and half-closes (CloseWrite); the
 // edge answers after reading EOF. pipe() treats EOF on either side as the end of both and
 // closes the two sockets, so the edge's answer (in WebSocket terms: its close frame, a last
 // reply) never reaches the client.
-func TestReviewTunnelHalfClose(t *testing.T) {
+func TestTunnelHalfClose(t *testing.T) {
 	edgeAddr := fakeEdge(t, nil)
 	paddr, keys := staticProxy(t, edgeAddr)
 	tok, err := keys.Issue("T1", "U1", time.Hour)
@@ -90,9 +87,9 @@ func TestReviewTunnelHalfClose(t *testing.T) {
 	}
 }
 
-// TestReviewTunnelHostHeader: the request the edge gets names the edge's address as Host and
+// TestTunnelForwardsHost: the request the edge gets names the edge's address as Host and
 // carries no X-Forwarded-Host/Proto: the client's Host is lost.
-func TestReviewTunnelHostHeader(t *testing.T) {
+func TestTunnelForwardsHost(t *testing.T) {
 	got := make(chan *http.Request, 1)
 	edgeAddr := fakeEdge(t, got)
 	paddr, keys := staticProxy(t, edgeAddr)

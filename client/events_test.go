@@ -13,23 +13,8 @@ import (
 
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/testkit"
 )
-
-// eventually polls cond until it holds, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("after %v: still not %s", timeout, what)
-		}
-	}
-}
 
 // TestMethodFromEventsLoopAfterOverflow: the reader of Events falls behind until the queue
 // overflows and the client drops its connection; then, from inside its Events loop, it calls
@@ -117,7 +102,7 @@ func TestFailedBootIsRetried(t *testing.T) {
 	}
 	r.refuse.Store(false)
 
-	eventually(t, 20*time.Second, "a boot asked for after the reconnect", func() bool { return bootsAsked.Load() >= 1 })
+	testkit.EventuallyWithin(t, 20*time.Second, func() bool { return bootsAsked.Load() >= 1 }, "a boot asked for after the reconnect")
 	// The failed boot's connection is never handed to requests: a ping goes out on a later
 	// connection, once that one has booted (or, wrongly, skipped the boot).
 	if err := c.Ping(ctx10(t)); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // TestBackoffGrowsWhileBootHangs: boot never answers, so every connection ends when the boot
@@ -90,7 +91,7 @@ func TestCloseAfterResumedFirstHello(t *testing.T) {
 	}
 	for n := int64(2); n <= 3; n++ {
 		r.cut()
-		eventually(t, 10*time.Second, "reconnected", func() bool { return c.Stats().Connects >= n })
+		testkit.Eventually(t, func() bool { return c.Stats().Connects >= n }, "reconnected")
 	}
 	closed := make(chan struct{})
 	go func() {
@@ -141,7 +142,7 @@ func TestWaitingCallGetsTerminalError(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- c.Ping(ctx10(t)) }()
-	eventually(t, 10*time.Second, "the ping waiting for a connection", func() bool { return client.Waiting(c) > 0 })
+	testkit.Eventually(t, func() bool { return client.Waiting(c) > 0 }, "the ping waiting for a connection")
 	r.refuse.Store(false)
 
 	var err error
@@ -188,9 +189,9 @@ func TestHeartbeatWithEverySlotTaken(t *testing.T) {
 	for range calls {
 		wg.Go(func() { c.UsersInfo(ctx, user) })
 	}
-	eventually(t, 10*time.Second, "every slot taken", func() bool { return held.Load() >= 63 })
+	testkit.Eventually(t, func() bool { return held.Load() >= 63 }, "every slot taken")
 	base := pings.Load()
-	eventually(t, 10*time.Second, "three heartbeats", func() bool { return pings.Load() >= base+3 })
+	testkit.Eventually(t, func() bool { return pings.Load() >= base+3 }, "three heartbeats")
 	if st := c.Stats(); st.Connects != 1 {
 		t.Fatalf("stats %+v: the heartbeat dropped a healthy connection whose slots were all taken", st)
 	}
