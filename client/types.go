@@ -6,48 +6,17 @@ import (
 	"github.com/weft-edge/weft/protocol"
 )
 
-// The objects of docs/protocol.md section 4. Updated is the object's version: the origin raises it
-// on every change, and the Store keeps the highest it has seen.
-
-// User is a member of a team.
-type User struct {
-	ID          string `json:"id"`
-	Team        string `json:"team"`
-	Name        string `json:"name"`
-	RealName    string `json:"real_name"`
-	DisplayName string `json:"display_name"`
-	Title       string `json:"title"`
-	AvatarURL   string `json:"avatar_url"`
-	TZ          string `json:"tz"`
-	IsBot       bool   `json:"is_bot"`
-	Deleted     bool   `json:"deleted"`
-	Updated     int64  `json:"updated"`
-}
-
-// Channel is a conversation in a team.
-type Channel struct {
-	ID          string `json:"id"`
-	Team        string `json:"team"`
-	Name        string `json:"name"`
-	Topic       string `json:"topic"`
-	Purpose     string `json:"purpose"`
-	IsPrivate   bool   `json:"is_private"`
-	IsArchived  bool   `json:"is_archived"`
-	Created     string `json:"created"`
-	Creator     string `json:"creator"`
-	MemberCount int    `json:"member_count"`
-	Updated     int64  `json:"updated"`
-}
-
-// Team is a workspace.
-type Team struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	Domain       string `json:"domain"`
-	UserCount    int    `json:"user_count"`
-	ChannelCount int    `json:"channel_count"`
-	Updated      int64  `json:"updated"`
-}
+// The objects of docs/protocol.md section 4, package protocol's types under the client's names.
+// Updated is the object's version: the origin raises it on every change, and the Store keeps the
+// highest it has seen.
+type (
+	// User is a member of a team.
+	User = protocol.User
+	// Channel is a conversation in a team; Created is RFC 3339.
+	Channel = protocol.Channel
+	// Team is a workspace.
+	Team = protocol.Team
+)
 
 // The wire vocabulary is package protocol's; the client re-exports what its callers see.
 

@@ -1,8 +1,9 @@
 // Package origin is the contract between weft and a system of record: what weft needs to talk
 // to any origin that implements docs/origin.md, and nothing about how an origin works inside.
 //
-//   - types.go: the objects (User, Channel, Team, Membership), the team info and the page
-//     shapes of the listings, and Publisher, the hook an origin publishes its events through.
+//   - types.go: the objects (User, Channel, Team, Membership: aliases of package protocol's,
+//     which the client shares), the team info and the page shapes of the listings, and
+//     Publisher, the hook an origin publishes its events through.
 //   - event.go: Event, the team event in its gap-free sequence, with its wire shape, its
 //     validation, and the NATS subject and de-duplication ID it travels under.
 //   - client.go: Client, weft's HTTP client of the origin endpoints, safe for concurrent use.

@@ -5,18 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
-// Event types of docs/protocol.md section 5.
+// Event types of docs/protocol.md section 5: package protocol's, named here too because the
+// origin contract defines events.
 const (
-	EventUserChange     = "user_change"
-	EventTeamChange     = "team_change"
-	EventChannelCreated = "channel_created"
-	EventChannelChange  = "channel_change"
-	EventChannelDeleted = "channel_deleted"
-	EventMemberJoined   = "member_joined"
-	EventMemberLeft     = "member_left"
-	EventMessage        = "message"
+	EventUserChange     = protocol.EventUserChange
+	EventTeamChange     = protocol.EventTeamChange
+	EventChannelCreated = protocol.EventChannelCreated
+	EventChannelChange  = protocol.EventChannelChange
+	EventChannelDeleted = protocol.EventChannelDeleted
+	EventMemberJoined   = protocol.EventMemberJoined
+	EventMemberLeft     = protocol.EventMemberLeft
+	EventMessage        = protocol.EventMessage
 )
 
 // Event is one change in a team, in the team's gap-free sequence.
@@ -227,60 +230,9 @@ func (e *Event) ChannelScope() string {
 	return ""
 }
 
-// ErrBadObject wraps every reason an object from the origin is refused.
-var ErrBadObject = errors.New("origin: bad object")
-
-// Validate checks a user from team's snapshot or events.
-func (u *User) Validate(team string) error {
-	switch {
-	case u.ID == "":
-		return fmt.Errorf("%w: user without id", ErrBadObject)
-	case u.Team != team:
-		return fmt.Errorf("%w: user %s of team %q in team %q", ErrBadObject, u.ID, u.Team, team)
-	case u.Updated <= 0:
-		return fmt.Errorf("%w: user %s: updated must be positive, got %d", ErrBadObject, u.ID, u.Updated)
-	}
-	return nil
-}
-
-// Validate checks a channel from team's snapshot or events.
-func (c *Channel) Validate(team string) error {
-	switch {
-	case c.ID == "":
-		return fmt.Errorf("%w: channel without id", ErrBadObject)
-	case c.Team != team:
-		return fmt.Errorf("%w: channel %s of team %q in team %q", ErrBadObject, c.ID, c.Team, team)
-	case c.Updated <= 0:
-		return fmt.Errorf("%w: channel %s: updated must be positive, got %d", ErrBadObject, c.ID, c.Updated)
-	case c.MemberCount < 0:
-		return fmt.Errorf("%w: channel %s: negative member_count", ErrBadObject, c.ID)
-	}
-	return nil
-}
-
-// Validate checks the team object of team.
-func (t *Team) Validate(team string) error {
-	switch {
-	case t.ID != team:
-		return fmt.Errorf("%w: team %q where %q was asked", ErrBadObject, t.ID, team)
-	case t.Updated <= 0:
-		return fmt.Errorf("%w: team %s: updated must be positive, got %d", ErrBadObject, t.ID, t.Updated)
-	case t.UserCount < 0 || t.ChannelCount < 0:
-		return fmt.Errorf("%w: team %s: negative counts", ErrBadObject, t.ID)
-	}
-	return nil
-}
-
-// Validate checks one membership row of a snapshot page.
-func (m *Membership) Validate() error {
-	switch {
-	case m.Channel == "" || m.User == "":
-		return fmt.Errorf("%w: membership without channel or user", ErrBadObject)
-	case m.Updated <= 0:
-		return fmt.Errorf("%w: membership %s/%s: updated must be positive, got %d", ErrBadObject, m.Channel, m.User, m.Updated)
-	}
-	return nil
-}
+// ErrBadObject wraps every reason an object from the origin is refused. The objects and their
+// Validate methods are package protocol's (see types.go).
+var ErrBadObject = protocol.ErrBadObject
 
 // Subject is the NATS subject that carries team's events.
 func Subject(team string) string { return "weft.events." + team }

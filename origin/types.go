@@ -1,54 +1,24 @@
 package origin
 
-import "context"
+import (
+	"context"
 
-// User is a member of a team, as docs/protocol.md section 4 defines it.
-type User struct {
-	ID          string `json:"id"`
-	Team        string `json:"team"`
-	Name        string `json:"name"`
-	RealName    string `json:"real_name"`
-	DisplayName string `json:"display_name"`
-	Title       string `json:"title"`
-	AvatarURL   string `json:"avatar_url"`
-	TZ          string `json:"tz"`
-	IsBot       bool   `json:"is_bot"`
-	Deleted     bool   `json:"deleted"`
-	// Updated is the object's version: the origin raises it on every change.
-	Updated int64 `json:"updated"`
-}
+	"github.com/weft-edge/weft/protocol"
+)
 
-// Channel is a conversation in a team.
-type Channel struct {
-	ID          string `json:"id"`
-	Team        string `json:"team"`
-	Name        string `json:"name"`
-	Topic       string `json:"topic"`
-	Purpose     string `json:"purpose"`
-	IsPrivate   bool   `json:"is_private"`
-	IsArchived  bool   `json:"is_archived"`
-	Created     string `json:"created"` // RFC 3339
-	Creator     string `json:"creator"`
-	MemberCount int    `json:"member_count"`
-	Updated     int64  `json:"updated"`
-}
-
-// Team is a workspace: the unit of caching, routing and event ordering.
-type Team struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	Domain       string `json:"domain"`
-	UserCount    int    `json:"user_count"`
-	ChannelCount int    `json:"channel_count"`
-	Updated      int64  `json:"updated"`
-}
-
-// Membership says that a user is in a channel, at a version.
-type Membership struct {
-	Channel string `json:"channel"`
-	User    string `json:"user"`
-	Updated int64  `json:"updated"`
-}
+// The objects of the contract are package protocol's, where the edge and the client name them
+// too; the aliases keep origin.User and the others working (same types, same methods, including
+// Validate).
+type (
+	// User is a member of a team, as docs/protocol.md section 4 defines it.
+	User = protocol.User
+	// Channel is a conversation in a team.
+	Channel = protocol.Channel
+	// Team is a workspace: the unit of caching, routing and event ordering.
+	Team = protocol.Team
+	// Membership says that a user is in a channel, at a version.
+	Membership = protocol.Membership
+)
 
 // TeamInfo answers GET /origin/v1/teams/{team}. Seq is the last event sequence the origin has
 // published for the team: a snapshot read after it reflects at least every event up to Seq.
