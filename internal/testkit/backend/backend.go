@@ -28,22 +28,19 @@ const ServiceToken = "svc"
 // the test's buses connect to it in-process (no port to collide with a parallel test's).
 func NATS(t testkit.T) *pubsub.Embedded {
 	t.Helper()
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	return emb
+	return startNATS(t, pubsub.EmbeddedConfig{NoListen: true})
 }
 
 // ListeningNATS is NATS on a free loopback port, for what connects by URL (a command's --nats
 // flag, a plain NATS client): shut down at cleanup.
 func ListeningNATS(t testkit.T) *pubsub.Embedded {
 	t.Helper()
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{})
+	return startNATS(t, pubsub.EmbeddedConfig{})
+}
+
+func startNATS(t testkit.T, cfg pubsub.EmbeddedConfig) *pubsub.Embedded {
+	t.Helper()
+	emb, err := pubsub.NewEmbedded(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
