@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/cache"
+	"github.com/weft-edge/weft/internal/testkit/backend"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
@@ -33,40 +34,12 @@ func heapMiB() float64 {
 }
 
 func benchLoad(b *testing.B, size string) {
-	sz, err := reference.SizeByName(size)
-	if err != nil {
-		b.Fatal(err)
-	}
-	world, err := reference.NewWorld(1, sz)
-	if err != nil {
-		b.Fatal(err)
-	}
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer emb.Shutdown()
-	bus, err := pubsub.Connect(context.Background(), pubsub.Config{Embedded: emb})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bus.Close()
-	srv, err := reference.NewServer(reference.ServerConfig{World: world, Publisher: bus})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
+	bus := backend.Bus(b, backend.NATS(b), pubsub.Config{})
 	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	defer hc.CloseIdleConnections()
-	client, err := origin.NewClient(origin.ClientConfig{BaseURL: hs.URL, HTTPClient: hc, Timeout: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	team := srv.TeamIDs()[0]
+	b.Cleanup(hc.CloseIdleConnections)
+	orig := backend.NewOrigin(b, backend.OriginConfig{World: backend.World(b, 1, size), Publisher: bus,
+		Client: origin.ClientConfig{HTTPClient: hc, Timeout: time.Minute}})
+	client, team := orig.Client, orig.TeamIDs()[0]
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()

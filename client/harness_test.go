@@ -21,22 +21,13 @@ func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 const testSecret = "client-test-secret-0123456789"
 
-// tb is what the stack needs of a test: testing.TB, or exampleTB for an Example.
-type tb interface {
-	Helper()
-	Fatal(args ...any)
-	Fatalf(format string, args ...any)
-	Errorf(format string, args ...any)
-	Cleanup(func())
-}
-
 // stack is a whole weft in this process, real parts only (testkit/backend and testkit/stack):
 // embedded NATS with JetStream, the reference origin behind an httptest server, and an edge
 // node behind a listener that stays put while the node behind it is restarted: a client
 // reconnects to the same URL and meets a new node, with an empty cache, that must reload the
 // team and replay from JetStream.
 type stack struct {
-	t      tb
+	t      testkit.T // a test, or exampleTB for an Example
 	bus    *pubsub.Bus
 	origin *reference.Server
 	keys   *token.Keys
@@ -47,7 +38,7 @@ type stack struct {
 }
 
 // newStack starts a stack on a world of the named size.
-func newStack(t tb, size string, cfg func(*edge.Config)) *stack {
+func newStack(t testkit.T, size string, cfg func(*edge.Config)) *stack {
 	t.Helper()
 	s := &stack{t: t}
 	s.bus = backend.Bus(t, backend.NATS(t), pubsub.Config{})

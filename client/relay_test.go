@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // relay is a WebSocket man in the middle in front of a stack's real edge: it passes every
@@ -22,7 +23,7 @@ import (
 // answers, an event the client cannot read, a hello that says resumed). Handshakes the edge
 // refuses are refused to the client with the same status and body.
 type relay struct {
-	t       tb
+	t       testkit.T
 	backend string // the stack's /ws URL
 	url     string // the relay's /ws URL, for Options.URL
 	srv     *http.Server

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // TestBackoffSpreadsReconnects: 1,000 clients lose their node at the same instant (a crash:
@@ -100,22 +101,16 @@ func TestBackoffSpreadsReconnects(t *testing.T) {
 	s.restart(true)
 
 	// Wait until every client is back (each has had a second hello).
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(60 * time.Second)
-	for back := 0; back < n; {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("%d of %d clients reconnected in 60s", back, n)
-		}
-		back = 0
+	reconnected := 0
+	testkit.EventuallyOr(t, 60*time.Second, func() bool {
+		reconnected = 0
 		for _, c := range clients {
 			if c.Stats().Connects >= 2 {
-				back++
+				reconnected++
 			}
 		}
-	}
+		return reconnected == n
+	}, "every client to reconnect", func() { t.Logf("%d of %d clients reconnected", reconnected, n) })
 	mu.Lock()
 	arr := slices.Clone(hits)
 	mu.Unlock()

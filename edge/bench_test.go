@@ -17,6 +17,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/testkit/backend"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
@@ -42,37 +43,10 @@ type benchStack struct {
 
 func newBenchStack(b *testing.B, size string) *benchStack {
 	b.Helper()
-	sz, err := reference.SizeByName(size)
-	if err != nil {
-		b.Fatal(err)
-	}
-	world, err := reference.NewWorld(1, sz)
-	if err != nil {
-		b.Fatal(err)
-	}
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(emb.Shutdown)
-	bus, err := pubsub.Connect(context.Background(), pubsub.Config{Embedded: emb})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(bus.Close)
-	osrv, err := reference.NewServer(reference.ServerConfig{World: world, Publisher: bus})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ohs := httptest.NewServer(osrv)
-	b.Cleanup(ohs.Close)
-	client, err := origin.NewClient(origin.ClientConfig{BaseURL: ohs.URL, Timeout: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
+	bus := backend.Bus(b, backend.NATS(b), pubsub.Config{})
+	orig := backend.NewOrigin(b, backend.OriginConfig{World: backend.World(b, 1, size), Publisher: bus,
+		Client: origin.ClientConfig{Timeout: time.Minute}})
+	client := orig.Client
 	keys, err := token.New([]byte(token.DevSecret))
 	if err != nil {
 		b.Fatal(err)
@@ -92,9 +66,9 @@ func newBenchStack(b *testing.B, size string) *benchStack {
 		srv.Shutdown(ctx)
 		ehs.Close()
 	})
-	team := osrv.TeamIDs()[0]
-	return &benchStack{origin: osrv, edge: ehs, keys: keys, team: team, users: osrv.Users(team),
-		snap: ohs.URL + "/origin/v1/teams/" + team + "/snapshot"}
+	team := orig.TeamIDs()[0]
+	return &benchStack{origin: orig.Server, edge: ehs, keys: keys, team: team, users: orig.Users(team),
+		snap: orig.HTTP.URL + "/origin/v1/teams/" + team + "/snapshot"}
 }
 
 func (s *benchStack) token(b *testing.B, user string) string {
@@ -230,7 +204,9 @@ func BenchmarkRawEcho(b *testing.B) {
 // snapshot of the whole team that clients downloaded before Flannel.
 func BenchmarkBootBytes32k(b *testing.B) {
 	s := newBenchStack(b, "32k")
-	resp, err := http.Get(s.snap)
+	req, _ := http.NewRequest(http.MethodGet, s.snap, nil)
+	req.Header.Set("Authorization", "Bearer "+backend.ServiceToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}

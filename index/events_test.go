@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -97,20 +98,16 @@ func TestIndexFollowsEvents(t *testing.T) {
 	expect("after Johnny spoke", as("U01", "john"), "John Smith", "Johnny Appleseed", "Sarah Johnson")
 
 	// New words reach the typo fallback too.
-	waitFuzzy(t, g.x)
+	testkit.EventuallyWithin(t, time.Minute, g.x.FuzzyReady, "the typo fallback")
 	u = user("U10")
 	u.RealName = "Zanzibar Quux"
 	g.feed(t, &origin.Event{Type: origin.EventUserChange, User: &u})
 	// bleve indexes new words on its own goroutine: poll.
-	deadline := time.Now().Add(time.Minute)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for got := as("U01", "zanzibra"); !slices.Equal(got, []string{"Zanzibar Quux"}); got = as("U01", "zanzibra") {
-		if time.Now().After(deadline) {
-			t.Fatalf("typo of a new word: got %q", got)
-		}
-		<-tick.C
-	}
+	var got []string
+	testkit.EventuallyOr(t, time.Minute, func() bool {
+		got = as("U01", "zanzibra")
+		return slices.Equal(got, []string{"Zanzibar Quux"})
+	}, "a typo of a new word to find it", func() { t.Logf("typo of a new word: got %q", got) })
 }
 
 // Events that arrive while the index is being built are applied after the build: the index

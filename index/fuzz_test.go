@@ -3,9 +3,11 @@ package index_test
 import (
 	"context"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // Whatever a client types, a search answers without panicking, within the limit, and only with
@@ -13,7 +15,7 @@ import (
 func FuzzSearch(f *testing.F) {
 	g := newGolden(f, index.Config{})
 	f.Cleanup(g.x.Close)
-	waitFuzzy(f, g.x)
+	testkit.EventuallyWithin(f, time.Minute, g.x.FuzzyReady, "the typo fallback")
 	for _, s := range []string{"jose nun", "jhon", "", " - _ .", "é", "\xff\xfe", "a b c d e f g h i j k l m n o p q r s",
 		"marcsu smiht", "secret", "ZANZÍBAR", "日本語", "x\u0301\u0301"} {
 		f.Add(s, "U01", 10, false)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // TestFuzzyGateHoldsTheFallbackBuild: while every slot of the node's gate is taken, a new
@@ -31,7 +32,7 @@ func TestFuzzyGateHoldsTheFallbackBuild(t *testing.T) {
 		t.Fatal("FuzzyReady while the build waits for its slot")
 	}
 	<-gate // the other build is done
-	waitFuzzy(t, x)
+	testkit.EventuallyWithin(t, time.Minute, x.FuzzyReady, "the typo fallback")
 	<-built
 	if len(gate) != 0 {
 		t.Fatalf("the build kept its slot after it finished (%d taken)", len(gate))
@@ -67,25 +68,20 @@ func TestBuildGateHoldsThePrefixBuild(t *testing.T) {
 // waiting for "not yet" could give. It fails with early if early closes first.
 func waitParked(t *testing.T, fn string, early <-chan struct{}, why string) {
 	t.Helper()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(time.Minute)
 	buf := make([]byte, 1<<20)
-	for {
+	var n int
+	testkit.EventuallyOr(t, time.Minute, func() bool {
 		select {
 		case <-early:
 			t.Fatal(why)
 		default:
 		}
-		n := runtime.Stack(buf, true)
+		n = runtime.Stack(buf, true)
 		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
 			if strings.Contains(g, "[select") && strings.Contains(g, fn) {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no goroutine waiting in %s after a minute:\n%s", fn, buf[:n])
-		}
-		<-tick.C
-	}
+		return false
+	}, "a goroutine waiting in "+fn, func() { t.Logf("goroutines:\n%s", buf[:n]) })
 }

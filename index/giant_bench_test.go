@@ -37,6 +37,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // ---- memory ----------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ func buildOurs(b *testing.B, st *cache.Store, cfg index.Config, gcPercent int) (
 	f.buildMS = ms(time.Since(begin))
 	f.prefixPeak, f.prefixAlloc = w.peakMiB(), w.allocMiB()
 	if !cfg.NoFuzzy {
-		waitFuzzy(b, x)
+		testkit.EventuallyWithin(b, time.Minute, x.FuzzyReady, "the typo fallback")
 		f.fuzzyMS = ms(time.Since(begin)) - f.buildMS
 	}
 	f.allocMiB = w.allocMiB()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 )
@@ -145,7 +146,7 @@ func BenchmarkGiantUserChange(b *testing.B) {
 			evs, kinds := giantUserEvents(srv, st, eventsN)
 			x := index.New(st, index.Config{})
 			<-x.Ready()
-			waitFuzzy(b, x)
+			testkit.EventuallyWithin(b, time.Minute, x.FuzzyReady, "the typo fallback")
 			terms0 := x.Stats().Terms
 			runtime.GC()
 			b.StartTimer()

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 )
@@ -289,7 +290,7 @@ func BenchmarkGiantQuery(b *testing.B) {
 		x := index.New(st, index.Config{})
 		defer x.Close()
 		<-x.Ready()
-		waitFuzzy(b, x)
+		testkit.EventuallyWithin(b, time.Minute, x.FuzzyReady, "the typo fallback")
 		ctx := context.Background()
 		for range b.N {
 			m := runMix(b, "ours", mix, func(q *giantQuery) (int, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -210,7 +211,7 @@ func TestGolden(t *testing.T) {
 		{q("x"), []string{}, "nothing starts with x"},
 		{q("  "), []string{}, "an empty query finds nothing"},
 	}
-	waitFuzzy(t, g.x)
+	testkit.EventuallyWithin(t, time.Minute, g.x.FuzzyReady, "the typo fallback")
 	for _, c := range cases {
 		got := g.labels(t, c.q)
 		if strings.Join(got, "|") != strings.Join(c.want, "|") {
@@ -234,17 +235,4 @@ func describe(q index.Query) string {
 		s += " include_inactive"
 	}
 	return s
-}
-
-func waitFuzzy(t testing.TB, x *index.Index) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !x.FuzzyReady() {
-		if time.Now().After(deadline) {
-			t.Fatal("typo fallback not built after a minute")
-		}
-		<-tick.C
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/token"
 )
 
@@ -18,7 +19,7 @@ var annotationModes = []string{"jit", "never", "always"}
 // annotations scenario against it; the sessions fetch what they lack only in mode never.
 func runAnnotationMode(tb testing.TB, ctx context.Context, bin, size, mode string, cfg AnnotationConfig) *AnnotationFigures {
 	tb.Helper()
-	var stderr syncBuffer
+	var stderr testkit.SyncBuffer
 	st, err := StartDev(ctx, DevConfig{Bin: bin, Stderr: &stderr,
 		Args: []string{"--size", size, "--annotate", mode, "--heartbeat", "10m"}})
 	if err != nil {

@@ -1,15 +1,14 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin/reference"
 )
@@ -86,15 +85,15 @@ func weftTarget(b *testing.B, ctx context.Context) *target {
 	b.Helper()
 	needFiles(b)
 	bin := weftBin(b)
-	var stderr syncBuffer
+	var stderr testkit.SyncBuffer // shown in a failure, its first 4000 bytes
 	st, err := StartDev(ctx, DevConfig{Bin: bin, Args: []string{"--size", "small", "--heartbeat", "10m"},
 		Stderr: &stderr})
 	if err != nil {
-		b.Fatalf("%v\n%s", err, stderr.String())
+		b.Fatalf("%v\n%.4000s", err, stderr.String())
 	}
 	b.Cleanup(func() {
 		if err := st.Close(); err != nil {
-			b.Errorf("%v\n%s", err, stderr.String())
+			b.Errorf("%v\n%.4000s", err, stderr.String())
 		}
 	})
 	// Go raises its soft limit to the hard one at start-up; the child must have done so.
@@ -378,23 +377,4 @@ func fanout(b *testing.B, ctx context.Context, t *target) {
 		burst.otherCPU.Seconds()/burst.wall.Seconds())
 	b.Logf("paced: %d events, one every %v: publish-to-receive p50 %v, p99 %v, max %v",
 		pacedEvents, pacedEvery, paced.p50.Round(time.Microsecond), paced.p99.Round(time.Microsecond), paced.max.Round(time.Microsecond))
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a child writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns the first 4000 bytes written.
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fmt.Sprintf("%.4000s", s.b.String())
 }

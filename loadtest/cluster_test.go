@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin/reference"
 )
 
@@ -113,32 +114,27 @@ func TestClusterSurvivesEdgeKill(t *testing.T) {
 		}
 	}
 	publish() // while the victim's clients are away
-	deadline := time.Now().Add(90 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		back := 0
+	back := 0
+	testkit.EventuallyOr(t, 90*time.Second, func() bool {
+		back = 0
 		for _, m := range ms {
 			if h := m.c.Hello(); h.Node != victim && (m.c.Stats().Connects == 1 || h.Resumed) {
 				back++
 			}
 		}
-		if back == len(ms) {
-			break
-		}
-		if time.Now().After(deadline) {
-			for i, m := range ms {
-				if h := m.c.Hello(); h.Node == victim || (m.c.Stats().Connects > 1 && !h.Resumed) {
-					t.Errorf("client %d of team %s: hello %+v stats %+v err %v", i, m.team, h, m.c.Stats(), m.c.Err())
-				}
+		return back == len(ms)
+	}, "every client back on a live edge, resumed", func() {
+		for i, m := range ms {
+			if h := m.c.Hello(); h.Node == victim || (m.c.Stats().Connects > 1 && !h.Resumed) {
+				t.Errorf("client %d of team %s: hello %+v stats %+v err %v", i, m.team, h, m.c.Stats(), m.c.Err())
 			}
-			t.Fatalf("%d of %d clients back and resumed 90s after %s was killed", back, len(ms), victim)
 		}
-		<-tick.C
-	}
+		t.Logf("%d of %d clients back and resumed after %s was killed", back, len(ms), victim)
+	})
 	publish()
-	for {
-		done := 0
+	done := 0
+	testkit.EventuallyOr(t, 90*time.Second, func() bool {
+		done = 0
 		for _, m := range ms {
 			m.mu.Lock()
 			ok := true
@@ -150,14 +146,8 @@ func TestClusterSurvivesEdgeKill(t *testing.T) {
 				done++
 			}
 		}
-		if done == len(ms) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d clients have every event of their team", done, len(ms))
-		}
-		<-tick.C
-	}
+		return done == len(ms)
+	}, "every client to have every event of its team", func() { t.Logf("%d of %d clients have every event of their team", done, len(ms)) })
 	moved := 0
 	for _, m := range ms {
 		m.mu.Lock()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // TestMain lets this test binary stand in for the programs the tests start: run with
@@ -42,7 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	built.dir = dir
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+	testkit.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		_ = os.RemoveAll(dir)
 		os.Exit(code)
 	}))

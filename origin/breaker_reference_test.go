@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
 )
@@ -65,7 +66,7 @@ func TestBreakerOpensFailsFastProbesAndCloses(t *testing.T) {
 	}
 	// The origin is back; after OpenFor the breaker probes and closes.
 	srv.SetFaults(reference.Faults{})
-	waitFor(t, "the breaker to let a probe through", func() bool { return br.State() == "half-open" })
+	testkit.Eventually(t, func() bool { return br.State() == "half-open" }, "the breaker to let a probe through")
 	if _, err := c.Team(ctx, team); err != nil {
 		t.Fatalf("probe: %v", err)
 	}

@@ -3,7 +3,6 @@ package origin_test
 import (
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/weft-edge/weft/origin/reference"
 )
@@ -33,19 +32,4 @@ func serveReference(t testing.TB, cfg reference.ServerConfig) (*reference.Server
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
 	return s, hs
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
 )
@@ -51,15 +51,14 @@ func TestPaceAcceptsHoldsTheHerdInTheKernel(t *testing.T) {
 		r.c.Close()
 	}
 	// The third waits on the bucket: the wait is counted before the listener sleeps.
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for counter(t, reg, "weft_proxy_accept_waits_total") < 1 {
+	testkit.Eventually(t, func() bool {
 		select {
 		case r := <-accepted:
 			t.Fatalf("a third connection was accepted past the burst (err %v)", r.err)
-		case <-tick.C:
+		default:
 		}
-	}
+		return counter(t, reg, "weft_proxy_accept_waits_total") >= 1
+	}, "the third connection's wait to be counted")
 	select {
 	case r := <-accepted:
 		t.Fatalf("a third connection was accepted past the burst (err %v)", r.err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -27,12 +29,12 @@ func publishAsync(tb testing.TB, b *Bus, teams []string, perTeam int) {
 		for i, team := range teams {
 			ev := event(team, int64(seq))
 			data, err := json.Marshal(ev)
-			ok(tb, err)
+			testkit.OK(tb, err)
 			payloads[i] = data
 			m := &nats.Msg{Subject: origin.Subject(team), Data: data, Header: nats.Header{}}
 			m.Header.Set(jetstream.MsgIDHeader, ev.MsgID())
 			_, err = b.js.PublishMsgAsync(m)
-			ok(tb, err)
+			testkit.OK(tb, err)
 		}
 	}
 	select {
@@ -79,13 +81,8 @@ func benchDeliveries(b *testing.B, nTeams int) {
 	start := time.Now()
 	publishAsync(b, pub, teams, perTeam)
 	published := time.Since(start)
-	deadline := time.Now().Add(2 * time.Minute)
-	for total.Load() < want {
-		if time.Now().After(deadline) {
-			b.Fatalf("delivered %d of %d", total.Load(), want)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	testkit.EventuallyOr(b, 2*time.Minute, func() bool { return total.Load() >= want }, "every delivery",
+		func() { b.Logf("delivered %d of %d", total.Load(), want) })
 	elapsed := time.Since(start)
 	b.StopTimer()
 	st := sub.Stats()
@@ -152,7 +149,7 @@ func BenchmarkSeekWithHint(b *testing.B) {
 	for _, team := range teams[:10] {
 		for want := int64(1); want <= 1000; want += 97 {
 			at, _, _, err := bus.seek(ctx, team, want, nil, true)
-			ok(b, err)
+			testkit.OK(b, err)
 			known[team] = append(known[team], pos{want, at})
 		}
 	}

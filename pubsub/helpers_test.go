@@ -2,10 +2,8 @@ package pubsub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -16,49 +14,13 @@ import (
 
 func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
-// The five assertion helpers.
-
-func ok(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func equal[T any](tb testing.TB, got, want T, what string) {
-	tb.Helper()
-	if !reflect.DeepEqual(got, want) {
-		tb.Fatalf("%s: got %v, want %v", what, got, want)
-	}
-}
-
-func isErr(tb testing.TB, err, target error) {
-	tb.Helper()
-	if !errors.Is(err, target) {
-		tb.Fatalf("error %v does not wrap %v", err, target)
-	}
-}
-
-func truth(tb testing.TB, cond bool, format string, args ...any) {
-	tb.Helper()
-	if !cond {
-		tb.Fatalf(format, args...)
-	}
-}
-
-// waitFor polls cond until it holds (testkit.EventuallyWithin, 15s).
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	testkit.EventuallyWithin(tb, 15*time.Second, cond, what)
-}
-
 // Fixtures.
 
 func startEmbedded(tb testing.TB, cfg EmbeddedConfig) *Embedded {
 	tb.Helper()
 	e, err := NewEmbedded(cfg)
-	ok(tb, err)
-	ok(tb, e.Start())
+	testkit.OK(tb, err)
+	testkit.OK(tb, e.Start())
 	tb.Cleanup(e.Shutdown)
 	return e
 }
@@ -68,7 +30,7 @@ func connect(tb testing.TB, cfg Config) *Bus {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	b, err := Connect(ctx, cfg)
-	ok(tb, err)
+	testkit.OK(tb, err)
 	tb.Cleanup(b.Close)
 	return b
 }
@@ -89,7 +51,7 @@ func event(team string, seq int64) *origin.Event {
 func publish(tb testing.TB, b *Bus, team string, from, to int64) {
 	tb.Helper()
 	for seq := from; seq <= to; seq++ {
-		ok(tb, b.PublishEvent(context.Background(), event(team, seq)))
+		testkit.OK(tb, b.PublishEvent(context.Background(), event(team, seq)))
 	}
 }
 
@@ -153,7 +115,7 @@ func seqRange(from, to int64) []int64 {
 func subscribe(tb testing.TB, b *Bus, team string, h Handler) *TeamSub {
 	tb.Helper()
 	s, err := b.SubscribeTeam(team, h)
-	ok(tb, err)
+	testkit.OK(tb, err)
 	tb.Cleanup(s.Close)
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -46,19 +47,19 @@ func TestReplayRanges(t *testing.T) {
 	}
 	for _, c := range cases {
 		got, err := replaySeqs(t, b, "TA", c.after, c.upto)
-		ok(t, err)
-		equal(t, got, c.want, fmt.Sprintf("replay (%d, %d]", c.after, c.upto))
+		testkit.OK(t, err)
+		testkit.Equal(t, got, c.want, fmt.Sprintf("replay (%d, %d]", c.after, c.upto))
 	}
 	got, err := replaySeqs(t, b, "TNONE", 0, 0)
-	ok(t, err)
-	equal(t, got, []int64(nil), "replay of a team without events")
+	testkit.OK(t, err)
+	testkit.Equal(t, got, []int64(nil), "replay of a team without events")
 
 	last, err := b.LastSeq(context.Background(), "TB")
-	ok(t, err)
-	equal(t, last, int64(30), "last seq")
+	testkit.OK(t, err)
+	testkit.Equal(t, last, int64(30), "last seq")
 	last, err = b.LastSeq(context.Background(), "TNONE")
-	ok(t, err)
-	equal(t, last, int64(0), "last seq of a team without events")
+	testkit.OK(t, err)
+	testkit.Equal(t, last, int64(0), "last seq of a team without events")
 
 	stop := errors.New("stop")
 	var n int
@@ -69,20 +70,20 @@ func TestReplayRanges(t *testing.T) {
 		}
 		return nil
 	})
-	equal(t, err, stop, "fn's error")
-	equal(t, n, 3, "calls before the error")
+	testkit.Equal(t, err, stop, "fn's error")
+	testkit.Equal(t, n, 3, "calls before the error")
 }
 
 func TestReplayTooOld(t *testing.T) {
 	_, b := newBus(t, Config{Stream: StreamConfig{MaxMsgsPerSubject: 10}})
 	publish(t, b, "TA", 1, 30) // the stream keeps 21..30
 	_, err := replaySeqs(t, b, "TA", 0, 0)
-	isErr(t, err, ErrTooOld)
+	testkit.IsErr(t, err, ErrTooOld)
 	_, err = replaySeqs(t, b, "TA", 19, 25)
-	isErr(t, err, ErrTooOld)
+	testkit.IsErr(t, err, ErrTooOld)
 	got, err := replaySeqs(t, b, "TA", 20, 0)
-	ok(t, err)
-	equal(t, got, seqRange(21, 30), "what the stream holds")
+	testkit.OK(t, err)
+	testkit.Equal(t, got, seqRange(21, 30), "what the stream holds")
 }
 
 func TestReplayBeyondStored(t *testing.T) {
@@ -95,8 +96,8 @@ func TestReplayBeyondStored(t *testing.T) {
 		seqs = append(seqs, ev.Seq)
 		return nil
 	})
-	isErr(t, err, ErrTooOld) // after waiting a moment for 4 and 5
-	equal(t, seqs, []int64{2, 3}, "what was there")
+	testkit.IsErr(t, err, ErrTooOld) // after waiting a moment for 4 and 5
+	testkit.Equal(t, seqs, []int64{2, 3}, "what was there")
 }
 
 func TestSeekAmongTeams(t *testing.T) {
@@ -109,7 +110,7 @@ func TestSeekAmongTeams(t *testing.T) {
 			publish(t, b, fmt.Sprintf("T%d", i), seq, seq)
 		}
 		if seq%7 == 0 { // undecodable messages in the middle of the stream
-			ok(t, b.nc.Publish(origin.Subject("T0"), []byte("garbage")))
+			testkit.OK(t, b.nc.Publish(origin.Subject("T0"), []byte("garbage")))
 		}
 		if seq == 1 || seq == perTeam {
 			for hs := (seq/perTeam)*100 + 1; hs <= (seq/perTeam+1)*100; hs++ {
@@ -118,29 +119,30 @@ func TestSeekAmongTeams(t *testing.T) {
 				}
 				if hs == 30 {
 					data, err := json.Marshal(event("THOLE", 30))
-					ok(t, err)
-					ok(t, b.nc.Publish(origin.Subject("THOLE"), data))
+					testkit.OK(t, err)
+					testkit.OK(t, b.nc.Publish(origin.Subject("THOLE"), data))
 				}
 			}
 		}
 	}
-	ok(t, b.nc.Publish(origin.Subject("T0"), []byte("garbage at the end")))
-	ok(t, b.nc.Publish(origin.Subject("T0"), []byte("more garbage at the end")))
-	ok(t, b.nc.Flush())
-	waitFor(t, "the garbage to be stored", func() bool {
+	testkit.OK(t, b.nc.Publish(origin.Subject("T0"), []byte("garbage at the end")))
+	testkit.OK(t, b.nc.Publish(origin.Subject("T0"), []byte("more garbage at the end")))
+	testkit.OK(t, b.nc.Flush())
+	testkit.Eventually(t, func() bool {
 		m, err := b.stream.GetLastMsgForSubject(context.Background(), origin.Subject("T0"))
 		return err == nil && string(m.Data) == "more garbage at the end"
-	})
+	}, "the garbage to be stored")
+
 	ctx := context.Background()
 	for i := range teams {
 		team := fmt.Sprintf("T%d", i)
 		for want := int64(1); want <= perTeam; want++ {
 			_, ev, _, err := b.seek(ctx, team, want, nil, true)
-			ok(t, err)
-			equal(t, ev.Seq, want, "seek "+team)
+			testkit.OK(t, err)
+			testkit.Equal(t, ev.Seq, want, "seek "+team)
 		}
 		_, _, _, err := b.seek(ctx, team, perTeam+1, nil, true)
-		isErr(t, err, errNotStored)
+		testkit.IsErr(t, err, errNotStored)
 	}
 	for want := int64(1); want <= 200; want++ {
 		expect := want
@@ -148,28 +150,28 @@ func TestSeekAmongTeams(t *testing.T) {
 			expect++
 		}
 		_, ev, _, err := b.seek(ctx, "THOLE", want, nil, true)
-		ok(t, err)
-		equal(t, ev.Seq, expect, fmt.Sprintf("seek THOLE %d", want))
+		testkit.OK(t, err)
+		testkit.Equal(t, ev.Seq, expect, fmt.Sprintf("seek THOLE %d", want))
 	}
 	last, err := b.LastSeq(ctx, "T0")
-	ok(t, err)
-	equal(t, last, int64(perTeam), "last seq behind garbage")
+	testkit.OK(t, err)
+	testkit.Equal(t, last, int64(perTeam), "last seq behind garbage")
 
 	// With a hint, as gap filling uses it.
 	ts := &teamState{}
 	for want := int64(1); want <= perTeam; want++ {
 		at, ev, _, err := b.seek(ctx, "T3", want, ts, false)
-		ok(t, err)
-		equal(t, ev.Seq, want, "seek with hint")
+		testkit.OK(t, err)
+		testkit.Equal(t, ev.Seq, want, "seek with hint")
 		ts.clearHint()
 		ts.putHint(want, at) // where the next seek starts from
 	}
 	// A replay across the holes reports the first one.
 	_, err = replaySeqs(t, b, "THOLE", 10, 0)
-	isErr(t, err, ErrTooOld)
+	testkit.IsErr(t, err, ErrTooOld)
 	got, err := replaySeqs(t, b, "THOLE", 27, 35)
-	ok(t, err)
-	equal(t, got, seqRange(28, 35), "replay past the holes, over a repeated seq")
+	testkit.OK(t, err)
+	testkit.Equal(t, got, seqRange(28, 35), "replay past the holes, over a repeated seq")
 }
 
 // TestSeekRandomized checks seek against a model on random interleavings of teams with random
@@ -186,26 +188,27 @@ func TestSeekRandomized(t *testing.T) {
 		subj := origin.Subject(fmt.Sprintf("R%d", i))
 		switch r := rng.IntN(100); {
 		case r < 3:
-			ok(t, b.nc.Publish(subj, []byte("garbage")))
+			testkit.OK(t, b.nc.Publish(subj, []byte("garbage")))
 		case r < 6 && next[i] > 0: // repeat the last seq
 			data, err := json.Marshal(event(fmt.Sprintf("R%d", i), next[i]))
-			ok(t, err)
-			ok(t, b.nc.Publish(subj, data))
+			testkit.OK(t, err)
+			testkit.OK(t, b.nc.Publish(subj, data))
 			stored[i] = append(stored[i], next[i])
 		default:
 			next[i] += 1 + int64(rng.IntN(100)/90) // a hole now and then
 			data, err := json.Marshal(event(fmt.Sprintf("R%d", i), next[i]))
-			ok(t, err)
-			ok(t, b.nc.Publish(subj, data))
+			testkit.OK(t, err)
+			testkit.OK(t, b.nc.Publish(subj, data))
 			stored[i] = append(stored[i], next[i])
 		}
 		published++
 	}
-	ok(t, b.nc.Flush())
-	waitFor(t, "everything stored", func() bool {
+	testkit.OK(t, b.nc.Flush())
+	testkit.Eventually(t, func() bool {
 		info, err := b.stream.Info(context.Background())
 		return err == nil && info.State.Msgs == published
-	})
+	}, "everything stored")
+
 	ctx := context.Background()
 	for i := range teams {
 		team := fmt.Sprintf("R%d", i)
@@ -219,11 +222,11 @@ func TestSeekRandomized(t *testing.T) {
 			}
 			_, ev, _, err := b.seek(ctx, team, want, nil, true)
 			if expect < 0 {
-				isErr(t, err, errNotStored)
+				testkit.IsErr(t, err, errNotStored)
 				continue
 			}
-			ok(t, err)
-			equal(t, ev.Seq, expect, fmt.Sprintf("seek %s %d", team, want))
+			testkit.OK(t, err)
+			testkit.Equal(t, ev.Seq, expect, fmt.Sprintf("seek %s %d", team, want))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -36,16 +37,16 @@ func TestPublishSubscribeManyTeams(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		ok(t, err)
+		testkit.OK(t, err)
 	}
 	for i, r := range recs {
-		waitFor(t, fmt.Sprintf("team %d's events", i), func() bool { return r.count() >= perTeam })
-		equal(t, r.got(), seqRange(1, perTeam), "delivered seqs")
+		testkit.Eventually(t, func() bool { return r.count() >= perTeam }, fmt.Sprintf("team %d's events", i))
+		testkit.Equal(t, r.got(), seqRange(1, perTeam), "delivered seqs")
 	}
 	st := b.Stats()
-	equal(t, st.Published, uint64(teams*perTeam), "published")
-	equal(t, st.Delivered, uint64(teams*perTeam), "delivered")
-	equal(t, st.Subscriptions, int64(teams), "subscriptions")
+	testkit.Equal(t, st.Published, uint64(teams*perTeam), "published")
+	testkit.Equal(t, st.Delivered, uint64(teams*perTeam), "delivered")
+	testkit.Equal(t, st.Subscriptions, int64(teams), "subscriptions")
 }
 
 func TestBufferedBeforeStartAndAfterSeqDropped(t *testing.T) {
@@ -53,17 +54,17 @@ func TestBufferedBeforeStartAndAfterSeqDropped(t *testing.T) {
 	r := newRecorder(t, "T1")
 	s := subscribe(t, b, "T1", r)
 	publish(t, b, "T1", 1, 10)
-	waitFor(t, "10 buffered messages", func() bool { return len(s.msgs) == 10 })
-	equal(t, r.count(), 0, "events before Start")
+	testkit.Eventually(t, func() bool { return len(s.msgs) == 10 }, "10 buffered messages")
+	testkit.Equal(t, r.count(), 0, "events before Start")
 
 	s.Start(5)
-	waitFor(t, "events 6..10", func() bool { return r.count() >= 5 })
+	testkit.Eventually(t, func() bool { return r.count() >= 5 }, "events 6..10")
 	publish(t, b, "T1", 11, 12)
-	waitFor(t, "events 11..12", func() bool { return r.count() >= 7 })
-	equal(t, r.got(), seqRange(6, 12), "delivered seqs")
+	testkit.Eventually(t, func() bool { return r.count() >= 7 }, "events 11..12")
+	testkit.Equal(t, r.got(), seqRange(6, 12), "delivered seqs")
 	st := b.Stats()
-	equal(t, st.Duplicates, uint64(5), "dropped at or below afterSeq")
-	equal(t, st.Filled, uint64(0), "filled")
+	testkit.Equal(t, st.Duplicates, uint64(5), "dropped at or below afterSeq")
+	testkit.Equal(t, st.Filled, uint64(0), "filled")
 }
 
 func TestStartFillsFromStream(t *testing.T) {
@@ -71,11 +72,11 @@ func TestStartFillsFromStream(t *testing.T) {
 	publish(t, b, "T1", 1, 20) // before the subscription: only the stream has them
 	r := newRecorder(t, "T1")
 	subscribe(t, b, "T1", r).Start(12)
-	waitFor(t, "events 13..20", func() bool { return r.count() >= 8 })
+	testkit.Eventually(t, func() bool { return r.count() >= 8 }, "events 13..20")
 	publish(t, b, "T1", 21, 21)
-	waitFor(t, "event 21", func() bool { return r.count() >= 9 })
-	equal(t, r.got(), seqRange(13, 21), "delivered seqs")
-	equal(t, b.Stats().Filled, uint64(8), "filled")
+	testkit.Eventually(t, func() bool { return r.count() >= 9 }, "event 21")
+	testkit.Equal(t, r.got(), seqRange(13, 21), "delivered seqs")
+	testkit.Equal(t, b.Stats().Filled, uint64(8), "filled")
 }
 
 func TestSlowConsumerGapIsFilled(t *testing.T) {
@@ -86,16 +87,16 @@ func TestSlowConsumerGapIsFilled(t *testing.T) {
 	s.Start(0)
 	publish(t, b, "T1", 1, 60)
 	// Event 1 is held in the handler, 4 more wait in the buffer, NATS drops the rest.
-	waitFor(t, "a slow-consumer drop", func() bool { n, _ := s.sub.Dropped(); return n > 0 })
+	testkit.Eventually(t, func() bool { n, _ := s.sub.Dropped(); return n > 0 }, "a slow-consumer drop")
 	close(r.gate)
 	publish(t, b, "T1", 61, 61) // the next live event reveals the gap
-	waitFor(t, "61 events", func() bool { return r.count() >= 61 })
-	equal(t, r.got(), seqRange(1, 61), "delivered seqs")
+	testkit.Eventually(t, func() bool { return r.count() >= 61 }, "61 events")
+	testkit.Equal(t, r.got(), seqRange(1, 61), "delivered seqs")
 	st := b.Stats()
-	truth(t, st.Gaps >= 1 && st.Filled >= 1, "gaps %d, filled %d", st.Gaps, st.Filled)
-	truth(t, st.SlowConsumers >= 1, "slow consumers %d", st.SlowConsumers)
-	equal(t, st.Delivered, uint64(61), "delivered")
-	equal(t, st.Lost, uint64(0), "lost")
+	testkit.True(t, st.Gaps >= 1 && st.Filled >= 1, "gaps %d, filled %d", st.Gaps, st.Filled)
+	testkit.True(t, st.SlowConsumers >= 1, "slow consumers %d", st.SlowConsumers)
+	testkit.Equal(t, st.Delivered, uint64(61), "delivered")
+	testkit.Equal(t, st.Lost, uint64(0), "lost")
 }
 
 func TestIdleTailCheck(t *testing.T) {
@@ -105,21 +106,21 @@ func TestIdleTailCheck(t *testing.T) {
 	s := subscribe(t, b, "T1", r)
 	s.Start(0)
 	publish(t, b, "T1", 1, 30)
-	waitFor(t, "a slow-consumer drop", func() bool { n, _ := s.sub.Dropped(); return n > 0 })
+	testkit.Eventually(t, func() bool { n, _ := s.sub.Dropped(); return n > 0 }, "a slow-consumer drop")
 	close(r.gate)
 	// No further event: the idle check must find the dropped tail.
-	waitFor(t, "30 events", func() bool { return r.count() >= 30 })
-	equal(t, r.got(), seqRange(1, 30), "delivered seqs")
+	testkit.Eventually(t, func() bool { return r.count() >= 30 }, "30 events")
+	testkit.Equal(t, r.got(), seqRange(1, 30), "delivered seqs")
 }
 
 func TestRestartFillsTailAfterReconnect(t *testing.T) {
 	dir := t.TempDir()
 	e1, err := NewEmbedded(EmbeddedConfig{StoreDir: dir})
-	ok(t, err)
-	ok(t, e1.Start())
+	testkit.OK(t, err)
+	testkit.OK(t, e1.Start())
 	t.Cleanup(e1.Shutdown)
 	port := e1.Port()
-	truth(t, port > 0, "port %d", port)
+	testkit.True(t, port > 0, "port %d", port)
 
 	// The subscriber's reconnect waits for release, so that the events published after the
 	// restart are certainly missed live.
@@ -138,28 +139,28 @@ func TestRestartFillsTailAfterReconnect(t *testing.T) {
 	r := newRecorder(t, "T1")
 	subscribe(t, sub, "T1", r).Start(0)
 	publish(t, sub, "T1", 1, 5)
-	waitFor(t, "events 1..5", func() bool { return r.count() >= 5 })
+	testkit.Eventually(t, func() bool { return r.count() >= 5 }, "events 1..5")
 
 	filledBefore := sub.Stats().Filled
 	e1.Shutdown()
 	e2 := startEmbedded(t, EmbeddedConfig{StoreDir: dir, Port: port})
 	pub := connect(t, Config{URL: e2.ClientURL()})
 	last, err := pub.LastSeq(context.Background(), "T1")
-	ok(t, err)
-	equal(t, last, int64(5), "last seq kept across the restart")
+	testkit.OK(t, err)
+	testkit.Equal(t, last, int64(5), "last seq kept across the restart")
 	publish(t, pub, "T1", 6, 10)
-	equal(t, r.count(), 5, "events while the subscriber is away")
+	testkit.Equal(t, r.count(), 5, "events while the subscriber is away")
 
 	free()
-	waitFor(t, "events 6..10 after the reconnect", func() bool { return r.count() >= 10 })
-	equal(t, r.got(), seqRange(1, 10), "delivered seqs")
+	testkit.Eventually(t, func() bool { return r.count() >= 10 }, "events 6..10 after the reconnect")
+	testkit.Equal(t, r.got(), seqRange(1, 10), "delivered seqs")
 	st := sub.Stats()
-	equal(t, st.Reconnects, uint64(1), "reconnects")
-	equal(t, st.Filled-filledBefore, uint64(5), "filled after the reconnect")
+	testkit.Equal(t, st.Reconnects, uint64(1), "reconnects")
+	testkit.Equal(t, st.Filled-filledBefore, uint64(5), "filled after the reconnect")
 
 	publish(t, pub, "T1", 11, 11) // and live delivery resumed
-	waitFor(t, "event 11", func() bool { return r.count() >= 11 })
-	equal(t, r.got(), seqRange(1, 11), "delivered seqs")
+	testkit.Eventually(t, func() bool { return r.count() >= 11 }, "event 11")
+	testkit.Equal(t, r.got(), seqRange(1, 11), "delivered seqs")
 }
 
 func TestLostWhenStreamNoLongerHoldsGap(t *testing.T) {
@@ -167,17 +168,17 @@ func TestLostWhenStreamNoLongerHoldsGap(t *testing.T) {
 	publish(t, b, "T1", 1, 20) // the stream keeps 16..20
 	r := newRecorder(t, "T1")
 	subscribe(t, b, "T1", r).Start(3)
-	waitFor(t, "Lost", func() bool { return len(r.losses()) > 0 })
-	isErr(t, r.losses()[0], ErrGapUnfillable)
+	testkit.Eventually(t, func() bool { return len(r.losses()) > 0 }, "Lost")
+	testkit.IsErr(t, r.losses()[0], ErrGapUnfillable)
 
 	// Nothing more reaches the lost subscription; a control subscription proves the event went out.
 	ctl := newRecorder(t, "T1")
 	subscribe(t, b, "T1", ctl).Start(20)
 	publish(t, b, "T1", 21, 22)
-	waitFor(t, "control events", func() bool { return ctl.count() >= 2 })
-	equal(t, r.count(), 0, "events after Lost")
-	equal(t, len(r.losses()), 1, "Lost calls")
-	equal(t, b.Stats().Lost, uint64(1), "lost")
+	testkit.Eventually(t, func() bool { return ctl.count() >= 2 }, "control events")
+	testkit.Equal(t, r.count(), 0, "events after Lost")
+	testkit.Equal(t, len(r.losses()), 1, "Lost calls")
+	testkit.Equal(t, b.Stats().Lost, uint64(1), "lost")
 }
 
 func TestLostMidStream(t *testing.T) {
@@ -188,24 +189,24 @@ func TestLostMidStream(t *testing.T) {
 	s := subscribe(t, b, "T1", r)
 	s.Start(0)
 	publish(t, b, "T1", 1, 1)
-	waitFor(t, "event 1", func() bool { return r.count() == 1 })
+	testkit.Eventually(t, func() bool { return r.count() == 1 }, "event 1")
 	publish(t, b, "T1", 2, 30) // handler held at 2, 2 buffered, the rest dropped; stream keeps 26..30
-	waitFor(t, "a slow-consumer drop", func() bool { n, _ := s.sub.Dropped(); return n > 0 })
+	testkit.Eventually(t, func() bool { n, _ := s.sub.Dropped(); return n > 0 }, "a slow-consumer drop")
 	for range 100 - 1 {
 		r.gate <- struct{}{}
 	}
 	publish(t, b, "T1", 31, 31)
-	waitFor(t, "Lost", func() bool { return len(r.losses()) > 0 })
-	isErr(t, r.losses()[0], ErrGapUnfillable)
+	testkit.Eventually(t, func() bool { return len(r.losses()) > 0 }, "Lost")
+	testkit.IsErr(t, r.losses()[0], ErrGapUnfillable)
 	publish(t, b, "T1", 32, 32)
 	ctl := newRecorder(t, "T1")
 	subscribe(t, b, "T1", ctl).Start(31)
 	publish(t, b, "T1", 33, 33)
-	waitFor(t, "control event", func() bool { return ctl.count() >= 1 })
+	testkit.Eventually(t, func() bool { return ctl.count() >= 1 }, "control event")
 	got := r.got()
-	equal(t, got, seqRange(1, int64(len(got))), "delivered before Lost")
-	truth(t, len(got) >= 3 && len(got) < 26, "delivered %v before Lost", got)
-	equal(t, len(r.losses()), 1, "Lost calls")
+	testkit.Equal(t, got, seqRange(1, int64(len(got))), "delivered before Lost")
+	testkit.True(t, len(got) >= 3 && len(got) < 26, "delivered %v before Lost", got)
+	testkit.Equal(t, len(r.losses()), 1, "Lost calls")
 }
 
 func TestDuplicateCoreMessageDeliveredOnce(t *testing.T) {
@@ -214,25 +215,26 @@ func TestDuplicateCoreMessageDeliveredOnce(t *testing.T) {
 	subscribe(t, b, "T1", r).Start(0)
 	publish(t, b, "T1", 1, 1)
 	data, err := json.Marshal(event("T1", 2))
-	ok(t, err)
+	testkit.OK(t, err)
 	// Plain core NATS publishes, without Nats-Msg-Id: JetStream cannot drop the second.
-	ok(t, b.nc.Publish(origin.Subject("T1"), data))
-	ok(t, b.nc.Publish(origin.Subject("T1"), data))
-	ok(t, b.nc.Flush())
+	testkit.OK(t, b.nc.Publish(origin.Subject("T1"), data))
+	testkit.OK(t, b.nc.Publish(origin.Subject("T1"), data))
+	testkit.OK(t, b.nc.Flush())
 	publish(t, b, "T1", 3, 3)
-	waitFor(t, "3 events", func() bool { return r.count() >= 3 })
+	testkit.Eventually(t, func() bool { return r.count() >= 3 }, "3 events")
 	publish(t, b, "T1", 4, 4)
-	waitFor(t, "4 events", func() bool { return r.count() >= 4 })
-	equal(t, r.got(), seqRange(1, 4), "delivered seqs")
-	truth(t, b.Stats().Duplicates >= 1, "duplicates %d", b.Stats().Duplicates)
+	testkit.Eventually(t, func() bool { return r.count() >= 4 }, "4 events")
+	testkit.Equal(t, r.got(), seqRange(1, 4), "delivered seqs")
+	testkit.True(t, b.Stats().Duplicates >= 1, "duplicates %d", b.Stats().Duplicates)
 
 	// The stream holds the duplicate too; a replay skips it.
 	var replayed []int64
-	ok(t, b.Replay(context.Background(), "T1", 0, 0, func(ev *origin.Event) error {
+	testkit.OK(t, b.Replay(context.Background(), "T1", 0, 0, func(ev *origin.Event) error {
 		replayed = append(replayed, ev.Seq)
 		return nil
 	}))
-	equal(t, replayed, seqRange(1, 4), "replayed seqs")
+
+	testkit.Equal(t, replayed, seqRange(1, 4), "replayed seqs")
 }
 
 func TestBadAndForeignMessagesSkipped(t *testing.T) {
@@ -241,15 +243,15 @@ func TestBadAndForeignMessagesSkipped(t *testing.T) {
 	subscribe(t, b, "T1", r).Start(0)
 	publish(t, b, "T1", 1, 1)
 	foreign, err := json.Marshal(event("T2", 2))
-	ok(t, err)
-	ok(t, b.nc.Publish(origin.Subject("T1"), []byte("{not json")))
-	ok(t, b.nc.Publish(origin.Subject("T1"), foreign))
-	ok(t, b.nc.Publish(origin.Subject("T1"), []byte(`{"team":"T1","seq":2}`))) // no type
+	testkit.OK(t, err)
+	testkit.OK(t, b.nc.Publish(origin.Subject("T1"), []byte("{not json")))
+	testkit.OK(t, b.nc.Publish(origin.Subject("T1"), foreign))
+	testkit.OK(t, b.nc.Publish(origin.Subject("T1"), []byte(`{"team":"T1","seq":2}`))) // no type
 	publish(t, b, "T1", 2, 3)
-	waitFor(t, "3 events", func() bool { return r.count() >= 3 })
-	equal(t, r.got(), seqRange(1, 3), "delivered seqs")
+	testkit.Eventually(t, func() bool { return r.count() >= 3 }, "3 events")
+	testkit.Equal(t, r.got(), seqRange(1, 3), "delivered seqs")
 	st := b.Stats()
-	truth(t, st.BadMessages >= 3, "bad messages %d", st.BadMessages)
+	testkit.True(t, st.BadMessages >= 3, "bad messages %d", st.BadMessages)
 }
 
 func TestCloseFromHandler(t *testing.T) {
@@ -267,37 +269,37 @@ func TestCloseFromHandler(t *testing.T) {
 	}}
 	var err error
 	s, err = b.SubscribeTeam("T1", h)
-	ok(t, err)
+	testkit.OK(t, err)
 	s.Start(0)
 	publish(t, b, "T1", 1, 5)
-	waitFor(t, "the subscription to close", func() bool { return b.Stats().Subscriptions == 0 })
+	testkit.Eventually(t, func() bool { return b.Stats().Subscriptions == 0 }, "the subscription to close")
 	s.Close() // idempotent, and waits for the delivery goroutine
 	mu.Lock()
 	defer mu.Unlock()
-	equal(t, seqs, []int64{1, 2}, "delivered seqs")
+	testkit.Equal(t, seqs, []int64{1, 2}, "delivered seqs")
 }
 
 func TestCloseBeforeStart(t *testing.T) {
 	_, b := newBus(t, Config{})
 	s, err := b.SubscribeTeam("T1", newRecorder(t, "T1"))
-	ok(t, err)
+	testkit.OK(t, err)
 	s.Close()
 	s.Close()
 	s.Start(0) // harmless after Close
-	equal(t, b.Stats().Subscriptions, int64(0), "subscriptions")
+	testkit.Equal(t, b.Stats().Subscriptions, int64(0), "subscriptions")
 }
 
 func TestSubscribeInvalid(t *testing.T) {
 	_, b := newBus(t, Config{})
 	for _, team := range []string{"", "T.1", "T*", "T>", "T 1"} {
 		_, err := b.SubscribeTeam(team, newRecorder(t, team))
-		truth(t, err != nil, "team %q accepted", team)
+		testkit.True(t, err != nil, "team %q accepted", team)
 	}
 	_, err := b.SubscribeTeam("T1", nil)
-	truth(t, err != nil, "nil handler accepted")
+	testkit.True(t, err != nil, "nil handler accepted")
 	b.Close()
 	_, err = b.SubscribeTeam("T1", newRecorder(t, "T1"))
-	isErr(t, err, ErrClosed)
+	testkit.IsErr(t, err, ErrClosed)
 }
 
 // restartable is an embedded server on a fixed store and port that a test can stop and start.
@@ -318,8 +320,8 @@ func newRestartable(tb testing.TB) *restartable {
 
 func (r *restartable) start() {
 	e, err := NewEmbedded(EmbeddedConfig{StoreDir: r.dir, Port: r.port})
-	ok(r.tb, err)
-	ok(r.tb, e.Start())
+	testkit.OK(r.tb, err)
+	testkit.OK(r.tb, e.Start())
 	r.cur = e
 }
 
@@ -347,16 +349,16 @@ func TestFillRetriesWhileDisconnected(t *testing.T) {
 	s := subscribe(t, b, "T1", r)
 	s.Start(0)
 	publish(t, b, "T1", 1, 20)
-	waitFor(t, "a slow-consumer drop", func() bool { n, _ := s.sub.Dropped(); return n > 0 })
+	testkit.Eventually(t, func() bool { n, _ := s.sub.Dropped(); return n > 0 }, "a slow-consumer drop")
 
 	srv.cur.Shutdown() // the stream is out of reach while the handler catches up
 	close(r.gate)
-	waitFor(t, "a failed fill attempt", func() bool { return b.Stats().FillRetries > 0 })
+	testkit.Eventually(t, func() bool { return b.Stats().FillRetries > 0 }, "a failed fill attempt")
 	srv.start()
 	release()
-	waitFor(t, "20 events", func() bool { return r.count() >= 20 })
-	equal(t, r.got(), seqRange(1, 20), "delivered seqs")
-	equal(t, len(r.losses()), 0, "Lost calls")
+	testkit.Eventually(t, func() bool { return r.count() >= 20 }, "20 events")
+	testkit.Equal(t, r.got(), seqRange(1, 20), "delivered seqs")
+	testkit.Equal(t, len(r.losses()), 0, "Lost calls")
 }
 
 func TestMemoryStreamRecreatedAfterRestart(t *testing.T) {
@@ -367,21 +369,22 @@ func TestMemoryStreamRecreatedAfterRestart(t *testing.T) {
 	r := newRecorder(t, "T1")
 	subscribe(t, b, "T1", r).Start(0)
 	publish(t, b, "T1", 1, 3)
-	waitFor(t, "3 events", func() bool { return r.count() >= 3 })
+	testkit.Eventually(t, func() bool { return r.count() >= 3 }, "3 events")
 
 	srv.restart() // a memory stream does not survive it
 	release()
-	waitFor(t, "the reconnect", func() bool { return b.Stats().Reconnects == 1 })
+	testkit.Eventually(t, func() bool { return b.Stats().Reconnects == 1 }, "the reconnect")
 	// Until the stream is back a publish is not acknowledged: the subscription's interest
 	// keeps NATS from answering "no responders", so it would wait for its timeout.
-	waitFor(t, "the stream to be re-created", func() bool {
+	testkit.Eventually(t, func() bool {
 		_, err := b.js.Stream(context.Background(), StreamName)
 		return err == nil
-	})
+	}, "the stream to be re-created")
+
 	publish(t, b, "T1", 4, 4)
-	waitFor(t, "event 4", func() bool { return r.count() >= 4 })
-	equal(t, r.got(), seqRange(1, 4), "delivered seqs")
+	testkit.Eventually(t, func() bool { return r.count() >= 4 }, "event 4")
+	testkit.Equal(t, r.got(), seqRange(1, 4), "delivered seqs")
 	last, err := b.LastSeq(context.Background(), "T1")
-	ok(t, err)
-	equal(t, last, int64(4), "last seq in the new stream")
+	testkit.OK(t, err)
+	testkit.Equal(t, last, int64(4), "last seq in the new stream")
 }

@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/weft-edge/weft/internal/cli/clitest"
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/loadtest"
 )
 
@@ -26,9 +29,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	built.dir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	testkit.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		_ = os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // built is the weft binary of this test run, built by the first test that needs it.

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/weft-edge/weft/internal/cli/clitest"
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
 	clitest.Init(main) // a child of clitest.Run: be the command, not the tests
-	os.Exit(m.Run())
+	testkit.VerifyTestMain(m)
 }
 
 // TestHelpExitsZero: -h and --help print weft-proxy's usage and the proxy's flags with their

@@ -7,28 +7,11 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/weft-edge/weft/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while the command writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDevStackServesItsPrintedTokens runs `weft dev` in-process on free ports, uses the URL and
 // a token it printed the way the README says (POST /api/boot), and stops it with its context.
@@ -41,7 +24,7 @@ func TestDevRingServesItsPrintedTokens(t *testing.T) { devServesPrintedToken(t, 
 func devServesPrintedToken(t *testing.T, extra ...string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"dev", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
@@ -49,20 +32,15 @@ func devServesPrintedToken(t *testing.T, extra ...string) {
 	}()
 	curl := regexp.MustCompile(`curl -s -H 'Authorization: Bearer (\S+)' -d '\{\}' (\S+)/api/boot`)
 	var m []string
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for m == nil {
+	testkit.EventuallyOr(t, 20*time.Second, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("weft dev exited early: %v\n%s", err, out.String())
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weft dev printed no boot example:\n%s", out.String())
+		default:
 		}
 		m = curl.FindStringSubmatch(out.String())
-	}
+		return m != nil
+	}, "weft dev to print its boot example", func() { t.Logf("weft dev printed:\n%s", out.String()) })
 	var boot struct {
 		OK   bool `json:"ok"`
 		Self struct {
@@ -72,7 +50,7 @@ func devServesPrintedToken(t *testing.T, extra ...string) {
 	}
 	// A proxy may answer 503 for the moment it takes to hear its edges: ask until it answers.
 	var err error
-	for end := time.Now().Add(20 * time.Second); ; <-tick.C {
+	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
 		req, _ := http.NewRequest(http.MethodPost, m[2]+"/api/boot", strings.NewReader("{}"))
 		req.Header.Set("Authorization", "Bearer "+m[1])
 		resp, derr := http.DefaultClient.Do(req)
@@ -81,10 +59,8 @@ func devServesPrintedToken(t *testing.T, extra ...string) {
 		}
 		err = json.NewDecoder(resp.Body).Decode(&boot)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(end) {
-			break
-		}
-	}
+		return resp.StatusCode != http.StatusServiceUnavailable
+	}, "an answer to boot other than 503")
 	if err != nil || !boot.OK || boot.Self.ID == "" || len(boot.Channels) == 0 {
 		t.Fatalf("boot with the printed token: %+v %v", boot, err)
 	}

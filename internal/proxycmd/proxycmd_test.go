@@ -1,7 +1,6 @@
 package proxycmd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,57 +9,27 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weft-edge/weft/internal/cli"
 	"github.com/weft-edge/weft/internal/ring"
-	"github.com/weft-edge/weft/pubsub" // the embedded NATS server, for the test only
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend" // the embedded NATS server, for the test only
 )
-
-// syncBuffer is a bytes.Buffer safe to read while the command writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunHearsEdgesAndLeavesTheStreamAlone runs the proxy command against a NATS with
 // JetStream: it puts an edge that announces itself there in its ring, and it creates no
 // stream (the events stream is the edges' and the origin's to set up, with their limits).
 func TestRunHearsEdgesAndLeavesTheStreamAlone(t *testing.T) {
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
-	nc, err := nats.Connect(emb.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	emb := backend.ListeningNATS(t)
+	nc := backend.Conn(t, emb)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, cli.Program{Name: "weft"}, "proxy", []string{"--addr", "127.0.0.1:0", "--token-secret", "a test secret of at least 16 bytes",
@@ -79,31 +48,26 @@ func TestRunHearsEdgesAndLeavesTheStreamAlone(t *testing.T) {
 	edge := ring.Announcement{Node: "edge-1", Addr: "127.0.0.1:9", State: ring.EdgeServing, Admitting: true,
 		IntervalMS: 1000, Started: time.Now()}
 	var base string
-	heard := false
-	deadline := time.Now().Add(20 * time.Second)
-	for !heard {
-		if time.Now().After(deadline) {
-			t.Fatalf("the proxy did not put the announced edge in its ring within 20s; stdout %q", out.String())
-		}
+	testkit.EventuallyOr(t, 20*time.Second, func() bool {
 		select {
 		case err := <-done:
 			stopped = true
 			t.Fatalf("the proxy exited early: %v; stdout %q", err, out.String())
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
 		if base == "" {
 			if m := listening.FindStringSubmatch(out.String()); m != nil {
 				base = m[1]
 			}
-			continue
+			return false
 		}
 		// Announce until heard: the proxy may subscribe after an announcement, as it may
 		// start after an edge, and then hears the edge's next one.
 		if err := an.Announce(edge); err != nil {
 			t.Fatal(err)
 		}
-		heard = strings.Contains(metrics(t, base), "\nweft_proxy_ring_edges 1\n")
-	}
+		return strings.Contains(metrics(t, base), "\nweft_proxy_ring_edges 1\n")
+	}, "the proxy to put the announced edge in its ring", func() { t.Logf("stdout %q", out.String()) })
 
 	js, err := jetstream.New(nc)
 	if err != nil {

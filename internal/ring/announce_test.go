@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/weft-edge/weft/internal/ring"
-	"github.com/weft-edge/weft/pubsub"
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend"
 )
 
 // collector keeps what a watcher was handed.
@@ -34,19 +33,8 @@ func (c *collector) all() []ring.Announcement {
 // malformed and invalid announcements are dropped, not delivered; an invalid one is not even
 // published; stop ends the subscription.
 func TestAnnouncementsOverNATS(t *testing.T) {
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
-	nc, err := nats.Connect(emb.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	emb := backend.ListeningNATS(t)
+	nc := backend.Conn(t, emb)
 	an := ring.Announcements{Conn: nc}
 
 	var first, second collector
@@ -74,7 +62,7 @@ func TestAnnouncementsOverNATS(t *testing.T) {
 	if err := an.Announce(want); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the announcement", func() bool { return len(first.all()) > 0 })
+	testkit.Eventually(t, func() bool { return len(first.all()) > 0 }, "the announcement")
 	// One subscription delivers in arrival order: had the bad ones been delivered, they came first.
 	if got := first.all(); len(got) != 1 || !got[0].Started.Equal(want.Started) {
 		t.Fatalf("delivered %+v, want only %+v", got, want)
@@ -88,19 +76,8 @@ func TestAnnouncementsOverNATS(t *testing.T) {
 	if err := an.Announce(later); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the second watcher to hear the later announcement", func() bool { return len(second.all()) == 2 })
+	testkit.Eventually(t, func() bool { return len(second.all()) == 2 }, "the second watcher to hear the later announcement")
 	if got := first.all(); len(got) != 1 {
 		t.Errorf("a stopped watcher was handed %+v", got[1:])
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

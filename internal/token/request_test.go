@@ -3,6 +3,8 @@ package token
 import (
 	"net/http/httptest"
 	"testing"
+
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 func TestFromRequest(t *testing.T) {
@@ -33,8 +35,8 @@ func TestFromRequest(t *testing.T) {
 				r.Header.Set("Authorization", tc.auth)
 			}
 			got, found := FromRequest(r)
-			equal(t, found, tc.found, "found")
-			equal(t, got, tc.want, "token")
+			testkit.Equal(t, found, tc.found, "found")
+			testkit.Equal(t, got, tc.want, "token")
 		})
 	}
 }

@@ -13,48 +13,50 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 func TestNewRefusesShortSecret(t *testing.T) {
 	_, err := New([]byte("fifteen-bytes!!"))
-	truth(t, err != nil, "a 15-byte secret was accepted")
-	truth(t, !strings.Contains(err.Error(), "fifteen"), "error %q leaks the secret", err)
+	testkit.True(t, err != nil, "a 15-byte secret was accepted")
+	testkit.True(t, !strings.Contains(err.Error(), "fifteen"), "error %q leaks the secret", err)
 	_, err = New(nil)
-	truth(t, err != nil, "a nil secret was accepted")
+	testkit.True(t, err != nil, "a nil secret was accepted")
 	_, err = New([]byte(DevSecret))
-	ok(t, err)
+	testkit.OK(t, err)
 }
 
 func TestNewCopiesSecret(t *testing.T) {
 	secret := append([]byte(nil), testSecret...)
 	k, err := New(secret)
-	ok(t, err)
+	testkit.OK(t, err)
 	tok, err := k.Issue("T1", "U1", time.Hour)
-	ok(t, err)
+	testkit.OK(t, err)
 	secret[0] ^= 0xff
 	_, err = k.Verify(tok)
-	ok(t, err)
+	testkit.OK(t, err)
 }
 
 func TestRoundTrip(t *testing.T) {
 	k := newKeys(t)
 	before := time.Now()
 	tok, err := k.Issue("T1", "U1", time.Hour)
-	ok(t, err)
+	testkit.OK(t, err)
 	c, err := k.Verify(tok)
-	ok(t, err)
-	equal(t, c.Team, "T1", "team")
-	equal(t, c.User, "U1", "user")
+	testkit.OK(t, err)
+	testkit.Equal(t, c.Team, "T1", "team")
+	testkit.Equal(t, c.User, "U1", "user")
 	// exp has whole-second precision, so it may fall up to a second short of before+ttl.
-	truth(t, !c.Expires.Before(before.Add(time.Hour-time.Second)) && !c.Expires.After(time.Now().Add(time.Hour)),
+	testkit.True(t, !c.Expires.Before(before.Add(time.Hour-time.Second)) && !c.Expires.After(time.Now().Add(time.Hour)),
 		"expires %v, want about an hour after %v", c.Expires, before)
 
 	long := strings.Repeat("x", MaxIDLen)
 	tok, err = k.Issue(long, long, time.Minute)
-	ok(t, err)
+	testkit.OK(t, err)
 	c, err = k.Verify(tok)
-	ok(t, err)
-	equal(t, c, Claims{Team: long, User: long, Expires: c.Expires}, "claims with longest IDs")
+	testkit.OK(t, err)
+	testkit.Equal(t, c, Claims{Team: long, User: long, Expires: c.Expires}, "claims with longest IDs")
 }
 
 func TestIssueRefuses(t *testing.T) {
@@ -74,7 +76,7 @@ func TestIssueRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := k.Issue(tc.team, tc.user, tc.ttl)
-			truth(t, err != nil, "issued a token for team %q user %q ttl %v", tc.team, tc.user, tc.ttl)
+			testkit.True(t, err != nil, "issued a token for team %q user %q ttl %v", tc.team, tc.user, tc.ttl)
 		})
 	}
 }
@@ -83,8 +85,8 @@ func TestVerifyAcceptsWithinLeeway(t *testing.T) {
 	k := newKeys(t)
 	exp := time.Now().Add(-2 * time.Second).Unix()
 	c, err := k.Verify(forge(crypto.SHA256, testSecret, hs256Header, fmt.Sprintf(`{"sub":"U1","team":"T1","exp":%d}`, exp)))
-	ok(t, err)
-	equal(t, c.Expires.Unix(), exp, "expires")
+	testkit.OK(t, err)
+	testkit.Equal(t, c.Expires.Unix(), exp, "expires")
 }
 
 func TestVerifyRejects(t *testing.T) {
@@ -95,15 +97,15 @@ func TestVerifyRejects(t *testing.T) {
 	good := claims(`{"sub":"U1","team":"T1","exp":%d}`)
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	ok(t, err)
+	testkit.OK(t, err)
 	rs256, err := jwt.NewWithClaims(jwt.SigningMethodRS256,
 		jwt.MapClaims{"sub": "U1", "team": "T1", "exp": exp}).SignedString(rsaKey)
-	ok(t, err)
+	testkit.OK(t, err)
 	hs512, err := jwt.NewWithClaims(jwt.SigningMethodHS512,
 		jwt.MapClaims{"sub": "U1", "team": "T1", "exp": exp}).SignedString(testSecret)
-	ok(t, err)
+	testkit.OK(t, err)
 	issued, err := k.Issue("T1", "U1", time.Hour)
-	ok(t, err)
+	testkit.OK(t, err)
 	parts := strings.Split(issued, ".")
 	// Same signature, claims swapped for another team: the classic tamper.
 	tamperedTeam := forge(crypto.SHA256, testSecret, hs256Header, claims(`{"sub":"U1","team":"T2","exp":%d}`))
@@ -154,13 +156,13 @@ func TestVerifyRejects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := k.Verify(tc.tok)
-			truth(t, err != nil, "accepted: %+v", c)
-			isErr(t, err, ErrInvalid)
-			isErr(t, err, tc.want)
-			equal(t, c, Claims{}, "claims returned with an error")
-			truth(t, !strings.Contains(err.Error(), string(testSecret)), "error %q leaks the secret", err)
+			testkit.True(t, err != nil, "accepted: %+v", c)
+			testkit.IsErr(t, err, ErrInvalid)
+			testkit.IsErr(t, err, tc.want)
+			testkit.Equal(t, c, Claims{}, "claims returned with an error")
+			testkit.True(t, !strings.Contains(err.Error(), string(testSecret)), "error %q leaks the secret", err)
 			var jerr error = jwt.ErrTokenMalformed
-			truth(t, !errors.Is(err, jerr), "error %v exposes a jwt sentinel", err)
+			testkit.True(t, !errors.Is(err, jerr), "error %v exposes a jwt sentinel", err)
 		})
 	}
 }
@@ -193,14 +195,14 @@ func TestVerifyConcurrent(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		ok(t, err)
+		testkit.OK(t, err)
 	}
 }
 
 func BenchmarkVerify(b *testing.B) {
 	k := newKeys(b)
 	tok, err := k.Issue("T0123456789", "U0123456789", time.Hour)
-	ok(b, err)
+	testkit.OK(b, err)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := k.Verify(tok); err != nil {
@@ -213,7 +215,7 @@ func BenchmarkVerify(b *testing.B) {
 func BenchmarkVerifyParallel(b *testing.B) {
 	k := newKeys(b)
 	tok, err := k.Issue("T0123456789", "U0123456789", time.Hour)
-	ok(b, err)
+	testkit.OK(b, err)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

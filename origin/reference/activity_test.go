@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -22,7 +23,7 @@ func refRunActivity(t *testing.T, cfg ActivityConfig, what string, cond func() b
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	refWaitFor(t, what, cond)
+	testkit.Eventually(t, cond, what)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -118,9 +119,9 @@ func TestActivitySurvivesPublishErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	refWaitFor(t, "publish errors", func() bool { return a.Stats().Errors >= 20 })
+	testkit.Eventually(t, func() bool { return a.Stats().Errors >= 20 }, "publish errors")
 	pub.setFailing(false)
-	refWaitFor(t, "events after recovery", func() bool { return len(pub.all()) >= 50 })
+	testkit.Eventually(t, func() bool { return len(pub.all()) >= 50 }, "events after recovery")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/weft-edge/weft/origin"
 )
@@ -141,21 +140,6 @@ func refWalkChannels(t testing.TB, hs *httptest.Server, team string, limit int) 
 
 func refWalkMemberships(t testing.TB, hs *httptest.Server, team string, limit int) []origin.Membership {
 	return refWalk(t, hs, team, "memberships", limit, func(p *refPage) []origin.Membership { return p.Memberships })
-}
-
-// refWaitFor polls cond until it holds or the deadline passes.
-func refWaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 // refPublisher records published events and fails while failing is set.

@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
@@ -26,7 +28,19 @@ const ServiceToken = "svc"
 // the test's buses connect to it in-process (no port to collide with a parallel test's).
 func NATS(t testkit.T) *pubsub.Embedded {
 	t.Helper()
-	emb, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{NoListen: true})
+	return startNATS(t, pubsub.EmbeddedConfig{NoListen: true})
+}
+
+// ListeningNATS is NATS on a free loopback port, for what connects by URL (a command's --nats
+// flag, a plain NATS client): shut down at cleanup.
+func ListeningNATS(t testkit.T) *pubsub.Embedded {
+	t.Helper()
+	return startNATS(t, pubsub.EmbeddedConfig{})
+}
+
+func startNATS(t testkit.T, cfg pubsub.EmbeddedConfig) *pubsub.Embedded {
+	t.Helper()
+	emb, err := pubsub.NewEmbedded(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +49,18 @@ func NATS(t testkit.T) *pubsub.Embedded {
 	}
 	t.Cleanup(emb.Shutdown)
 	return emb
+}
+
+// Conn is a plain NATS client of emb (a ListeningNATS), closed at cleanup (before emb is shut
+// down: cleanups run last added first).
+func Conn(t testkit.T, emb *pubsub.Embedded) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(emb.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // Bus connects to emb with cfg (its Embedded set here), closed at cleanup.
