@@ -55,9 +55,12 @@ func (h *feedHandler) Lost(err error) {
 }
 
 // load builds team's store: subscribe first (the subscription buffers), read the origin's seq,
-// page through users, channels and memberships, then start the subscription after that seq so
-// that every event newer than the snapshot is applied once, in order. A failure at any step
-// leaves nothing behind.
+// then page through users, channels and memberships. The subscription is returned unstarted:
+// the caller publishes the store as the team's (t.store) and only then starts it after the
+// store's seq, so that every event newer than the snapshot is applied once, in order, and each
+// reaches Hooks.OnEvent (which skips events of a store that is not the team's: started here,
+// the events delivered before the store was published were applied but never fanned out).
+// A failure at any step leaves nothing behind.
 func (ts *Teams) load(ctx context.Context, t *Team) (*Store, *pubsub.TeamSub, *feedHandler, error) {
 	h := &feedHandler{t: t}
 	sub, err := ts.cfg.Feed.SubscribeTeam(t.id, h)
@@ -73,7 +76,6 @@ func (ts *Teams) load(ctx context.Context, t *Team) (*Store, *pubsub.TeamSub, *f
 		st.follower = ts.cfg.Follow(st)
 	}
 	h.store.Store(st)
-	sub.Start(st.Seq())
 	return st, sub, h, nil
 }
 

@@ -236,6 +236,7 @@ func (ts *Teams) firstLoad(e *entry, t *Team) {
 	}
 	t.store.Store(st)
 	t.sub = sub
+	sub.Start(st.Seq()) // the store is the team's now: what it applies reaches the hooks
 	t.loadedAt, t.loadTook = time.Now(), took
 	t.touch()
 	ts.log.Info("team loaded", "team", t.id, "took", took, "seq", st.Seq())
@@ -273,6 +274,9 @@ func (ts *Teams) reloadLater(t *Team, h *feedHandler, cause error) {
 				if ts.cfg.Hooks.OnReload != nil {
 					ts.cfg.Hooks.OnReload(t)
 				}
+				// Started once the new store is the team's and OnReload has seen its seq: the
+				// events after the snapshot then reach the hooks in order, after the reload.
+				sub.Start(st.Seq())
 				return
 			}
 			ts.log.Warn("team reload failed", "team", t.id, "err", err)
