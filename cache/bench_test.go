@@ -17,7 +17,7 @@ import (
 	"github.com/weft-edge/weft/pubsub"
 )
 
-// Benchmarks of the budgets. Run them with, for example:
+// Benchmarks of docs/architecture.md's performance budgets (cold loads, the giant team's among them). Run them with, for example:
 //
 //	go test ./cache -run '^$' -bench . -benchtime 1x        # loads: one load per run
 //	go test ./cache -run '^$' -bench 'Giant(Lookup|Apply)'  # lookups and apply on giant

@@ -35,7 +35,7 @@ const (
 // Goodbye is what the server said before it closed a connection on purpose.
 type Goodbye = protocol.Goodbye
 
-// Error codes (docs/protocol.md section 4).
+// Error codes (docs/protocol.md section 8).
 const (
 	CodeInvalidRequest    = protocol.CodeInvalidRequest
 	CodeUnknownMethod     = protocol.CodeUnknownMethod

@@ -7,8 +7,8 @@
 //
 //   - server.go: [Config], [New], [Server.Start] and [Server.Shutdown]; the hooks by which the
 //     team set (cache) tells the node about loads, events, reloads and unloads.
-//   - ws.go: GET /ws. admitWS refuses what can be refused before the upgrade (draining,
-//     memory, connection rates, the token, ownership in the ring, the team and the user);
+//   - ws.go: GET /ws. admitWS refuses what can be refused before the upgrade (a subprotocol
+//     other than weft.v1, draining, memory, connection rates, the token, ownership in the ring, the team and the user);
 //     startSession upgrades, registers the session with its team's hub, replays a resume and
 //     queues the hello; endSession is the one place a session ends.
 //   - session.go: a session, its bounded outbound queue and its writer, its read loop and the
@@ -17,8 +17,8 @@
 //     see it; jit.go: the just-in-time annotations an event carries per session
 //     (docs/protocol.md section 6); recent.go: the events kept for resumes.
 //   - methods.go, autocomplete.go and api.go: the methods (docs/protocol.md section 4), the
-//     same handlers over the WebSocket and over POST /api/<method>; frames.go: the wire
-//     frames and error codes.
+//     same handlers over the WebSocket and over POST /api/<method>; frames.go: shorthands
+//     for building package protocol's errors and goodbye frames.
 //   - throttle.go: when a session stops reading (over its request quota, or its client not
 //     reading its replies); admission.go and surge.go: refusing work under memory pressure
 //     and during a surge of team loads; tracker.go: the work a shutdown waits for.

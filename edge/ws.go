@@ -44,7 +44,7 @@ func (a *admittedWS) release(s *Server) {
 
 // admitWS decides whether a WebSocket request may start a session; when not, it has answered
 // it. The checks run cheapest first, so that a node refusing a herd spends little on each:
-// draining, memory, the node's connection rate, the token, the team's connection rate,
+// the subprotocol, draining, memory, the node's connection rate, the token, the team's connection rate,
 // ownership in the ring, the request's own parameters, then the team (loaded if needed) and the
 // user's place in it.
 func (s *Server) admitWS(w http.ResponseWriter, r *http.Request) (*admittedWS, bool) {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Error codes (section 4).
+// Error codes (docs/protocol.md section 8).
 const (
 	CodeInvalidRequest    = "invalid_request"
 	CodeUnknownMethod     = "unknown_method"
@@ -22,7 +22,7 @@ const (
 )
 
 // Error is the protocol's error object: what a reply with ok false, an /api answer with ok
-// false and a refused handshake carry (section 4).
+// false and a refused handshake carry (docs/protocol.md sections 2, 3 and 8).
 type Error struct {
 	Code         string `json:"code"`
 	Message      string `json:"message,omitempty"`

@@ -81,7 +81,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.StringVar(&o.annotate, "annotate", "jit", "what events carry: jit (objects the client lacks), never or always (baselines for measuring)")
 	fs.BoolVar(&o.standalone, "standalone", false, "do not join the ring of edges (no announcements, no ownership checks): one edge without a proxy")
 	fs.StringVar(&o.advertise, "advertise", "", "host:port proxies reach this edge on; empty = the address it listens on")
-	fs.DurationVar(&o.announce, "announce", time.Second, "how often the edge announces itself on NATS; proxies drop an edge silent for 3 intervals")
+	fs.DurationVar(&o.announce, "announce", time.Second, "how often the edge announces itself on NATS; proxies and edges drop an edge silent for 5 intervals (at least 2s)")
 	fs.Float64Var(&o.connRate, "connect-rate", 1000, "new connections per second the edge takes; past it 429 with a spread Retry-After; negative: no limit")
 	fs.IntVar(&o.connBurst, "connect-burst", 1000, "new connections the edge takes at once above its rate")
 	fs.Float64Var(&o.teamRate, "team-connect-rate", 200, "new connections per second of one team; negative: no limit")

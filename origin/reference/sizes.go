@@ -36,7 +36,7 @@ func SizeNames() []string {
 	return names
 }
 
-// SizeByName returns a named size: tiny (unit tests), small, 32k or giant.
+// SizeByName returns a named size: tiny (unit tests), small, 1.5k, 32k or giant.
 func SizeByName(name string) (Size, error) {
 	for _, s := range namedSizes {
 		if s.Name == name {
