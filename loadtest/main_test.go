@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -38,39 +36,19 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "weft-loadtest-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	built.dir = dir
 	testkit.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		_ = os.RemoveAll(dir)
+		weft.Remove()
 		os.Exit(code)
 	}))
 }
 
-// built is the weft binary of this test run: built at most once, by the first test that
-// needs one, so that the tests that need none (and -run filters) pay nothing for it.
-var built struct {
-	once sync.Once
-	dir  string // made by TestMain, removed when the tests end
-	bin  string
-	err  error
-}
+// weft is the weft binary of this test run, built by the first test that needs one.
+var weft = testkit.Built{Build: Build}
 
 // weftBin returns the weft binary of this module, building it the first time.
 func weftBin(tb testing.TB) string {
 	tb.Helper()
-	built.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		built.bin, built.err = Build(ctx, built.dir)
-	})
-	if built.err != nil {
-		tb.Fatal(built.err)
-	}
-	return built.bin
+	return weft.Path(tb)
 }
 
 // workerBin is the program the capacity and storm workers run: this test binary (see TestMain).

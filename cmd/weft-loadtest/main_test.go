@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,36 +22,18 @@ import (
 
 func TestMain(m *testing.M) {
 	clitest.Init(main) // a child of clitest.Run: be the command, not the tests
-	dir, err := os.MkdirTemp("", "weft-loadtest-cmd-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	built.dir = dir
 	testkit.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		_ = os.RemoveAll(dir)
+		weft.Remove()
 		os.Exit(code)
 	}))
 }
 
-// built is the weft binary of this test run, built by the first test that needs it.
-var built struct {
-	once     sync.Once
-	dir, bin string
-	err      error
-}
+// weft is the weft binary of this test run, built by the first test that needs it.
+var weft = testkit.Built{Build: loadtest.Build}
 
 func weftBin(t *testing.T) string {
 	t.Helper()
-	built.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		built.bin, built.err = loadtest.Build(ctx, built.dir)
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
+	return weft.Path(t)
 }
 
 // TestHelpExitsZero: the help asked for, of weft-loadtest or of any scenario, with -h or
