@@ -40,8 +40,10 @@ type Bus struct {
 	closed bool
 }
 
-// Connect connects to NATS (cfg.URL, or cfg.Embedded), creates or updates the WEFT_EVENTS
-// stream and returns the Bus. It retries the connection and the stream set-up until ctx ends.
+// Connect connects to NATS (cfg.URL, or cfg.Embedded), opens the WEFT_EVENTS stream (an owner,
+// cfg.ManageStream, creates it when missing; see Config.ManageStream) and returns the Bus. It
+// retries the connection and the stream set-up until ctx ends, except that a Bus that does not
+// own the stream fails at once when the stream does not exist.
 // Once connected, the connection reconnects on its own forever, until Close.
 func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	cfg, err := cfg.withDefaults()
@@ -106,9 +108,14 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("pubsub: jetstream: %w", err)
 	}
 	for attempt := 0; ; attempt++ {
-		b.stream, err = b.createStream(ctx)
+		b.stream, err = b.openStream(ctx)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, errNoStream) {
+			b.nc.Close()
+			b.cancel()
+			return nil, err
 		}
 		b.log.Warn("pubsub: setting up stream", "stream", StreamName, "attempt", attempt+1, "err", err)
 		if werr := sleep.For(ctx, backoff(attempt)); werr != nil {
@@ -121,12 +128,6 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	go b.watchReconnects()
 	b.log.Info("pubsub: connected", "url", b.nc.ConnectedUrlRedacted(), "stream", StreamName)
 	return b, nil
-}
-
-func (b *Bus) createStream(ctx context.Context) (jetstream.Stream, error) {
-	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-	defer cancel()
-	return b.js.CreateOrUpdateStream(cctx, b.streamCfg)
 }
 
 // Close closes every team subscription and the connection and waits for every goroutine the
@@ -220,8 +221,11 @@ func (b *Bus) ensureStream() error {
 	defer cancel()
 	_, err := b.js.Stream(ctx, StreamName)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if !b.cfg.ManageStream {
+			return fmt.Errorf("%w (its owner, `weft origin`, creates it again)", err)
+		}
 		b.log.Warn("pubsub: stream missing after reconnect, creating it", "stream", StreamName)
-		_, err = b.createStream(b.ctx)
+		_, err = b.js.CreateStream(ctx, b.streamCfg)
 	}
 	return err
 }

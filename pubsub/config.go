@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -14,8 +15,9 @@ const (
 	StreamSubjects = "weft.events.>"
 )
 
-// StreamConfig sets the limits of the WEFT_EVENTS stream. Connect creates the stream or updates
-// it to these values. The zero value is the default of each field.
+// StreamConfig sets the limits of the WEFT_EVENTS stream, used only by the stream's owner
+// (Config.ManageStream): Connect creates the stream with these values when it does not exist.
+// The zero value is the default of each field.
 type StreamConfig struct {
 	// MaxAge is how long the stream keeps an event: how far back resume and gap filling reach.
 	// 0 = 24h.
@@ -53,7 +55,22 @@ type Config struct {
 	// Logger receives the package's log. nil = discard.
 	Logger *slog.Logger
 
-	// Stream sets the limits of the WEFT_EVENTS stream.
+	// ManageStream makes this process the owner of the WEFT_EVENTS stream: Connect creates it
+	// with Stream's limits when it does not exist. One component owns the stream (the origin
+	// side: `weft origin`, and `weft dev`, which runs the origin) so that an operator's settings
+	// survive restarts of everything else; edges and the proxy leave it false, only use the
+	// stream, and Connect fails at once, naming the stream and who creates it, when it is
+	// missing (an edge needs it for gap filling and replay). An owner that finds the stream
+	// with limits other than Stream's logs one warning naming each difference and leaves the
+	// stream as it is, unless UpdateStream. A bool rather than a nil-able Stream so that the
+	// limits (and their defaults) stay one value whatever the role.
+	ManageStream bool
+
+	// UpdateStream, with ManageStream, updates an existing stream whose limits differ from
+	// Stream's to Stream's (an explicit operator choice: `--stream-update`) and logs what changed.
+	UpdateStream bool
+
+	// Stream sets the limits of the WEFT_EVENTS stream; read only when ManageStream.
 	Stream StreamConfig
 
 	// SubPendingMsgs is how many live messages each team subscription holds for its delivery
@@ -107,9 +124,15 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// MaxReplicas is the most copies a JetStream stream can have.
+const MaxReplicas = 5
+
 func (s StreamConfig) jetstream() (jetstream.StreamConfig, error) {
 	if s.MaxAge < 0 || s.MaxBytes < 0 || s.Replicas < 0 || s.DuplicateWindow < 0 {
 		return jetstream.StreamConfig{}, errors.New("pubsub: stream config: negative limit")
+	}
+	if s.Replicas > MaxReplicas {
+		return jetstream.StreamConfig{}, fmt.Errorf("pubsub: stream config: %d replicas, at most %d", s.Replicas, MaxReplicas)
 	}
 	cfg := jetstream.StreamConfig{
 		Name:              StreamName,

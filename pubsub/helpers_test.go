@@ -25,8 +25,10 @@ func startEmbedded(tb testing.TB, cfg EmbeddedConfig) *Embedded {
 	return e
 }
 
+// connect connects with cfg as the stream's owner (ManageStream), as most tests need a stream.
 func connect(tb testing.TB, cfg Config) *Bus {
 	tb.Helper()
+	cfg.ManageStream = true
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	b, err := Connect(ctx, cfg)

@@ -30,6 +30,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	edges := fs.Int("edges", 1, "edge nodes; more than 1 runs them in a ring behind a proxy listening on --addr")
 	var nats natsOpts
 	nats.flags(fs)
+	var stream streamOpts
+	stream.flags(fs)
 	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
@@ -37,6 +39,13 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if *edges < 1 || *edges > 64 {
 		return fmt.Errorf("--edges: want 1 to 64, got %d", *edges)
 	}
+	// The dev process runs the origin, so its own bus owns the stream and creates it before
+	// the edges (and the proxy) connect; they only use it.
+	scfg, err := stream.config()
+	if err != nil {
+		return err
+	}
+	nats.stream, nats.updateStream = &scfg, stream.update
 	bus, emb, closeBus, err := nats.connect(ctx, log, "weft-dev")
 	if err != nil {
 		return err

@@ -42,3 +42,31 @@ func TestBadUsageExitsTwo(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamFlagsValidated: the stream owner's flags are checked before any connection to NATS
+// (the --nats given answers nothing: a command that connected first would retry until killed)
+// and the error names the flag, also when the value comes from its environment twin.
+func TestStreamFlagsValidated(t *testing.T) {
+	cases := []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"origin", "--stream-replicas", "6"}, "--stream-replicas"},
+		{[]string{"origin", "--stream-replicas", "0"}, "--stream-replicas"},
+		{[]string{"origin", "--stream-max-age", "-1h"}, "--stream-max-age"},
+		{[]string{"origin", "--stream-max-per-subject", "0"}, "--stream-max-per-subject"},
+		{[]string{"origin", "--stream-max-bytes", "lots"}, "--stream-max-bytes"},
+		{[]string{"dev", "--stream-replicas", "9"}, "--stream-replicas"},
+	}
+	for _, c := range cases {
+		r := clitest.Run(t, append(c.args, "--nats", "nats://127.0.0.1:1")...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, c.flag) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and an error naming %s", c.args, r.Code, r.Stderr, c.flag)
+		}
+	}
+	t.Setenv("WEFT_STREAM_REPLICAS", "7")
+	r := clitest.Run(t, "origin", "--nats", "nats://127.0.0.1:1")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "--stream-replicas") {
+		t.Errorf("WEFT_STREAM_REPLICAS=7: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}

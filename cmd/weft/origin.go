@@ -92,10 +92,18 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	errRate := fs.Float64("error-rate", 0, "fault injection: fraction of requests answered 500")
 	var nats natsOpts
 	nats.flags(fs)
+	var stream streamOpts
+	stream.flags(fs)
 	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}
+	// The origin owns the stream (docs/origin.md): it creates it; edges only use it.
+	scfg, err := stream.config()
+	if err != nil {
+		return err
+	}
+	nats.stream, nats.updateStream = &scfg, stream.update
 	faults := reference.Faults{Latency: *latency, ErrorRate: *errRate}
 	if err := faults.Validate(); err != nil {
 		return err

@@ -63,10 +63,13 @@ func Conn(t testkit.T, emb *pubsub.Embedded) *nats.Conn {
 	return nc
 }
 
-// Bus connects to emb with cfg (its Embedded set here), closed at cleanup.
+// Bus connects to emb with cfg (its Embedded set here) as the stream's owner (ManageStream:
+// every test bus may be the first on its server), closed at cleanup. A test of a bus that only
+// uses the stream calls pubsub.Connect itself.
 func Bus(t testkit.T, emb *pubsub.Embedded, cfg pubsub.Config) *pubsub.Bus {
 	t.Helper()
 	cfg.Embedded = emb
+	cfg.ManageStream = true
 	b, err := pubsub.Connect(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
