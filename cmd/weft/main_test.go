@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/weft-edge/weft/internal/cli/clitest"
 	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/backend"
+	"github.com/weft-edge/weft/pubsub"
 )
 
 func TestMain(m *testing.M) {
@@ -69,4 +75,19 @@ func TestStreamFlagsValidated(t *testing.T) {
 	if r.Code != 2 || !strings.Contains(r.Stderr, "--stream-replicas") {
 		t.Errorf("WEFT_STREAM_REPLICAS=7: exit %d, stderr %q", r.Code, r.Stderr)
 	}
+}
+
+// TestEdgeWithoutStreamFails: an edge only uses the stream; on a NATS without it, it stops at
+// once with an error naming the stream and the command that creates it, and does not create it.
+func TestEdgeWithoutStreamFails(t *testing.T) {
+	emb := backend.ListeningNATS(t)
+	r := clitest.Run(t, "edge", "--addr", "127.0.0.1:0", "--nats", emb.ClientURL(), "--token-secret", "s3cret-s3cret-s3cret-s3cret-s3cret",
+		"--log-level", "error")
+	if r.Code != 2 || !strings.Contains(r.Stderr, pubsub.StreamName) || !strings.Contains(r.Stderr, "weft origin") {
+		t.Errorf("edge without stream: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	js, err := jetstream.New(backend.Conn(t, emb))
+	testkit.OK(t, err)
+	_, err = js.Stream(context.Background(), pubsub.StreamName)
+	testkit.True(t, errors.Is(err, jetstream.ErrStreamNotFound), "edge created the stream (lookup: %v)", err)
 }
