@@ -265,7 +265,8 @@ func (ts *Teams) reloadLater(t *Team, h *feedHandler, cause error) {
 				ts.cfg.Hooks.OnLoad(t.id, time.Since(begin), err)
 			}
 			if err == nil {
-				if !t.swap(st, sub) {
+				retire, ok := t.swap(st, sub)
+				if !ok {
 					sub.Close()
 					st.closeFollower()
 					return
@@ -277,6 +278,7 @@ func (ts *Teams) reloadLater(t *Team, h *feedHandler, cause error) {
 				// Started once the new store is the team's and OnReload has seen its seq: the
 				// events after the snapshot then reach the hooks in order, after the reload.
 				sub.Start(st.Seq())
+				retire()
 				return
 			}
 			ts.log.Warn("team reload failed", "team", t.id, "err", err)
@@ -476,22 +478,26 @@ func (t *Team) isClosed() bool {
 	return t.closed
 }
 
-// swap installs a reloaded store and its subscription; false if the team was closed meanwhile.
-func (t *Team) swap(st *Store, sub *pubsub.TeamSub) bool {
+// swap installs a reloaded store and its subscription, and returns a function that retires
+// the old ones; false if the team was closed meanwhile. Retiring waits for the old
+// subscription's delivery goroutine (which may be inside a hook), so the caller starts the new
+// subscription first: its events are not held back by the old one's last call.
+func (t *Team) swap(st *Store, sub *pubsub.TeamSub) (retire func(), ok bool) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return false
+		return nil, false
 	}
 	old, oldStore := t.sub, t.store.Load()
 	t.sub = sub
 	t.store.Store(st)
 	t.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	oldStore.closeFollower()
-	return true
+	return func() {
+		if old != nil {
+			old.Close()
+		}
+		oldStore.closeFollower()
+	}, true
 }
 
 func (t *Team) close() {
