@@ -23,6 +23,8 @@ type Origin interface {
 // Feed is the team event feed; *pubsub.Bus implements it.
 type Feed interface {
 	SubscribeTeam(team string, h pubsub.Handler) (*pubsub.TeamSub, error)
+	// Connected reports whether the feed's transport (NATS) is up: new teams load only then.
+	Connected() bool
 }
 
 // feedHandler applies one subscription's events to the store that subscription was made for.

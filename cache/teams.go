@@ -18,6 +18,13 @@ import (
 // ErrClosed is returned by Teams after Shutdown.
 var ErrClosed = errors.New("cache: shut down")
 
+// ErrNoFeed refuses a new team load while the feed is down (NATS unreachable). Loaded teams
+// keep being served from their stores and catch up when it returns; a new one is not loaded
+// meanwhile, because nothing could keep it current or tell how far behind it is, and because
+// during an outage the ring the proxies route by may be stale, so this node may no longer be
+// the team's owner. The edge answers it with overloaded and a retry_after_ms.
+var ErrNoFeed = errors.New("cache: the event feed is down (NATS unreachable): new teams cannot load now")
+
 // Hooks are told about a team's life. Every field is optional. Hooks run on the goroutine that
 // caused them (OnEvent on the team's feed goroutine, in seq order) and must not block.
 type Hooks struct {
@@ -207,6 +214,9 @@ func (ts *Teams) entryFor(team string) (*entry, error) {
 		if err := ts.cfg.AdmitLoad(team); err != nil {
 			return nil, err
 		}
+	}
+	if !ts.cfg.Feed.Connected() {
+		return nil, ErrNoFeed
 	}
 	e := &entry{done: make(chan struct{})}
 	if v, loaded := ts.teams.LoadOrStore(team, e); loaded {

@@ -37,6 +37,7 @@ const testSecret = "edge-test-secret-0123456789"
 // and the edge Server behind its own httptest server.
 type harness struct {
 	t      *testing.T
+	nats   *backend.Restartable // set with harnessOpts.outages
 	bus    *pubsub.Bus
 	origin *reference.Server
 	orig   *backend.Origin // the origin's HTTP side: its request count
@@ -53,15 +54,24 @@ type harnessOpts struct {
 	pending int // pubsub.Config.SubPendingMsgs; 0 = its default
 	edge    func(*Config)
 	guard   origin.Guard // wraps every origin call (the breaker)
+	// outages puts NATS on a fixed port a test can stop and start (h.nats), with short
+	// JetStream timeouts, and makes the origin republish what it could not publish.
+	outages bool
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t}
-	h.bus = backend.Bus(t, backend.NATS(t), pubsub.Config{Stream: o.stream,
-		SubPendingMsgs: o.pending, GapCheckInterval: 200 * time.Millisecond})
+	emb, bcfg := backend.NATS(t), pubsub.Config{Stream: o.stream,
+		SubPendingMsgs: o.pending, GapCheckInterval: 200 * time.Millisecond}
+	var flush time.Duration
+	if o.outages {
+		h.nats = backend.RestartableNATS(t)
+		emb, bcfg.RequestTimeout, flush = h.nats.Embedded(), 300*time.Millisecond, 50*time.Millisecond
+	}
+	h.bus = backend.Bus(t, emb, bcfg)
 	h.orig = backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 7, "tiny"), Publisher: h.bus,
-		Client: origin.ClientConfig{Guard: o.guard}})
+		Client: origin.ClientConfig{Guard: o.guard}, FlushEvery: flush})
 	h.origin = h.orig.Server
 	oc := h.orig.Client
 	var err error

@@ -130,6 +130,15 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			return float64(n)
 		}),
 	)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "weft_edge_team_reloads_total",
+		Help: "Teams rebuilt from the origin because their feed lost events the stream no longer held."},
+		func() float64 { return float64(s.teams.Reloads()) }))
+	// The feed's own series (pubsub.Bus: gaps detected and filled, events fetched from the
+	// stream, unfillable gaps, lag, teams following no feed). Edges of one process that share
+	// a feed and a registry register it once.
+	if f, ok := s.cfg.Cache.Feed.(interface{ Collector() prometheus.Collector }); ok {
+		_ = reg.Register(f.Collector())
+	}
 	// The process and Go runtime collectors may already be in a shared registry.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

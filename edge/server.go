@@ -384,6 +384,9 @@ func (s *Server) teamError(err error) (int, *protocol.Error) {
 		return http.StatusNotFound, errorf(protocol.CodeNotFound, "team not found")
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable, s.overloadedError("the node is over its memory budget and loads no new team")
+	case errors.Is(err, cache.ErrNoFeed):
+		// NATS is down: warm teams are served, cold ones wait for it (cache.ErrNoFeed).
+		return http.StatusServiceUnavailable, s.overloadedError("this node cannot follow a new team's events now (NATS unreachable); teams already loaded are served")
 	case errors.Is(err, cache.ErrClosed):
 		return http.StatusServiceUnavailable, &protocol.Error{Code: protocol.CodeOverloaded, Message: "node is shutting down",
 			RetryAfterMS: s.jitter(s.cfg.DrainSpread).Milliseconds()}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,6 +28,9 @@ type Bus struct {
 	stream jetstream.Stream
 
 	stats counters
+	// outages counts lost connections: a team subscription that has not caught up since the
+	// last one follows no feed (feed.go).
+	outages atomic.Int64
 
 	reconnected chan struct{} // cap 1: the connection came back
 	done        chan struct{} // closed by Close
@@ -158,8 +162,10 @@ func (b *Bus) Close() {
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
 func (b *Bus) onDisconnect(_ *nats.Conn, err error) {
+	b.outages.Add(1)
 	if err != nil {
-		b.log.Warn("pubsub: disconnected from NATS", "err", err)
+		b.log.Warn("pubsub: disconnected from NATS; the teams follow no feed until it returns and they caught up (served from their stores meanwhile)",
+			"err", err, "teams", b.stats.subscriptions.Load())
 	}
 }
 

@@ -9,6 +9,7 @@ type Stats struct {
 	Delivered     uint64 // events handed to a Handler, live or filled
 	Duplicates    uint64 // messages dropped: seq already delivered, or covered by Start's afterSeq
 	Gaps          uint64 // gaps detected: a jump in seq, or a tail found behind the stream
+	GapsFilled    uint64 // of them, filled from JetStream (the others were Lost, or closed)
 	Filled        uint64 // events delivered from JetStream rather than live
 	BadMessages   uint64 // messages that did not decode or belonged to another team (live or stored)
 	Lost          uint64 // subscriptions ended by a gap the stream could not fill
@@ -20,7 +21,7 @@ type Stats struct {
 
 // counters are the live values behind Stats.
 type counters struct {
-	published, received, delivered, duplicates, gaps, filled, bad, lost, reconnects,
+	published, received, delivered, duplicates, gaps, gapsFilled, filled, bad, lost, reconnects,
 	slowConsumers, fillRetries atomic.Uint64
 	subscriptions atomic.Int64
 }
@@ -34,6 +35,7 @@ func (b *Bus) Stats() Stats {
 		Delivered:     c.delivered.Load(),
 		Duplicates:    c.duplicates.Load(),
 		Gaps:          c.gaps.Load(),
+		GapsFilled:    c.gapsFilled.Load(),
 		Filled:        c.filled.Load(),
 		BadMessages:   c.bad.Load(),
 		Lost:          c.lost.Load(),

@@ -40,6 +40,7 @@ type TeamSub struct {
 	cancel context.CancelFunc // aborts JetStream calls in flight at Close
 
 	closed    atomic.Bool
+	feed      feedState
 	startOnce sync.Once
 	closeOnce sync.Once
 
@@ -76,6 +77,7 @@ func (b *Bus) SubscribeTeam(team string, h Handler) (*TeamSub, error) {
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
+	s.feed.caughtUp.Store(-1) // following nothing until its first tail check
 	s.ctx, s.cancel = context.WithCancel(b.ctx)
 	sub, err := b.nc.ChanSubscribe(s.subj, s.msgs)
 	if err != nil {
@@ -158,6 +160,8 @@ func (s *TeamSub) run() {
 	case after = <-s.start:
 	}
 	s.next = after + 1
+	s.feed.applied.Store(after)
+	s.feed.heard(after)
 
 	tick := time.NewTicker(jittered(s.b.cfg.GapCheckInterval))
 	defer tick.Stop()
@@ -179,7 +183,7 @@ func (s *TeamSub) run() {
 
 	// The buffer first (it drops what afterSeq covers), then whatever the stream holds beyond:
 	// events stored before the interest reached every server, or dropped from a full buffer.
-	if !s.drain() || !s.fillTail() || !afterDrops() {
+	if !s.catchUp() || !afterDrops() {
 		return
 	}
 	for {
@@ -195,7 +199,7 @@ func (s *TeamSub) run() {
 				return
 			}
 		case <-s.check:
-			if !s.drain() || !s.fillTail() {
+			if !s.catchUp() {
 				return
 			}
 		case <-recheck.C:
@@ -210,7 +214,7 @@ func (s *TeamSub) run() {
 				s.active = false
 				continue
 			}
-			if !s.drain() || !s.fillTail() {
+			if !s.catchUp() {
 				return
 			}
 		}
@@ -261,6 +265,7 @@ func (s *TeamSub) handle(m *nats.Msg) bool {
 		s.logBad("pubsub: skipping bad live message", err)
 		return true
 	}
+	s.feed.heard(ev.Seq)
 	switch {
 	case ev.Seq < s.next:
 		st.duplicates.Add(1)
@@ -271,6 +276,7 @@ func (s *TeamSub) handle(m *nats.Msg) bool {
 		if !s.fill(ev.Seq - 1) {
 			return false
 		}
+		st.gapsFilled.Add(1)
 	}
 	return s.deliver(ev, false)
 }
@@ -282,6 +288,7 @@ func (s *TeamSub) deliver(ev *origin.Event, filled bool) bool {
 	}
 	s.h.Event(ev)
 	s.next = ev.Seq + 1
+	s.feed.applied.Store(ev.Seq)
 	s.b.stats.delivered.Add(1)
 	if filled {
 		s.b.stats.filled.Add(1)
@@ -296,6 +303,9 @@ func (s *TeamSub) fillTail() bool {
 	ok := s.fill(0)
 	if s.next > before {
 		s.b.stats.gaps.Add(1)
+		if ok {
+			s.b.stats.gapsFilled.Add(1)
+		}
 		s.log.Debug("pubsub: filled tail", "from", before, "to", s.next-1)
 	}
 	return ok
@@ -306,6 +316,7 @@ func (s *TeamSub) fillTail() bool {
 // the stream no longer holds a seq it calls Lost. It returns false when the subscription must
 // stop.
 func (s *TeamSub) fill(upto int64) bool {
+	s.feed.heard(upto)
 	deliver := func(ev *origin.Event) error {
 		if !s.deliver(ev, true) {
 			return errSubClosed

@@ -55,7 +55,8 @@ func (o *originOpts) start(pub origin.Publisher, log *slog.Logger) (*reference.S
 	return srv, ln, nil
 }
 
-// run serves srv on ln and generates live activity on g until ctx ends; stopAfter bounds the
+// run serves srv on ln, generates live activity and republishes pending events on g until
+// ctx ends; stopAfter bounds the
 // HTTP shutdown once ctx has ended.
 func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *reference.Server, ln net.Listener,
 	stopAfter time.Duration, log *slog.Logger) error {
@@ -72,6 +73,8 @@ func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *reference.
 		defer cancel()
 		return hs.Shutdown(sctx)
 	})
+	// Events whose publish failed (NATS down) go out as soon as it is back.
+	g.Go(func() error { srv.KeepFlushing(ctx, 500*time.Millisecond); return nil })
 	if o.rate > 0 {
 		act, err := reference.NewActivity(reference.ActivityConfig{Server: srv, Rate: o.rate, Seed: o.seed, Logger: log})
 		if err != nil {

@@ -90,6 +90,32 @@ func (s *Server) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// KeepFlushing calls Flush every interval until ctx ends, so that events whose publish failed
+// (a NATS outage) go out soon after the bus is back even when their team changes no more: a
+// real origin's outbox relay. Flush errors are logged at most once per outage: while the bus
+// is down every attempt fails the same way.
+func (s *Server) KeepFlushing(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.Flush(ctx)
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			s.log.Warn("origin: pending events not published yet; retrying", "err", err)
+			failing = true
+		case err == nil && failing:
+			s.log.Info("origin: pending events published")
+			failing = false
+		}
+	}
+}
+
 // PostMessage posts a message by a member of a channel. mentions must be users of the team.
 func (s *Server) PostMessage(ctx context.Context, team, channel, user, text string, mentions []string) (*origin.Event, error) {
 	return s.change(ctx, team, func(st *teamState, _ int64) (*origin.Event, error) {

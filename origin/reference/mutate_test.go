@@ -2,12 +2,15 @@ package reference
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"regexp"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 )
 
@@ -372,5 +375,28 @@ func TestListingsReflectPublishedSeq(t *testing.T) {
 	wg.Wait()
 	if s.Seq(team) != int64(len(joins)) {
 		t.Fatalf("seq %d after %d joins", s.Seq(team), len(joins))
+	}
+}
+
+// KeepFlushing publishes a pending event once the bus is back, with no further change.
+func TestKeepFlushingPublishesPending(t *testing.T) {
+	pub := &refPublisher{}
+	s, _ := refServe(t, ServerConfig{Publisher: pub})
+	team := s.TeamIDs()[0]
+	pub.setFailing(true)
+	if _, err := s.UpdateUser(t.Context(), team, userID(0, 1), func(u *origin.User) { u.Title = "pending" }); !errors.Is(err, errRefPublish) {
+		t.Fatalf("change with the bus down: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.KeepFlushing(ctx, time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+	pub.setFailing(false)
+	testkit.Eventually(t, func() bool { return s.Seq(team) == 1 }, "the pending event published")
+	if !slices.Equal(pub.seqs(team), []int64{1}) {
+		t.Fatalf("published %v", pub.seqs(team))
 	}
 }

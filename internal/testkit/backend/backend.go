@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -101,6 +102,9 @@ type OriginConfig struct {
 	Publisher origin.Publisher
 	// Client configures Origin.Client; BaseURL and Token are filled in.
 	Client origin.ClientConfig
+	// FlushEvery, when set, republishes events whose publish failed that often (the server's
+	// KeepFlushing, as `weft origin` runs it), until cleanup.
+	FlushEvery time.Duration
 }
 
 // Origin is the reference origin behind an httptest server on a loopback port, and a client
@@ -131,6 +135,15 @@ func NewOrigin(t testkit.T, cfg OriginConfig) *Origin {
 		o.Server.ServeHTTP(w, r)
 	}))
 	t.Cleanup(o.HTTP.Close)
+	if cfg.FlushEvery > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.KeepFlushing(ctx, cfg.FlushEvery)
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	cc := cfg.Client
 	cc.BaseURL, cc.Token = o.HTTP.URL, ServiceToken
 	if o.Client, err = origin.NewClient(cc); err != nil {
