@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"sync"
 	"time"
 
 	"testing"
@@ -45,10 +46,13 @@ func TestFeedLag(t *testing.T) {
 	r := newRecorder(t, "T1")
 	r.gate = make(chan struct{})
 	subscribe(t, b, "T1", r).Start(0)
+	var release sync.Once
+	open := func() { release.Do(func() { close(r.gate) }) }
+	t.Cleanup(open) // before the subscription's Close, which waits for the held handler
 	publish(t, b, "T1", 1, 1)
 	testkit.Eventually(t, func() bool { return b.FeedStatus().LagMax == 1 }, "lag 1 while event 1 is held")
 	testkit.Equal(t, b.FeedStatus().LagSum, int64(1), "lag sum")
-	close(r.gate)
+	open()
 	testkit.Eventually(t, func() bool { return r.count() == 1 && b.FeedStatus().LagMax == 0 }, "lag 0 once applied")
 }
 

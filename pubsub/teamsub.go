@@ -286,6 +286,7 @@ func (s *TeamSub) deliver(ev *origin.Event, filled bool) bool {
 	if s.closed.Load() {
 		return false
 	}
+	s.feed.heard(ev.Seq) // a tail read from the stream was not heard of before
 	s.h.Event(ev)
 	s.next = ev.Seq + 1
 	s.feed.applied.Store(ev.Seq)
