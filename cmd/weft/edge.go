@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/index"
@@ -139,7 +141,11 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		}
 		cluster = &edge.ClusterConfig{Peers: bus, Addr: addr, Interval: o.announce, MoveSpread: o.moveSpread}
 	}
+	// The edge's /metrics shows its NATS connection's health too (weft_nats_*).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(bus.ConnMetrics())
 	return edge.New(edge.Config{
+		Registry:          reg,
 		Cluster:           cluster,
 		Cache:             cache.Config{Origin: client, Feed: bus, Logger: log, Grace: o.grace, Prewarm: prewarm},
 		Replay:            bus,
@@ -205,11 +211,15 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.originURL, "origin", "http://127.0.0.1:8081", "origin base URL")
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
 	var nats natsOpts
-	nats.flags(fs)
+	nats.flags(fs, "NATS server or cluster URL(s) the origin publishes to, comma-separated seeds (required unless --embedded-nats)")
+	embedded := fs.Bool("embedded-nats", false, "without --nats, run an embedded NATS server with JetStream on --nats-addr and create the events stream there: only for an edge whose origin publishes to that server (weft dev does this in one process)")
 	var proc serve.Process
 	proc.Flags(fs)
 	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
+		return err
+	}
+	if err := nats.embeddedEdge(*embedded); err != nil {
 		return err
 	}
 	bus, _, closeBus, err := nats.connect(ctx, log, "weft-edge-"+o.node)
