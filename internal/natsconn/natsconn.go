@@ -72,7 +72,7 @@ func (o Options) Validate() error {
 			{"--nats-key", o.KeyFile}, {"--nats-creds", o.CredsFile}, {"--nats-nkey", o.NKeyFile},
 			{"--nats-user", o.User}, {"--nats-password", o.Password}} {
 			if f.v != "" {
-				return fmt.Errorf("%s: only with --nats (an embedded NATS server takes neither TLS nor credentials)", f.name)
+				return fmt.Errorf("%s: given without --nats: it configures the connection to an external NATS (an embedded server takes neither TLS nor credentials)", f.name)
 			}
 		}
 		return nil
