@@ -133,10 +133,13 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "weft_edge_team_reloads_total",
 		Help: "Teams rebuilt from the origin because their feed lost events the stream no longer held."},
 		func() float64 { return float64(s.teams.Reloads()) }))
-	// The feed's own series (pubsub.Bus: gaps detected and filled, events fetched from the
-	// stream, unfillable gaps, lag, teams following no feed). Edges of one process that share
-	// a feed and a registry register it once.
-	if f, ok := s.cfg.Cache.Feed.(interface{ Collector() prometheus.Collector }); ok {
+	// The feed's own series, when it has them: *pubsub.Bus reports its NATS connection
+	// (weft_nats_*: connected, reconnects, pending bytes, slow consumers) and its team feeds
+	// (weft_feed_*: gaps detected and filled, events fetched from the stream, unfillable gaps,
+	// lag, teams following no feed). Edges of one process sharing a feed and a registry
+	// register them once.
+	if f, ok := s.cfg.Cache.Feed.(feedMetrics); ok {
+		_ = reg.Register(f.ConnMetrics())
 		_ = reg.Register(f.Collector())
 	}
 	// The process and Go runtime collectors may already be in a shared registry.
@@ -153,6 +156,12 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		m.ended[r] = m.sessionsEnded.WithLabelValues(r.String()) // every reason shows from the start, at 0
 	}
 	return m
+}
+
+// feedMetrics is what a feed may show on the edge's /metrics; *pubsub.Bus implements it.
+type feedMetrics interface {
+	ConnMetrics() prometheus.Collector
+	Collector() prometheus.Collector
 }
 
 func (m *metrics) sessionEnded(r endReason) { m.ended[r].Inc() }

@@ -5,14 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weft-edge/weft/internal/natsconn"
 	"github.com/weft-edge/weft/internal/sleep"
 )
 
@@ -27,7 +28,8 @@ type Bus struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 
-	stats counters
+	stats       counters
+	connMetrics *natsconn.Metrics
 	// outages counts lost connections: a team subscription that has not caught up since the
 	// last one follows no feed (feed.go).
 	outages atomic.Int64
@@ -44,11 +46,13 @@ type Bus struct {
 	closed bool
 }
 
-// Connect connects to NATS (cfg.URL, or cfg.Embedded), opens the WEFT_EVENTS stream (an owner,
-// cfg.ManageStream, creates it when missing; see Config.ManageStream) and returns the Bus. It
-// retries the connection and the stream set-up until ctx ends, except that a Bus that does not
-// own the stream fails at once when the stream does not exist.
-// Once connected, the connection reconnects on its own forever, until Close.
+// Connect connects to NATS (cfg.NATS or cfg.URL, or cfg.Embedded), opens the WEFT_EVENTS stream
+// (an owner, cfg.ManageStream, creates it when missing; see Config.ManageStream) and returns the
+// Bus. It retries the connection and the stream set-up until ctx ends, except that what waiting
+// will not mend fails at once: a bad URL, an untrusted server certificate or refused
+// credentials (natsconn.Options.Connect), and, for a Bus that does not own the stream, a
+// stream that does not exist. Once connected, the connection reconnects on its own forever,
+// until Close.
 func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -68,42 +72,28 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
-	url := cfg.URL
-	opts := []nats.Option{
-		nats.Name(cfg.Name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(reconnectWait),
-		nats.ReconnectJitter(reconnectJitter, 2*reconnectJitter),
-		nats.PingInterval(pingInterval),
-		nats.MaxPingsOutstanding(3),
-		nats.DisconnectErrHandler(b.onDisconnect),
-		nats.ReconnectHandler(b.onReconnect),
-		nats.ErrorHandler(b.onAsyncError),
-	}
+	b.connMetrics = natsconn.NewMetrics()
+	client := natsconn.Client{Name: cfg.Name, Logger: b.log, Metrics: b.connMetrics,
+		OnDisconnect: b.onDisconnect, OnReconnect: b.onReconnect, OnError: b.onAsyncError}
 	if cfg.reconnectDelay != nil {
-		opts = append(opts, nats.CustomReconnectDelay(cfg.reconnectDelay))
+		client.Extra = append(client.Extra, nats.CustomReconnectDelay(cfg.reconnectDelay))
 	}
-	if url == "" {
+	conn := cfg.NATS
+	if conn.URLs == "" {
 		u, inProc, err := cfg.Embedded.connectTarget()
 		if err != nil {
+			b.cancel()
 			return nil, err
 		}
-		url = u
+		conn = natsconn.Options{URLs: u}
 		if inProc != nil {
-			opts = append(opts, inProc)
+			client.Extra = append(client.Extra, inProc)
 		}
 	}
-
-	for attempt := 0; ; attempt++ {
-		b.nc, err = nats.Connect(url, opts...)
-		if err == nil {
-			break
-		}
-		b.log.Warn("pubsub: connecting to NATS", "url", url, "attempt", attempt+1, "err", err)
-		if werr := sleep.For(ctx, backoff(attempt)); werr != nil {
-			b.cancel()
-			return nil, fmt.Errorf("pubsub: connect %s: %w (last error: %v)", url, werr, err)
-		}
+	b.nc, err = conn.Connect(ctx, client)
+	if err != nil {
+		b.cancel()
+		return nil, fmt.Errorf("pubsub: %w", err)
 	}
 	b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
 	if err != nil {
@@ -161,11 +151,16 @@ func (b *Bus) Close() {
 // The Bus owns it: do not close it.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
+// ConnMetrics are the metrics of the Bus's NATS connection (natsconn.Metrics: connected,
+// reconnects, pending bytes, slow consumers, traffic), for a /metrics registry.
+func (b *Bus) ConnMetrics() prometheus.Collector { return b.connMetrics }
+
+// onDisconnect runs after natsconn has logged the disconnect.
 func (b *Bus) onDisconnect(_ *nats.Conn, err error) {
 	b.outages.Add(1)
 	if err != nil {
-		b.log.Warn("pubsub: disconnected from NATS; the teams follow no feed until it returns and they caught up (served from their stores meanwhile)",
-			"err", err, "teams", b.stats.subscriptions.Load())
+		b.log.Warn("pubsub: the teams follow no feed until NATS returns and they caught up; served from their stores meanwhile",
+			"teams", b.stats.subscriptions.Load())
 	}
 }
 
@@ -178,6 +173,7 @@ func (b *Bus) onReconnect(nc *nats.Conn) {
 	}
 }
 
+// onAsyncError runs after natsconn has logged the error (other than a slow consumer).
 func (b *Bus) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	if errors.Is(err, nats.ErrSlowConsumer) {
 		// A team subscription's buffer overflowed: the dropped events come back as a gap.
@@ -187,9 +183,7 @@ func (b *Bus) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj = sub.Subject
 		}
 		b.log.Debug("pubsub: slow consumer, messages dropped", "subject", subj)
-		return
 	}
-	b.log.Warn("pubsub: NATS error", "err", err)
 }
 
 // watchReconnects makes sure the stream still exists after a reconnect (a memory stream does
@@ -292,16 +286,9 @@ func (b *Bus) teamState(team string) *teamState {
 	return b.teams[team]
 }
 
-// backoff is the wait before retry attempt+1: 50ms doubling to 5s, with full jitter on the
-// upper half so that many retrying callers spread out.
-func backoff(attempt int) time.Duration {
-	d := 50 * time.Millisecond
-	for i := 0; i < attempt && d < 5*time.Second; i++ {
-		d *= 2
-	}
-	d = min(d, 5*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
+// backoff is the wait before retry attempt+1 of every retry loop here: natsconn's, the
+// schedule of the connection's own start-up retries.
+func backoff(attempt int) time.Duration { return natsconn.Backoff(attempt) }
 
 // notStoredWait is the wait before asking the stream again for events it has not stored yet:
 // 1ms doubling to 100ms. The stream usually stores them within a millisecond.

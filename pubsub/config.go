@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/weft-edge/weft/internal/natsconn"
 )
 
 // StreamName and StreamSubjects are the JetStream stream of docs/origin.md.
@@ -42,8 +44,14 @@ type StreamConfig struct {
 
 // Config configures Connect. The zero value of each field is its default.
 type Config struct {
-	// URL is an external NATS server or cluster, comma-separated URLs. "" = Embedded.
+	// URL is an external NATS server or cluster, comma-separated URLs: the short way to say
+	// NATS.URLs, for a NATS that needs neither TLS nor credentials. Both "" = Embedded.
 	URL string
+
+	// NATS is how to reach an external NATS: its seed URLs, TLS and credentials (the --nats*
+	// flags of every weft process; see natsconn.Options). Connect validates it before
+	// connecting. Unused with Embedded.
+	NATS natsconn.Options
 
 	// Embedded is a started embedded server, used when URL is "". In-process when it does not
 	// listen, over loopback TCP otherwise.
@@ -96,15 +104,22 @@ const (
 	defaultSubPendingMsgs    = 1024
 	defaultGapCheckInterval  = 5 * time.Second
 	defaultRequestTimeout    = 5 * time.Second
-
-	reconnectWait   = 500 * time.Millisecond
-	reconnectJitter = 500 * time.Millisecond
-	pingInterval    = 20 * time.Second
 )
 
 func (c Config) withDefaults() (Config, error) {
-	if c.URL == "" && c.Embedded == nil {
+	if c.URL != "" {
+		if c.NATS.URLs != "" && c.NATS.URLs != c.URL {
+			return c, errors.New("pubsub: config: URL and NATS.URLs differ; set one")
+		}
+		c.NATS.URLs = c.URL
+	}
+	if c.NATS.URLs == "" && c.Embedded == nil {
 		return c, errors.New("pubsub: config: neither URL nor Embedded set")
+	}
+	if c.NATS.URLs != "" {
+		if err := c.NATS.Validate(); err != nil {
+			return c, err
+		}
 	}
 	if c.SubPendingMsgs < 0 || c.GapCheckInterval < 0 || c.RequestTimeout < 0 {
 		return c, errors.New("pubsub: config: negative SubPendingMsgs, GapCheckInterval or RequestTimeout")

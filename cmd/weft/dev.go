@@ -29,7 +29,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.secret, "token-secret", token.DevSecret, "token secret (the dev default is public: never use it in production)")
 	edges := fs.Int("edges", 1, "edge nodes; more than 1 runs them in a ring behind a proxy listening on --addr")
 	var nats natsOpts
-	nats.flags(fs)
+	nats.flags(fs, "NATS server or cluster URL(s), comma-separated seeds; empty starts an embedded NATS server with JetStream (the edges run in this process and use it)")
 	var stream streamOpts
 	stream.flags(fs)
 	log, err := weft.ParseLogged(fs, args, stdout)
@@ -62,7 +62,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	natsURL := nats.url
+	natsURL := nats.conn.Redacted()
 	if emb != nil {
 		natsURL = emb.ClientURL()
 	}
@@ -144,7 +144,7 @@ func devRing(ctx context.Context, g *errgroup.Group, n int, o edgeOpts, emb *pub
 		return "", err
 	}
 	popts := proxycmd.Options{Secret: o.secret, DownFor: 5 * time.Second, ConnectRate: 2000, ConnectBurst: 2000, EdgeRate: 150, EdgeBurst: 150}
-	psrv, err := popts.Server(pbus, log)
+	psrv, err := popts.Server(pbus, log, pbus.ConnMetrics())
 	if err != nil {
 		closeBus(pbus)
 		return "", err

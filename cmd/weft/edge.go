@@ -205,11 +205,15 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.originURL, "origin", "http://127.0.0.1:8081", "origin base URL")
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
 	var nats natsOpts
-	nats.flags(fs)
+	nats.flags(fs, "NATS server or cluster URL(s) the origin publishes to, comma-separated seeds (required unless --embedded-nats)")
+	embedded := fs.Bool("embedded-nats", false, "without --nats, run an embedded NATS server with JetStream on --nats-addr and create the events stream there: only for an edge whose origin publishes to that server (weft dev does this in one process)")
 	var proc serve.Process
 	proc.Flags(fs)
 	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
+		return err
+	}
+	if err := nats.embeddedEdge(*embedded); err != nil {
 		return err
 	}
 	bus, _, closeBus, err := nats.connect(ctx, log, "weft-edge-"+o.node)

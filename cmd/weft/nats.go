@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,12 +11,14 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/cli"
+	"github.com/weft-edge/weft/internal/natsconn"
 	"github.com/weft-edge/weft/pubsub"
 )
 
-// natsOpts are the flags every command that talks to NATS shares.
+// natsOpts are the flags every command that talks to NATS shares: how to reach it (natsconn:
+// seed URLs, TLS, credentials) and, without --nats, the embedded server's address and store.
 type natsOpts struct {
-	url   string
+	conn  natsconn.Options
 	addr  string
 	store string
 
@@ -26,21 +29,26 @@ type natsOpts struct {
 	updateStream bool
 }
 
-func (o *natsOpts) flags(fs *flag.FlagSet) {
-	fs.StringVar(&o.url, "nats", "", "NATS server or cluster URL(s), comma-separated; empty starts an embedded NATS server with JetStream")
+// flags registers the NATS flags; urlsUsage says what --nats (and its absence) means to the
+// command.
+func (o *natsOpts) flags(fs *flag.FlagSet, urlsUsage string) {
+	o.conn.Flags(fs, urlsUsage)
 	fs.StringVar(&o.addr, "nats-addr", "127.0.0.1:4222", "where the embedded NATS server listens (host:port; port 0 = any free port)")
 	fs.StringVar(&o.store, "nats-store", "", "JetStream store directory of the embedded server; empty = a temp dir removed at exit")
 }
 
-// connect returns a bus on the configured NATS, starting the embedded server when no URL is
-// given, and a function that closes both.
+// connect validates the NATS flags and returns a bus on the configured NATS, starting the
+// embedded server when no URL is given, and a function that closes both.
 func (o *natsOpts) connect(ctx context.Context, log *slog.Logger, name string) (*pubsub.Bus, *pubsub.Embedded, func(), error) {
-	cfg := pubsub.Config{URL: o.url, Name: name, Logger: log}
+	if err := o.conn.Validate(); err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := pubsub.Config{NATS: o.conn, Name: name, Logger: log}
 	if o.stream != nil {
 		cfg.ManageStream, cfg.Stream, cfg.UpdateStream = true, *o.stream, o.updateStream
 	}
 	var emb *pubsub.Embedded
-	if o.url == "" {
+	if o.conn.URLs == "" {
 		host, portStr, err := net.SplitHostPort(o.addr)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("--nats-addr: %w", err)
@@ -72,6 +80,26 @@ func (o *natsOpts) connect(ctx context.Context, log *slog.Logger, name string) (
 		}
 	}
 	return bus, emb, closeAll, nil
+}
+
+// embeddedEdge checks the NATS flags of `weft edge`: an edge needs the NATS its origin
+// publishes to, so without --nats it refuses to start unless told --embedded-nats. An
+// embedded server of its own would otherwise start empty and silent: the edge would serve
+// each team as loaded and never see another event. With --embedded-nats the edge is the
+// server's only owner and creates the events stream there (default limits), as the origin
+// does on its own embedded server.
+func (o *natsOpts) embeddedEdge(embedded bool) error {
+	switch {
+	case embedded && o.conn.URLs != "":
+		return errors.New("--embedded-nats and --nats: give one (--nats reaches the NATS the origin publishes to; --embedded-nats runs one in this edge)")
+	case embedded:
+		o.stream = &pubsub.StreamConfig{}
+	case o.conn.URLs == "":
+		return errors.New("--nats is not set: an edge needs the NATS its origin publishes to (--nats nats://host:4222); " +
+			"an embedded NATS of its own would never see the origin's events. Pass --embedded-nats to run one anyway " +
+			"(the origin must then publish to it, on --nats-addr), or use weft dev")
+	}
+	return nil
 }
 
 // streamOpts are the flags of the WEFT_EVENTS stream's owner (`weft origin`, `weft dev`); edges

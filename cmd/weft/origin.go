@@ -94,7 +94,7 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	latency := fs.Duration("latency", 0, "fault injection: latency added to every request")
 	errRate := fs.Float64("error-rate", 0, "fault injection: fraction of requests answered 500")
 	var nats natsOpts
-	nats.flags(fs)
+	nats.flags(fs, "NATS server or cluster URL(s) to publish to, comma-separated seeds; empty starts an embedded NATS server with JetStream on --nats-addr, which edges and proxies can connect to")
 	var stream streamOpts
 	stream.flags(fs)
 	log, err := weft.ParseLogged(fs, args, stdout)
@@ -125,7 +125,7 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	srv.SetFaults(faults)
-	natsURL := nats.url
+	natsURL := nats.conn.Redacted()
 	if emb != nil {
 		natsURL = emb.ClientURL()
 	}

@@ -1,7 +1,7 @@
 // Package proxycmd is the proxy's command line, written once for the two binaries that run it:
 // `weft proxy` and cmd/weft-proxy, the proxy alone for proxy hosts and slim containers. It
-// reaches NATS with the NATS client only (see connectNATS), so that neither the embedded NATS
-// server nor the edge's cache and search come with it.
+// reaches NATS with the NATS client only (natsconn; see connectNATS), so that neither the
+// embedded NATS server nor the edge's cache and search come with it.
 package proxycmd
 
 import (
@@ -16,7 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weft-edge/weft/internal/cli"
+	"github.com/weft-edge/weft/internal/natsconn"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/internal/token"
@@ -75,8 +78,9 @@ func parseStatic(s string) ([]ring.Announcement, error) {
 	return out, nil
 }
 
-// Server builds the proxy; watch may be nil when static edges are given.
-func (o *Options) Server(watch proxy.Watcher, log *slog.Logger) (*proxy.Server, error) {
+// Server builds the proxy; watch may be nil when static edges are given. Its /metrics shows
+// metrics too, those of its NATS connection (natsconn.Metrics).
+func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prometheus.Collector) (*proxy.Server, error) {
 	if o.Secret == "" {
 		return nil, errors.New("the token secret is not set: pass --token-secret or WEFT_TOKEN_SECRET")
 	}
@@ -91,7 +95,13 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger) (*proxy.Server, 
 	if watch == nil && len(static) == 0 {
 		return nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
 	}
-	return proxy.New(proxy.Config{Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
+	reg := prometheus.NewRegistry()
+	for _, c := range metrics {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return proxy.New(proxy.Config{Registry: reg, Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
 		ConnectRate: o.ConnectRate, ConnectBurst: o.ConnectBurst, EdgeRate: o.EdgeRate, EdgeBurst: o.EdgeBurst,
 		EdgeLagTarget: o.EdgeLagTarget, EdgeRateFloor: o.EdgeRateFloor,
 		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst})
@@ -122,27 +132,35 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 		"team, by consistent hashing over the edges that announce themselves on NATS (or --edges).")
 	var o Options
 	o.Flags(fs)
-	natsURL := fs.String("nats", "", "NATS server or cluster URL(s), comma-separated, where edges announce themselves")
+	var conn natsconn.Options
+	conn.Flags(fs, "NATS server or cluster URL(s), comma-separated seeds, where edges announce themselves")
 	var proc serve.Process
 	proc.Flags(fs)
 	log, err := prog.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}
+	if err := conn.Validate(); err != nil {
+		return err
+	}
 	if err := proc.Apply(ctx, log); err != nil {
 		return err
 	}
-	var watch proxy.Watcher
-	if *natsURL != "" {
-		nc, err := connectNATS(ctx, *natsURL, "weft-proxy", log)
+	var (
+		watch   proxy.Watcher
+		metrics []prometheus.Collector
+	)
+	if conn.URLs != "" {
+		m := natsconn.NewMetrics()
+		nc, err := connectNATS(ctx, conn, log, m)
 		if err != nil {
 			return err
 		}
 		// Closed after Serve has returned, when the proxy has stopped watching.
 		defer nc.Close()
-		watch = ring.Announcements{Conn: nc, Logger: log}
+		watch, metrics = ring.Announcements{Conn: nc, Logger: log}, append(metrics, m)
 	}
-	srv, err := o.Server(watch, log)
+	srv, err := o.Server(watch, log, metrics...)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -68,6 +66,10 @@ func TestRunHearsEdgesAndLeavesTheStreamAlone(t *testing.T) {
 		}
 		return strings.Contains(metrics(t, base), "\nweft_proxy_ring_edges 1\n")
 	}, "the proxy to put the announced edge in its ring", func() { t.Logf("stdout %q", out.String()) })
+	// Its /metrics shows its NATS connection too.
+	if m := metrics(t, base); !strings.Contains(m, "\nweft_nats_connected 1\n") || !strings.Contains(m, "\nweft_nats_reconnects_total 0\n") {
+		t.Errorf("the proxy's /metrics has no NATS connection metrics:\n%s", m)
+	}
 
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -104,38 +106,22 @@ func metrics(t *testing.T, base string) string {
 	return string(body)
 }
 
-// TestConnectNATSAtStart: a NATS that does not answer is retried until the context ends, and
-// the error then names the URL (without its password) and the last failure; a URL that does
-// not parse fails at once.
-func TestConnectNATSAtStart(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // a port nothing listens on
-	log := slog.New(slog.DiscardHandler)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+// TestRunChecksNATSFlagsFirst: a bad NATS flag stops the proxy before it connects (nothing
+// answers at the --nats given: a proxy that connected first would retry until the context
+// ended), with an error naming the flag.
+func TestRunChecksNATSFlagsFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	nc, err := connectNATS(ctx, "nats://proxy:hunter2@"+addr, "weft-proxy", log)
-	if err == nil {
-		nc.Close()
-		t.Fatalf("connected to %s, where nothing listens", addr)
-	}
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), addr) ||
-		!strings.Contains(err.Error(), "last error") || strings.Contains(err.Error(), "hunter2") {
-		t.Errorf("unreachable NATS: %v; want the context's end, the URL without its password, and the last error", err)
-	}
-
-	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nc, err = connectNATS(ctx, "nats://a b:4222", "weft-proxy", log)
-	if err == nil {
-		nc.Close()
-		t.Fatal("a URL with a space in its host connected")
-	}
-	if errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "--nats") {
-		t.Errorf("malformed URL: %v; want an immediate error naming --nats", err)
+	for flag, args := range map[string][]string{
+		"--nats-creds": {"--nats-creds", t.TempDir() + "/nosuch.creds"},
+		"--nats-cert":  {"--nats-cert", t.TempDir() + "/cert.pem"},
+		"--nats":       {"--nats", "nats://a b:4222"},
+	} {
+		args = append([]string{"--addr", "127.0.0.1:0", "--token-secret", "a test secret of at least 16 bytes", "--nats", "nats://127.0.0.1:1",
+			"--log-level", "error"}, args...)
+		err := Run(ctx, cli.Program{Name: "weft"}, "proxy", args, io.Discard)
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), flag) {
+			t.Errorf("%s: Run = %v; want an error naming %s at once", args, err, flag)
+		}
 	}
 }
