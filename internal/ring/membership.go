@@ -29,6 +29,7 @@ type MembershipConfig struct {
 	// OnChange is called after every change of the ring, with the old and new views, under the
 	// Membership's lock: it must not block or call back into the Membership.
 	OnChange func(old, new *View)
+	Logger   *slog.Logger
 	// Probe, when set, asks a silent edge directly whether it is still there: an edge whose
 	// announcements are overdue is probed (by Run, off the request path) once per announcement
 	// interval, and stays in the ring while it answers, however long it is not heard: the
@@ -42,7 +43,6 @@ type MembershipConfig struct {
 	// default 16.
 	ProbeTimeout     time.Duration
 	ProbeConcurrency int
-	Logger   *slog.Logger
 	// Now is the clock; tests set it.
 	Now func() time.Time
 }
