@@ -170,7 +170,7 @@ func (m *Membership) Observe(a Announcement) {
 	m.rebuild()
 }
 
-// take makes a what e says of itself: from an announcement, or a probe's answer. m.mu held.
+// take records a as what e says of itself, from an announcement or a probe's answer. m.mu held.
 func (m *Membership) take(e *edgeState, a Announcement) {
 	if e.a.Node != "" && e.a.State != a.State {
 		m.log.Info("edge changed state", "edge", a.Node, "state", a.State)
