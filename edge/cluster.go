@@ -166,20 +166,25 @@ func (c *cluster) stop() {
 }
 
 func (c *cluster) announce(s *Server) {
-	state := ring.EdgeServing
-	if s.draining.Load() {
-		state = ring.EdgeDraining
-	}
 	c.lagMu.Lock()
 	p99, _ := c.lag.quantile(0.99)
 	c.lagMu.Unlock()
 	c.lagP99.Store(int64(p99))
-	a := ring.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),
-		Teams: s.teams.Len(), Admitting: state == ring.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
-		LagP99MS: float64(p99) / float64(time.Millisecond), Started: c.started}
-	if err := c.cfg.Peers.Announce(a); err != nil {
+	if err := c.cfg.Peers.Announce(c.announcement(s)); err != nil {
 		s.log.Warn("announcing this edge", "err", err)
 	}
+}
+
+// announcement is what this edge says about itself now, with the lag of its last announcement:
+// announced, and answered to a proxy's probe (server.go) when NATS does not carry it.
+func (c *cluster) announcement(s *Server) ring.Announcement {
+	state := ring.EdgeServing
+	if s.draining.Load() {
+		state = ring.EdgeDraining
+	}
+	return ring.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),
+		Teams: s.teams.Len(), Admitting: state == ring.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
+		LagP99MS: float64(time.Duration(c.lagP99.Load())) / float64(time.Millisecond), Started: c.started}
 }
 
 // owns reports whether this edge should take a new connection for team: yes when the ring (as

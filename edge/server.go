@@ -19,6 +19,8 @@ import (
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/ring/probe"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/protocol"
@@ -165,7 +167,7 @@ func setDefault[T int | time.Duration](v *T, d T) {
 	}
 }
 
-// Server is an edge node: an http.Handler serving /ws, /api/<method>, /healthz, /readyz and
+// Server is an edge node: an http.Handler serving /ws, /api/<method>, /healthz, /readyz, /probe and
 // /metrics for the teams it holds.
 type Server struct {
 	cfg     Config
@@ -282,6 +284,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/api/{method}", s.handleAPI)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET "+probe.Path, probe.Handler(s.probeAnswer))
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 	return s, nil
 }
@@ -330,6 +333,17 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Write([]byte("ready\n"))
+}
+
+// probeAnswer is what this edge tells a proxy that asks it directly because it cannot hear its
+// announcements (NATS down; internal/ring/silent.go): the announcement it would send now. Not
+// in a ring (standalone), it says so and no proxy keeps it. /readyz is not the probe: this
+// edge still serves its warm teams while it answers 503 there (over its memory budget).
+func (s *Server) probeAnswer() (ring.Announcement, bool) {
+	if s.cluster == nil {
+		return ring.Announcement{}, false
+	}
+	return s.cluster.announcement(s), true
 }
 
 // teamPacer is team's connection pacer.

@@ -62,9 +62,16 @@ type proxyNode struct {
 
 func newWorld(t testing.TB, size string, edgeFn func(*edge.Config)) *world {
 	t.Helper()
+	return newWorldOn(t, backend.NATS(t), size, edgeFn)
+}
+
+// newWorldOn is newWorld on emb: one that listens, for a test that stops it and starts it
+// again (the buses connect by its URL and reconnect).
+func newWorldOn(t testing.TB, emb *pubsub.Embedded, size string, edgeFn func(*edge.Config)) *world {
+	t.Helper()
 	w := &world{t: t, edges: map[string]*edgeNode{}, edgeFn: edgeFn}
 	var err error
-	w.emb = backend.NATS(t)
+	w.emb = emb
 	w.orig = backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 7, size), Publisher: w.bus("origin")})
 	w.origin, w.oc = w.orig.Server, w.orig.Client
 	w.keys, err = token.New([]byte(testSecret))

@@ -20,6 +20,7 @@ type metrics struct {
 	handshake        prometheus.Histogram
 	acceptWaits      prometheus.Counter
 	edgePace         *prometheus.GaugeVec
+	probes           *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -46,9 +47,16 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		acceptWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_proxy_accept_waits_total",
 			Help: "Times the listener held off accepting: new connections arrived faster than the accept rate."}),
 		edgePace: newPaceGauge(),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_probes_total",
+			Help: "Direct probes of edges whose announcements were overdue, by outcome (answered, failed)."}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.routes, m.upstreamFailures, m.refused, m.ringChanges, m.ringEdges, m.connections, m.open,
-		m.handshake, m.acceptWaits, m.edgePace)
+		m.handshake, m.acceptWaits, m.edgePace, m.probes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_proxy_edges_probed",
+			Help: "Edges not heard on their announcements for their TTL, kept in the ring because they answer probes (NATS down: the ring is the last one heard)."},
+			func() float64 { return float64(len(s.members.View().Probed)) }))
+	m.probes.WithLabelValues("answered") // both shown from the start, at 0
+	m.probes.WithLabelValues("failed")
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -45,6 +45,12 @@ func (s *Server) observe(a ring.Announcement) {
 	if kept, ok := v.Edges[a.Node]; !ok || a.Validate() != nil || kept.Addr != a.Addr || !kept.Started.Equal(a.Started) {
 		return // not taken (invalid, or a second edge under a name in use): it speaks for no edge
 	}
+	s.pace(a)
+}
+
+// pace steps the pace of new connections to a's edge by the lag a says it has: at each of
+// its announcements, or each answer to a probe while it is not heard.
+func (s *Server) pace(a ring.Announcement) {
 	if s.cfg.EdgeRate <= 0 || s.cfg.EdgeLagTarget < 0 {
 		return
 	}

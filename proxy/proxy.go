@@ -10,6 +10,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/ring/probe"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/protocol"
 )
@@ -48,6 +50,13 @@ type Config struct {
 	// DownFor is how long an edge that refused a connection stays out of the ring unless it
 	// announces a new life; default 5s.
 	DownFor time.Duration
+	// ProbeTimeout bounds one direct probe of an edge whose announcements are overdue
+	// (GET /probe on the edge, internal/ring/probe): an edge that answers stays in the ring
+	// however long NATS does not carry its announcements, so that a NATS outage leaves the
+	// ring as it was. Default 1s; negative: no probes (an edge not heard for its TTL leaves).
+	// ProbeConcurrency bounds the probes under way at once; default 16.
+	ProbeTimeout     time.Duration
+	ProbeConcurrency int
 	// Settle is how long after Start a proxy that discovers edges waits before it says it is
 	// ready: long enough to hear every edge announce (three intervals of a default edge).
 	// Default 3s.
@@ -102,6 +111,7 @@ type Server struct {
 
 	connects *bucket.Pacer
 	edgePace sync.Map // edge → *edgePace
+	prober   *probe.Client
 
 	closing  atomic.Bool
 	tunnelMu sync.Mutex
@@ -156,11 +166,16 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
 		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{})}
 	s.metrics = newMetrics(cfg.Registry, s)
-	s.members = ring.NewMembership(ring.MembershipConfig{Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
+	mc := ring.MembershipConfig{Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
 		OnChange: func(_, v *ring.View) {
 			s.metrics.ringChanges.Inc()
 			s.metrics.ringEdges.Set(float64(len(v.Ring.Nodes())))
-		}})
+		}}
+	if cfg.Watch != nil && cfg.ProbeTimeout >= 0 { // static edges never leave: nothing to probe
+		s.prober = probe.New()
+		mc.Probe, mc.ProbeTimeout, mc.ProbeConcurrency = s.probe, cfg.ProbeTimeout, cfg.ProbeConcurrency
+	}
+	s.members = ring.NewMembership(mc)
 	s.transport = &http.Transport{
 		DialContext:         s.dialer.DialContext,
 		MaxIdleConnsPerHost: 64,
@@ -226,6 +241,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.transport.CloseIdleConnections()
+		if s.prober != nil {
+			s.prober.Close()
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -233,18 +251,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	v := s.members.View()
 	switch {
 	case s.closing.Load():
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-	case len(s.members.View().Ring.Nodes()) == 0:
+	case len(v.Ring.Nodes()) == 0:
 		http.Error(w, "no edge serves", http.StatusServiceUnavailable)
 	case s.cfg.Watch != nil && time.Since(s.started) < s.cfg.Settle:
 		// Until every edge had the time to be heard, the ring may hold only some of them
 		// and send most teams to the wrong edge.
 		http.Error(w, "still learning the edges", http.StatusServiceUnavailable)
+	case len(v.Probed) > 0:
+		// Still ready: the edges serve, and every proxy that lost NATS routes on the same
+		// last ring. Said for the operator.
+		fmt.Fprintf(w, "ready (routing on a ring kept by probes: %d of %d edges not heard on NATS: %s)\n",
+			len(v.Probed), len(v.Edges), strings.Join(v.Probed, ","))
 	default:
 		w.Write([]byte("ready\n"))
 	}
+}
+
+// probe asks an edge whose announcements are overdue directly (the membership's Probe, run
+// off the request path), counts the outcome, and paces new connections to the edge by its
+// answer as by an announcement: the answer comes once per announcement interval.
+func (s *Server) probe(ctx context.Context, last ring.Announcement) (ring.Announcement, error) {
+	a, err := s.prober.Probe(ctx, last)
+	if err != nil {
+		s.metrics.probes.WithLabelValues("failed").Inc()
+		s.log.Debug("probe failed", "edge", last.Node, "err", err)
+		return a, err
+	}
+	s.metrics.probes.WithLabelValues("answered").Inc()
+	s.pace(a)
+	return a, nil
 }
 
 // authenticate reads the caller's team from its token; on failure it has answered 401.

@@ -35,6 +35,7 @@ type Options struct {
 	Secret                  string
 	Static                  string
 	DownFor                 time.Duration
+	ProbeTimeout            time.Duration
 	ConnectRate, EdgeRate   float64
 	ConnectBurst, EdgeBurst int
 	AcceptRate              float64
@@ -57,6 +58,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.EdgeLagTarget, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves at each of its announcements, down to --edge-rate-floor; negative (-1ms): always --edge-rate")
 	fs.Float64Var(&o.EdgeRateFloor, "edge-rate-floor", 0, "the least new connections per second sent to one edge however slow it says it is (0: a third of --edge-rate)")
 	fs.DurationVar(&o.DownFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
+	fs.DurationVar(&o.ProbeTimeout, "probe-timeout", time.Second, "bound of one direct probe (GET /probe) of an edge whose announcements are overdue; an edge that answers stays in the ring through a NATS outage; negative (-1s): no probes, an edge not heard for its TTL leaves")
 }
 
 // parseStatic reads --edges.
@@ -104,7 +106,7 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prome
 	return proxy.New(proxy.Config{Registry: reg, Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
 		ConnectRate: o.ConnectRate, ConnectBurst: o.ConnectBurst, EdgeRate: o.EdgeRate, EdgeBurst: o.EdgeBurst,
 		EdgeLagTarget: o.EdgeLagTarget, EdgeRateFloor: o.EdgeRateFloor,
-		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst})
+		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst, ProbeTimeout: o.ProbeTimeout})
 }
 
 // Serve runs srv on ln until ctx ends, then stops taking connections and closes the tunnels

@@ -30,6 +30,19 @@ type MembershipConfig struct {
 	// Membership's lock: it must not block or call back into the Membership.
 	OnChange func(old, new *View)
 	Logger   *slog.Logger
+	// Probe, when set, asks a silent edge directly whether it is still there: an edge whose
+	// announcements are overdue is probed (by Run, off the request path) once per announcement
+	// interval, and stays in the ring while it answers, however long it is not heard: the
+	// announcements travel through NATS, and a NATS outage silences every edge at once
+	// although they all still serve (see silent.go). It returns what the edge would announce
+	// now, which is taken as an announcement would be. Nil: an edge not heard for its TTL
+	// leaves. The ring package knows no HTTP: the proxy gives an HTTP prober
+	// (internal/ring/probe).
+	Probe func(ctx context.Context, last Announcement) (Announcement, error)
+	// ProbeTimeout bounds one probe, default 1s; ProbeConcurrency the probes under way at once,
+	// default 16.
+	ProbeTimeout     time.Duration
+	ProbeConcurrency int
 	// Now is the clock; tests set it.
 	Now func() time.Time
 }
@@ -44,6 +57,10 @@ type View struct {
 	Down []string
 	// Version rises with every ring change.
 	Version uint64
+	// Probed lists, sorted, the edges silent past their TTL that are still members because
+	// they answer probes (or have not yet failed one): the ring is kept by probes, not by
+	// announcements. Empty while every edge is heard.
+	Probed []string
 }
 
 // Addr is the address of node, or "".
@@ -67,12 +84,21 @@ type Membership struct {
 	exclMu sync.Mutex
 	excl   map[string]*Ring // rings without some nodes, by key, for the current version
 	exclV  uint64
+
+	slots chan struct{} // one per probe under way
 }
 
 type edgeState struct {
 	a      Announcement
-	seen   time.Time
+	seen   time.Time // its last announcement
 	static bool
+	// Probing (silent.go), all under Membership.mu.
+	answered time.Time // the last probe answer
+	asked    time.Time // when the last probe started
+	failed   time.Time // when the last failed probe started
+	probing  bool      // a probe is under way
+	failing  bool      // its last probe failed (logged once per run of failures)
+	kept     bool      // silent past its TTL, kept by probes (logged on change)
 }
 
 // NewMembership returns a membership holding cfg.Static.
@@ -92,7 +118,14 @@ func NewMembership(cfg MembershipConfig) *Membership {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Membership{cfg: cfg, log: cfg.Logger, edges: make(map[string]*edgeState), down: make(map[string]time.Time)}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = time.Second
+	}
+	if cfg.ProbeConcurrency <= 0 {
+		cfg.ProbeConcurrency = 16
+	}
+	m := &Membership{cfg: cfg, log: cfg.Logger, edges: make(map[string]*edgeState), down: make(map[string]time.Time),
+		slots: make(chan struct{}, cfg.ProbeConcurrency)}
 	for _, a := range cfg.Static {
 		a.State = EdgeServing
 		a.Admitting = true
@@ -131,7 +164,15 @@ func (m *Membership) Observe(a Announcement) {
 		e = &edgeState{}
 		m.edges[a.Node] = e
 		m.log.Info("edge joined", "edge", a.Node, "addr", a.Addr, "state", a.State)
-	} else if e.a.State != a.State {
+	}
+	m.take(e, a)
+	e.seen = m.cfg.Now()
+	m.rebuild()
+}
+
+// take records a as what e says of itself, from an announcement or a probe's answer. m.mu held.
+func (m *Membership) take(e *edgeState, a Announcement) {
+	if e.a.Node != "" && e.a.State != a.State {
 		m.log.Info("edge changed state", "edge", a.Node, "state", a.State)
 	}
 	if e.static {
@@ -140,8 +181,7 @@ func (m *Membership) Observe(a Announcement) {
 	if !e.a.Started.Equal(a.Started) && !m.down[a.Node].IsZero() {
 		delete(m.down, a.Node) // a new life of the edge: it is up again
 	}
-	e.a, e.seen = a, m.cfg.Now()
-	m.rebuild()
+	e.a = a
 }
 
 // MarkDown keeps node out of the ring for DownFor (or until it announces from a new life):
@@ -160,26 +200,37 @@ func (m *Membership) MarkDown(node string) *View {
 	return m.view.Load()
 }
 
-// alive reports whether e announced within its TTL. m.mu held.
+// alive reports whether e announced, or answered a probe, within its TTL. m.mu held.
 func (m *Membership) alive(e *edgeState) bool {
-	return m.cfg.Now().Sub(e.seen) <= m.ttl(e)
+	return m.cfg.Now().Sub(lastSign(e)) <= m.ttl(e)
 }
 
 func (m *Membership) ttl(e *edgeState) time.Duration {
 	return max(time.Duration(m.cfg.Missed)*time.Duration(e.a.IntervalMS)*time.Millisecond, m.cfg.MinTTL)
 }
 
-// Expire drops edges overdue by more than their TTL and lifts expired down marks.
+// Expire drops edges silent for more than their TTL and lifts expired down marks. With a
+// Probe, silent means neither announcing nor answering probes, and an edge leaves only once a
+// probe started after its last sign of life has failed: a proxy that was itself stalled past
+// the TTL (a pause, a suspended VM) asks before it drops.
 func (m *Membership) Expire() {
 	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for node, e := range m.edges {
-		if !e.static && now.Sub(e.seen) > m.ttl(e) {
-			m.log.Warn("edge left: stopped announcing", "edge", node, "silent", now.Sub(e.seen).Round(time.Millisecond))
-			delete(m.edges, node)
-			delete(m.down, node)
+		if e.static || now.Sub(lastSign(e)) <= m.ttl(e) {
+			continue
 		}
+		if m.cfg.Probe == nil {
+			m.log.Warn("edge left: stopped announcing", "edge", node, "silent", now.Sub(e.seen).Round(time.Millisecond))
+		} else if !e.failed.IsZero() && !e.failed.Before(lastSign(e)) {
+			m.log.Warn("edge left: stopped announcing and answering probes", "edge", node,
+				"silent", now.Sub(e.seen).Round(time.Millisecond), "unanswered", now.Sub(lastSign(e)).Round(time.Millisecond))
+		} else {
+			continue // not asked yet since its last sign of life: the next probe decides
+		}
+		delete(m.edges, node)
+		delete(m.down, node)
 	}
 	for node, until := range m.down {
 		if now.After(until) {
@@ -189,8 +240,11 @@ func (m *Membership) Expire() {
 	m.rebuild()
 }
 
-// Run expires silent edges every interval until ctx ends.
+// Run expires silent edges and starts the probes due (with a Probe) every interval until ctx
+// ends; it returns once the probes it started have ended (ctx cancels them).
 func (m *Membership) Run(ctx context.Context, interval time.Duration) {
+	var probes sync.WaitGroup
+	defer probes.Wait()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -199,6 +253,7 @@ func (m *Membership) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			m.Expire()
+			m.startProbes(ctx, &probes)
 		}
 	}
 }
@@ -206,10 +261,14 @@ func (m *Membership) Run(ctx context.Context, interval time.Duration) {
 // rebuild publishes a new view; the ring is rebuilt only when its node set changed. m.mu held.
 func (m *Membership) rebuild() {
 	old := m.view.Load()
+	now := m.cfg.Now()
 	edges := make(map[string]Announcement, len(m.edges))
-	var serving, down []string
+	var serving, down, probed []string
 	for node, e := range m.edges {
 		edges[node] = e.a
+		if m.noteKept(node, e, now) {
+			probed = append(probed, node)
+		}
 		if e.a.State == EdgeServing {
 			if m.down[node].IsZero() {
 				serving = append(serving, node)
@@ -220,7 +279,9 @@ func (m *Membership) rebuild() {
 	}
 	slices.Sort(down)
 	slices.Sort(serving)
-	v := &View{Ring: old.Ring, Edges: edges, Down: down, Version: m.ver}
+	slices.Sort(probed)
+	v := &View{Ring: old.Ring, Edges: edges, Down: down, Version: m.ver, Probed: probed}
+	m.logProbed(old, v)
 	// Building a ring takes milliseconds (tens with 50 edges); most announcements change
 	// nothing but load figures, so the ring is rebuilt only when its node set changed.
 	if strings.Join(serving, ",") != old.Ring.Key() {
