@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/ring/probe"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -54,6 +55,9 @@ type cluster struct {
 	lag     *lagWindow    // under lagMu
 	lagP99  atomic.Int64  // ns, of the last announcement
 	started time.Time
+	prober  *probe.Client // asks silent peers directly (a NATS outage silences them all)
+
+	announceFailing atomic.Bool
 
 	mu     sync.Mutex
 	moving map[string]string // team → the edge its sessions are moving to
@@ -85,7 +89,12 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 			Help: "Teams pre-warmed, by direction (asked of another edge, or done for one) and outcome."},
 			[]string{"direction", "outcome"}),
 	}
-	c.members = ring.NewMembership(ring.MembershipConfig{Logger: s.log, OnChange: func(_, _ *ring.View) {
+	// An edge's view of the ring must survive a NATS outage as the proxies' does (they route
+	// by theirs; a view that lost every peer would hand their teams back and forth when NATS
+	// returns and move sessions for nothing): it hears itself without NATS (announce) and
+	// probes peers it cannot hear, as a proxy does.
+	c.prober = probe.New()
+	c.members = ring.NewMembership(ring.MembershipConfig{Logger: s.log, Probe: c.prober.Probe, OnChange: func(_, _ *ring.View) {
 		c.ringChanges.Inc()
 		select {
 		case c.changed <- struct{}{}:
@@ -138,10 +147,10 @@ func (c *cluster) start(s *Server) error {
 				return
 			case <-t.C:
 				c.announce(s)
-				c.members.Expire()
 			}
 		}
 	})
+	c.goOwned(func() { c.members.Run(c.ctx, c.cfg.Interval) })
 	c.goOwned(func() {
 		for {
 			select {
@@ -163,6 +172,7 @@ func (c *cluster) stop() {
 		stop()
 	}
 	c.wg.Wait()
+	c.prober.Close()
 }
 
 func (c *cluster) announce(s *Server) {
@@ -170,8 +180,15 @@ func (c *cluster) announce(s *Server) {
 	p99, _ := c.lag.quantile(0.99)
 	c.lagMu.Unlock()
 	c.lagP99.Store(int64(p99))
-	if err := c.cfg.Peers.Announce(c.announcement(s)); err != nil {
-		s.log.Warn("announcing this edge", "err", err)
+	a := c.announcement(s)
+	c.members.Observe(a) // itself, whether or not NATS carries the announcement back
+	// Logged when announcing starts and stops failing, not every interval of a NATS outage.
+	err := c.cfg.Peers.Announce(a)
+	switch {
+	case err != nil && !c.announceFailing.Swap(true):
+		s.log.Warn("announcing this edge failed; peers and proxies that cannot hear it probe it meanwhile", "err", err)
+	case err == nil && c.announceFailing.Swap(false):
+		s.log.Info("announcing this edge again")
 	}
 }
 

@@ -22,7 +22,9 @@ func TestNATSOutage(t *testing.T) {
 	b := h.dial(team, h.user(team, 2), "")
 	first := h.markerEvent(team)
 	waitAll(t, []*wsClient{a, b}, first.Seq)
-	testkit.Eventually(t, func() bool { return h.metric("weft_feed_teams_without_feed") == 0 && h.metric("weft_feed_subscriptions") == 1 },
+	testkit.Eventually(t, func() bool {
+		return h.metric("weft_feed_teams_without_feed") == 0 && h.metric("weft_feed_subscriptions") == 1
+	},
 		"the team following its feed")
 
 	h.nats.Stop()

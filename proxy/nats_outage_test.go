@@ -9,52 +9,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weft-edge/weft/internal/testkit"
-	"github.com/weft-edge/weft/pubsub"
+	"github.com/weft-edge/weft/internal/testkit/backend"
 )
-
-// restartableNATS is an embedded NATS on a loopback port and a store of its own that a test
-// stops and starts again at the same address, with the same streams: what is connected by
-// URL reconnects to the new server.
-type restartableNATS struct {
-	t    testing.TB
-	dir  string
-	port int
-	mu   sync.Mutex
-	cur  *pubsub.Embedded // nil while stopped
-}
-
-func newRestartableNATS(t testing.TB) *restartableNATS {
-	r := &restartableNATS{t: t, dir: t.TempDir()}
-	r.start()
-	r.port = r.cur.Port()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *restartableNATS) start() {
-	r.t.Helper()
-	e, err := pubsub.NewEmbedded(pubsub.EmbeddedConfig{StoreDir: r.dir, Port: r.port})
-	must(r.t, err)
-	must(r.t, e.Start())
-	r.mu.Lock()
-	r.cur = e
-	r.mu.Unlock()
-}
-
-func (r *restartableNATS) stop() {
-	r.mu.Lock()
-	e := r.cur
-	r.cur = nil
-	r.mu.Unlock()
-	if e != nil {
-		e.Shutdown()
-	}
-}
 
 // ping calls /api/ping for team through the proxy at base and returns the status and body.
 func (w *world) ping(base, team string) (int, string) {
@@ -84,9 +44,9 @@ func get(t testing.TB, url string) (int, string) {
 // that dies during the outage (its probes fail) leaves the ring as it would have without
 // NATS down. When NATS is back and the announcements take over, the ring does not change.
 func TestRingKeptThroughNATSOutage(t *testing.T) {
-	nats := newRestartableNATS(t)
-	w := newWorldOn(t, nats.cur, "small", nil)
-	w.addEdge("edge-1")
+	nats := backend.RestartableNATS(t)
+	w := newWorldOn(t, nats.Embedded(), "small", nil)
+	e1 := w.addEdge("edge-1")
 	e2 := w.addEdge("edge-2")
 	p := w.addProxy()
 	w.waitRing("edge-1", "edge-2")
@@ -119,14 +79,22 @@ func TestRingKeptThroughNATSOutage(t *testing.T) {
 	warm := append(slices.Clone(byEdge["edge-1"]), byEdge["edge-2"]...)
 	callAll(warm, "before the outage")
 	v0 := members.View().Version
+	// The edges route by rings of their own (ownership checks, moves): those must hold too,
+	// or NATS returning would move sessions for nothing.
+	e1members := e1.srv.Membership()
+	e0 := e1members.View().Version
 
-	nats.stop()
+	nats.Stop()
 	// Past every edge's TTL (2s: 5 × 100ms, at least MinTTL), both edges are kept by probes;
 	// every warm team is called at every poll meanwhile.
 	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
 		callAll(warm, "NATS down")
-		return slices.Equal(members.View().Probed, []string{"edge-1", "edge-2"})
-	}, "the proxy to keep both silent edges past their TTL by probes")
+		return slices.Equal(members.View().Probed, []string{"edge-1", "edge-2"}) &&
+			slices.Equal(e1members.View().Probed, []string{"edge-2"})
+	}, "the proxy to keep both silent edges past their TTL by probes, and edge-1 its peer")
+	if ev := e1members.View(); ev.Version != e0 || ev.Ring.Key() != "edge-1,edge-2" {
+		t.Fatalf("edge-1's ring with NATS down: %q version %d, want edge-1,edge-2 version %d", ev.Ring.Key(), ev.Version, e0)
+	}
 	v := members.View()
 	if v.Version != v0 || v.Ring.Key() != "edge-1,edge-2" {
 		t.Fatalf("NATS down past the TTL: ring %q version %d, want edge-1,edge-2 version %d", v.Ring.Key(), v.Version, v0)
@@ -152,10 +120,17 @@ func TestRingKeptThroughNATSOutage(t *testing.T) {
 	}
 	callAll(byEdge["edge-1"], "NATS down, edge-2 gone")
 
-	nats.start()
+	nats.Start()
 	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
 		return len(members.View().Probed) == 0
 	}, "the proxy to hear edge-1 announce again")
+	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
+		_, known := e1members.View().Edges["edge-2"]
+		return !known
+	}, "edge-1 to see edge-2 gone")
+	if ev := e1members.View(); ev.Version != e0+1 || ev.Ring.Key() != "edge-1" {
+		t.Fatalf("edge-1's ring with NATS back: %q version %d, want edge-1 version %d", ev.Ring.Key(), ev.Version, e0+1)
+	}
 	v = members.View()
 	if v.Ring.Key() != "edge-1" || v.Version != v0+1 {
 		t.Fatalf("NATS back: ring %q version %d, want edge-1 version %d unchanged", v.Ring.Key(), v.Version, v0+1)
