@@ -218,13 +218,6 @@ func (ss *session) last() int64 {
 	return ss.seqs[len(ss.seqs)-1]
 }
 
-// received is how many events were handed over.
-func (ss *session) received() int {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return len(ss.seqs)
-}
-
 // check fails t unless ss was handed every event after from up to to, each once and in
 // order, and the server never sent one twice.
 func (ss *session) check(t testing.TB, to int64) {
