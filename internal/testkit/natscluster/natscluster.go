@@ -90,18 +90,56 @@ func Start(t testing.TB, n int) *Cluster {
 	}
 	c := &Cluster{t: t, bin: serverBin.Path(t), hc: &http.Client{Timeout: 5 * time.Second}}
 	dir := t.TempDir() // removed after the cleanup below, which kills the servers first
-	ports := freePorts(t, 3*n)
-	for i := range n {
-		c.nodes = append(c.nodes, &node{name: fmt.Sprintf("n%d", i), client: ports[3*i], monitor: ports[3*i+2]})
+	t.Cleanup(func() {
+		c.killAll()
+		c.hc.CloseIdleConnections()
+		if t.Failed() {
+			for _, nd := range c.nodes {
+				t.Logf("nats-server %s (client port %d) log:\n%s", nd.name, nd.client, tail(nd.log.String(), 16<<10))
+			}
+		}
+	})
+	// A port found free may be taken before the server binds it (by another test binary's
+	// cluster starting at the same moment): then the cluster starts again on other ports.
+	for attempt := 1; ; attempt++ {
+		c.nodes = configure(t, filepath.Join(dir, fmt.Sprint(attempt)), n)
+		for i := range c.nodes {
+			c.Start(i)
+		}
+		nd := c.waitListening(t)
+		if nd == nil {
+			break
+		}
+		c.killAll()
+		log := nd.log.String()
+		if attempt == 3 || !strings.Contains(log, "address already in use") {
+			t.Fatalf("natscluster: %s exited at start; its log:\n%s", nd.name, tail(log, 8<<10))
+		}
+		t.Logf("natscluster: a port of %s was taken before it bound it; starting on other ports", nd.name)
 	}
-	for i, nd := range c.nodes {
+	c.WaitReady(t)
+	return c
+}
+
+// configure writes the config files of n servers routed to each other, on ports free now,
+// with their stores under dir.
+func configure(t testing.TB, dir string, n int) []*node {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 3*n)
+	var nodes []*node
+	for i := range n {
+		nodes = append(nodes, &node{name: fmt.Sprintf("n%d", i), client: ports[3*i], monitor: ports[3*i+2]})
+	}
+	for i, nd := range nodes {
 		var routes []string
 		for j := range n {
 			if j != i {
 				routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3*j+1])))
 			}
 		}
-		store := filepath.Join(dir, nd.name, "store")
 		conf := fmt.Sprintf(`server_name: %q
 listen: "127.0.0.1:%d"
 http: "127.0.0.1:%d"
@@ -115,29 +153,46 @@ cluster {
   listen: "127.0.0.1:%d"
   routes: [%s]
 }
-`, nd.name, nd.client, nd.monitor, store, ports[3*i+1], strings.Join(routes, ", "))
+`, nd.name, nd.client, nd.monitor, filepath.Join(dir, nd.name, "store"), ports[3*i+1], strings.Join(routes, ", "))
 		nd.conf = filepath.Join(dir, nd.name+".conf")
 		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() {
+	return nodes
+}
+
+// waitListening waits until every server says it is ready to take clients (all its ports
+// bound) and returns nil, or returns the first server found to have exited instead.
+func (c *Cluster) waitListening(t testing.TB) *node {
+	t.Helper()
+	var exited *node
+	testkit.EventuallyWithin(t, ReadyWithin, func() bool {
 		for _, nd := range c.nodes {
-			nd.signal(syscall.SIGKILL)
-			nd.wait()
-		}
-		c.hc.CloseIdleConnections()
-		if t.Failed() {
-			for _, nd := range c.nodes {
-				t.Logf("nats-server %s (client port %d) log:\n%s", nd.name, nd.client, tail(nd.log.String(), 16<<10))
+			nd.mu.Lock()
+			done := nd.done
+			nd.mu.Unlock()
+			select {
+			case <-done:
+				exited = nd
+				return true
+			default:
+			}
+			if !strings.Contains(nd.log.String(), "Server is ready") {
+				return false
 			}
 		}
-	})
-	for i := range c.nodes {
-		c.Start(i)
+		return true
+	}, "every nats-server listening")
+	return exited
+}
+
+// killAll kills every server and waits for them.
+func (c *Cluster) killAll() {
+	for _, nd := range c.nodes {
+		nd.signal(syscall.SIGKILL)
+		nd.wait()
 	}
-	c.WaitReady(t)
-	return c
 }
 
 // N is the number of servers.
