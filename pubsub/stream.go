@@ -31,10 +31,19 @@ func (b *Bus) openStream(ctx context.Context) (jetstream.Stream, error) {
 		}
 		return st, err
 	}
-	if err != nil || !b.cfg.ManageStream {
+	if err != nil {
 		return st, err
 	}
 	have := st.CachedInfo().Config
+	if !b.cfg.ManageStream {
+		if !have.AllowDirect {
+			// Gap filling, resume and tail checks all read the stream with direct gets: without
+			// them every one fails ("no responders") and the edge never catches up.
+			b.log.Warn("pubsub: stream "+StreamName+" does not allow direct gets, which weft reads it with: gaps and resumes cannot be filled; enable allow_direct on it, or run its owner once with --stream-update",
+				"stream", StreamName)
+		}
+		return st, nil
+	}
 	diffs := streamDiffs(have, b.streamCfg)
 	if len(diffs) == 0 {
 		return st, nil
@@ -50,6 +59,7 @@ func (b *Bus) openStream(ctx context.Context) (jetstream.Stream, error) {
 	want.MaxBytes = b.streamCfg.MaxBytes
 	want.Replicas = b.streamCfg.Replicas
 	want.Duplicates = b.streamCfg.Duplicates
+	want.AllowDirect = true
 	st, err = b.js.UpdateStream(cctx, want)
 	if err == nil {
 		b.log.Warn("pubsub: updated stream "+StreamName+" to the flags (--stream-update)",
@@ -59,7 +69,7 @@ func (b *Bus) openStream(ctx context.Context) (jetstream.Stream, error) {
 }
 
 // streamDiffs names each limit the owner sets on which have and want differ, as
-// "field: stream's value, flag's value".
+// "field: stream's value, flag's value", and direct gets when the stream does not allow them.
 func streamDiffs(have, want jetstream.StreamConfig) []string {
 	var d []string
 	add := func(field string, h, w any) {
@@ -72,5 +82,8 @@ func streamDiffs(have, want jetstream.StreamConfig) []string {
 	add("max-bytes", have.MaxBytes, want.MaxBytes)
 	add("replicas", have.Replicas, want.Replicas)
 	add("duplicate-window", have.Duplicates, want.Duplicates)
+	if !have.AllowDirect {
+		d = append(d, "allow-direct: stream false, weft needs true (it reads the stream with direct gets)")
+	}
 	return d
 }

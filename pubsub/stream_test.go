@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/origin"
 )
 
 // logBuf collects a logger's text output; safe for the Bus's goroutines.
@@ -140,4 +141,48 @@ func TestNoStream(t *testing.T) {
 	// Now the stream exists, a user connects.
 	_, err = connectRaw(t, Config{URL: e.ClientURL()})
 	testkit.OK(t, err)
+}
+
+// TestStreamWithoutDirectGets: an operator's stream without allow_direct cannot serve weft's
+// reads (gap fills, resumes, tail checks are all direct gets). A user of the stream says so at
+// start; its owner names it among the differences and, with --stream-update, turns it on,
+// after which reads work.
+func TestStreamWithoutDirectGets(t *testing.T) {
+	e := startEmbedded(t, EmbeddedConfig{})
+	nc, err := nats.Connect(e.ClientURL())
+	testkit.OK(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	testkit.OK(t, err)
+	_, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: StreamName,
+		Subjects: []string{StreamSubjects}, MaxAge: 24 * time.Hour, MaxMsgsPerSubject: 100_000,
+		Duplicates: 2 * time.Minute})
+	testkit.OK(t, err)
+
+	var edgeLog, ownerLog logBuf
+	edge, err := connectRaw(t, Config{URL: e.ClientURL(), Logger: edgeLog.logger(), RequestTimeout: 500 * time.Millisecond})
+	testkit.OK(t, err)
+	warns := edgeLog.lines("level=WARN")
+	testkit.True(t, len(warns) == 1 && strings.Contains(warns[0], "allow_direct"), "edge warnings: %q", warns)
+	testkit.OK(t, edge.PublishEvent(context.Background(), event("T1", 1)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	err = edge.Replay(ctx, "T1", 0, 1, func(*origin.Event) error { return nil })
+	cancel()
+	testkit.True(t, err != nil, "a replay (direct gets) on a stream without direct gets succeeded")
+
+	owner, err := connectRaw(t, Config{URL: e.ClientURL(), Logger: ownerLog.logger(), ManageStream: true})
+	testkit.OK(t, err)
+	warns = ownerLog.lines("level=WARN")
+	testkit.True(t, len(warns) == 1 && strings.Contains(warns[0], "allow-direct: stream false"), "owner warnings: %q", warns)
+	testkit.True(t, !streamConfig(t, js).AllowDirect, "the owner changed the stream without --stream-update")
+	owner.Close()
+
+	_, err = connectRaw(t, Config{URL: e.ClientURL(), ManageStream: true, UpdateStream: true})
+	testkit.OK(t, err)
+	testkit.True(t, streamConfig(t, js).AllowDirect, "--stream-update left allow_direct off")
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got []int64
+	testkit.OK(t, edge.Replay(ctx, "T1", 0, 1, func(ev *origin.Event) error { got = append(got, ev.Seq); return nil }))
+	testkit.Equal(t, got, []int64{1}, "replayed with direct gets")
 }
