@@ -60,6 +60,7 @@ func TestStreamFlagsValidated(t *testing.T) {
 		{[]string{"origin", "--stream-replicas", "6"}, "--stream-replicas"},
 		{[]string{"origin", "--stream-replicas", "0"}, "--stream-replicas"},
 		{[]string{"origin", "--stream-max-age", "-1h"}, "--stream-max-age"},
+		{[]string{"origin", "--stream-duplicate-window", "0s"}, "--stream-duplicate-window"},
 		{[]string{"origin", "--stream-max-per-subject", "0"}, "--stream-max-per-subject"},
 		{[]string{"origin", "--stream-max-bytes", "lots"}, "--stream-max-bytes"},
 		{[]string{"dev", "--stream-replicas", "9"}, "--stream-replicas"},

@@ -109,6 +109,7 @@ type streamOpts struct {
 	maxPerSubject int64
 	replicas      int
 	maxBytes      string
+	dupWindow     time.Duration
 	update        bool
 }
 
@@ -117,6 +118,7 @@ func (o *streamOpts) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.maxPerSubject, "stream-max-per-subject", 100_000, "events the stream keeps per team; -1 = no cap")
 	fs.IntVar(&o.replicas, "stream-replicas", 1, "copies of the stream in a JetStream cluster, 1 to 5")
 	fs.StringVar(&o.maxBytes, "stream-max-bytes", "0", "cap on the stream's size (bytes, or with KiB/MiB/GiB); the oldest events go first; 0 = no cap")
+	fs.DurationVar(&o.dupWindow, "stream-duplicate-window", 2*time.Minute, "how long the stream remembers an event's id to drop a retried publish (the origin retries what a NATS outage left unacknowledged); cut to --stream-max-age when longer")
 	fs.BoolVar(&o.update, "stream-update", false, "update an existing stream whose settings differ from these flags (without it: one warning, the stream is kept)")
 }
 
@@ -139,5 +141,9 @@ func (o *streamOpts) config() (pubsub.StreamConfig, error) {
 	if maxBytes < 0 {
 		return c, fmt.Errorf("--stream-max-bytes: want 0 (no cap) or more, got %s", o.maxBytes)
 	}
-	return pubsub.StreamConfig{MaxAge: o.maxAge, MaxMsgsPerSubject: o.maxPerSubject, Replicas: o.replicas, MaxBytes: maxBytes}, nil
+	if o.dupWindow <= 0 {
+		return c, fmt.Errorf("--stream-duplicate-window: want more than 0, got %s", o.dupWindow)
+	}
+	return pubsub.StreamConfig{MaxAge: o.maxAge, MaxMsgsPerSubject: o.maxPerSubject, Replicas: o.replicas, MaxBytes: maxBytes,
+		DuplicateWindow: o.dupWindow}, nil
 }
