@@ -299,8 +299,9 @@ func (s *system) flush(within time.Duration) {
 
 // traffic changes teams at the origin, each team every interval, until stopped: team-wide
 // changes only (the team's name, a user's title), so that every session of a team is owed
-// every event of it. A change whose publish fails stays pending at the origin, which publishes
-// it before the team's next change (reference.Server's rule).
+// every event of it. A change whose publish fails stays pending at the origin, which queues
+// the team's later changes behind it and publishes them in order once the bus takes them
+// (reference.Server's outbox).
 type traffic struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup

@@ -34,6 +34,7 @@ func TestAllNATSServersDown(t *testing.T) {
 			sessions = append(sessions, s.dial(team, u))
 		}
 	}
+	base := s.seqs(warm) // nothing pending yet: every change from here on is the traffic's
 	tr := s.drive(warm, 50*time.Millisecond)
 	stopped := false
 	defer func() {
@@ -107,6 +108,15 @@ func TestAllNATSServersDown(t *testing.T) {
 			t.Errorf("team %s: no event made during the outage was published after it (seq %d before, %d after)",
 				warm[i], during[i], after[i])
 		}
+	}
+	// The origin went on applying changes while NATS was away (an outbox): every one of them
+	// was published once it came back.
+	var published int64
+	for i := range warm {
+		published += after[i] - base[i]
+	}
+	if published != tr.applied.Load() {
+		t.Errorf("the origin applied %d changes and published %d events", tr.applied.Load(), published)
 	}
 	s.waitCaughtUp(sessions, recoverWithin)
 	for _, ss := range sessions {

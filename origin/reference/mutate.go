@@ -13,18 +13,28 @@ import (
 	"github.com/weft-edge/weft/origin"
 )
 
-// Changes to the world. Each one, per team and under the team's pubMu: publishes any events
-// still pending from an earlier failure, validates, applies, takes the next seq and publishes
-// its event. So events reach the bus in seq order with no hole, and GET /teams/{team} reports
-// only seqs whose publish succeeded.
+// Changes to the world. Each one, per team and under the team's pubMu: validates, applies,
+// takes the next seq, queues its event behind any still pending, and publishes the queue in
+// order. So events reach the bus in seq order with no hole, and GET /teams/{team} reports only
+// seqs whose publish succeeded.
 //
 // A change refused for bad input returns an error wrapping ErrBadChange: nothing is applied
 // and no seq is used. A change whose publish fails is applied and returns its event together
-// with the error; the event stays pending and is published, with the same seq, before the next
-// change of the team or by Flush. Until then the team's changes fail without being applied.
+// with the error (wrapping ErrPending): the event stays queued and is published, with the same
+// seq, by a later change or by Flush (KeepFlushing), as a real origin's outbox would. While
+// the bus is down (a publisher that says it is not connected, after a failed publish) changes
+// are applied and queued without trying to publish, so that they do not each wait for a
+// publish timeout; past maxPending queued events a team's changes are refused, unapplied.
 //
 // The callbacks of UpdateUser, UpdateChannel and UpdateTeam run while the team's changes are
 // serialized: they must not call the Server.
+
+// ErrPending wraps the error of a change that was applied but whose event is not published
+// yet: it is queued and goes out, in order, once the bus takes it.
+var ErrPending = errors.New("origin: event pending publish")
+
+// maxPending is how many unpublished events a team may queue before its changes are refused.
+const maxPending = 100_000
 
 // ErrBadChange wraps every reason a change is refused.
 var ErrBadChange = errors.New("origin: bad change")
@@ -43,8 +53,9 @@ func (s *Server) change(ctx context.Context, team string, apply func(st *teamSta
 	}
 	st.pubMu.Lock()
 	defer st.pubMu.Unlock()
-	if err := s.flushTeam(ctx, st); err != nil {
-		return nil, err
+	if len(st.pending) >= maxPending {
+		return nil, fmt.Errorf("origin: %d events of team %s wait to be published; changes are refused until the bus takes them: %w",
+			len(st.pending), st.id, ErrPending)
 	}
 	seq := st.seq + 1
 	ev, err := apply(st, seq+1)
@@ -54,10 +65,20 @@ func (s *Server) change(ctx context.Context, team string, apply func(st *teamSta
 	ev.Team, ev.Seq = st.id, seq
 	st.seq = seq
 	st.pending = append(st.pending, ev)
+	if st.failing && !s.publisherUp() {
+		return ev, fmt.Errorf("origin: %s seq %d queued, the bus is down: %w", ev.Team, ev.Seq, ErrPending)
+	}
 	if err := s.flushTeam(ctx, st); err != nil {
 		return ev, err
 	}
 	return ev, nil
+}
+
+// publisherUp reports whether the publisher says it is connected; one that does not say is
+// taken to be.
+func (s *Server) publisherUp() bool {
+	c, ok := s.cfg.Publisher.(interface{ Connected() bool })
+	return !ok || c.Connected()
 }
 
 // flushTeam publishes the team's pending events in order, stopping at the first failure.
@@ -67,18 +88,35 @@ func (s *Server) flushTeam(ctx context.Context, st *teamState) error {
 		ev := st.pending[0]
 		if s.cfg.Publisher != nil {
 			if err := s.cfg.Publisher.PublishEvent(ctx, ev); err != nil {
-				return fmt.Errorf("origin: publishing %s seq %d: %w", ev.Team, ev.Seq, err)
+				st.failing = true
+				return fmt.Errorf("origin: publishing %s seq %d (%d queued): %w: %w", ev.Team, ev.Seq, len(st.pending), ErrPending, err)
 			}
 		}
 		st.pending[0] = nil
 		st.pending = st.pending[1:]
 		st.published.Store(ev.Seq)
 	}
+	st.failing = false
+	if cap(st.pending) > 1024 {
+		st.pending = nil // an outage's backlog: give its array back
+	}
 	return nil
 }
 
-// Flush publishes the events left pending by failed publishes, for every team.
+// Flush publishes the events left pending by failed publishes, for every team. While the
+// publisher says it is not connected it tries none and says so.
 func (s *Server) Flush(ctx context.Context) error {
+	if !s.publisherUp() {
+		for _, st := range s.teams {
+			st.pubMu.Lock()
+			n := len(st.pending)
+			st.pubMu.Unlock()
+			if n > 0 {
+				return fmt.Errorf("origin: events wait to be published and the bus is down: %w", ErrPending)
+			}
+		}
+		return nil
+	}
 	var errs []error
 	for _, st := range s.teams {
 		st.pubMu.Lock()

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,16 +270,16 @@ func TestFailedPublishLeavesNoHole(t *testing.T) {
 	if u, _ := s.User(team, user); u.Title != "two" || u.Updated != 3 {
 		t.Fatalf("a change whose publish failed is applied and pending: %+v", u)
 	}
-	// While the bus is down, later changes are refused, unapplied, and take no seq.
-	if ev, err := s.UpdateUser(ctx, team, user, title("three")); ev != nil || !errors.Is(err, errRefPublish) {
-		t.Fatalf("change while event 2 is pending: %v, %v", ev, err)
+	// While the bus is down, later changes are applied and queued behind event 2: an outbox.
+	if ev, err := s.UpdateUser(ctx, team, user, title("three")); ev == nil || ev.Seq != 3 || !errors.Is(err, ErrPending) {
+		t.Fatalf("change while event 2 is pending: %v, %v; want seq 3 queued", ev, err)
 	}
-	if u, _ := s.User(team, user); u.Title != "two" {
-		t.Fatalf("a refused change was applied: %+v", u)
+	if u, _ := s.User(team, user); u.Title != "three" || s.Seq(team) != 1 {
+		t.Fatalf("a queued change: %+v, published seq %d", u, s.Seq(team))
 	}
 	pub.setFailing(false)
-	ev = refMust(t)(s.UpdateUser(ctx, team, user, title("three")))
-	if ev.Seq != 3 || !slices.Equal(pub.seqs(team), []int64{1, 2, 3}) || s.Seq(team) != 3 {
+	ev = refMust(t)(s.UpdateUser(ctx, team, user, title("four")))
+	if ev.Seq != 4 || !slices.Equal(pub.seqs(team), []int64{1, 2, 3, 4}) || s.Seq(team) != 4 {
 		t.Fatalf("after recovery: event seq %d, published %v", ev.Seq, pub.seqs(team))
 	}
 	// Flush publishes what is pending without a new change.
@@ -292,7 +294,7 @@ func TestFailedPublishLeavesNoHole(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(pub.seqs(team), []int64{1, 2, 3, 4}) || s.Seq(team) != 4 {
+	if !slices.Equal(pub.seqs(team), []int64{1, 2, 3, 4, 5}) || s.Seq(team) != 5 {
 		t.Fatalf("after Flush: published %v, seq %d", pub.seqs(team), s.Seq(team))
 	}
 	for _, ev := range pub.all() {
@@ -398,5 +400,49 @@ func TestKeepFlushingPublishesPending(t *testing.T) {
 	testkit.Eventually(t, func() bool { return s.Seq(team) == 1 }, "the pending event published")
 	if !slices.Equal(pub.seqs(team), []int64{1}) {
 		t.Fatalf("published %v", pub.seqs(team))
+	}
+}
+
+// downPublisher is a refPublisher that says whether it is connected, as pubsub.Bus does, and
+// counts publish attempts.
+type downPublisher struct {
+	refPublisher
+	up       atomic.Bool
+	attempts atomic.Int64
+}
+
+func (p *downPublisher) Connected() bool { return p.up.Load() }
+
+func (p *downPublisher) PublishEvent(ctx context.Context, ev *origin.Event) error {
+	p.attempts.Add(1)
+	return p.refPublisher.PublishEvent(ctx, ev)
+}
+
+// While the publisher says it is down, changes after a failed publish are queued without an
+// attempt each (no publish timeout per change), and go out in order once it is back.
+func TestChangesQueueWhileBusDown(t *testing.T) {
+	pub := &downPublisher{}
+	s, _ := refServe(t, ServerConfig{Publisher: pub})
+	team, ctx, user := s.TeamIDs()[0], t.Context(), userID(0, 1)
+	pub.setFailing(true)
+	for i := range 6 {
+		ev, err := s.UpdateUser(ctx, team, user, func(u *origin.User) { u.Title = fmt.Sprint("t", i) })
+		if ev == nil || ev.Seq != int64(i+1) || !errors.Is(err, ErrPending) {
+			t.Fatalf("change %d with the bus down: %v, %v", i, ev, err)
+		}
+	}
+	if n := pub.attempts.Load(); n != 1 {
+		t.Fatalf("%d publish attempts with the bus down; want only the first change's", n)
+	}
+	if err := s.Flush(ctx); !errors.Is(err, ErrPending) || pub.attempts.Load() != 1 {
+		t.Fatalf("Flush with the bus down: %v, %d attempts", err, pub.attempts.Load())
+	}
+	pub.up.Store(true)
+	pub.setFailing(false)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pub.seqs(team), []int64{1, 2, 3, 4, 5, 6}) || s.Seq(team) != 6 {
+		t.Fatalf("after the bus is back: published %v, seq %d", pub.seqs(team), s.Seq(team))
 	}
 }

@@ -20,6 +20,7 @@ type teamState struct {
 	pubMu   sync.Mutex
 	seq     int64           // last seq assigned; guarded by pubMu
 	pending []*origin.Event // assigned but not yet published, in seq order; guarded by pubMu
+	failing bool            // the last publish failed; guarded by pubMu
 	lastTS  int64           // last message ts, in microseconds; guarded by pubMu
 
 	// published is the last seq whose publish succeeded (written under pubMu). Every change up
