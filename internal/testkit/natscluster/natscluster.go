@@ -465,10 +465,25 @@ func ephemeralLow() int {
 	return lo
 }
 
-// tail is the last max bytes of s.
+// tail is the last max bytes of s, with the lines a server repeats while a peer is down (its
+// route reconnect attempts, its health checks) left out and counted: they would push what
+// explains a failure out of the tail.
 func tail(s string, max int) string {
-	if len(s) <= max {
-		return s
+	var b strings.Builder
+	skipped := 0
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if strings.Contains(line, "Error trying to connect to route") || strings.Contains(line, "Healthcheck failed") {
+			skipped++
+			continue
+		}
+		b.WriteString(line)
 	}
-	return "…" + s[len(s)-max:]
+	out := b.String()
+	if skipped > 0 {
+		out += fmt.Sprintf("(%d route reconnect and health check lines left out)\n", skipped)
+	}
+	if len(out) <= max {
+		return out
+	}
+	return "…" + out[len(out)-max:]
 }

@@ -1,11 +1,9 @@
 package natscluster_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -28,8 +26,9 @@ func TestKillAndRestart(t *testing.T) {
 	nc := c.Conn(t)
 	js, err := jetstream.New(nc)
 	testkit.OK(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	// Each call is bounded by the client's default timeout (5s); a deadline for the whole test
+	// would expire under load in the middle of a later step.
+	ctx := t.Context()
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
 	testkit.OK(t, err)
 	c.WaitStreamCurrent(t, nc, "T", 3)
@@ -42,10 +41,11 @@ func TestKillAndRestart(t *testing.T) {
 			id := fmt.Sprint(sent)
 			// A publish may fail while the stream elects a new leader; the same message is
 			// sent again until stored (the dedup ID makes the retry safe).
-			testkit.EventuallyWithin(t, natscluster.ReadyWithin, func() bool {
-				_, err := js.Publish(ctx, "t.x", []byte("m"), jetstream.WithMsgID(id))
-				return err == nil
-			}, "a publish stored")
+			var last error
+			testkit.EventuallyOr(t, natscluster.ReadyWithin, func() bool {
+				_, last = js.Publish(ctx, "t.x", []byte("m"), jetstream.WithMsgID(id))
+				return last == nil
+			}, "a publish stored", func() { t.Logf("last publish error: %v; connected to %s", last, nc.ConnectedUrl()) })
 		}
 	}
 	publish(10)
