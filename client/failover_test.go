@@ -64,7 +64,11 @@ func TestFailoverAndReturnHome(t *testing.T) {
 	s, home, away := regions(t, "small")
 	ch, members := s.busyChannel(4)
 	var sw switches
-	c := s.dial(members[0], func(o *client.Options) { multi(o, &sw, home, away) })
+	var rec reconnects
+	c := s.dial(members[0], func(o *client.Options) {
+		multi(o, &sw, home, away)
+		o.OnReconnect = rec.add
+	})
 	var want []int64
 	post := func(phase string) {
 		want = append(want, s.post(ch, members[1+len(want)%3], fmt.Sprintf("%s %d", phase, len(want))).Seq)
@@ -86,6 +90,7 @@ func TestFailoverAndReturnHome(t *testing.T) {
 		post("away")
 	}
 
+	waits := len(rec.all())
 	home.up()
 	// Posting on while the client moves home: its last events come from the other region as
 	// home replays the same ones.
@@ -93,6 +98,9 @@ func TestFailoverAndReturnHome(t *testing.T) {
 		post("while moving home")
 		return at(c) == 0 && c.Stats().Returns == 1
 	}, "the client back home")
+	if n := len(rec.all()) - waits; n != 0 {
+		t.Errorf("%d reconnect waits while moving home: the client should connect home before it leaves", n)
+	}
 	for range 20 {
 		post("back")
 	}
