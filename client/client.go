@@ -22,6 +22,15 @@ type Options struct {
 	// URL is the edge's or the proxy's WebSocket endpoint: ws://host:port/ws. http(s) URLs
 	// are accepted, and a URL without a path gets /ws.
 	URL string
+	// URLs, instead of URL, lists several endpoints in order of preference, typically one
+	// per region (its proxies' address); the first is home. When a dial finds nothing of weft answering
+	// at one (connection refused or reset, no DNS name, no answer within DialTimeout, a
+	// gateway's 502, 503 or 504 that is not weft's), the client moves to the next (past the
+	// last, back to the first) and resumes there: seqs are the team's, the same everywhere.
+	// What weft itself refuses (503 overloaded, 429, a goodbye) is retried at the same URL.
+	// Away from the first, the client tries to go back on the Return schedule, and moves
+	// only once the connection there is up. docs/protocol.md section 5, "Several URLs".
+	URLs []string
 	// Token is the bearer token (docs/protocol.md section 1). TokenFunc, when set, is asked for a
 	// token before every dial instead, so a long-lived client can renew an expiring one. An
 	// error from TokenFunc is retried with backoff like a refused connection (a token service
@@ -43,6 +52,9 @@ type Options struct {
 	// OnReconnect is called before every wait for a reconnect, with why and for how long: a
 	// UI shows "reconnecting in 3s" from it. Same rules as OnConnect.
 	OnReconnect func(Reconnect)
+	// OnSwitch is called when the client moves from one of URLs to another; Stats count the
+	// moves (Failovers, Returns) and Client.URL says where it is. Same rules as OnConnect.
+	OnSwitch func(Switch)
 
 	// EventQueue bounds the events received but not yet taken from Events. Past it the
 	// client drops the connection, waits for the queue to drain to half and then resumes
@@ -56,6 +68,8 @@ type Options struct {
 	EventQueue int
 	// Backoff is the reconnect schedule.
 	Backoff Backoff
+	// Return is the schedule of the attempts to go back to URLs[0] while away from it.
+	Return Return
 	// DialTimeout bounds a handshake and its hello; default 10s.
 	DialTimeout time.Duration
 	// ReadLimit bounds one server frame; default 16 MiB.
@@ -77,6 +91,8 @@ type Reconnect struct {
 	Err error
 	// Goodbye is what the server said before it closed the previous connection, if it did.
 	Goodbye *Goodbye
+	// URL is what the attempt will dial (one of Options.URLs, normalised).
+	URL string
 }
 
 // Client is a connection to weft that stays connected: it reconnects with backoff when the
@@ -84,10 +100,18 @@ type Reconnect struct {
 // cannot replay that far. Its methods are safe for concurrent use.
 type Client struct {
 	opts  Options
-	wsURL url.URL
+	urls  []url.URL // Options.URL or Options.URLs, normalised
 	log   *slog.Logger
 	rng   *rand.Rand // used only by the run loop
 	store *Store
+
+	// at indexes urls: where the run loop dials. Only the run loop writes it.
+	at atomic.Int32
+	// returnTries counts the attempts to go back to urls[0] since the client was last there;
+	// returnRng is their jitter. Used by the returner while one runs, else by the run loop
+	// (see returnHome).
+	returnTries int
+	returnRng   *rand.Rand
 
 	ctx    context.Context // the client's lifetime: canceled by Close
 	cancel context.CancelFunc
@@ -116,6 +140,7 @@ type Client struct {
 
 	stats struct {
 		connects, resumes, boots, events, duplicates, requests, bytesRead atomic.Int64
+		failovers, returns                                                atomic.Int64
 	}
 
 	done     chan struct{} // closed when the run loop and the dispatcher have returned
@@ -128,7 +153,7 @@ type Client struct {
 // what can be retried (refused connections, 503s, drains, TokenFunc errors) with backoff until
 // ctx is done, and fails at once when the server refuses the token.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
-	u, err := parseURL(opts.URL)
+	urls, err := parseURLs(opts.URL, opts.URLs)
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +173,17 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		opts.ReadLimit = 16 << 20
 	}
 	opts.Backoff = opts.Backoff.withDefaults()
-	c := &Client{opts: opts, wsURL: *u, rng: opts.Rand, store: newStore(), log: opts.Logger,
+	opts.Return = opts.Return.withDefaults()
+	c := &Client{opts: opts, urls: urls, rng: opts.Rand, store: newStore(), log: opts.Logger,
 		ready: make(chan struct{}), events: make(chan *Event), done: make(chan struct{}),
 		loopDone: make(chan struct{}), firstUp: make(chan error, 1)}
 	if c.rng == nil {
 		c.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if len(urls) > 1 {
+		// The returner's own source, drawn from the run loop's (a seeded Rand stays
+		// reproducible); only with several URLs, so that one URL's jitter is as it was.
+		c.returnRng = rand.New(rand.NewPCG(c.rng.Uint64(), c.rng.Uint64()))
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -175,7 +206,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return c, nil
 	case <-ctx.Done():
 		c.Close()
-		return nil, fmt.Errorf("weft: dial %s: %w", u.Redacted(), ctx.Err())
+		return nil, fmt.Errorf("weft: dial %s: %w", c.redactedURLs(), ctx.Err())
 	}
 }
 
@@ -232,6 +263,8 @@ type Stats struct {
 	Duplicates int64 // events dropped because they had been handed over already
 	Requests   int64 // requests sent
 	BytesRead  int64 // bytes of server frames read
+	Failovers  int64 // moves to the next of Options.URLs because one was unreachable
+	Returns    int64 // moves back to the first of Options.URLs while connected elsewhere
 }
 
 // Stats returns the client's counters.
@@ -239,7 +272,7 @@ func (c *Client) Stats() Stats {
 	s := &c.stats
 	return Stats{Connects: s.connects.Load(), Resumes: s.resumes.Load(), Boots: s.boots.Load(),
 		Events: s.events.Load(), Duplicates: s.duplicates.Load(), Requests: s.requests.Load(),
-		BytesRead: s.bytesRead.Load()}
+		BytesRead: s.bytesRead.Load(), Failovers: s.failovers.Load(), Returns: s.returns.Load()}
 }
 
 // Close closes the connection (with a normal close) and stops the client. Requests waiting
@@ -310,8 +343,9 @@ func (c *Client) run() {
 	attempt := 0       // consecutive attempts that did not give a stable connection
 	var hint retryHint // what the server said about when to come back
 	var why Reconnect  // why the last connection or attempt ended
+	var home *conn     // a connection to urls[0] the returner made: served next, without a dial
 	for try := 0; ; try++ {
-		if try > 0 {
+		if try > 0 && home == nil {
 			if c.ctx.Err() != nil { // closed: no reconnect to announce
 				c.stop(nil)
 				return
@@ -319,6 +353,7 @@ func (c *Client) run() {
 			d := c.opts.Backoff.delay(max(attempt-1, 0), c.rng, hint)
 			if c.opts.OnReconnect != nil {
 				why.Attempt, why.Wait = attempt, d
+				why.URL = c.urls[c.at.Load()].String()
 				c.opts.OnReconnect(why)
 			}
 			t := time.NewTimer(d)
@@ -330,39 +365,62 @@ func (c *Client) run() {
 				return
 			}
 		}
-		// A reader far behind has its events queued here: let it catch up before taking on
-		// more from a new connection (unless a request waits: see eventQueue.waitBelow).
-		if !c.queue.waitBelow(c.ctx, c.opts.EventQueue/2) {
-			c.stop(nil)
-			return
-		}
-		cn, err := c.dial(c.ctx, c.pos.Load(), c.placed.Load())
-		if err != nil {
-			var de *dialError
-			if c.ctx.Err() != nil {
+		cn := home
+		if cn != nil {
+			home = nil
+		} else {
+			// A reader far behind has its events queued here: let it catch up before taking
+			// on more from a new connection (unless a request waits: see eventQueue.waitBelow).
+			if !c.queue.waitBelow(c.ctx, c.opts.EventQueue/2) {
 				c.stop(nil)
 				return
 			}
-			if errors.As(err, &de) && de.fatal {
-				c.stop(err)
-				return
-			}
-			why = Reconnect{Err: err}
-			if errors.As(err, &de) {
-				hint = de.hint
-				why.Goodbye = de.bye
-				if de.bye != nil && attempt >= 2 {
-					// Turned away again and again (a proxy and an edge that disagree on
-					// the ring for longer than a ring change takes): back off after all.
-					hint = retryHint{}
+			var err error
+			cn, err = c.dial(c.ctx, int(c.at.Load()), c.pos.Load(), c.placed.Load())
+			if err != nil {
+				var de *dialError
+				if c.ctx.Err() != nil {
+					c.stop(nil)
+					return
 				}
+				if errors.As(err, &de) && de.fatal {
+					c.stop(err)
+					return
+				}
+				why = Reconnect{Err: err}
+				if errors.As(err, &de) {
+					hint = de.hint
+					why.Goodbye = de.bye
+					if de.bye != nil && attempt >= 2 {
+						// Turned away again and again (a proxy and an edge that disagree on
+						// the ring for longer than a ring change takes): back off after all.
+						hint = retryHint{}
+					}
+				}
+				c.log.Info("weft: dial failed", "url", c.urls[c.at.Load()].Redacted(), "attempt", attempt, "error", err)
+				if de != nil && de.unreachable && len(c.urls) > 1 {
+					// The next attempt goes to the next URL, after the backoff all the same:
+					// the clients of a region that vanished at once reach the next one spread.
+					c.failover(err)
+				}
+				attempt++
+				continue
 			}
-			c.log.Info("weft: dial failed", "attempt", attempt, "error", err)
-			attempt++
-			continue
 		}
 		hint = retryHint{}
-		up, err := c.serve(cn)
+		up, next, err := c.serve(cn)
+		if next != nil {
+			if c.ctx.Err() != nil { // made as the client closed
+				next.ws.CloseNow()
+				c.stop(nil)
+				return
+			}
+			// Home again, with the connection already made: nothing to wait for. The one it
+			// replaces was closed on purpose, not lost, so it counts as no failed attempt.
+			c.returned(cn.at)
+			home = next
+			continue
+		}
 		if err != nil {
 			c.log.Info("weft: connection ended", "node", cn.hello.Node, "error", err)
 		}
@@ -383,8 +441,10 @@ func (c *Client) run() {
 
 // serve runs one connection: its read loop and heartbeat, the boot when one is needed, then
 // requests until it ends. It returns when the connection was up (zero: it never was, its boot
-// failed) and why it ended.
-func (c *Client) serve(cn *conn) (up time.Time, err error) {
+// failed) and why it ended. A connection to any URL but the first runs a returner beside it: when
+// that makes a connection home, serve closes this one and returns the new one as home, for the
+// run loop to serve next.
+func (c *Client) serve(cn *conn) (up time.Time, home *conn, err error) {
 	h := cn.hello
 	c.stats.connects.Add(1)
 	if h.Resumed {
@@ -421,7 +481,7 @@ func (c *Client) serve(cn *conn) (up time.Time, err error) {
 
 	if c.needBoot {
 		if err := c.doBoot(cn); err != nil {
-			return time.Time{}, err // and reconnect: a boot the origin could not serve now may work later
+			return time.Time{}, nil, err // and reconnect: a boot the origin could not serve now may work later
 		}
 		c.needBoot = false
 	}
@@ -437,14 +497,34 @@ func (c *Client) serve(cn *conn) (up time.Time, err error) {
 	default:
 	}
 
-	<-cn.done
+	if cn.at == 0 {
+		c.returnTries = 0 // home: the next stay away starts its schedule afresh
+		<-cn.done
+	} else {
+		r := c.startReturn()
+		select {
+		case <-cn.done:
+		case home = <-r.home:
+		}
+		if late := r.stop(); late != nil {
+			home = late // made as cn ended: the reconnect goes home at once
+		}
+	}
 
 	c.mu.Lock()
 	c.conn = nil
 	c.ready = make(chan struct{})
 	c.mu.Unlock()
+	if home != nil {
+		// Requests now wait for home. The events this connection still delivers until the
+		// server answers the close are ones home replays too: whichever comes first is
+		// handed over, the other dropped as a duplicate, and home's read loop starts only
+		// after this one's has ended, so the two never race.
+		cn.ws.Close(websocket.StatusNormalClosure, "moving to the first URL")
+		<-cn.done
+	}
 	_, err = cn.endedBy()
-	return up, err
+	return up, home, err
 }
 
 func (c *Client) doBoot(cn *conn) error {

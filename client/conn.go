@@ -42,6 +42,7 @@ type conn struct {
 	c     *Client
 	ws    *websocket.Conn
 	hello Hello
+	at    int // which of the client's URLs it was dialed at
 
 	slots  chan struct{} // one per request in flight but the heartbeat's
 	nextID atomic.Int64
@@ -90,20 +91,24 @@ type dialError struct {
 	hint  retryHint
 	bye   *Goodbye // the server turned us away with a goodbye instead of a hello
 	fatal bool     // the server refused who we are: retrying cannot help
+	// unreachable: nothing of weft answered at this URL, so a client with several moves to
+	// the next (see unreachable).
+	unreachable bool
 }
 
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// dial opens a connection, resuming after since when resume is set, and reads its hello.
-func (c *Client) dial(ctx context.Context, since int64, resume bool) (*conn, error) {
+// dial opens a connection to the client's URL at, resuming after since when resume is set, and
+// reads its hello.
+func (c *Client) dial(ctx context.Context, at int, since int64, resume bool) (*conn, error) {
 	tok, err := c.token(ctx)
 	if err != nil {
 		// Not fatal: a token service can be down for a while, like an edge. Only the server
 		// refusing the token says that retrying cannot help.
 		return nil, &dialError{err: fmt.Errorf("weft: token: %w", err)}
 	}
-	u := c.wsURL
+	u := c.urls[at]
 	if resume {
 		q := u.Query()
 		q.Set("since", strconv.FormatInt(since, 10))
@@ -148,16 +153,17 @@ func (c *Client) dial(ctx context.Context, since int64, resume bool) (*conn, err
 		return nil, &dialError{err: fmt.Errorf("weft: reading hello: %w", err)}
 	}
 	c.stats.bytesRead.Add(int64(len(data)))
-	return &conn{c: c, ws: ws, hello: f.Hello, slots: make(chan struct{}, maxInFlight-1),
+	return &conn{c: c, ws: ws, hello: f.Hello, at: at, slots: make(chan struct{}, maxInFlight-1),
 		pending: make(map[int64]chan reply), done: make(chan struct{})}, nil
 }
 
 // handshakeError reads a refused handshake: its JSON error, and Retry-After for a 503.
 func handshakeError(err error, resp *http.Response) error {
 	if resp == nil {
-		return &dialError{err: fmt.Errorf("weft: dial: %w", err)}
+		return &dialError{err: fmt.Errorf("weft: dial: %w", err), unreachable: true}
 	}
 	e := &Error{Code: CodeInternal, Status: resp.StatusCode}
+	weft := false // the body is weft's error: a weft process answered
 	if resp.Body != nil {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		var b struct {
@@ -165,6 +171,7 @@ func handshakeError(err error, resp *http.Response) error {
 		}
 		if json.Unmarshal(body, &b) == nil && b.Error != nil && b.Error.Code != "" {
 			e.Code, e.Message, e.RetryAfterMS = b.Error.Code, b.Error.Message, b.Error.RetryAfterMS
+			weft = true
 		} else {
 			e.Message = string(bytes.TrimSpace(body))
 		}
@@ -175,7 +182,26 @@ func handshakeError(err error, resp *http.Response) error {
 		}
 	}
 	return &dialError{err: e, hint: retryHint{after: e.RetryAfter()},
-		fatal: resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden}
+		fatal:       resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden,
+		unreachable: unreachable(resp.StatusCode, weft)}
+}
+
+// unreachable says whether a refused handshake means that no weft answered at its URL: a
+// gateway's 502, 503 or 504 with a body of its own (a load balancer with no healthy proxy
+// behind it). A dial that got no HTTP answer at all (refused, reset, no DNS name, TLS failure,
+// nothing within DialTimeout) is unreachable too; handshakeError says so before asking.
+//
+// Whatever weft itself answered is not: its 503 overloaded, 429 rate_limited, 502 and 504
+// come with retry_after_ms from a region that is up, pacing its clients or waiting for its
+// edges (and failing over to another region itself when it has none, --fallback-regions).
+// Moving its clients elsewhere then would carry the overload to the next region and undo the
+// pacing; they retry the same URL after the time they were given.
+func unreachable(status int, weft bool) bool {
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return !weft
+	}
+	return false
 }
 
 // call sends one request on the connection, once a slot is free, and waits for its reply.
@@ -343,9 +369,18 @@ func (cn *conn) endedBy() (*Goodbye, error) {
 
 // parseURL accepts ws(s):// and http(s):// URLs; a URL with no path gets /ws.
 func parseURL(raw string) (*url.URL, error) {
+	u, err := normalURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("weft: %w", err)
+	}
+	return u, nil
+}
+
+// normalURL is parseURL without the package's prefix on its errors, for parseURLs to put its own.
+func normalURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("weft: URL %q: %w", raw, err)
+		return nil, fmt.Errorf("URL %q: %w", raw, err)
 	}
 	switch u.Scheme {
 	case "ws", "wss":
@@ -354,10 +389,10 @@ func parseURL(raw string) (*url.URL, error) {
 	case "https":
 		u.Scheme = "wss"
 	default:
-		return nil, fmt.Errorf("weft: URL %q: scheme must be ws, wss, http or https", raw)
+		return nil, fmt.Errorf("URL %q: scheme must be ws, wss, http or https", raw)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("weft: URL %q has no host", raw)
+		return nil, fmt.Errorf("URL %q has no host", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/ws"

@@ -36,6 +36,12 @@
 //     reads, it can be retried.
 //   - Heartbeats: a ping every heartbeat_ms; a connection whose ping goes unanswered is dropped
 //     and replaced.
+//   - Several URLs (Options.URLs, one per region, home first): when a dial finds nothing of
+//     weft answering (refused, reset, no answer, a load balancer's own 502/503/504) the client
+//     moves to the next URL and resumes there; what weft itself refuses is retried where it
+//     was. Away from home it dials home now and then (Options.Return, jittered) beside its open
+//     connection and moves back once that one is up. URL says where it is, OnSwitch and Stats
+//     report the moves (docs/protocol.md section 5, "Several URLs").
 //
 // Events must be read: past Options.EventQueue unread events the client drops the connection
 // and resumes once the reader has caught up, so a slow reader loses nothing but never makes

@@ -29,6 +29,7 @@ const testSecret = "client-test-secret-0123456789"
 type stack struct {
 	t      testkit.T // a test, or exampleTB for an Example
 	bus    *pubsub.Bus
+	world  *backend.Origin // the origin's server, for more edges (addEdge)
 	origin *reference.Server
 	keys   *token.Keys
 	team   string
@@ -43,7 +44,7 @@ func newStack(t testkit.T, size string, cfg func(*edge.Config)) *stack {
 	s := &stack{t: t}
 	s.bus = backend.Bus(t, backend.NATS(t), pubsub.Config{})
 	o := backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 11, size), Publisher: s.bus})
-	s.origin = o.Server
+	s.world, s.origin = o, o.Server
 	s.keys = wstack.Keys(t, testSecret)
 	s.team = s.origin.TeamIDs()[0]
 	s.edge = wstack.StartEdge(t, func(string) edge.Config {
@@ -57,6 +58,14 @@ func newStack(t testkit.T, size string, cfg func(*edge.Config)) *stack {
 	s.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(s.hc.CloseIdleConnections)
 	return s
+}
+
+// addEdge starts another edge node on s's NATS and origin, named node: one more region's edge,
+// with a cache of its own fed by the same event stream, so that a team's seqs are the same on
+// both. It is stopped at cleanup.
+func (s *stack) addEdge(node string) *wstack.Edge {
+	s.t.Helper()
+	return wstack.StartEdge(s.t, func(string) edge.Config { return wstack.EdgeConfig(s.world, s.bus, s.keys, node) })
 }
 
 // stopEdge stops the node; with crash its connections are cut first, without a goodbye.
