@@ -306,7 +306,7 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 		}
 		c.mu.Unlock()
 	}()
-	c.prewarm(ctx, s, owner, teams)
+	c.prewarm(ctx, s, owner, teams) // failed or not, the sessions move: the owner loads on demand
 	var sessions []*session
 	for _, team := range teams {
 		if h, ok := s.hubs.Load(team); ok {
@@ -321,18 +321,19 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 	c.tellMoved(ctx, s, sessions, spread, why, stay)
 }
 
-// prewarm asks owner to load teams, within WarmTimeout. A failure is logged and counted, and
-// the sessions move anyway: the owner loads on demand.
-func (c *cluster) prewarm(ctx context.Context, s *Server, owner string, teams []string) {
+// prewarm asks owner to load teams, within WarmTimeout. A failure is logged and counted; a
+// ring's hand-over moves the sessions anyway (the owner loads on demand).
+func (c *cluster) prewarm(ctx context.Context, s *Server, owner string, teams []string) error {
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.WarmTimeout)
 	err := c.cfg.Peers.Warm(wctx, owner, teams)
 	cancel()
 	if err != nil {
 		c.warms.WithLabelValues("asked", "failed").Add(float64(len(teams)))
-		s.log.Warn("pre-warming moved teams failed; moving their sessions anyway", "to", owner, "teams", len(teams), "err", err)
+		s.log.Warn("pre-warming moved teams failed", "to", owner, "teams", len(teams), "err", err)
 	} else {
 		c.warms.WithLabelValues("asked", "ok").Add(float64(len(teams)))
 	}
+	return err
 }
 
 // tellMoved tells each of sessions goodbye moved at a random time in spread, unless stay (when

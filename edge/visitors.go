@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,21 +25,24 @@ import (
 // proxy, which routes by its own ring again, and resume there: seqs are the team's, the same in
 // every region.
 //
-// "Serves again" must be a change this edge saw, not a ring that merely has edges: when a
-// region's edges die its proxies mark them down at once, but the other regions' edges keep
-// them in their views until their TTL, and a visitor arriving meanwhile must not be sent back
-// to edges that are gone. So each region has a generation, bumped when its serving set changes
-// (at every ring change, so that out and in again between two looks still counts) or one of
-// its edges starts a new life (seen at the announcement ticks: a restart within the TTL keeps
-// the set). A visitor goes home once its home region serves and its generation is no longer
-// the one the visitor arrived in, or after VisitorRecheck in any case: the home region's
-// proxies may have routed around edges that never stopped serving (if they still cannot reach
-// them, the visitor comes straight back, once per VisitorRecheck).
+// "Serves again" must be something this edge saw happen, not a ring that merely has edges:
+// when a region's edges die its proxies mark them down at once, but the other regions' edges
+// keep them in their views until their TTL (and drop them one by one), and a visitor arriving
+// meanwhile must not be sent back to edges that are gone. So each region has a generation,
+// bumped when an edge appears in its serving set: one that joins or comes back (looked at on
+// every ring change, so that out and in again between two looks counts) or starts a new life
+// (looked at on the announcement ticks too: a restart within the TTL keeps the set). Edges
+// leaving bump nothing. A visitor goes home once its home region serves and its generation is
+// no longer the one the visitor arrived in, or after VisitorRecheck in any case: the home
+// region's proxies may have routed around edges that never stopped serving (if they still
+// cannot reach them, the visitor comes straight back, once per VisitorRecheck). Its team is
+// pre-warmed on its owner at home first; when that fails (the owner is gone again, or cannot
+// load), the visitor stays and tries again after VisitorRecheck or at the next generation.
 type visitors struct {
 	mu       sync.Mutex
 	by       map[*session]*visit
-	gen      map[string]uint64 // region → generation
-	sig      map[string]string // region → its serving edges and their lives, at its last generation
+	gen      map[string]uint64              // region → generation
+	lives    map[string]map[string]struct{} // region → its serving edges' lives, node@started, at the last look
 	sessions *prometheus.GaugeVec
 }
 
@@ -52,15 +54,15 @@ type visit struct {
 }
 
 func (vs *visitors) init() {
-	vs.by, vs.gen, vs.sig = map[*session]*visit{}, map[string]uint64{}, map[string]string{}
+	vs.by, vs.gen, vs.lives = map[*session]*visit{}, map[string]uint64{}, map[string]map[string]struct{}{}
 	vs.sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_edge_visitor_sessions",
 		Help: "Sessions routed here by the proxies of another region, which had no serving edge, by that region: they go home when it serves again."},
 		[]string{"region"})
 }
 
-// noteRegions bumps the generation of every region whose serving edges (or their lives)
-// differ in v from its last generation. It may run under the membership's lock (OnChange):
-// it calls nothing back.
+// noteRegions bumps the generation of every region whose serving set in v has a life (an edge,
+// or an edge's new life) it did not have at the last look. It may run under the membership's
+// lock (OnChange): it calls nothing back.
 func (vs *visitors) noteRegions(v *ring.View) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
@@ -69,32 +71,26 @@ func (vs *visitors) noteRegions(v *ring.View) {
 
 func (vs *visitors) noteLocked(v *ring.View) {
 	for region, nodes := range v.Serving {
-		vs.bump(region, signature(v, nodes))
+		was := vs.lives[region]
+		now := make(map[string]struct{}, len(nodes))
+		appeared := false
+		for _, n := range nodes {
+			life := n + "@" + strconv.FormatInt(v.Edges[n].Started.UnixNano(), 36)
+			now[life] = struct{}{}
+			if _, ok := was[life]; !ok {
+				appeared = true
+			}
+		}
+		if appeared {
+			vs.gen[region]++
+		}
+		vs.lives[region] = now
 	}
-	for region := range vs.sig {
+	for region := range vs.lives {
 		if _, ok := v.Serving[region]; !ok {
-			vs.bump(region, "")
+			delete(vs.lives, region) // its generation stays: whatever serves there next appears
 		}
 	}
-}
-
-func (vs *visitors) bump(region, sig string) {
-	if vs.sig[region] != sig {
-		vs.sig[region] = sig
-		vs.gen[region]++
-	}
-}
-
-// signature names nodes and the lives they are in.
-func signature(v *ring.View, nodes []string) string {
-	var b strings.Builder
-	for _, n := range nodes {
-		b.WriteString(n)
-		b.WriteByte('@')
-		b.WriteString(strconv.FormatInt(v.Edges[n].Started.UnixNano(), 36))
-		b.WriteByte(',')
-	}
-	return b.String()
 }
 
 // visitorHome is the home region of a connection routed here by a proxy of another region, or
@@ -175,17 +171,30 @@ func (c *cluster) goHome(ctx context.Context, s *Server, home, owner string, ses
 			teams = append(teams, id)
 		}
 	}
-	c.prewarm(ctx, s, owner, teams)
+	if err := c.prewarm(ctx, s, owner, teams); err != nil {
+		s.log.Warn("visitors stay: their teams could not be pre-warmed at home", "region", home, "to", owner,
+			"sessions", len(sessions), "retry_in", c.cfg.VisitorRecheck)
+		for _, ss := range sessions {
+			c.stays(ss)
+		}
+		return
+	}
 	s.log.Info("sending visitors home", "region", home, "to", owner, "teams", len(teams), "sessions", len(sessions), "over", c.cfg.MoveSpread)
 	c.tellMoved(ctx, s, sessions, c.cfg.MoveSpread, "home", func(ss *session) bool {
 		if len(c.members.View().Serving[home]) > 0 {
 			return false
 		}
-		c.vis.mu.Lock()
-		if vi, ok := c.vis.by[ss]; ok {
-			vi.leaving, vi.since = false, time.Now()
-		}
-		c.vis.mu.Unlock()
+		c.stays(ss) // home has no serving edge again
 		return true
 	})
+}
+
+// stays keeps ss, a visitor that was going home, here until its home region's next
+// generation or VisitorRecheck from now.
+func (c *cluster) stays(ss *session) {
+	c.vis.mu.Lock()
+	defer c.vis.mu.Unlock()
+	if vi, ok := c.vis.by[ss]; ok {
+		vi.leaving, vi.since, vi.gen = false, time.Now(), c.vis.gen[vi.home]
+	}
 }
