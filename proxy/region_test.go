@@ -232,3 +232,26 @@ func TestRegionFailoverAndHome(t *testing.T) {
 	}
 	t.Logf("%d eu clients went home; goodbyes spread over %v", len(euClients.clients), last.Sub(first))
 }
+
+// TestRegionConfigAndReadiness: a proxy refuses a region list that makes no sense, and a
+// proxy whose region and fallback regions have no serving edge says so on /readyz.
+func TestRegionConfigAndReadiness(t *testing.T) {
+	w := newWorld(t, "tiny", nil)
+	static := []ring.Announcement{{Node: "e1", Addr: "127.0.0.1:1"}}
+	for _, c := range []proxy.Config{
+		{Region: "eu west"},
+		{Region: "eu", Fallback: []string{"us", "eu"}},
+		{Fallback: []string{"us", "us"}},
+		{Fallback: []string{""}},
+	} {
+		c.Tokens, c.Static = w.keys, static
+		if _, err := proxy.New(c); err == nil || !strings.Contains(err.Error(), "region") {
+			t.Errorf("region %q fallback %q: New = %v", c.Region, c.Fallback, err)
+		}
+	}
+	w.proxyFn = func(c *proxy.Config) { c.Settle = time.Millisecond }
+	p := w.addProxyIn("eu", "us", "ap")
+	if status, body := get(t, p.url+"/readyz"); status != 503 || body != "no edge serves in region eu nor in its fallback regions us,ap\n" {
+		t.Errorf("/readyz with no edge anywhere: %d %q", status, body)
+	}
+}

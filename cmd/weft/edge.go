@@ -220,6 +220,9 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := nats.embeddedEdge(*embedded); err != nil {
 		return err
 	}
+	if err := ring.CheckRegion(o.region); err != nil {
+		return fmt.Errorf("--region: %w", err)
+	}
 	bus, _, closeBus, err := nats.connect(ctx, log, "weft-edge-"+o.node)
 	if err != nil {
 		return err

@@ -65,6 +65,15 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ProbeTimeout, "probe-timeout", time.Second, "bound of one direct probe (GET /probe) of an edge whose announcements are overdue; an edge that answers stays in the ring through a NATS outage; negative (-1s): no probes, an edge not heard for its TTL leaves")
 }
 
+// regions reads --region and --fallback-regions.
+func (o *Options) regions() (string, []string, error) {
+	region, fallback := ring.RegionOr(o.Region), splitList(o.Fallback)
+	if err := proxy.CheckRegions(region, fallback); err != nil {
+		return "", nil, fmt.Errorf("--region, --fallback-regions: %w", err)
+	}
+	return region, fallback, nil
+}
+
 // splitList is the names of a comma-separated list, trimmed, without empty ones.
 func splitList(s string) []string {
 	var out []string
@@ -109,9 +118,9 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prome
 	if err != nil {
 		return nil, err
 	}
-	region, fallback := ring.RegionOr(o.Region), splitList(o.Fallback)
-	if err := proxy.CheckRegions(region, fallback); err != nil {
-		return nil, fmt.Errorf("--region, --fallback-regions: %w", err)
+	region, fallback, err := o.regions()
+	if err != nil {
+		return nil, err
 	}
 	if watch == nil && len(static) == 0 {
 		return nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
@@ -162,6 +171,9 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 		return err
 	}
 	if err := conn.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := o.regions(); err != nil {
 		return err
 	}
 	if err := proc.Apply(ctx, log); err != nil {
