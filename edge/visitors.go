@@ -41,6 +41,7 @@ import (
 type visitors struct {
 	mu       sync.Mutex
 	by       map[*session]*visit
+	from     map[string]int                 // region → visitors from it
 	gen      map[string]uint64              // region → generation
 	lives    map[string]map[string]struct{} // region → its serving edges' lives, node@started, at the last look
 	sessions *prometheus.GaugeVec
@@ -54,10 +55,23 @@ type visit struct {
 }
 
 func (vs *visitors) init() {
-	vs.by, vs.gen, vs.lives = map[*session]*visit{}, map[string]uint64{}, map[string]map[string]struct{}{}
+	vs.by, vs.from, vs.gen, vs.lives = map[*session]*visit{}, map[string]int{}, map[string]uint64{}, map[string]map[string]struct{}{}
 	vs.sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_edge_visitor_sessions",
 		Help: "Sessions routed here by the proxies of another region, which had no serving edge, by that region: they go home when it serves again."},
 		[]string{"region"})
+}
+
+// count adds d to the visitors from region. A region's series goes with its last visitor: the
+// name came in a header, and a client that reaches an edge directly may write anything there.
+// vs.mu held.
+func (vs *visitors) count(region string, d int) {
+	vs.from[region] += d
+	if n := vs.from[region]; n > 0 {
+		vs.sessions.WithLabelValues(region).Set(float64(n))
+	} else {
+		delete(vs.from, region)
+		vs.sessions.DeleteLabelValues(region)
+	}
 }
 
 // noteRegions bumps the generation of every region whose serving set in v has a life (an edge,
@@ -111,7 +125,7 @@ func (c *cluster) arrived(sess *session, home string) {
 	defer c.vis.mu.Unlock()
 	c.vis.noteLocked(v) // a restart in home since the last tick is not news to this visitor
 	c.vis.by[sess] = &visit{home: home, gen: c.vis.gen[home], since: time.Now()}
-	c.vis.sessions.WithLabelValues(home).Inc()
+	c.vis.count(home, 1)
 }
 
 // left forgets sess, a visitor that ended.
@@ -120,7 +134,7 @@ func (c *cluster) left(sess *session) {
 	defer c.vis.mu.Unlock()
 	if vi, ok := c.vis.by[sess]; ok {
 		delete(c.vis.by, sess)
-		c.vis.sessions.WithLabelValues(vi.home).Dec()
+		c.vis.count(vi.home, -1)
 	}
 }
 
