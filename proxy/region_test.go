@@ -115,6 +115,7 @@ func TestRegionFailoverAndHome(t *testing.T) {
 	want := map[string][]int64{}
 	w.events(teams, 2, want)
 
+	killed := time.Now()
 	for _, n := range []string{"eu-1", "eu-2"} {
 		w.stopEdge(w.edges[n], true)
 	}
@@ -127,6 +128,7 @@ func TestRegionFailoverAndHome(t *testing.T) {
 		}
 		return true
 	}, "the eu clients to resume in region us")
+	failedOver := time.Since(killed)
 	for i, c := range euClients.clients {
 		if got, want := c.Hello().Node, usRing.Owner(euClients.teams[i]); got != want {
 			t.Errorf("eu client %d of team %s resumed on %s, us owner %s", i, euClients.teams[i], got, want)
@@ -169,6 +171,19 @@ func TestRegionFailoverAndHome(t *testing.T) {
 		}
 		return true
 	}, "every view to drop the dead eu edges")
+	sentHome := func() (n float64) {
+		for _, e := range []string{"us-1", "us-2"} {
+			_, m := get(t, "http://"+w.edges[e].addr+"/metrics")
+			n += metric(m, `weft_edge_sessions_moved_total{why="home"}`)
+		}
+		return n
+	}
+	if n := sentHome(); n != 0 {
+		t.Fatalf("the us edges sent %v visitors home while eu had no edge", n)
+	}
+	if n := visitors(); n != float64(len(euClients.clients)) {
+		t.Errorf("with eu's dead edges dropped, the us edges count %v visitors from eu, want %d", n, len(euClients.clients))
+	}
 	back := time.Now()
 	newEU := []*edgeNode{w.addEdgeIn("eu-1", "eu"), w.addEdgeIn("eu-2", "eu")}
 	w.waitRegion("eu", "eu-1", "eu-2")
@@ -181,17 +196,23 @@ func TestRegionFailoverAndHome(t *testing.T) {
 		}
 		return true
 	}, "the eu clients to be home, each on its team's eu owner")
+	wentHome := time.Since(back)
 	w.events(teams, 2, want)
 	euClients.checkNoLoss(t, want)
 	usClients.checkNoLoss(t, want)
 
 	// Each went home told goodbye moved, after its team was loaded in eu (pre-warmed), and
-	// the goodbyes are spread (how widely depends on this machine's load: logged).
+	// the goodbyes are spread (how widely depends on this machine's load: logged). Goodbyes
+	// before eu came back are the failover's, not looked at: a handshake under way when the
+	// test harness crashes an edge outlives the crash, and the edge's shutdown then moves it.
 	var first, last time.Time
 	for i := range euClients.clients {
 		euClients.mu.Lock()
 		byes, reasons := euClients.byes[i], euClients.reasons[i]
 		euClients.mu.Unlock()
+		for len(byes) > 0 && byes[0].Before(back) {
+			byes, reasons = byes[1:], reasons[1:]
+		}
 		if len(reasons) == 0 || reasons[0] != protocol.ReasonMoved {
 			t.Errorf("eu client %d went home told %v, want moved", i, reasons)
 			continue
@@ -213,12 +234,7 @@ func TestRegionFailoverAndHome(t *testing.T) {
 			last = byes[0]
 		}
 	}
-	var home float64
-	for _, e := range []string{"us-1", "us-2"} {
-		_, m := get(t, "http://"+w.edges[e].addr+"/metrics")
-		home += metric(m, `weft_edge_sessions_moved_total{why="home"}`)
-	}
-	if home < float64(len(euClients.clients)) {
+	if home := sentHome(); home < float64(len(euClients.clients)) {
 		t.Errorf("the us edges sent %v visitors home, want at least %d", home, len(euClients.clients))
 	}
 	testkit.Eventually(t, func() bool { return visitors() == 0 }, "the us edges to have no visitor left")
@@ -230,7 +246,8 @@ func TestRegionFailoverAndHome(t *testing.T) {
 			t.Errorf("us client %d reconnected: %+v", i, c.Stats())
 		}
 	}
-	t.Logf("%d eu clients went home; goodbyes spread over %v", len(euClients.clients), last.Sub(first))
+	t.Logf("%d eu clients: all resumed in us %v after eu was killed; all home %v after eu's edges started, goodbyes spread over %v",
+		len(euClients.clients), failedOver.Round(time.Millisecond), wentHome.Round(time.Millisecond), last.Sub(first).Round(time.Millisecond))
 }
 
 // TestRegionConfigAndReadiness: a proxy refuses a region list that makes no sense, and a
