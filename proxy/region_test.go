@@ -272,3 +272,42 @@ func TestRegionConfigAndReadiness(t *testing.T) {
 		t.Errorf("/readyz with no edge anywhere: %d %q", status, body)
 	}
 }
+
+// TestRegionDrainedFallsBack: a region whose last edge drains (SIGTERM) has no other edge of
+// its own to hand its teams to: its sessions are told goodbye draining, and their clients
+// resume in the fallback region with nothing lost.
+func TestRegionDrainedFallsBack(t *testing.T) {
+	w := newWorld(t, "small", nil)
+	w.proxyFn = func(c *proxy.Config) { c.Settle = time.Millisecond }
+	euEdge := w.addEdgeIn("eu-1", "eu")
+	w.addEdgeIn("us-1", "us")
+	eu := w.addProxyIn("eu", "us")
+	w.waitRegion("eu", "eu-1")
+	w.waitRegion("us", "us-1")
+	teams := w.origin.TeamIDs()[:4]
+	f := w.fleet(teams, 2, eu)
+	want := map[string][]int64{}
+	w.events(teams, 2, want)
+	w.stopEdge(euEdge, false)
+	w.events(teams, 2, want)
+	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
+		for _, c := range f.clients {
+			if h := c.Hello(); h.Node != "us-1" || h.Region != "us" || !h.Resumed {
+				return false
+			}
+		}
+		return true
+	}, "the eu clients to resume on us-1")
+	f.checkNoLoss(t, want)
+	for i := range f.clients {
+		f.mu.Lock()
+		reasons := f.reasons[i]
+		f.mu.Unlock()
+		if len(reasons) == 0 || reasons[0] != protocol.ReasonDraining {
+			t.Errorf("client %d told %v, want draining first", i, reasons)
+		}
+	}
+	if status, body := get(t, eu.url+"/readyz"); status != 200 || !strings.Contains(body, "routing on fallback region us") {
+		t.Errorf("eu proxy /readyz with its region drained: %d %q", status, body)
+	}
+}
