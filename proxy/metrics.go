@@ -64,7 +64,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_proxy_routing_fallback",
 			Help: "1 while this proxy routes to a fallback region: its own region has no serving edge."},
 			func() float64 {
-				if r, _ := s.routing(s.members.View()); r != s.cfg.Region {
+				if s.routingRegion(s.members.View()) != s.cfg.Region {
 					return 1
 				}
 				return 0

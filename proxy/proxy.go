@@ -254,15 +254,21 @@ func CheckRegions(region string, fallback []string) error {
 // routing is the region this proxy routes by in v, and its ring: its own region's while an
 // edge serves there, else the first fallback region's that has one (else its own, empty).
 func (s *Server) routing(v *ring.View) (string, *ring.Ring) {
+	region := s.routingRegion(v)
+	return region, v.RingOf(region)
+}
+
+// routingRegion is routing's region, without building its ring.
+func (s *Server) routingRegion(v *ring.View) string {
 	if len(v.Ring.Nodes()) > 0 {
-		return v.Region, v.Ring
+		return v.Region
 	}
 	for _, fb := range s.cfg.Fallback {
 		if len(v.Serving[fb]) > 0 {
-			return fb, v.RingOf(fb)
+			return fb
 		}
 	}
-	return v.Region, v.Ring
+	return v.Region
 }
 
 // ringChanged is the membership's OnChange: it keeps the ring gauges and says when routing
@@ -280,8 +286,7 @@ func (s *Server) ringChanged(old, v *ring.View) {
 			s.metrics.regionEdges.WithLabelValues(region).Set(0)
 		}
 	}
-	was, _ := s.routing(old)
-	now, _ := s.routing(v)
+	was, now := s.routingRegion(old), s.routingRegion(v)
 	switch {
 	case was == now:
 	case now != v.Region:
