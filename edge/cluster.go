@@ -43,6 +43,11 @@ type ClusterConfig struct {
 	// WarmTimeout bounds pre-warming the teams a move hands to another edge; default 30s. Past
 	// it the sessions move anyway and the new owner loads on demand.
 	WarmTimeout time.Duration
+	// VisitorRecheck is how long a visitor (a session routed here by a proxy of another
+	// region, visitors.go) stays while its home region has serving edges this edge saw no
+	// change in, before it is sent home anyway: its region's proxies may have routed around
+	// edges that never stopped serving. Default 1m.
+	VisitorRecheck time.Duration
 }
 
 // cluster is an edge's part in the ring: its view of the membership, its announcements, and
@@ -58,6 +63,8 @@ type cluster struct {
 	prober  *probe.Client // asks silent peers directly (a NATS outage silences them all)
 
 	announceFailing atomic.Bool
+
+	vis visitors
 
 	mu     sync.Mutex
 	moving map[string]string // team → the edge its sessions are moving to
@@ -79,11 +86,12 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 	setDefault(&cfg.Interval, time.Second)
 	setDefault(&cfg.MoveSpread, 10*time.Second)
 	setDefault(&cfg.WarmTimeout, 30*time.Second)
+	setDefault(&cfg.VisitorRecheck, time.Minute)
 	c := &cluster{cfg: cfg, changed: make(chan struct{}, 1), started: time.Now(), moving: make(map[string]string), lag: newLagWindow(),
 		ringChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_ring_changes_total",
 			Help: "Changes of the ring of serving edges this edge has seen."}),
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_sessions_moved_total",
-			Help: "Sessions told goodbye moved, by why: ring (their team moved), drain, or misrouted (a new connection for a team another edge owns)."},
+			Help: "Sessions told goodbye moved, by why: ring (their team moved), drain, misrouted (a new connection for a team another edge owns) or home (a visitor from another region whose region serves again)."},
 			[]string{"why"}),
 		warms: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_warm_teams_total",
 			Help: "Teams pre-warmed, by direction (asked of another edge, or done for one) and outcome."},
@@ -94,15 +102,20 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 	// returns and move sessions for nothing): it hears itself without NATS (announce) and
 	// probes peers it cannot hear, as a proxy does.
 	c.prober = probe.New()
-	c.members = ring.NewMembership(ring.MembershipConfig{Logger: s.log, Probe: c.prober.Probe, OnChange: func(_, _ *ring.View) {
-		c.ringChanges.Inc()
+	c.vis.init()
+	c.members = ring.NewMembership(ring.MembershipConfig{Region: s.cfg.Region, Logger: s.log, Probe: c.prober.Probe, OnChange: func(old, v *ring.View) {
+		// Here, not later: a region that empties and fills again between two looks counts.
+		c.vis.noteRegions(v)
+		if v.Ring != old.Ring { // not another region's change
+			c.ringChanges.Inc()
+		}
 		select {
 		case c.changed <- struct{}{}:
 		default:
 		}
 	}})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	s.cfg.Registry.MustRegister(c.ringChanges, c.moved, c.warms,
+	s.cfg.Registry.MustRegister(c.ringChanges, c.moved, c.warms, c.vis.sessions,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_sched_lag_p99_seconds",
 			Help: "The 99th percentile of how long runnable goroutines waited for a CPU over the last announcement interval, as announced to proxies."},
 			func() float64 { return time.Duration(c.lagP99.Load()).Seconds() }))
@@ -147,6 +160,7 @@ func (c *cluster) start(s *Server) error {
 				return
 			case <-t.C:
 				c.announce(s)
+				c.sendHome(s) // also when a home region's edges restarted without changing its ring
 			}
 		}
 	})
@@ -159,6 +173,7 @@ func (c *cluster) start(s *Server) error {
 			case <-c.changed:
 				if !s.draining.Load() {
 					c.rebalance(s)
+					c.sendHome(s)
 				}
 			}
 		}
@@ -199,7 +214,7 @@ func (c *cluster) announcement(s *Server) ring.Announcement {
 	if s.draining.Load() {
 		state = ring.EdgeDraining
 	}
-	return ring.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Sessions: s.Sessions(),
+	return ring.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Region: s.cfg.Region, Sessions: s.Sessions(),
 		Teams: s.teams.Len(), Admitting: state == ring.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
 		LagP99MS: float64(time.Duration(c.lagP99.Load())) / float64(time.Millisecond), Started: c.started}
 }
@@ -291,23 +306,41 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 		}
 		c.mu.Unlock()
 	}()
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.WarmTimeout)
-	err := c.cfg.Peers.Warm(wctx, owner, teams)
-	cancel()
-	if err != nil {
-		c.warms.WithLabelValues("asked", "failed").Add(float64(len(teams)))
-		s.log.Warn("pre-warming moved teams failed; moving their sessions anyway", "to", owner, "teams", len(teams), "err", err)
-	} else {
-		c.warms.WithLabelValues("asked", "ok").Add(float64(len(teams)))
-	}
+	c.prewarm(ctx, s, owner, teams) // failed or not, the sessions move: the owner loads on demand
 	var sessions []*session
 	for _, team := range teams {
 		if h, ok := s.hubs.Load(team); ok {
 			sessions = append(sessions, h.(*hub).snapshot()...)
 		}
 	}
+	s.log.Info("moving sessions", "to", owner, "teams", len(teams), "sessions", len(sessions), "over", spread, "why", why)
+	var stay func(*session) bool
+	if why == "ring" {
+		stay = func(ss *session) bool { return c.members.Owner(ss.team.ID()) == s.cfg.Node } // the ring changed back
+	}
+	c.tellMoved(ctx, s, sessions, spread, why, stay)
+}
+
+// prewarm asks owner to load teams, within WarmTimeout. A failure is logged and counted; a
+// ring's hand-over moves the sessions anyway (the owner loads on demand).
+func (c *cluster) prewarm(ctx context.Context, s *Server, owner string, teams []string) error {
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.WarmTimeout)
+	err := c.cfg.Peers.Warm(wctx, owner, teams)
+	cancel()
+	if err != nil {
+		c.warms.WithLabelValues("asked", "failed").Add(float64(len(teams)))
+		s.log.Warn("pre-warming moved teams failed", "to", owner, "teams", len(teams), "err", err)
+	} else {
+		c.warms.WithLabelValues("asked", "ok").Add(float64(len(teams)))
+	}
+	return err
+}
+
+// tellMoved tells each of sessions goodbye moved at a random time in spread, unless stay (when
+// given, asked just before) keeps it here. When ctx ends first, every session not yet told is
+// told goodbye draining at once, with a jittered reconnect time.
+func (c *cluster) tellMoved(ctx context.Context, s *Server, sessions []*session, spread time.Duration, why string, stay func(*session) bool) {
 	moves := planMoves(sessions, spread)
-	s.log.Info("moving sessions", "to", owner, "teams", len(teams), "sessions", len(moves), "over", spread, "why", why)
 	begin := time.Now()
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -323,8 +356,8 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 			case <-t.C:
 			}
 		}
-		if why == "ring" && c.members.Owner(m.ss.team.ID()) == s.cfg.Node {
-			continue // the ring changed back
+		if stay != nil && stay(m.ss) {
+			continue
 		}
 		m.ss.goodbye(endMoved, 0)
 		c.moved.WithLabelValues(why).Inc()

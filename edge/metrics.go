@@ -117,6 +117,9 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			}
 			return float64(s.admit.heap.Load())
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_info",
+			Help:        "Always 1: its labels name this edge and its region.",
+			ConstLabels: prometheus.Labels{"node": s.cfg.Node, "region": s.cfg.Region}}, func() float64 { return 1 }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_connections",
 			Help: "Open WebSocket sessions."}, func() float64 { return float64(s.Sessions()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_teams_loaded",

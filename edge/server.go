@@ -46,7 +46,11 @@ type Config struct {
 	// Tokens verifies client tokens; required.
 	Tokens Verifier
 	// Node names this node in hello frames and metrics; default "edge".
-	Node   string
+	Node string
+	// Region is the node's region, shown in hello frames and metrics (weft_edge_info); in a
+	// cluster it is announced, and the node's ring is its region's edges. Default
+	// ring.DefaultRegion.
+	Region string
 	Logger *slog.Logger
 	// Registry receives the node's metrics; nil means a new registry (served on /metrics).
 	Registry *prometheus.Registry
@@ -120,6 +124,10 @@ func (c *Config) defaults() error {
 	}
 	if c.Node == "" {
 		c.Node = "edge"
+	}
+	c.Region = ring.RegionOr(c.Region)
+	if err := ring.CheckRegion(c.Region); err != nil {
+		return fmt.Errorf("edge: %w", err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -41,6 +41,9 @@ type session struct {
 	wg   sync.WaitGroup
 
 	ended atomic.Uint32 // the endReason, set once (endWith, beginClose)
+	// visitor: a proxy of another region routed the session here (visitors.go). Set before
+	// the reader starts.
+	visitor bool
 
 	// mu guards the fields below. Lock order of the fan-out: hub.mu → session.mu →
 	// throttle.mu. The fan-out queues frames here under its hub's mu (hub.fanout →

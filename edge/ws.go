@@ -147,6 +147,10 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 			s.cluster.moved.WithLabelValues("misrouted").Inc()
 			sess.goodbye(endMoved, 0)
 		}
+		if home := s.visitorHome(r); home != "" {
+			sess.visitor = true
+			s.cluster.arrived(sess, home)
+		}
 	}
 
 	start, resumed := after, false
@@ -160,7 +164,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 		s.metrics.resumes.WithLabelValues(strconv.FormatBool(resumed)).Inc()
 	}
 	hello, _ := json.Marshal(protocol.Hello{Type: protocol.FrameHello, Protocol: protocol.Subprotocol, Session: sess.id, Team: team,
-		User: a.claims.User, Node: s.cfg.Node, Seq: start, Resumed: resumed,
+		User: a.claims.User, Node: s.cfg.Node, Region: s.cfg.Region, Seq: start, Resumed: resumed,
 		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds()})
 	sess.goLive(append([][]byte{hello}, first...))
 	s.metrics.startTotal.Observe(time.Since(a.arrived).Seconds())
@@ -208,6 +212,9 @@ func (s *Server) register(sess *session, st *cache.Store) int64 {
 // slot, and counts why it ended.
 func (s *Server) endSession(sess *session) {
 	sess.hub.unregister(sess)
+	if sess.visitor {
+		s.cluster.left(sess)
+	}
 	sess.seal()
 	sess.stop()
 	sess.conn.CloseNow() // unblocks a writer stuck on a client that stopped reading

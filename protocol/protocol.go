@@ -24,6 +24,9 @@ type Hello struct {
 	Team     string `json:"team"`
 	User     string `json:"user"`
 	Node     string `json:"node"`
+	// Region is the serving edge's region: another region than the client's while its own
+	// has no serving edge (docs/architecture.md, "Regions").
+	Region string `json:"region"`
 	// Seq is where the event stream of this connection starts: the team's sequence at
 	// connection time, or the since of a resumed connection.
 	Seq         int64 `json:"seq"`
@@ -73,7 +76,7 @@ const (
 )
 
 // Headers a proxy and an edge exchange (docs/architecture.md). Clients neither send nor see
-// them: a proxy drops a client's own HeaderExcluded.
+// them: a proxy drops a client's own HeaderExcluded and HeaderRegion.
 const (
 	// HeaderExcluded carries the edges a proxy has marked down and routes around,
 	// comma-separated: the edge checks ownership on the same ring the proxy routed by. A client
@@ -83,4 +86,9 @@ const (
 	// HeaderRefused on a 503 says the edge refuses all new work (it is draining): a proxy
 	// tries the next owner instead of passing the refusal on.
 	HeaderRefused = "Weft-Refused"
+	// HeaderRegion names the region of the proxy that routed the request, which is its
+	// client's region. An edge of another region (the proxy fell back to it: its own region
+	// had no serving edge) serves the client as a visitor and sends it home, paced, when that
+	// region serves again. Absent, or the edge's own region: the client is at home.
+	HeaderRegion = "Weft-Region"
 )

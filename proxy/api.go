@@ -47,6 +47,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		if excluded != "" {
 			out.Header.Set(protocol.HeaderExcluded, excluded)
 		}
+		out.Header.Set(protocol.HeaderRegion, s.cfg.Region)
 		resp, err := s.transport.RoundTrip(out)
 		if err != nil {
 			if r.Context().Err() != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/testkit/backend"
 	wstack "github.com/weft-edge/weft/internal/testkit/stack"
@@ -45,19 +46,21 @@ type world struct {
 }
 
 type edgeNode struct {
-	name  string
-	node  *wstack.Edge
-	srv   *edge.Server
-	bus   *pubsub.Bus
-	addr  string
-	loads sync.Map // team → time its load finished
-	dead  atomic.Bool
+	name   string
+	region string
+	node   *wstack.Edge
+	srv    *edge.Server
+	bus    *pubsub.Bus
+	addr   string
+	loads  sync.Map // team → time its load finished
+	dead   atomic.Bool
 }
 
 type proxyNode struct {
-	srv *proxy.Server
-	bus *pubsub.Bus
-	url string // http://host:port
+	srv    *proxy.Server
+	bus    *pubsub.Bus
+	url    string // http://host:port
+	region string
 }
 
 func newWorld(t testing.TB, size string, edgeFn func(*edge.Config)) *world {
@@ -91,10 +94,16 @@ func (w *world) bus(name string) *pubsub.Bus {
 	return backend.Bus(w.t, w.emb, pubsub.Config{Name: name})
 }
 
-// addEdge starts an edge that joins the ring.
+// addEdge starts an edge that joins the ring (of the default region).
 func (w *world) addEdge(name string) *edgeNode {
 	w.t.Helper()
-	n := &edgeNode{name: name, bus: w.bus(name)}
+	return w.addEdgeIn(name, "")
+}
+
+// addEdgeIn starts an edge of region ("": the default) that joins its region's ring.
+func (w *world) addEdgeIn(name, region string) *edgeNode {
+	w.t.Helper()
+	n := &edgeNode{name: name, bus: w.bus(name), region: ring.RegionOr(region)}
 	n.node = wstack.StartEdge(w.t, func(addr string) edge.Config {
 		cfg := wstack.EdgeConfig(w.orig, n.bus, w.keys, name)
 		cfg.ConnectRate, cfg.TeamConnectRate = 0, 0 // the edge's own quotas, as in production
@@ -104,6 +113,7 @@ func (w *world) addEdge(name string) *edgeNode {
 			}
 		}
 		cfg.Index = indexOff
+		cfg.Region = region
 		cfg.Cluster = &edge.ClusterConfig{Peers: n.bus, Addr: addr, Interval: 100 * time.Millisecond, MoveSpread: time.Second}
 		if w.edgeFn != nil {
 			w.edgeFn(&cfg)
@@ -142,8 +152,15 @@ func (w *world) stopEdge(n *edgeNode, crash bool) {
 // addProxy starts a proxy that watches the edges' announcements.
 func (w *world) addProxy() *proxyNode {
 	w.t.Helper()
-	p := &proxyNode{bus: w.bus("proxy")}
-	cfg := proxy.Config{Tokens: w.keys, Watch: p.bus}
+	return w.addProxyIn("")
+}
+
+// addProxyIn starts a proxy of region ("": the default) that falls back to the regions of
+// fallback, in order.
+func (w *world) addProxyIn(region string, fallback ...string) *proxyNode {
+	w.t.Helper()
+	p := &proxyNode{bus: w.bus("proxy"), region: ring.RegionOr(region)}
+	cfg := proxy.Config{Tokens: w.keys, Watch: p.bus, Region: region, Fallback: fallback}
 	if w.proxyFn != nil {
 		w.proxyFn(&cfg)
 	}
@@ -156,6 +173,12 @@ func (w *world) addProxy() *proxyNode {
 }
 
 func (w *world) waitRing(names ...string) {
+	w.t.Helper()
+	w.waitRegion(ring.DefaultRegion, names...)
+}
+
+// waitRegion waits until every proxy and live edge of region has the ring of names.
+func (w *world) waitRegion(region string, names ...string) {
 	w.t.Helper()
 	want := fmt.Sprint(sorted(names))
 	defer func() {
@@ -172,17 +195,17 @@ func (w *world) waitRing(names ...string) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, p := range w.proxies {
-			if fmt.Sprint(p.srv.Membership().View().Ring.Nodes()) != want {
+			if p.region == region && fmt.Sprint(p.srv.Membership().View().Ring.Nodes()) != want {
 				return false
 			}
 		}
 		for _, e := range w.edges {
-			if !e.dead.Load() && fmt.Sprint(e.srv.Membership().View().Ring.Nodes()) != want {
+			if e.region == region && !e.dead.Load() && fmt.Sprint(e.srv.Membership().View().Ring.Nodes()) != want {
 				return false
 			}
 		}
 		return true
-	}, "ring "+want)
+	}, "ring of region "+region+": "+want)
 }
 
 func (w *world) token(team, user string) string {

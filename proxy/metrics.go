@@ -21,6 +21,8 @@ type metrics struct {
 	acceptWaits      prometheus.Counter
 	edgePace         *prometheus.GaugeVec
 	probes           *prometheus.CounterVec
+	fallbackRoutes   *prometheus.CounterVec
+	regionEdges      *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -49,9 +51,24 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		edgePace: newPaceGauge(),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_probes_total",
 			Help: "Direct probes of edges whose announcements were overdue, by outcome (answered, failed)."}, []string{"outcome"}),
+		fallbackRoutes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_fallback_routes_total",
+			Help: "Requests and connections sent to an edge of a fallback region (this proxy's region had no serving edge), by that region."},
+			[]string{"region"}),
+		regionEdges: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_proxy_region_edges",
+			Help: "Serving edges this proxy knows in each region (its own region's are its ring)."}, []string{"region"}),
 	}
 	reg.MustRegister(m.routes, m.upstreamFailures, m.refused, m.ringChanges, m.ringEdges, m.connections, m.open,
-		m.handshake, m.acceptWaits, m.edgePace, m.probes,
+		m.handshake, m.acceptWaits, m.edgePace, m.probes, m.fallbackRoutes, m.regionEdges,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_proxy_info", Help: "Always 1: its label names this proxy's region.",
+			ConstLabels: prometheus.Labels{"region": s.cfg.Region}}, func() float64 { return 1 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_proxy_routing_fallback",
+			Help: "1 while this proxy routes to a fallback region: its own region has no serving edge."},
+			func() float64 {
+				if s.routingRegion(s.members.View()) != s.cfg.Region {
+					return 1
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_proxy_edges_probed",
 			Help: "Edges not heard on their announcements for their TTL, kept in the ring because they answer probes (NATS down: the ring is the last one heard)."},
 			func() float64 { return float64(len(s.members.View().Probed)) }))

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,15 @@ type Config struct {
 	// are always members, for setups without discovery. At least one of the two is required.
 	Watch  Watcher
 	Static []ring.Announcement
+	// Region is the proxy's region, which is its clients': its ring holds that region's
+	// edges only (static edges naming no region are in it). Default ring.DefaultRegion.
+	Region string
+	// Fallback lists, in order, the regions whose edges this proxy routes to while its own
+	// region has no serving edge (all dead, marked down or draining): new connections and
+	// /api calls go to the owner of their team in the first of them that has one. The
+	// proxy names its own region to those edges (protocol.HeaderRegion), and they send the
+	// clients home when the region serves again. Empty: no fallback.
+	Fallback []string
 	// DownFor is how long an edge that refused a connection stays out of the ring unless it
 	// announces a new life; default 5s.
 	DownFor time.Duration
@@ -131,6 +141,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Watch == nil && len(cfg.Static) == 0 {
 		return nil, errors.New("proxy: Config needs Watch or Static edges")
 	}
+	cfg.Region = ring.RegionOr(cfg.Region)
+	if err := CheckRegions(cfg.Region, cfg.Fallback); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -166,11 +180,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
 		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{})}
 	s.metrics = newMetrics(cfg.Registry, s)
-	mc := ring.MembershipConfig{Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
-		OnChange: func(_, v *ring.View) {
-			s.metrics.ringChanges.Inc()
-			s.metrics.ringEdges.Set(float64(len(v.Ring.Nodes())))
-		}}
+	mc := ring.MembershipConfig{Region: cfg.Region, Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
+		OnChange: s.ringChanged}
 	if cfg.Watch != nil && cfg.ProbeTimeout >= 0 { // static edges never leave: nothing to probe
 		s.prober = probe.New()
 		mc.Probe, mc.ProbeTimeout, mc.ProbeConcurrency = s.probe, cfg.ProbeTimeout, cfg.ProbeConcurrency
@@ -220,6 +231,74 @@ func (s *Server) Start() error {
 // Membership is the proxy's view of the edges and the ring.
 func (s *Server) Membership() *ring.Membership { return s.members }
 
+// CheckRegions reports what is wrong with a proxy's region and fallback list: a name that is
+// no region name, the own region among the fallbacks, a fallback named twice.
+func CheckRegions(region string, fallback []string) error {
+	if err := ring.CheckRegion(region); err != nil {
+		return err
+	}
+	for i, fb := range fallback {
+		if err := ring.CheckRegion(fb); err != nil {
+			return fmt.Errorf("fallback %w", err)
+		}
+		if fb == region {
+			return fmt.Errorf("fallback region %q is the proxy's own region", fb)
+		}
+		if slices.Contains(fallback[:i], fb) {
+			return fmt.Errorf("fallback region %q is listed twice", fb)
+		}
+	}
+	return nil
+}
+
+// routing is the region this proxy routes by in v, and its ring: its own region's while an
+// edge serves there, else the first fallback region's that has one (else its own, empty).
+func (s *Server) routing(v *ring.View) (string, *ring.Ring) {
+	region := s.routingRegion(v)
+	return region, v.RingOf(region)
+}
+
+// routingRegion is routing's region, without building its ring.
+func (s *Server) routingRegion(v *ring.View) string {
+	if len(v.Ring.Nodes()) > 0 {
+		return v.Region
+	}
+	for _, fb := range s.cfg.Fallback {
+		if len(v.Serving[fb]) > 0 {
+			return fb
+		}
+	}
+	return v.Region
+}
+
+// ringChanged is the membership's OnChange: it keeps the ring gauges and says when routing
+// moves to a fallback region and back. Under the membership's lock: nothing here calls back.
+func (s *Server) ringChanged(old, v *ring.View) {
+	if v.Ring != old.Ring { // the own region's ring, not another's
+		s.metrics.ringChanges.Inc()
+		s.metrics.ringEdges.Set(float64(len(v.Ring.Nodes())))
+	}
+	for region, nodes := range v.Serving {
+		s.metrics.regionEdges.WithLabelValues(region).Set(float64(len(nodes)))
+	}
+	for region := range old.Serving {
+		if _, ok := v.Serving[region]; !ok {
+			s.metrics.regionEdges.WithLabelValues(region).Set(0)
+		}
+	}
+	was, now := s.routingRegion(old), s.routingRegion(v)
+	switch {
+	case was == now:
+	case now != v.Region:
+		s.log.Warn("no edge serves in this proxy's region: routing to a fallback region", "region", v.Region, "fallback", now)
+	case len(v.Ring.Nodes()) > 0:
+		s.log.Info("an edge serves in this proxy's region again: routing there", "region", v.Region, "edges", v.Ring.Key())
+	default:
+		s.log.Warn("no edge serves in this proxy's region nor in its fallback regions", "region", v.Region,
+			"fallback", strings.Join(s.cfg.Fallback, ","))
+	}
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Shutdown stops taking connections and closes the open tunnels, whose clients reconnect
@@ -252,15 +331,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	v := s.members.View()
+	region, rg := s.routing(v)
 	switch {
 	case s.closing.Load():
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-	case len(v.Ring.Nodes()) == 0:
+	case len(rg.Nodes()) == 0 && len(s.cfg.Fallback) > 0:
+		http.Error(w, fmt.Sprintf("no edge serves in region %s nor in its fallback regions %s", v.Region,
+			strings.Join(s.cfg.Fallback, ",")), http.StatusServiceUnavailable)
+	case len(rg.Nodes()) == 0:
 		http.Error(w, "no edge serves", http.StatusServiceUnavailable)
 	case s.cfg.Watch != nil && time.Since(s.started) < s.cfg.Settle:
 		// Until every edge had the time to be heard, the ring may hold only some of them
 		// and send most teams to the wrong edge.
 		http.Error(w, "still learning the edges", http.StatusServiceUnavailable)
+	case region != v.Region:
+		// Still ready: clients are served, by another region's edges. Said for the operator.
+		fmt.Fprintf(w, "ready (routing on fallback region %s: no edge serves in region %s)\n", region, v.Region)
 	case len(v.Probed) > 0:
 		// Still ready: the edges serve, and every proxy that lost NATS routes on the same
 		// last ring. Said for the operator.
@@ -309,11 +395,15 @@ type attempt func(node, addr, excluded string) (refused bool, reason string)
 
 // route runs try against the owner of team and, while owners refuse, marks each down and
 // tries the next; every proxy and edge computes the same next owner once the refusing edge
-// leaves their rings too. It has answered the client when it returns (unless the client left).
+// leaves their rings too. The owner is in this proxy's region while an edge serves there, else
+// in the first fallback region that has one (routing): the region's last edge refusing moves
+// the request on to the fallback at once. It has answered the client when it returns (unless
+// the client left).
 func (s *Server) route(w http.ResponseWriter, r *http.Request, team string, try attempt) {
 	v := s.members.View()
-	for range len(v.Ring.Nodes()) + len(v.Down) + 1 {
-		node := v.Ring.Owner(team)
+	for range len(v.Edges) + 1 { // each round marks an edge down
+		region, rg := s.routing(v)
+		node := rg.Owner(team)
 		if node == "" {
 			break
 		}
@@ -321,6 +411,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, team string, try 
 			return // the client left: nothing to answer, and no edge to blame
 		}
 		s.metrics.routes.WithLabelValues(node).Inc()
+		if region != v.Region {
+			s.metrics.fallbackRoutes.WithLabelValues(region).Inc()
+		}
 		refused, reason := try(node, v.Addr(node), strings.Join(v.Down, ","))
 		if !refused {
 			return

@@ -155,6 +155,7 @@ func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, addr, exclude
 	if excluded != "" {
 		out.Header.Set(protocol.HeaderExcluded, excluded)
 	}
+	out.Header.Set(protocol.HeaderRegion, s.cfg.Region) // the client's region, whatever it says
 	// The upgrade is the one hop-by-hop exchange that must go through.
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", r.Header.Get("Upgrade"))

@@ -18,6 +18,7 @@ import (
 	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/index"
 	"github.com/weft-edge/weft/internal/cli"
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
@@ -58,6 +59,7 @@ type edgeOpts struct {
 	originFails int
 	originOpen  time.Duration
 	originCall  time.Duration
+	region      string // "": the default region (a flag of `weft edge` only: `weft dev` sets it per edge)
 }
 
 func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
@@ -145,6 +147,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		Replay:            bus,
 		Tokens:            keys,
 		Node:              o.node,
+		Region:            o.region,
 		Logger:            log.With("node", o.node),
 		QueueBytes:        o.queueBytes,
 		HeartbeatInterval: o.heartbeat,
@@ -204,6 +207,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	o.flags(fs, "127.0.0.1:8080")
 	fs.StringVar(&o.originURL, "origin", "http://127.0.0.1:8081", "origin base URL")
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
+	fs.StringVar(&o.region, "region", ring.DefaultRegion, "this edge's region: announced, shown in hello and metrics; proxies of the region put it in their ring, others fall back to it")
 	var nats natsOpts
 	nats.flags(fs, "NATS server or cluster URL(s) the origin publishes to, comma-separated seeds (required unless --embedded-nats)")
 	embedded := fs.Bool("embedded-nats", false, "without --nats, run an embedded NATS server with JetStream on --nats-addr and create the events stream there: only for an edge whose origin publishes to that server (weft dev does this in one process)")
@@ -215,6 +219,9 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := nats.embeddedEdge(*embedded); err != nil {
 		return err
+	}
+	if err := ring.CheckRegion(o.region); err != nil {
+		return fmt.Errorf("--region: %w", err)
 	}
 	bus, _, closeBus, err := nats.connect(ctx, log, "weft-edge-"+o.node)
 	if err != nil {

@@ -42,6 +42,8 @@ type Options struct {
 	AcceptBurst             int
 	EdgeLagTarget           time.Duration
 	EdgeRateFloor           float64
+	Region                  string
+	Fallback                string // comma-separated regions, in order
 }
 
 // Flags adds the proxy's flags to fs.
@@ -58,7 +60,29 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.EdgeLagTarget, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves at each of its announcements, down to --edge-rate-floor; negative (-1ms): always --edge-rate")
 	fs.Float64Var(&o.EdgeRateFloor, "edge-rate-floor", 0, "the least new connections per second sent to one edge however slow it says it is (0: a third of --edge-rate)")
 	fs.DurationVar(&o.DownFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
+	fs.StringVar(&o.Region, "region", ring.DefaultRegion, "this proxy's region, its clients': its ring holds the edges that announce this region")
+	fs.StringVar(&o.Fallback, "fallback-regions", "", "regions to route to, in order, while no edge serves in --region (comma-separated); their edges send the clients home when it serves again")
 	fs.DurationVar(&o.ProbeTimeout, "probe-timeout", time.Second, "bound of one direct probe (GET /probe) of an edge whose announcements are overdue; an edge that answers stays in the ring through a NATS outage; negative (-1s): no probes, an edge not heard for its TTL leaves")
+}
+
+// regions reads --region and --fallback-regions.
+func (o *Options) regions() (string, []string, error) {
+	region, fallback := ring.RegionOr(o.Region), splitList(o.Fallback)
+	if err := proxy.CheckRegions(region, fallback); err != nil {
+		return "", nil, fmt.Errorf("--region, --fallback-regions: %w", err)
+	}
+	return region, fallback, nil
+}
+
+// splitList is the names of a comma-separated list, trimmed, without empty ones.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // parseStatic reads --edges.
@@ -94,6 +118,10 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prome
 	if err != nil {
 		return nil, err
 	}
+	region, fallback, err := o.regions()
+	if err != nil {
+		return nil, err
+	}
 	if watch == nil && len(static) == 0 {
 		return nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
 	}
@@ -106,7 +134,7 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prome
 	return proxy.New(proxy.Config{Registry: reg, Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
 		ConnectRate: o.ConnectRate, ConnectBurst: o.ConnectBurst, EdgeRate: o.EdgeRate, EdgeBurst: o.EdgeBurst,
 		EdgeLagTarget: o.EdgeLagTarget, EdgeRateFloor: o.EdgeRateFloor,
-		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst, ProbeTimeout: o.ProbeTimeout})
+		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst, ProbeTimeout: o.ProbeTimeout, Region: region, Fallback: fallback})
 }
 
 // Serve runs srv on ln until ctx ends, then stops taking connections and closes the tunnels
@@ -143,6 +171,9 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 		return err
 	}
 	if err := conn.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := o.regions(); err != nil {
 		return err
 	}
 	if err := proc.Apply(ctx, log); err != nil {

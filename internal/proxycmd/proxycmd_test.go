@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -123,5 +124,33 @@ func TestRunChecksNATSFlagsFirst(t *testing.T) {
 		if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), flag) {
 			t.Errorf("%s: Run = %v; want an error naming %s at once", args, err, flag)
 		}
+	}
+}
+
+// TestRunChecksRegionFlags: a bad --region or --fallback-regions stops the proxy before it
+// connects to NATS (nothing answers at the --nats given), with an error naming the flags.
+func TestRunChecksRegionFlags(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for why, args := range map[string][]string{
+		"bad region":           {"--region", "eu west"},
+		"bad fallback":         {"--fallback-regions", "us,ap/south"},
+		"own region fallback":  {"--region", "eu", "--fallback-regions", "us, eu"},
+		"fallback named twice": {"--fallback-regions", "us,ap,us"},
+	} {
+		args = append([]string{"--addr", "127.0.0.1:0", "--token-secret", "a test secret of at least 16 bytes", "--nats", "nats://127.0.0.1:1",
+			"--log-level", "error"}, args...)
+		err := Run(ctx, cli.Program{Name: "weft"}, "proxy", args, io.Discard)
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "--region, --fallback-regions: ") {
+			t.Errorf("%s (%s): Run = %v; want an error naming the region flags at once", why, args, err)
+		}
+	}
+	// Well formed, the list is taken in order, spaces and empty names aside.
+	o := Options{Secret: "a test secret of at least 16 bytes", Static: "e1=127.0.0.1:1", Region: "eu", Fallback: " us, ,ap "}
+	if region, fallback, err := o.regions(); err != nil || region != "eu" || strings.Join(fallback, "|") != "us|ap" {
+		t.Errorf("regions: %q %q %v", region, fallback, err)
+	}
+	if _, err := (&Options{Secret: o.Secret, Static: o.Static}).Server(nil, slog.New(slog.DiscardHandler)); err != nil {
+		t.Errorf("no region given (weft dev's proxy): %v", err)
 	}
 }

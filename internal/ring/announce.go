@@ -25,11 +25,43 @@ const (
 	EdgeDraining = "draining"
 )
 
+// DefaultRegion is the region of an edge or proxy given none, and of an announcement that
+// names none (an edge from before regions): a deployment that never names a region is one
+// region, as it always was.
+const DefaultRegion = "default"
+
+// CheckRegion reports what makes name no region name: 1-64 ASCII letters, digits, '-', '_'
+// or '.'. Region names travel in announcements, a header (protocol.HeaderRegion), hello
+// frames and metric labels.
+func CheckRegion(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("region %q: must be 1-64 bytes", name)
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("region %q: only letters, digits, '-', '_' and '.'", name)
+		}
+	}
+	return nil
+}
+
+// RegionOr is region, or DefaultRegion when it is empty.
+func RegionOr(region string) string {
+	if region == "" {
+		return DefaultRegion
+	}
+	return region
+}
+
 // Announcement is what an edge says about itself, every interval.
 type Announcement struct {
 	Node  string `json:"node"`
 	Addr  string `json:"addr"` // host:port of its client endpoints
 	State string `json:"state"`
+	// Region is the edge's region; "" (an edge from before regions) is DefaultRegion. Node
+	// names are unique across regions: a region's edges and the proxies of other regions
+	// that fall back to it see the same names.
+	Region string `json:"region,omitempty"`
 	// Sessions and Teams are its load; Admitting is false while it refuses new connections.
 	Sessions  int64 `json:"sessions"`
 	Teams     int   `json:"teams"`
@@ -53,6 +85,8 @@ func (a *Announcement) Validate() error {
 		return errors.New("announcement: addr must be 1-256 bytes")
 	case a.State != EdgeServing && a.State != EdgeDraining:
 		return fmt.Errorf("announcement: unknown state %q", a.State)
+	case a.Region != "" && CheckRegion(a.Region) != nil:
+		return fmt.Errorf("announcement: %w", CheckRegion(a.Region))
 	case a.IntervalMS <= 0:
 		return errors.New("announcement: interval_ms must be positive")
 	case !(a.LagP99MS >= 0 && a.LagP99MS < 1e9): // also NaN

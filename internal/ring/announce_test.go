@@ -2,6 +2,7 @@ package ring_test
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestAnnouncementsOverNATS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := ring.Announcement{Node: "e1", Addr: "127.0.0.1:1", State: ring.EdgeServing, Sessions: 3, Teams: 2,
+	want := ring.Announcement{Node: "e1", Addr: "127.0.0.1:1", State: ring.EdgeServing, Region: "eu-west", Sessions: 3, Teams: 2,
 		Admitting: true, LagP99MS: 1.5, IntervalMS: 100, Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	if err := an.Announce(want); err != nil {
 		t.Fatal(err)
@@ -79,5 +80,31 @@ func TestAnnouncementsOverNATS(t *testing.T) {
 	testkit.Eventually(t, func() bool { return len(second.all()) == 2 }, "the second watcher to hear the later announcement")
 	if got := first.all(); len(got) != 1 {
 		t.Errorf("a stopped watcher was handed %+v", got[1:])
+	}
+}
+
+// TestRegionNames: what a region may be called, and an announcement naming a bad one is
+// invalid (one naming none is in the default region).
+func TestRegionNames(t *testing.T) {
+	for _, ok := range []string{"default", "eu-west-1", "US_East.2", strings.Repeat("r", 64)} {
+		if err := ring.CheckRegion(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "eu west", "eu/west", "é", strings.Repeat("r", 65), "a,b"} {
+		if err := ring.CheckRegion(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	a := ring.Announcement{Node: "e1", Addr: "127.0.0.1:1", State: ring.EdgeServing, IntervalMS: 100}
+	if err := a.Validate(); err != nil {
+		t.Errorf("no region: %v", err)
+	}
+	a.Region = "eu,us"
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "region") {
+		t.Errorf("bad region: %v", err)
+	}
+	if ring.RegionOr("") != ring.DefaultRegion || ring.RegionOr("eu") != "eu" {
+		t.Error("RegionOr")
 	}
 }

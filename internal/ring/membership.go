@@ -12,8 +12,15 @@ import (
 
 // MembershipConfig configures a Membership. Zero values mean the defaults given on each field.
 type MembershipConfig struct {
+	// Region is the watcher's own region; "" is DefaultRegion. Its ring (View.Ring) holds the
+	// serving edges of this region only, so that each region places teams on its own edges;
+	// the edges of other regions are members too, known by region (View.Serving, View.RingOf)
+	// for a proxy to fall back to when its own region has none, and for an edge to know when
+	// the region of the visitors it serves has edges again.
+	Region string
 	// Static edges are always members (state serving) and never expire: for setups without
-	// discovery. Announcements about them still update their load.
+	// discovery. Announcements about them still update their load. They are in the watcher's
+	// region unless they name another.
 	Static []Announcement
 	// Missed is how many announcement intervals an edge may miss before it leaves; default 5.
 	// Generous on purpose: an edge that died is taken out at once by the first proxy that
@@ -49,30 +56,71 @@ type MembershipConfig struct {
 
 // View is one immutable state of the membership.
 type View struct {
-	// Ring holds the serving edges not marked down.
-	Ring *Ring
-	// Edges are the live edges (serving or draining) by node.
+	// Region is the watcher's own region, and Ring holds its serving edges not marked down.
+	Region string
+	Ring   *Ring
+	// Edges are the live edges (serving or draining) by node, of every region. Their
+	// Region is never empty: an announcement without one is in DefaultRegion.
 	Edges map[string]Announcement
-	// Down lists the serving edges kept out of the ring by MarkDown, sorted.
+	// Serving lists by region the serving edges not marked down, sorted: the node sets of
+	// every region's ring, the own region's included. A region with none is absent.
+	Serving map[string][]string
+	// Down lists the serving edges (of any region) kept out of their ring by MarkDown, sorted.
 	Down []string
-	// Version rises with every ring change.
+	// Version rises with every change of a region's ring: the own one (Ring) or another's.
 	Version uint64
 	// Probed lists, sorted, the edges silent past their TTL that are still members because
 	// they answer probes (or have not yet failed one): the ring is kept by probes, not by
 	// announcements. Empty while every edge is heard.
 	Probed []string
+
+	rings *ringCache // RingOf's
 }
 
 // Addr is the address of node, or "".
 func (v *View) Addr(node string) string { return v.Edges[node].Addr }
+
+// RingOf is the ring of region's serving edges: Ring for the watcher's own region. Another
+// region's is built on first use and kept while that region's serving set stays the same: a
+// ring of 50 edges takes tens of milliseconds to build, and a watcher hears every region's
+// edges but routes by its own region's ring nearly always.
+func (v *View) RingOf(region string) *Ring {
+	region = RegionOr(region)
+	if region == v.Region {
+		return v.Ring
+	}
+	return v.rings.get(region, v.Serving[region])
+}
+
+// ringCache keeps the last ring built for each region other than the watcher's own.
+type ringCache struct {
+	mu sync.Mutex
+	by map[string]*Ring
+}
+
+func (c *ringCache) get(region string, nodes []string) *Ring {
+	if len(nodes) == 0 {
+		return New(nil) // not kept: any name may be asked, and an empty ring costs nothing
+	}
+	key := strings.Join(nodes, ",")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.by[region]; r != nil && r.Key() == key {
+		return r
+	}
+	r := New(nodes)
+	c.by[region] = r
+	return r
+}
 
 // Membership keeps the live edge set from the edges' announcements, and the ring of its serving
 // edges. The ring is rebuilt when the set changes, by whoever changed it (an announcement, the
 // expiry ticker, MarkDown), and swapped in atomically: readers on the request path only load a
 // pointer.
 type Membership struct {
-	cfg MembershipConfig
-	log *slog.Logger
+	cfg   MembershipConfig
+	log   *slog.Logger
+	rings *ringCache // other regions' rings, shared by every view
 
 	mu    sync.Mutex
 	edges map[string]*edgeState
@@ -103,6 +151,7 @@ type edgeState struct {
 
 // NewMembership returns a membership holding cfg.Static.
 func NewMembership(cfg MembershipConfig) *Membership {
+	cfg.Region = RegionOr(cfg.Region)
 	if cfg.Missed <= 0 {
 		cfg.Missed = 5
 	}
@@ -125,13 +174,17 @@ func NewMembership(cfg MembershipConfig) *Membership {
 		cfg.ProbeConcurrency = 16
 	}
 	m := &Membership{cfg: cfg, log: cfg.Logger, edges: make(map[string]*edgeState), down: make(map[string]time.Time),
-		slots: make(chan struct{}, cfg.ProbeConcurrency)}
+		slots: make(chan struct{}, cfg.ProbeConcurrency), rings: &ringCache{by: map[string]*Ring{}}}
 	for _, a := range cfg.Static {
 		a.State = EdgeServing
 		a.Admitting = true
+		if a.Region == "" {
+			a.Region = cfg.Region
+		}
 		m.edges[a.Node] = &edgeState{a: a, static: true}
 	}
-	m.view.Store(&View{Ring: New(nil), Edges: map[string]Announcement{}})
+	m.view.Store(&View{Region: cfg.Region, Ring: New(nil), Edges: map[string]Announcement{}, Serving: map[string][]string{},
+		rings: m.rings})
 	m.mu.Lock()
 	m.rebuild()
 	m.mu.Unlock()
@@ -175,8 +228,10 @@ func (m *Membership) take(e *edgeState, a Announcement) {
 	if e.a.Node != "" && e.a.State != a.State {
 		m.log.Info("edge changed state", "edge", a.Node, "state", a.State)
 	}
+	a.Region = RegionOr(a.Region)
 	if e.static {
 		a.State = EdgeServing // a static member is always routable
+		a.Region = e.a.Region // in the region it was configured in
 	}
 	if !e.a.Started.Equal(a.Started) && !m.down[a.Node].IsZero() {
 		delete(m.down, a.Node) // a new life of the edge: it is up again
@@ -263,7 +318,8 @@ func (m *Membership) rebuild() {
 	old := m.view.Load()
 	now := m.cfg.Now()
 	edges := make(map[string]Announcement, len(m.edges))
-	var serving, down, probed []string
+	serving := map[string][]string{}
+	var down, probed []string
 	for node, e := range m.edges {
 		edges[node] = e.a
 		if m.noteKept(node, e, now) {
@@ -271,30 +327,67 @@ func (m *Membership) rebuild() {
 		}
 		if e.a.State == EdgeServing {
 			if m.down[node].IsZero() {
-				serving = append(serving, node)
+				serving[e.a.Region] = append(serving[e.a.Region], node)
 			} else {
 				down = append(down, node)
 			}
 		}
 	}
+	for _, nodes := range serving {
+		slices.Sort(nodes)
+	}
 	slices.Sort(down)
-	slices.Sort(serving)
 	slices.Sort(probed)
-	v := &View{Ring: old.Ring, Edges: edges, Down: down, Version: m.ver, Probed: probed}
+	v := &View{Region: m.cfg.Region, Ring: old.Ring, Edges: edges, Serving: serving, Down: down, Version: m.ver,
+		Probed: probed, rings: m.rings}
 	m.logProbed(old, v)
 	// Building a ring takes milliseconds (tens with 50 edges); most announcements change
 	// nothing but load figures, so the ring is rebuilt only when its node set changed.
-	if strings.Join(serving, ",") != old.Ring.Key() {
+	own := strings.Join(serving[m.cfg.Region], ",")
+	if own != old.Ring.Key() {
+		v.Ring = New(serving[m.cfg.Region])
+	}
+	changed := m.logRegions(old, v)
+	if changed {
 		m.ver++
-		v.Ring, v.Version = New(serving), m.ver
+		v.Version = m.ver
 	}
 	m.view.Store(v)
-	if v.Version != old.Version {
-		m.log.Info("ring changed", "edges", v.Ring.Key(), "version", v.Version)
-		if m.cfg.OnChange != nil {
-			m.cfg.OnChange(old, v)
+	if changed && m.cfg.OnChange != nil {
+		m.cfg.OnChange(old, v)
+	}
+}
+
+// logRegions logs how the regions' serving sets changed from old to v, and reports whether
+// any did. The own region's ring changes at Info; another region's at Debug, unless it
+// loses its last serving edge or gains its first (what a proxy falls back on, and what an
+// edge's visitors wait for). m.mu held.
+func (m *Membership) logRegions(old, v *View) bool {
+	changed := false
+	for region, nodes := range v.Serving {
+		changed = m.logRegion(region, old.Serving[region], nodes) || changed
+	}
+	for region, nodes := range old.Serving {
+		if _, ok := v.Serving[region]; !ok {
+			changed = m.logRegion(region, nodes, nil) || changed
 		}
 	}
+	return changed
+}
+
+func (m *Membership) logRegion(region string, was, is []string) bool {
+	if slices.Equal(was, is) {
+		return false
+	}
+	switch {
+	case region == m.cfg.Region:
+		m.log.Info("ring changed", "edges", strings.Join(is, ","), "version", m.ver+1)
+	case len(was) == 0 || len(is) == 0:
+		m.log.Info("region's ring changed", "region", region, "edges", strings.Join(is, ","), "version", m.ver+1)
+	default:
+		m.log.Debug("region's ring changed", "region", region, "edges", strings.Join(is, ","), "version", m.ver+1)
+	}
+	return true
 }
 
 // OwnerExcluding is the owner of team in the current ring without the nodes in excluded: the
