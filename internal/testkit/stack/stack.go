@@ -183,6 +183,13 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request) {
 
 func (e *Edge) connState(c net.Conn, st http.ConnState) {
 	if st == http.StateHijacked {
+		// A handshake that passed the serving check before a Crash hijacks its connection
+		// after Crash took the list: it is cut here, as the killed process would have cut it.
+		// (Crash clears serving before it takes the list, so one of the two cuts it.)
+		if !e.serving.Load() {
+			c.Close()
+			return
+		}
 		e.mu.Lock()
 		e.conns = append(e.conns, c)
 		e.mu.Unlock()
