@@ -25,8 +25,10 @@ type Bus struct {
 	log       *slog.Logger
 
 	nc     *nats.Conn
-	js     jetstream.JetStream
+	js     jetstream.JetStream // in Config.Domain
 	stream jetstream.Stream
+	// directSubject is where direct gets of the stream go, in Config.Domain.
+	directSubject string
 
 	stats       counters
 	connMetrics *natsconn.Metrics
@@ -95,7 +97,12 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		b.cancel()
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	b.directSubject = apiPrefix(cfg.Domain) + ".DIRECT.GET." + StreamName
+	if cfg.Domain != "" {
+		b.js, err = jetstream.NewWithDomain(b.nc, cfg.Domain, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	} else {
+		b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	}
 	if err != nil {
 		b.nc.Close()
 		b.cancel()
@@ -118,9 +125,16 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 			return nil, fmt.Errorf("pubsub: stream %s: %w (last error: %v)", StreamName, werr, err)
 		}
 	}
+	if cfg.ManageStream {
+		if err := b.startMirrors(ctx); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	b.wg.Add(1)
 	go b.watchReconnects()
-	b.log.Info("pubsub: connected", "url", b.nc.ConnectedUrlRedacted(), "stream", StreamName)
+	b.log.Info("pubsub: connected", "url", b.nc.ConnectedUrlRedacted(), "stream", StreamName,
+		"domain", cfg.Domain, "mirror_of", mirrorOf(b.stream.CachedInfo().Config))
 	return b, nil
 }
 
