@@ -96,7 +96,7 @@ type Options struct {
 	// Domain is the JetStream domain of the cluster's servers. "" = none.
 	Domain string
 	// LeafNodes makes every server accept leaf node connections, on a port of its own
-	// (LeafAddr).
+	// (LeafAddr), without advertising the cluster's leaf node ports to the leaf nodes.
 	LeafNodes bool
 	// Remotes are the leaf node URLs (nats-leaf://host:port) every server of the cluster
 	// connects to as a leaf node, tried in turn.
@@ -186,7 +186,10 @@ func configure(t testing.TB, dir string, n int, opts Options) []*node {
 		if opts.LeafNodes || len(opts.Remotes) > 0 {
 			b.WriteString("leafnodes {\n")
 			if opts.LeafNodes {
-				fmt.Fprintf(&b, "  listen: \"127.0.0.1:%d\"\n", nd.leaf)
+				// no_advertise: a leaf node keeps to the URLs it was given (a WAN link in
+				// front of the hub) instead of learning the hub servers' own addresses and
+				// reconnecting around the link when it is cut.
+				fmt.Fprintf(&b, "  listen: \"127.0.0.1:%d\"\n  no_advertise: true\n", nd.leaf)
 			}
 			if len(opts.Remotes) > 0 {
 				var urls []string
