@@ -21,8 +21,8 @@ import (
 // consumer creation and deletion on the stream leader per read.)
 
 const (
-	maxBatch         = 256
-	maxBatchBytes    = 1 << 20
+	maxBatch      = 256
+	maxBatchBytes = 1 << 20
 
 	statusHdr     = "Status"
 	descrHdr      = "Description"
