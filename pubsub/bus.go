@@ -29,6 +29,10 @@ type Bus struct {
 	stream jetstream.Stream
 	// directSubject is where direct gets of the stream go, in Config.Domain.
 	directSubject string
+	src           *source        // the stream and directSubject: the copy this Bus reads
+	fb            fallbackSource // the stream in Config.FallbackDomain, opened when first needed
+	// fallbackWarned is when the last warning about reading the fallback was logged (ns).
+	fallbackWarned atomic.Int64
 
 	stats       counters
 	connMetrics *natsconn.Metrics
@@ -125,6 +129,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 			return nil, fmt.Errorf("pubsub: stream %s: %w (last error: %v)", StreamName, werr, err)
 		}
 	}
+	b.src = &source{stream: b.stream, direct: b.directSubject, domain: cfg.Domain}
 	if cfg.ManageStream {
 		if err := b.startMirrors(ctx); err != nil {
 			b.Close()

@@ -75,6 +75,13 @@ type Config struct {
 	// events are core NATS subscriptions, which no domain confines. Unused with Embedded.
 	Domain string
 
+	// FallbackDomain is the JetStream domain of the stream of record (the hub's), which a Bus
+	// reading a region's mirror (Domain) reads across the WAN for events the mirror lacks: a
+	// gap a live message proved that the mirror has not filled within a second (after a
+	// partition a mirror resumes tens of seconds after its leaf node reconnected), or a seq
+	// the mirror does not hold (fallback.go). "" = none: such a fill waits for the mirror.
+	FallbackDomain string
+
 	// Name is the connection name the server shows. "" = "weft".
 	Name string
 
@@ -145,6 +152,17 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		if err := validDomain(c.Domain); err != nil {
 			return c, fmt.Errorf("pubsub: config: Domain: %w", err)
+		}
+	}
+	if c.FallbackDomain != "" {
+		if c.Embedded != nil && c.NATS.URLs == "" {
+			return c, errors.New("pubsub: config: FallbackDomain set with the embedded server, which has no JetStream domain")
+		}
+		if err := validDomain(c.FallbackDomain); err != nil {
+			return c, fmt.Errorf("pubsub: config: FallbackDomain: %w", err)
+		}
+		if c.FallbackDomain == c.Domain {
+			return c, errors.New("pubsub: config: FallbackDomain is Domain: a fallback is another copy of the stream")
 		}
 	}
 	for _, d := range c.Stream.Mirrors {

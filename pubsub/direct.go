@@ -48,7 +48,7 @@ type storedMsg struct {
 // directBatch sends one batched direct get and returns the messages in stream order and how
 // many messages matching the request the stream holds after them. No message (and pending 0)
 // means the stream holds none.
-func (b *Bus) directBatch(ctx context.Context, req directRequest) ([]storedMsg, uint64, error) {
+func (b *Bus) directBatch(ctx context.Context, src *source, req directRequest) ([]storedMsg, uint64, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, 0, err
@@ -62,7 +62,7 @@ func (b *Bus) directBatch(ctx context.Context, req directRequest) ([]storedMsg, 
 		return nil, 0, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := b.nc.PublishRequest(b.directSubject, inbox, body); err != nil {
+	if err := b.nc.PublishRequest(src.direct, inbox, body); err != nil {
 		return nil, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)

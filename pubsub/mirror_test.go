@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
@@ -40,6 +42,11 @@ func clientURL(s *server.Server) string { return "nats://" + s.Addr().(*net.TCPA
 // hubAndRegion starts a hub server in JetStream domain "hub" and a leaf node of it in domain
 // "region-a", connected, and returns their client URLs.
 func hubAndRegion(t *testing.T) (hub, region string) {
+	h, r := hubAndRegionServers(t)
+	return clientURL(h), clientURL(r)
+}
+
+func hubAndRegionServers(t *testing.T) (hub, region *server.Server) {
 	t.Helper()
 	hopts := &server.Options{ServerName: "hub", JetStreamDomain: "hub",
 		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: server.RANDOM_PORT}}
@@ -50,7 +57,7 @@ func hubAndRegion(t *testing.T) (hub, region string) {
 		LeafNode: server.LeafNodeOpts{ReconnectInterval: 100 * time.Millisecond,
 			Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{leafURL}}}}})
 	testkit.Eventually(t, func() bool { return l.NumLeafNodes() == 1 && h.NumLeafNodes() == 1 }, "the leaf node connected")
-	return clientURL(h), clientURL(l)
+	return h, l
 }
 
 // connectUser connects a Bus that only uses the stream, retrying until the stream exists (a
@@ -139,8 +146,51 @@ func TestDomainConfigErrors(t *testing.T) {
 		{Config{URL: "nats://127.0.0.1:1", Stream: StreamConfig{Mirrors: []string{""}}}, "invalid JetStream domain"},
 		{Config{URL: "nats://127.0.0.1:1", Domain: "hub", Stream: StreamConfig{Mirrors: []string{"hub"}}}, "own domain"},
 		{Config{URL: "nats://127.0.0.1:1", Stream: StreamConfig{MirrorReplicas: 6}}, "MirrorReplicas"},
+		{Config{URL: "nats://127.0.0.1:1", FallbackDomain: "a b"}, "invalid JetStream domain"},
+		{Config{URL: "nats://127.0.0.1:1", Domain: "hub", FallbackDomain: "hub"}, "another copy"},
+		{Config{Embedded: e, FallbackDomain: "hub"}, "embedded server"},
 	} {
 		_, err := tc.cfg.withDefaults()
 		testkit.True(t, err != nil && strings.Contains(err.Error(), tc.want), "config %+v: %v, want an error saying %q", tc.cfg, err, tc.want)
 	}
+}
+
+// TestFallbackDomain: a region's stream that never gets a team's events (here a mirror that
+// filters them out, standing for one resuming after a partition) gives way to the stream of
+// record across the WAN: a gap a live message proved is filled from the fallback domain after
+// a second, and a replay reads it too.
+func TestFallbackDomain(t *testing.T) {
+	hub, region := hubAndRegionServers(t)
+	hubURL, regionURL := clientURL(hub), clientURL(region)
+	owner := connect(t, Config{URL: hubURL, Name: "origin"})
+	nc, err := nats.Connect(regionURL)
+	testkit.OK(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	testkit.OK(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamName, AllowDirect: true,
+		Mirror: &jetstream.StreamSource{Name: StreamName, FilterSubject: origin.Subject("T2"),
+			External: &jetstream.ExternalStream{APIPrefix: "$JS.hub.API"}}})
+	testkit.OK(t, err)
+	edge := connectUser(t, Config{URL: regionURL, Name: "edge", FallbackDomain: "hub"})
+
+	publish(t, owner, "T1", 1, 5)
+	r := newRecorder(t, "T1")
+	subscribe(t, edge, "T1", r).Start(0) // the region's stream holds nothing of T1
+	// The edge's interest reaches the hub over the leaf node connection a moment later; then
+	// seq 6 is live, and seqs 1..5 a gap.
+	testkit.Eventually(t, func() bool { return hub.GlobalAccount().SubscriptionInterest(origin.Subject("T1")) }, "interest in T1 at the hub")
+	publish(t, owner, "T1", 6, 6)
+	testkit.EventuallyWithin(t, 15*time.Second, func() bool { return r.count() >= 6 }, "6 events")
+	testkit.Equal(t, fmt.Sprint(r.got()), fmt.Sprint(seqRange(1, 6)), "events, in order, once each")
+	testkit.True(t, edge.Stats().FallbackReads >= 1, "no read of the fallback domain")
+
+	var got []int64
+	testkit.OK(t, edge.Replay(ctx, "T1", 2, 6, func(ev *origin.Event) error {
+		got = append(got, ev.Seq)
+		return nil
+	}))
+	testkit.Equal(t, fmt.Sprint(got), "[3 4 5 6]", "replayed through the fallback")
 }

@@ -87,9 +87,10 @@ func TestNATSDomainNeedsNATS(t *testing.T) {
 	for _, args := range [][]string{
 		{"edge", "--embedded-nats", "--nats-addr", "127.0.0.1:0", "--nats-domain", "region-a", "--token-secret", "0123456789abcdef0123"},
 		{"origin", "--nats-addr", "127.0.0.1:0", "--nats-domain", "hub"},
+		{"edge", "--embedded-nats", "--nats-addr", "127.0.0.1:0", "--nats-fallback-domain", "hub", "--token-secret", "0123456789abcdef0123"},
 	} {
 		r := clitest.Run(t, args...)
-		if r.Code != 2 || !strings.Contains(r.Stderr, "--nats-domain needs --nats") {
+		if r.Code != 2 || !strings.Contains(r.Stderr, "need --nats") {
 			t.Errorf("%q: exit %d, stderr %q", args, r.Code, r.Stderr)
 		}
 	}

@@ -20,10 +20,11 @@ import (
 // natsOpts are the flags every command that talks to NATS shares: how to reach it (natsconn:
 // seed URLs, TLS, credentials) and, without --nats, the embedded server's address and store.
 type natsOpts struct {
-	conn   natsconn.Options
-	addr   string
-	store  string
-	domain string
+	conn     natsconn.Options
+	addr     string
+	store    string
+	domain   string
+	fallback string
 
 	// stream, set by the stream's owner (from its validated streamOpts) before connect,
 	// makes the bus create the stream when missing; nil: the bus only uses it.
@@ -38,6 +39,7 @@ func (o *natsOpts) flags(fs *flag.FlagSet, urlsUsage string) {
 	o.conn.Flags(fs, urlsUsage)
 	fs.StringVar(&o.addr, "nats-addr", "127.0.0.1:4222", "where the embedded NATS server listens (host:port; port 0 = any free port)")
 	fs.StringVar(&o.store, "nats-store", "", "JetStream store directory of the embedded server; empty = a temp dir removed at exit")
+	fs.StringVar(&o.fallback, "nats-fallback-domain", "", "JetStream domain of the stream of record (the home region's hub), read across the WAN for events this process's own copy of the stream lacks or has not stored a second after live messages showed them (a region's mirror resuming after a partition); empty = wait for the own copy")
 	fs.StringVar(&o.domain, "nats-domain", "", "JetStream domain of the "+pubsub.StreamName+" stream this process uses; empty = the JetStream of the NATS server it connects to (an edge on its region's leaf node reads the region's mirror with no setting)")
 }
 
@@ -47,10 +49,10 @@ func (o *natsOpts) connect(ctx context.Context, log *slog.Logger, name string) (
 	if err := o.conn.Validate(); err != nil {
 		return nil, nil, nil, err
 	}
-	if o.domain != "" && o.conn.URLs == "" {
-		return nil, nil, nil, errors.New("--nats-domain needs --nats: the embedded NATS server has no JetStream domain")
+	if (o.domain != "" || o.fallback != "") && o.conn.URLs == "" {
+		return nil, nil, nil, errors.New("--nats-domain and --nats-fallback-domain need --nats: the embedded NATS server has no JetStream domain")
 	}
-	cfg := pubsub.Config{NATS: o.conn, Name: name, Logger: log, Domain: o.domain}
+	cfg := pubsub.Config{NATS: o.conn, Name: name, Logger: log, Domain: o.domain, FallbackDomain: o.fallback}
 	if o.stream != nil {
 		cfg.ManageStream, cfg.Stream, cfg.UpdateStream = true, *o.stream, o.updateStream
 	}

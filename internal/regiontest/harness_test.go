@@ -3,6 +3,7 @@ package regiontest_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/s2"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/weft-edge/weft/client"
@@ -108,7 +110,8 @@ func newSystem(t *testing.T, specs ...regionSpec) *system {
 		for j := range sp.edges {
 			name := fmt.Sprintf("edge-%s%d", r.name, j+1)
 			// The edge names no domain: on its region's leaf node, WEFT_EVENTS is the mirror.
-			bus := s.bus(pubsub.Config{Name: "weft-" + name, URL: r.leaf.URL(0)})
+			// The hub's stream is its fallback for what the mirror lags behind on.
+			bus := s.bus(pubsub.Config{Name: "weft-" + name, URL: r.leaf.URL(0), FallbackDomain: "hub"})
 			r.buses = append(r.buses, bus)
 			r.edges = append(r.edges, wstack.StartEdge(t, func(addr string) edge.Config {
 				c := wstack.EdgeConfig(s.origin, bus, s.keys, name)
@@ -146,14 +149,24 @@ func (r *region) waitLeafConnected(t *testing.T) {
 	}, "leaf node of region "+r.name+" connected to the hub")
 }
 
-// mirrorLast is the last seq of team in the region's mirror.
-func (r *region) mirrorLast(t *testing.T, team string) int64 {
-	t.Helper()
+// logMirror logs the state of the region's mirror, as its server reports it.
+func (r *region) logMirror(t *testing.T) {
+	js, err := jetstream.New(r.leaf.Conn(t))
+	testkit.OK(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	seq, err := r.buses[0].LastSeq(ctx, team)
-	testkit.OK(t, err)
-	return seq
+	st, err := js.Stream(ctx, pubsub.StreamName)
+	if err != nil {
+		t.Logf("region %s: mirror: %v", r.name, err)
+		return
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Logf("region %s: mirror info: %v", r.name, err)
+		return
+	}
+	m, _ := json.Marshal(info.Mirror)
+	t.Logf("region %s: mirror holds seqs %d..%d; its source: %s", r.name, info.State.FirstSeq, info.State.LastSeq, m)
 }
 
 // users returns n active users of team.

@@ -100,9 +100,10 @@ const partition = 20 * time.Second
 // TestRegionPartition: region b's link is cut for 20 s (Drop: the leaf node's connection is
 // reset and every reconnect refused) while the origin changes a team warm in both regions.
 // Region a keeps up throughout; region b's edges keep serving their sessions (calls on them
-// succeed) from their stores; after the link heals, the leaf node reconnects, the mirror
-// catches up from the hub and region b's edges fill what they missed from it: every session
-// in both regions gets each event once and in order, and none reconnects.
+// succeed) from their stores; after the link heals, the leaf node reconnects, live events
+// flow again and region b's edges fill what they missed from the hub's stream (their fallback:
+// the region's mirror resumes only tens of seconds later); every session in both regions gets
+// each event once and in order, and none reconnects.
 func TestRegionPartition(t *testing.T) {
 	s := newSystem(t, regionSpec{"a", rttA, 1}, regionSpec{"b", rttB, 2})
 	a, b := s.regions[0], s.regions[1]
@@ -159,7 +160,7 @@ func TestRegionPartition(t *testing.T) {
 	b.waitLeafConnected(t)
 	target := s.origin.Seq(team)
 	s.waitSeqs(all, map[string]int64{team: target}, time.Minute)
-	t.Logf("region b caught up to seq %d %v after the heal (leaf node reconnected and mirror current)", target, time.Since(healed).Round(time.Millisecond))
+	t.Logf("region b caught up to seq %d %v after the heal", target, time.Since(healed).Round(time.Millisecond))
 
 	tr.stop()
 	stopped = true
@@ -169,11 +170,15 @@ func TestRegionPartition(t *testing.T) {
 	for _, ss := range all {
 		ss.check(t, final)
 	}
-	testkit.Equal(t, b.mirrorLast(t, team), final, "the last seq in region b's mirror")
+	// The mirror resumes on its own, later, when nats-server retries its consumer (a create
+	// request sent while the link was down is waited for up to 30 s, then retried with a
+	// backoff of up to 2 min): 40 s after the heal in some runs, more than 3 min in others.
+	// The edges did not wait for it (their fallback); its state is logged, not asserted.
+	b.logMirror(t)
 	for i, bus := range b.buses {
 		st := bus.Stats()
 		testkit.True(t, st.Filled > 0, "edge b%d filled nothing from the region's stream", i+1)
 		testkit.Equal(t, st.Lost, uint64(0), fmt.Sprintf("subscriptions lost on edge b%d", i+1))
-		t.Logf("edge b%d: %d events filled from the region's stream in %d gaps", i+1, st.Filled, st.GapsFilled)
+		t.Logf("edge b%d: %d events filled in %d gaps, %d reads of the hub's stream (the fallback) while the mirror lagged", i+1, st.Filled, st.GapsFilled, st.FallbackReads)
 	}
 }
