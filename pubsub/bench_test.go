@@ -130,7 +130,7 @@ func BenchmarkSeek(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		team, want := teams[rand.N(len(teams))], 1+rand.Int64N(1000)
-		_, ev, _, err := bus.seek(ctx, team, want, nil, true)
+		_, ev, _, err := bus.seek(ctx, bus.src, team, want, nil, true)
 		if err != nil || ev.Seq != want {
 			b.Fatalf("seek %s %d: %v %v", team, want, ev, err)
 		}
@@ -148,7 +148,7 @@ func BenchmarkSeekWithHint(b *testing.B) {
 	known := make(map[string][]pos)
 	for _, team := range teams[:10] {
 		for want := int64(1); want <= 1000; want += 97 {
-			at, _, _, err := bus.seek(ctx, team, want, nil, true)
+			at, _, _, err := bus.seek(ctx, bus.src, team, want, nil, true)
 			testkit.OK(b, err)
 			known[team] = append(known[team], pos{want, at})
 		}
@@ -158,7 +158,7 @@ func BenchmarkSeekWithHint(b *testing.B) {
 		team := teams[rand.N(10)]
 		p := known[team][rand.N(len(known[team]))]
 		ts := &teamState{hint: hint{team: p.seq, stream: p.at}}
-		_, ev, _, err := bus.seek(ctx, team, p.seq+1, ts, false)
+		_, ev, _, err := bus.seek(ctx, bus.src, team, p.seq+1, ts, false)
 		if err != nil || ev.Seq != p.seq+1 {
 			b.Fatalf("seek %s %d: %v %v", team, p.seq+1, ev, err)
 		}

@@ -25,8 +25,14 @@ type Bus struct {
 	log       *slog.Logger
 
 	nc     *nats.Conn
-	js     jetstream.JetStream
+	js     jetstream.JetStream // in Config.Domain
 	stream jetstream.Stream
+	// directSubject is where direct gets of the stream go, in Config.Domain.
+	directSubject string
+	src           *source        // the stream and directSubject: the copy this Bus reads
+	fb            fallbackSource // the stream in Config.FallbackDomain, opened when first needed
+	// fallbackWarned is when the last warning about reading the fallback was logged (ns).
+	fallbackWarned atomic.Int64
 
 	stats       counters
 	connMetrics *natsconn.Metrics
@@ -95,7 +101,12 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		b.cancel()
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	b.directSubject = apiPrefix(cfg.Domain) + ".DIRECT.GET." + StreamName
+	if cfg.Domain != "" {
+		b.js, err = jetstream.NewWithDomain(b.nc, cfg.Domain, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	} else {
+		b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	}
 	if err != nil {
 		b.nc.Close()
 		b.cancel()
@@ -118,9 +129,17 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 			return nil, fmt.Errorf("pubsub: stream %s: %w (last error: %v)", StreamName, werr, err)
 		}
 	}
+	b.src = &source{stream: b.stream, direct: b.directSubject, domain: cfg.Domain}
+	if cfg.ManageStream {
+		if err := b.startMirrors(ctx); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	b.wg.Add(1)
 	go b.watchReconnects()
-	b.log.Info("pubsub: connected", "url", b.nc.ConnectedUrlRedacted(), "stream", StreamName)
+	b.log.Info("pubsub: connected", "url", b.nc.ConnectedUrlRedacted(), "stream", StreamName,
+		"domain", cfg.Domain, "mirror_of", mirrorOf(b.stream.CachedInfo().Config))
 	return b, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,6 +41,16 @@ type StreamConfig struct {
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id to drop a retried
 	// publish. 0 = 2m.
 	DuplicateWindow time.Duration
+
+	// Mirrors are the JetStream domains of edge regions (their leaf nodes) in which the owner
+	// keeps a mirror of the stream, named WEFT_EVENTS too, for the region's edges to replay
+	// and fill gaps from without crossing the WAN (mirror.go). Each mirror takes MaxAge,
+	// MaxMsgsPerSubject, MaxBytes and Memory from this config and MirrorReplicas copies. The
+	// owner's own JetStream must have a domain (the mirror reaches the stream through it).
+	Mirrors []string
+
+	// MirrorReplicas is the number of copies of each mirror in its region. 0 = 1.
+	MirrorReplicas int
 }
 
 // Config configures Connect. The zero value of each field is its default.
@@ -56,6 +67,20 @@ type Config struct {
 	// Embedded is a started embedded server, used when URL is "". In-process when it does not
 	// listen, over loopback TCP otherwise.
 	Embedded *Embedded
+
+	// Domain is the JetStream domain of the WEFT_EVENTS stream the Bus uses: created (by an
+	// owner), read (replay, gap filling, tail checks) and published to with an expected stream.
+	// "" = the JetStream of the NATS server the Bus connects to, which on an edge region's leaf
+	// node with a domain of its own is that region's (docs/architecture.md, "Regions"). Live
+	// events are core NATS subscriptions, which no domain confines. Unused with Embedded.
+	Domain string
+
+	// FallbackDomain is the JetStream domain of the stream of record (the hub's), which a Bus
+	// reading a region's mirror (Domain) reads across the WAN for events the mirror lacks: a
+	// gap a live message proved that the mirror has not filled within a second (after a
+	// partition a mirror resumes tens of seconds after its leaf node reconnected), or a seq
+	// the mirror does not hold (fallback.go). "" = none: such a fill waits for the mirror.
+	FallbackDomain string
 
 	// Name is the connection name the server shows. "" = "weft".
 	Name string
@@ -120,6 +145,36 @@ func (c Config) withDefaults() (Config, error) {
 		if err := c.NATS.Validate(); err != nil {
 			return c, err
 		}
+	}
+	if c.Domain != "" {
+		if c.Embedded != nil && c.NATS.URLs == "" {
+			return c, errors.New("pubsub: config: Domain set with the embedded server, which has no JetStream domain")
+		}
+		if err := validDomain(c.Domain); err != nil {
+			return c, fmt.Errorf("pubsub: config: Domain: %w", err)
+		}
+	}
+	if c.FallbackDomain != "" {
+		if c.Embedded != nil && c.NATS.URLs == "" {
+			return c, errors.New("pubsub: config: FallbackDomain set with the embedded server, which has no JetStream domain")
+		}
+		if err := validDomain(c.FallbackDomain); err != nil {
+			return c, fmt.Errorf("pubsub: config: FallbackDomain: %w", err)
+		}
+		if c.FallbackDomain == c.Domain {
+			return c, errors.New("pubsub: config: FallbackDomain is Domain: a fallback is another copy of the stream")
+		}
+	}
+	for _, d := range c.Stream.Mirrors {
+		if err := validDomain(d); err != nil {
+			return c, fmt.Errorf("pubsub: config: Stream.Mirrors: %w", err)
+		}
+		if d == c.Domain {
+			return c, fmt.Errorf("pubsub: config: Stream.Mirrors: %q is the stream's own domain", d)
+		}
+	}
+	if c.Stream.MirrorReplicas < 0 || c.Stream.MirrorReplicas > MaxReplicas {
+		return c, fmt.Errorf("pubsub: config: Stream.MirrorReplicas: want 0 to %d, got %d", MaxReplicas, c.Stream.MirrorReplicas)
 	}
 	if c.SubPendingMsgs < 0 || c.GapCheckInterval < 0 || c.RequestTimeout < 0 {
 		return c, errors.New("pubsub: config: negative SubPendingMsgs, GapCheckInterval or RequestTimeout")
@@ -191,4 +246,21 @@ func (s StreamConfig) jetstream() (jetstream.StreamConfig, error) {
 		cfg.Duplicates = cfg.MaxAge
 	}
 	return cfg, nil
+}
+
+// validDomain refuses a JetStream domain that is not one subject token: the domain is a token
+// of the API prefix ($JS.<domain>.API).
+func validDomain(d string) error {
+	if d == "" || strings.ContainsAny(d, ".*> \t\r\n") {
+		return fmt.Errorf("invalid JetStream domain %q: want a name without dots, wildcards or spaces", d)
+	}
+	return nil
+}
+
+// apiPrefix is the JetStream API prefix of domain ("" = the connected server's JetStream).
+func apiPrefix(domain string) string {
+	if domain == "" {
+		return "$JS.API"
+	}
+	return "$JS." + domain + ".API"
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Batched direct gets: one request to $JS.API.DIRECT.GET.<stream> answered by up to Batch
+// Batched direct gets: one request to $JS.API.DIRECT.GET.<stream> ($JS.<domain>.API... with
+// Config.Domain) answered by up to Batch
 // messages and an end-of-batch status (nats-server 2.11 and later; older servers answer one
 // message per request, which still works, slowly). The stream answers them itself, from any
 // replica, without creating a consumer: a range of one team's events costs one round trip per
@@ -20,9 +21,8 @@ import (
 // consumer creation and deletion on the stream leader per read.)
 
 const (
-	directGetSubject = "$JS.API.DIRECT.GET." + StreamName
-	maxBatch         = 256
-	maxBatchBytes    = 1 << 20
+	maxBatch      = 256
+	maxBatchBytes = 1 << 20
 
 	statusHdr     = "Status"
 	descrHdr      = "Description"
@@ -48,7 +48,7 @@ type storedMsg struct {
 // directBatch sends one batched direct get and returns the messages in stream order and how
 // many messages matching the request the stream holds after them. No message (and pending 0)
 // means the stream holds none.
-func (b *Bus) directBatch(ctx context.Context, req directRequest) ([]storedMsg, uint64, error) {
+func (b *Bus) directBatch(ctx context.Context, src *source, req directRequest) ([]storedMsg, uint64, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, 0, err
@@ -62,7 +62,7 @@ func (b *Bus) directBatch(ctx context.Context, req directRequest) ([]storedMsg, 
 		return nil, 0, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := b.nc.PublishRequest(directGetSubject, inbox, body); err != nil {
+	if err := b.nc.PublishRequest(src.direct, inbox, body); err != nil {
 		return nil, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)

@@ -12,6 +12,9 @@
 //     plain core NATS subscription on the team's subject; JetStream is only read to fill gaps.
 //   - seek.go, replay.go and direct.go: finding a team's sequence number in the stream (whose
 //     sequence is global, not per team) and reading ranges of it ([Bus.Replay], gap filling).
+//   - mirror.go: the regional mirrors of the stream that its owner keeps in edge regions'
+//     JetStream domains (Config.Stream.Mirrors); fallback.go: reading the hub's stream across
+//     the WAN for what a region's mirror lags behind on or lacks (Config.FallbackDomain).
 //   - stats.go: counters for the edge's metrics.
 //
 // The package knows nothing about caches: a [Handler] gets events and, when the stream can no

@@ -20,12 +20,12 @@ import (
 //   - errNotStored when upto > 0 and the stream ends before upto,
 //   - a *missingError when the stream lacks a seq of the range,
 //   - fn's error, or a JetStream error.
-func (b *Bus) walk(ctx context.Context, team string, from, upto int64, ts *teamState, fn func(*origin.Event) error) (int64, error) {
+func (b *Bus) walk(ctx context.Context, src *source, team string, from, upto int64, ts *teamState, fn func(*origin.Event) error) (int64, error) {
 	next := from
 	if upto > 0 && next > upto {
 		return next, nil
 	}
-	pos, first, end, err := b.seek(ctx, team, next, ts, upto <= 0)
+	pos, first, end, err := b.seek(ctx, src, team, next, ts, upto <= 0)
 	if errors.Is(err, errNotStored) && upto <= 0 {
 		return next, nil
 	}
@@ -41,7 +41,7 @@ func (b *Bus) walk(ctx context.Context, team string, from, upto int64, ts *teamS
 		if upto > 0 {
 			n = int(min(upto-next+1, maxBatch))
 		}
-		msgs, pending, err := b.directBatch(ctx, directRequest{Seq: pos, NextFor: subj, Batch: n, MaxBytes: maxBatchBytes})
+		msgs, pending, err := b.directBatch(ctx, src, directRequest{Seq: pos, NextFor: subj, Batch: n, MaxBytes: maxBatchBytes})
 		if err != nil {
 			return next, err
 		}
@@ -104,12 +104,13 @@ func (b *Bus) Replay(ctx context.Context, team string, afterSeq, uptoSeq int64, 
 		return fnErr
 	}
 	ts := b.teamState(team) // shares the subscription's hint, when the team has one
+	src := b.src
 	next := afterSeq + 1
 	var notStoredSince time.Time
 	waiting := 0
 	for attempt := 0; ; {
 		var err error
-		next, err = b.walk(ctx, team, next, uptoSeq, ts, call)
+		next, err = b.walk(ctx, src, team, next, uptoSeq, ts, call)
 		var missing *missingError
 		switch {
 		case err == nil:
@@ -117,6 +118,12 @@ func (b *Bus) Replay(ctx context.Context, team string, afterSeq, uptoSeq int64, 
 		case fnErr != nil:
 			return fnErr
 		case errors.As(err, &missing):
+			if src == b.src {
+				if fb := b.fallbackFor(ctx, "lacks"); fb != nil {
+					src = fb
+					continue
+				}
+			}
 			return fmt.Errorf("pubsub: replay: %w: %v", ErrTooOld, err)
 		case ctx.Err() != nil:
 			return fmt.Errorf("pubsub: replay team %s at seq %d: %w (%v)", team, next, ctx.Err(), err)
@@ -124,6 +131,12 @@ func (b *Bus) Replay(ctx context.Context, team string, afterSeq, uptoSeq int64, 
 			if notStoredSince.IsZero() {
 				notStoredSince = time.Now()
 			} else if time.Since(notStoredSince) > notStoredPatience {
+				if src == b.src {
+					if fb := b.fallbackFor(ctx, "lags behind"); fb != nil {
+						src, notStoredSince, waiting = fb, time.Time{}, 0
+						continue
+					}
+				}
 				return fmt.Errorf("pubsub: replay: %w: team %s seq %d is not in the stream", ErrTooOld, team, next)
 			}
 			if werr := sleep.For(ctx, notStoredWait(waiting)); werr != nil {
@@ -146,7 +159,7 @@ func (b *Bus) LastSeq(ctx context.Context, team string) (int64, error) {
 	if err := validTeam(team); err != nil {
 		return 0, err
 	}
-	ev, _, _, err := b.lastEvent(ctx, team)
+	ev, _, _, err := b.lastEvent(ctx, b.src, team)
 	if errors.Is(err, errNotStored) {
 		return 0, nil
 	}

@@ -137,11 +137,11 @@ func TestSeekAmongTeams(t *testing.T) {
 	for i := range teams {
 		team := fmt.Sprintf("T%d", i)
 		for want := int64(1); want <= perTeam; want++ {
-			_, ev, _, err := b.seek(ctx, team, want, nil, true)
+			_, ev, _, err := b.seek(ctx, b.src, team, want, nil, true)
 			testkit.OK(t, err)
 			testkit.Equal(t, ev.Seq, want, "seek "+team)
 		}
-		_, _, _, err := b.seek(ctx, team, perTeam+1, nil, true)
+		_, _, _, err := b.seek(ctx, b.src, team, perTeam+1, nil, true)
 		testkit.IsErr(t, err, errNotStored)
 	}
 	for want := int64(1); want <= 200; want++ {
@@ -149,7 +149,7 @@ func TestSeekAmongTeams(t *testing.T) {
 		for holes[expect] {
 			expect++
 		}
-		_, ev, _, err := b.seek(ctx, "THOLE", want, nil, true)
+		_, ev, _, err := b.seek(ctx, b.src, "THOLE", want, nil, true)
 		testkit.OK(t, err)
 		testkit.Equal(t, ev.Seq, expect, fmt.Sprintf("seek THOLE %d", want))
 	}
@@ -160,7 +160,7 @@ func TestSeekAmongTeams(t *testing.T) {
 	// With a hint, as gap filling uses it.
 	ts := &teamState{}
 	for want := int64(1); want <= perTeam; want++ {
-		at, ev, _, err := b.seek(ctx, "T3", want, ts, false)
+		at, ev, _, err := b.seek(ctx, b.src, "T3", want, ts, false)
 		testkit.OK(t, err)
 		testkit.Equal(t, ev.Seq, want, "seek with hint")
 		ts.clearHint()
@@ -220,7 +220,7 @@ func TestSeekRandomized(t *testing.T) {
 					break
 				}
 			}
-			_, ev, _, err := b.seek(ctx, team, want, nil, true)
+			_, ev, _, err := b.seek(ctx, b.src, team, want, nil, true)
 			if expect < 0 {
 				testkit.IsErr(t, err, errNotStored)
 				continue

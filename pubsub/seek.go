@@ -63,10 +63,10 @@ const maxBadTail = 1000
 // lastEvent returns the team's last decodable event in the stream, its stream seq, and the
 // stream seq of the subject's last message (the same unless the last ones do not decode).
 // errNotStored when the stream holds no event of the team.
-func (b *Bus) lastEvent(ctx context.Context, team string) (ev *origin.Event, at, last uint64, err error) {
+func (b *Bus) lastEvent(ctx context.Context, src *source, team string) (ev *origin.Event, at, last uint64, err error) {
 	subj := origin.Subject(team)
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-	m, err := b.stream.GetLastMsgForSubject(cctx, subj)
+	m, err := src.stream.GetLastMsgForSubject(cctx, subj)
 	cancel()
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, 0, 0, errNotStored
@@ -84,7 +84,7 @@ func (b *Bus) lastEvent(ctx context.Context, team string) (ev *origin.Event, at,
 			return nil, 0, last, errNotStored
 		}
 		// The last message of the subject before the bad one.
-		msgs, _, err := b.directBatch(ctx, directRequest{MultiLast: []string{subj}, UpToSeq: at - 1, Batch: 1})
+		msgs, _, err := b.directBatch(ctx, src, directRequest{MultiLast: []string{subj}, UpToSeq: at - 1, Batch: 1})
 		if err != nil {
 			return nil, 0, last, err
 		}
@@ -102,13 +102,13 @@ func (b *Bus) lastEvent(ctx context.Context, team string) (ev *origin.Event, at,
 // the stream holds no event of the team with seq >= want.
 //
 // Without needLast, a hint right before want answers with one probe and last is 0.
-func (b *Bus) seek(ctx context.Context, team string, want int64, ts *teamState, needLast bool) (at uint64, ev *origin.Event, last uint64, err error) {
+func (b *Bus) seek(ctx context.Context, src *source, team string, want int64, ts *teamState, needLast bool) (at uint64, ev *origin.Event, last uint64, err error) {
 	subj := origin.Subject(team)
 	h := ts.getHint()
 	if !needLast && h.stream != 0 && h.team < want {
 		// The usual gap fill: the next event after the hint is the one wanted. Anything else
 		// (nothing there, an older event, a hint the stream does not match) takes the long way.
-		e, eAt, err := b.probe(ctx, team, subj, h.stream+1, math.MaxUint64)
+		e, eAt, err := b.probe(ctx, src, team, subj, h.stream+1, math.MaxUint64)
 		if err != nil {
 			return 0, nil, 0, err
 		}
@@ -117,7 +117,7 @@ func (b *Bus) seek(ctx context.Context, team string, want int64, ts *teamState, 
 		}
 	}
 
-	lastEv, lastAt, last, err := b.lastEvent(ctx, team)
+	lastEv, lastAt, last, err := b.lastEvent(ctx, src, team)
 	if err != nil {
 		return 0, nil, last, err
 	}
@@ -148,7 +148,7 @@ func (b *Bus) seek(ctx context.Context, team string, want int64, ts *teamState, 
 	} else {
 		// The team's first event: an anchor for interpolation, and the answer itself when want
 		// is older than anything the stream holds (a replay from too far back).
-		e, eAt, err := b.probe(ctx, team, subj, 1, lastAt-1)
+		e, eAt, err := b.probe(ctx, src, team, subj, 1, lastAt-1)
 		switch {
 		case err != nil:
 			return 0, nil, last, err
@@ -170,7 +170,7 @@ func (b *Bus) seek(ctx context.Context, team string, want int64, ts *teamState, 
 			mid = below.at + uint64(frac*float64(above.at-below.at))
 			mid = min(max(mid, lo), hi)
 		}
-		e, eAt, err := b.probe(ctx, team, subj, mid, hi)
+		e, eAt, err := b.probe(ctx, src, team, subj, mid, hi)
 		switch {
 		case err != nil:
 			return 0, nil, last, err
@@ -190,10 +190,10 @@ func (b *Bus) seek(ctx context.Context, team string, want int64, ts *teamState, 
 
 // probe returns the first decodable event on the team's subject at a stream seq in [from, hi],
 // nil when there is none.
-func (b *Bus) probe(ctx context.Context, team, subj string, from, hi uint64) (*origin.Event, uint64, error) {
+func (b *Bus) probe(ctx context.Context, src *source, team, subj string, from, hi uint64) (*origin.Event, uint64, error) {
 	for from <= hi {
 		cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-		m, err := b.stream.GetMsg(cctx, from, jetstream.WithGetMsgSubject(subj))
+		m, err := src.stream.GetMsg(cctx, from, jetstream.WithGetMsgSubject(subj))
 		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, 0, nil

@@ -16,13 +16,14 @@ type Stats struct {
 	Reconnects    uint64 // times the NATS connection came back
 	SlowConsumers uint64 // times NATS started dropping a subscription's messages (refilled later)
 	FillRetries   uint64 // JetStream errors while filling a gap, each followed by a retry
+	FallbackReads uint64 // gap fills and replays that read the fallback domain's stream (Config.FallbackDomain)
 	Subscriptions int64  // team subscriptions open now
 }
 
 // counters are the live values behind Stats.
 type counters struct {
 	published, received, delivered, duplicates, gaps, gapsFilled, filled, bad, lost, reconnects,
-	slowConsumers, fillRetries atomic.Uint64
+	slowConsumers, fillRetries, fallbackReads atomic.Uint64
 	subscriptions atomic.Int64
 }
 
@@ -42,6 +43,7 @@ func (b *Bus) Stats() Stats {
 		Reconnects:    c.reconnects.Load(),
 		SlowConsumers: c.slowConsumers.Load(),
 		FillRetries:   c.fillRetries.Load(),
+		FallbackReads: c.fallbackReads.Load(),
 		Subscriptions: c.subscriptions.Load(),
 	}
 }

@@ -324,15 +324,23 @@ func (s *TeamSub) fill(upto int64) bool {
 		}
 		return nil
 	}
+	src := s.b.src
 	waiting := 0 // consecutive errNotStored
+	var waitingSince time.Time
 	for attempt := 0; ; {
 		var err error
-		s.next, err = s.b.walk(s.ctx, s.team, s.next, upto, s.state, deliver)
+		s.next, err = s.b.walk(s.ctx, src, s.team, s.next, upto, s.state, deliver)
 		var missing *missingError
 		switch {
 		case err == nil:
 			return true
 		case errors.As(err, &missing):
+			if src == s.b.src {
+				if fb := s.b.fallbackFor(s.ctx, "lacks"); fb != nil {
+					src = fb
+					continue
+				}
+			}
 			s.lose(fmt.Errorf("%w: %v", ErrGapUnfillable, err))
 			return false
 		case errors.Is(err, errSubClosed) || s.closed.Load():
@@ -340,13 +348,25 @@ func (s *TeamSub) fill(upto int64) bool {
 		case errors.Is(err, errNotStored):
 			// A live message overtook the stream's copy of the ones before it: the stream
 			// stores them a moment later. Not an error, but no reason to hammer it either.
+			// A copy that lags for longer (a region's mirror resuming after a partition)
+			// gives way to the fallback, when there is one.
+			if waitingSince.IsZero() {
+				waitingSince = time.Now()
+			}
+			if src == s.b.src && time.Since(waitingSince) >= fallbackAfter {
+				waitingSince = time.Now() // a fallback that failed is tried again after as long
+				if fb := s.b.fallbackFor(s.ctx, "lags behind"); fb != nil {
+					src, waiting = fb, 0
+					continue
+				}
+			}
 			if sleep.For(s.ctx, notStoredWait(waiting)) != nil {
 				return false
 			}
 			waiting++
 			continue
 		}
-		waiting = 0
+		waiting, waitingSince = 0, time.Time{}
 		s.b.stats.fillRetries.Add(1)
 		level := slog.LevelDebug
 		if attempt == 2 || attempt%20 == 19 {

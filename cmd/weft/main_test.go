@@ -64,6 +64,9 @@ func TestStreamFlagsValidated(t *testing.T) {
 		{[]string{"origin", "--stream-max-per-subject", "0"}, "--stream-max-per-subject"},
 		{[]string{"origin", "--stream-max-bytes", "lots"}, "--stream-max-bytes"},
 		{[]string{"dev", "--stream-replicas", "9"}, "--stream-replicas"},
+		{[]string{"origin", "--stream-mirrors", "region.a"}, "--stream-mirrors"},
+		{[]string{"origin", "--stream-mirrors", "a,b,a"}, "--stream-mirrors"},
+		{[]string{"origin", "--stream-mirror-replicas", "0"}, "--stream-mirror-replicas"},
 	}
 	for _, c := range cases {
 		r := clitest.Run(t, append(c.args, "--nats", "nats://127.0.0.1:1")...)
@@ -75,6 +78,21 @@ func TestStreamFlagsValidated(t *testing.T) {
 	r := clitest.Run(t, "origin", "--nats", "nats://127.0.0.1:1")
 	if r.Code != 2 || !strings.Contains(r.Stderr, "--stream-replicas") {
 		t.Errorf("WEFT_STREAM_REPLICAS=7: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}
+
+// TestNATSDomainNeedsNATS: --nats-domain names a domain of an external NATS; with the embedded
+// server, which has none, the command stops at once saying so.
+func TestNATSDomainNeedsNATS(t *testing.T) {
+	for _, args := range [][]string{
+		{"edge", "--embedded-nats", "--nats-addr", "127.0.0.1:0", "--nats-domain", "region-a", "--token-secret", "0123456789abcdef0123"},
+		{"origin", "--nats-addr", "127.0.0.1:0", "--nats-domain", "hub"},
+		{"edge", "--embedded-nats", "--nats-addr", "127.0.0.1:0", "--nats-fallback-domain", "hub", "--token-secret", "0123456789abcdef0123"},
+	} {
+		r := clitest.Run(t, args...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "need --nats") {
+			t.Errorf("%q: exit %d, stderr %q", args, r.Code, r.Stderr)
+		}
 	}
 }
 

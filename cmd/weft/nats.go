@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weft-edge/weft/internal/cli"
@@ -18,9 +20,11 @@ import (
 // natsOpts are the flags every command that talks to NATS shares: how to reach it (natsconn:
 // seed URLs, TLS, credentials) and, without --nats, the embedded server's address and store.
 type natsOpts struct {
-	conn  natsconn.Options
-	addr  string
-	store string
+	conn     natsconn.Options
+	addr     string
+	store    string
+	domain   string
+	fallback string
 
 	// stream, set by the stream's owner (from its validated streamOpts) before connect,
 	// makes the bus create the stream when missing; nil: the bus only uses it.
@@ -35,6 +39,8 @@ func (o *natsOpts) flags(fs *flag.FlagSet, urlsUsage string) {
 	o.conn.Flags(fs, urlsUsage)
 	fs.StringVar(&o.addr, "nats-addr", "127.0.0.1:4222", "where the embedded NATS server listens (host:port; port 0 = any free port)")
 	fs.StringVar(&o.store, "nats-store", "", "JetStream store directory of the embedded server; empty = a temp dir removed at exit")
+	fs.StringVar(&o.fallback, "nats-fallback-domain", "", "JetStream domain of the stream of record (the home region's hub), read across the WAN for events this process's own copy of the stream lacks or has not stored a second after live messages showed them (a region's mirror resuming after a partition); empty = wait for the own copy")
+	fs.StringVar(&o.domain, "nats-domain", "", "JetStream domain of the "+pubsub.StreamName+" stream this process uses; empty = the JetStream of the NATS server it connects to (an edge on its region's leaf node reads the region's mirror with no setting)")
 }
 
 // connect validates the NATS flags and returns a bus on the configured NATS, starting the
@@ -43,7 +49,10 @@ func (o *natsOpts) connect(ctx context.Context, log *slog.Logger, name string) (
 	if err := o.conn.Validate(); err != nil {
 		return nil, nil, nil, err
 	}
-	cfg := pubsub.Config{NATS: o.conn, Name: name, Logger: log}
+	if (o.domain != "" || o.fallback != "") && o.conn.URLs == "" {
+		return nil, nil, nil, errors.New("--nats-domain and --nats-fallback-domain need --nats: the embedded NATS server has no JetStream domain")
+	}
+	cfg := pubsub.Config{NATS: o.conn, Name: name, Logger: log, Domain: o.domain, FallbackDomain: o.fallback}
 	if o.stream != nil {
 		cfg.ManageStream, cfg.Stream, cfg.UpdateStream = true, *o.stream, o.updateStream
 	}
@@ -111,6 +120,8 @@ type streamOpts struct {
 	maxBytes      string
 	dupWindow     time.Duration
 	update        bool
+	mirrors       string
+	mirrorRepl    int
 }
 
 func (o *streamOpts) flags(fs *flag.FlagSet) {
@@ -120,6 +131,8 @@ func (o *streamOpts) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.maxBytes, "stream-max-bytes", "0", "cap on the stream's size (bytes, or with KiB/MiB/GiB); the oldest events go first; 0 = no cap")
 	fs.DurationVar(&o.dupWindow, "stream-duplicate-window", 2*time.Minute, "how long the stream remembers an event's id to drop a retried publish (the origin retries what a NATS outage left unacknowledged); cut to --stream-max-age when longer")
 	fs.BoolVar(&o.update, "stream-update", false, "update an existing stream whose settings differ from these flags (without it: one warning, the stream is kept)")
+	fs.StringVar(&o.mirrors, "stream-mirrors", "", "JetStream domains of edge regions (their NATS leaf nodes), comma-separated, in each of which this process keeps a mirror of the stream for the region's edges; the stream's own JetStream needs a domain too (docs/architecture.md, Regions)")
+	fs.IntVar(&o.mirrorRepl, "stream-mirror-replicas", 1, "copies of each region's mirror in its region's JetStream, 1 to 5")
 }
 
 // config validates the flags (before any connection to NATS) and returns the stream's limits.
@@ -144,6 +157,22 @@ func (o *streamOpts) config() (pubsub.StreamConfig, error) {
 	if o.dupWindow <= 0 {
 		return c, fmt.Errorf("--stream-duplicate-window: want more than 0, got %s", o.dupWindow)
 	}
+	if o.mirrorRepl < 1 || o.mirrorRepl > pubsub.MaxReplicas {
+		return c, fmt.Errorf("--stream-mirror-replicas: want 1 to %d, got %d", pubsub.MaxReplicas, o.mirrorRepl)
+	}
+	var mirrors []string
+	for _, d := range strings.Split(o.mirrors, ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			continue
+		}
+		if strings.ContainsAny(d, ".*> \t") {
+			return c, fmt.Errorf("--stream-mirrors: %q is not a JetStream domain (a name without dots, wildcards or spaces)", d)
+		}
+		if slices.Contains(mirrors, d) {
+			return c, fmt.Errorf("--stream-mirrors: %q given twice", d)
+		}
+		mirrors = append(mirrors, d)
+	}
 	return pubsub.StreamConfig{MaxAge: o.maxAge, MaxMsgsPerSubject: o.maxPerSubject, Replicas: o.replicas, MaxBytes: maxBytes,
-		DuplicateWindow: o.dupWindow}, nil
+		DuplicateWindow: o.dupWindow, Mirrors: mirrors, MirrorReplicas: o.mirrorRepl}, nil
 }

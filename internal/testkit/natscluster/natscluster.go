@@ -13,6 +13,7 @@ package natscluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -72,6 +73,7 @@ type node struct {
 	name    string
 	client  int
 	monitor int
+	leaf    int // its leaf node port, when the cluster takes leaf nodes
 	conf    string
 	log     testkit.SyncBuffer // every life's output, one after the other
 
@@ -83,7 +85,28 @@ type node struct {
 
 // Start starts a cluster of n servers and waits until it is ready (WaitReady). Every process
 // is killed at cleanup; when the test failed, each server's log goes to the test log.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t testing.TB, n int) *Cluster { return StartWith(t, n, Options{}) }
+
+// Options shape a cluster beyond its size: the hub of a supercluster of leaf nodes, or the
+// leaf nodes of an edge region (docs/architecture.md, "Regions").
+type Options struct {
+	// Name names the cluster and prefixes its servers' names (hub: hub-n0, hub-n1, ...), which
+	// must differ across clusters joined by leaf nodes. "" = cluster weft-test, servers n0, n1...
+	Name string
+	// Domain is the JetStream domain of the cluster's servers. "" = none.
+	Domain string
+	// LeafNodes makes every server accept leaf node connections, on a port of its own
+	// (LeafAddr), without advertising the cluster's leaf node ports to the leaf nodes.
+	LeafNodes bool
+	// Remotes are the leaf node URLs (nats-leaf://host:port) every server of the cluster
+	// connects to as a leaf node, tried in turn.
+	Remotes []string
+}
+
+// StartWith starts a cluster of n servers shaped by opts and waits until it is ready
+// (WaitReady). Every process is killed at cleanup; when the test failed, each server's log
+// goes to the test log. One server has no cluster block: a server alone is not a cluster.
+func StartWith(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("natscluster: %d servers", n)
@@ -102,7 +125,7 @@ func Start(t testing.TB, n int) *Cluster {
 	// A port found free may be taken before the server binds it (by another test binary's
 	// cluster starting at the same moment): then the cluster starts again on other ports.
 	for attempt := 1; ; attempt++ {
-		c.nodes = configure(t, filepath.Join(dir, fmt.Sprint(attempt)), n)
+		c.nodes = configure(t, filepath.Join(dir, fmt.Sprint(attempt)), n, opts)
 		for i := range c.nodes {
 			c.Start(i)
 		}
@@ -121,41 +144,65 @@ func Start(t testing.TB, n int) *Cluster {
 	return c
 }
 
+// portsPerNode: client, route, monitor and leaf node ports.
+const portsPerNode = 4
+
 // configure writes the config files of n servers routed to each other, on ports free now,
 // with their stores under dir.
-func configure(t testing.TB, dir string, n int) []*node {
+func configure(t testing.TB, dir string, n int, opts Options) []*node {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 3*n)
+	clusterName, prefix := "weft-test", ""
+	if opts.Name != "" {
+		clusterName, prefix = opts.Name, opts.Name+"-"
+	}
+	ports := freePorts(t, portsPerNode*n)
 	var nodes []*node
 	for i := range n {
-		nodes = append(nodes, &node{name: fmt.Sprintf("n%d", i), client: ports[3*i], monitor: ports[3*i+2]})
+		p := ports[portsPerNode*i:]
+		nodes = append(nodes, &node{name: fmt.Sprintf("%sn%d", prefix, i), client: p[0], monitor: p[2], leaf: p[3]})
 	}
 	for i, nd := range nodes {
-		var routes []string
-		for j := range n {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3*j+1])))
-			}
+		var b strings.Builder
+		fmt.Fprintf(&b, "server_name: %q\nlisten: \"127.0.0.1:%d\"\nhttp: \"127.0.0.1:%d\"\n", nd.name, nd.client, nd.monitor)
+		fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  max_memory_store: 256MB\n  max_file_store: 2GB\n",
+			filepath.Join(dir, nd.name, "store"))
+		if opts.Domain != "" {
+			fmt.Fprintf(&b, "  domain: %q\n", opts.Domain)
 		}
-		conf := fmt.Sprintf(`server_name: %q
-listen: "127.0.0.1:%d"
-http: "127.0.0.1:%d"
-jetstream {
-  store_dir: %q
-  max_memory_store: 256MB
-  max_file_store: 2GB
-}
-cluster {
-  name: "weft-test"
-  listen: "127.0.0.1:%d"
-  routes: [%s]
-}
-`, nd.name, nd.client, nd.monitor, filepath.Join(dir, nd.name, "store"), ports[3*i+1], strings.Join(routes, ", "))
+		b.WriteString("}\n")
+		if n > 1 {
+			var routes []string
+			for j := range n {
+				if j != i {
+					routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats-route://127.0.0.1:%d", ports[portsPerNode*j+1])))
+				}
+			}
+			fmt.Fprintf(&b, "cluster {\n  name: %q\n  listen: \"127.0.0.1:%d\"\n  routes: [%s]\n}\n",
+				clusterName, ports[portsPerNode*i+1], strings.Join(routes, ", "))
+		}
+		if opts.LeafNodes || len(opts.Remotes) > 0 {
+			b.WriteString("leafnodes {\n")
+			if opts.LeafNodes {
+				// no_advertise: a leaf node keeps to the URLs it was given (a WAN link in
+				// front of the hub) instead of learning the hub servers' own addresses and
+				// reconnecting around the link when it is cut.
+				fmt.Fprintf(&b, "  listen: \"127.0.0.1:%d\"\n  no_advertise: true\n", nd.leaf)
+			}
+			if len(opts.Remotes) > 0 {
+				var urls []string
+				for _, u := range opts.Remotes {
+					urls = append(urls, fmt.Sprintf("%q", u))
+				}
+				// Reconnect every second (the default, said here so a test can count on it).
+				fmt.Fprintf(&b, "  reconnect: \"1s\"\n  remotes: [ { urls: [%s] } ]\n", strings.Join(urls, ", "))
+			}
+			b.WriteString("}\n")
+		}
 		nd.conf = filepath.Join(dir, nd.name+".conf")
-		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
+		if err := os.WriteFile(nd.conf, []byte(b.String()), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -208,6 +255,35 @@ func (c *Cluster) URLs() string {
 		urls[i] = c.URL(i)
 	}
 	return strings.Join(urls, ",")
+}
+
+// LeafAddr is server i's leaf node listener, host:port (with Options.LeafNodes).
+func (c *Cluster) LeafAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", c.nodes[i].leaf) }
+
+// LeafAddrs is every server's leaf node listener.
+func (c *Cluster) LeafAddrs() []string {
+	addrs := make([]string, len(c.nodes))
+	for i := range c.nodes {
+		addrs[i] = c.LeafAddr(i)
+	}
+	return addrs
+}
+
+// Leafs is how many leaf node connections server i has now (its /leafz): a leaf node's
+// connections to its hub, or a hub server's from leaf nodes.
+func (c *Cluster) Leafs(i int) (int, error) {
+	resp, err := c.hc.Get(fmt.Sprintf("http://127.0.0.1:%d/leafz", c.nodes[i].monitor))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var z struct {
+		Leafs int `json:"leafnodes"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&z); err != nil {
+		return 0, fmt.Errorf("natscluster: %s /leafz: %w", c.nodes[i].name, err)
+	}
+	return z.Leafs, nil
 }
 
 // Name is server i's server_name (what StreamInfo's cluster info calls it).

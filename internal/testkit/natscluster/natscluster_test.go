@@ -72,3 +72,59 @@ func TestKillAndRestart(t *testing.T) {
 	testkit.OK(t, err)
 	testkit.Equal(t, info.State.Msgs, uint64(20), "messages stored after a full restart")
 }
+
+// TestLeafNode: a leaf node in a JetStream domain of its own connects to a hub; a stream in
+// the leaf's domain mirrors the hub's stream of the same name through the domain's API prefix,
+// answers direct gets locally, and a core subscription on the leaf gets the hub's messages.
+func TestLeafNode(t *testing.T) {
+	hub := natscluster.StartWith(t, 1, natscluster.Options{Name: "hub", Domain: "hub", LeafNodes: true})
+	leaf := natscluster.StartWith(t, 1, natscluster.Options{Name: "leaf", Domain: "leaf",
+		Remotes: []string{"nats-leaf://" + hub.LeafAddr(0)}})
+	testkit.Eventually(t, func() bool { n, err := leaf.Leafs(0); return err == nil && n == 1 }, "the leaf connected")
+	n, err := hub.Leafs(0)
+	testkit.OK(t, err)
+	testkit.Equal(t, n, 1, "leaf connections at the hub")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hjs, err := jetstream.New(hub.Conn(t))
+	testkit.OK(t, err)
+	_, err = hjs.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, AllowDirect: true})
+	testkit.OK(t, err)
+	lnc := leaf.Conn(t)
+	live, err := lnc.SubscribeSync("t.x")
+	testkit.OK(t, err)
+	testkit.OK(t, lnc.Flush())
+	ljs, err := jetstream.New(lnc) // the leaf's own domain, without naming it
+	testkit.OK(t, err)
+	mirror, err := ljs.CreateStream(ctx, jetstream.StreamConfig{Name: "T", AllowDirect: true,
+		Mirror: &jetstream.StreamSource{Name: "T", External: &jetstream.ExternalStream{APIPrefix: "$JS.hub.API"}}})
+	testkit.OK(t, err)
+	// The subscription's interest crosses to the hub a moment after the leaf has it.
+	testkit.Eventually(t, func() bool {
+		_, err := hjs.Publish(ctx, "t.x", []byte("probe"))
+		testkit.OK(t, err)
+		_, err = live.NextMsg(20 * time.Millisecond)
+		return err == nil
+	}, "a live message on the leaf")
+	for i := range 5 {
+		_, err := hjs.Publish(ctx, "t.x", fmt.Appendf(nil, "m%d", i))
+		testkit.OK(t, err)
+	}
+	testkit.Eventually(t, func() bool {
+		m, err := mirror.GetLastMsgForSubject(ctx, "t.x")
+		return err == nil && string(m.Data) == "m4"
+	}, "the mirror's last message, by direct get")
+	testkit.True(t, mirror.CachedInfo().Config.AllowDirect, "the mirror allows direct gets")
+	info, err := mirror.Info(ctx)
+	testkit.OK(t, err)
+	testkit.True(t, info.State.Msgs >= 6, "the mirror holds %d messages, want the probes and 5", info.State.Msgs)
+	for i := 0; i < 5; {
+		m, err := live.NextMsg(10 * time.Second)
+		testkit.OK(t, err)
+		if string(m.Data) != "probe" {
+			testkit.Equal(t, string(m.Data), fmt.Sprintf("m%d", i), "live message")
+			i++
+		}
+	}
+}
