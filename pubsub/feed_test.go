@@ -87,7 +87,7 @@ func TestCollectorExportsFeed(t *testing.T) {
 		testkit.True(t, ok, "metric %s missing (have %v)", name, got)
 		testkit.Equal(t, v, want, name)
 	}
-	for _, name := range []string{"weft_feed_gaps_detected_total", "weft_feed_gaps_filled_total", "weft_feed_events_fetched_total", "weft_feed_lag_sum"} {
+	for _, name := range []string{"weft_feed_fallback_reads_total", "weft_feed_gaps_detected_total", "weft_feed_gaps_filled_total", "weft_feed_events_fetched_total", "weft_feed_lag_sum"} {
 		_, ok := got[name]
 		testkit.True(t, ok, "metric %s missing", name)
 	}

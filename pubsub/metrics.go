@@ -32,6 +32,8 @@ var (
 			func(s *Stats) uint64 { return s.GapsFilled }},
 		{prometheus.NewDesc("weft_feed_gaps_unfillable_total", "Gaps the stream no longer held: each made its team reload from the origin.", nil, nil),
 			func(s *Stats) uint64 { return s.Lost }},
+		{prometheus.NewDesc("weft_feed_fallback_reads_total", "Gap fills and replays that read the fallback domain's stream (the hub's, across the WAN) because the regional mirror lagged or lacked an event.", nil, nil),
+			func(s *Stats) uint64 { return s.FallbackReads }},
 		{prometheus.NewDesc("weft_feed_fill_retries_total", "JetStream errors while filling a gap, each retried with backoff.", nil, nil),
 			func(s *Stats) uint64 { return s.FillRetries }},
 	}
