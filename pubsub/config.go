@@ -147,16 +147,16 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Domain != "" {
-		if c.Embedded != nil && c.NATS.URLs == "" {
-			return c, errors.New("pubsub: config: Domain set with the embedded server, which has no JetStream domain")
+		if c.Embedded != nil && c.NATS.URLs == "" && !c.Embedded.regional() {
+			return c, errors.New("pubsub: config: Domain set with an embedded server that has no JetStream domain and no leaf nodes")
 		}
 		if err := validDomain(c.Domain); err != nil {
 			return c, fmt.Errorf("pubsub: config: Domain: %w", err)
 		}
 	}
 	if c.FallbackDomain != "" {
-		if c.Embedded != nil && c.NATS.URLs == "" {
-			return c, errors.New("pubsub: config: FallbackDomain set with the embedded server, which has no JetStream domain")
+		if c.Embedded != nil && c.NATS.URLs == "" && !c.Embedded.regional() {
+			return c, errors.New("pubsub: config: FallbackDomain set with an embedded server that has no JetStream domain and no leaf nodes")
 		}
 		if err := validDomain(c.FallbackDomain); err != nil {
 			return c, fmt.Errorf("pubsub: config: FallbackDomain: %w", err)

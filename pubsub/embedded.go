@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -36,6 +37,21 @@ type EmbeddedConfig struct {
 	// ServerName names the server in logs and monitoring. "" = one the server generates.
 	ServerName string
 
+	// Domain is the server's JetStream domain (docs/architecture.md, "Regions"). "" = none.
+	Domain string
+
+	// LeafListen makes the server accept NATS leaf node connections on Host at LeafPort
+	// (0 = a free port; read it back with LeafAddr), the hub of a region topology. Like
+	// no_advertise in a config file, it does not tell leaf nodes about other addresses: a leaf
+	// node keeps to the URL it was given (a WAN link in front of the hub).
+	LeafListen bool
+	LeafPort   int
+
+	// LeafRemotes are the URLs (nats-leaf://host:port) of one server this one connects to as
+	// a leaf node, tried in turn and reconnected every second after a loss. Loopback or not,
+	// they are the operator's; nil = none.
+	LeafRemotes []string
+
 	// Logger receives the server's log, at debug level except warnings and errors.
 	// nil = discard.
 	Logger *slog.Logger
@@ -51,6 +67,7 @@ type Embedded struct {
 	srv      *server.Server
 	storeDir string
 	tempDir  bool // storeDir was created by Start and is removed by Shutdown
+	leafPort int  // the leaf node port bound, with LeafListen
 	started  bool
 	stopped  bool
 }
@@ -68,6 +85,19 @@ func NewEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if net.ParseIP(cfg.Host) == nil && cfg.Host != "localhost" {
 		return nil, fmt.Errorf("pubsub: embedded: host %q is not an IP address", cfg.Host)
+	}
+	if cfg.LeafPort < 0 || cfg.LeafPort > 65535 {
+		return nil, fmt.Errorf("pubsub: embedded: leaf port %d out of range", cfg.LeafPort)
+	}
+	if cfg.Domain != "" {
+		if err := validDomain(cfg.Domain); err != nil {
+			return nil, fmt.Errorf("pubsub: embedded: %w", err)
+		}
+	}
+	for _, r := range cfg.LeafRemotes {
+		if _, err := leafURL(r); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.StoreDir != "" {
 		if fi, err := os.Stat(cfg.StoreDir); err == nil && !fi.IsDir() {
@@ -110,6 +140,22 @@ func (e *Embedded) Start() error {
 		StoreDir:   dir,
 		NoSigs:     true,
 	}
+	opts.JetStreamDomain = e.cfg.Domain
+	if e.cfg.LeafListen {
+		opts.LeafNode.Host, opts.LeafNode.Port, opts.LeafNode.NoAdvertise = e.cfg.Host, e.cfg.LeafPort, true
+		if e.cfg.LeafPort == 0 {
+			opts.LeafNode.Port = server.RANDOM_PORT
+		}
+	}
+	if len(e.cfg.LeafRemotes) > 0 {
+		var urls []*url.URL
+		for _, r := range e.cfg.LeafRemotes {
+			u, _ := leafURL(r) // checked by NewEmbedded
+			urls = append(urls, u)
+		}
+		opts.LeafNode.ReconnectInterval = time.Second
+		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: urls}}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		e.removeTemp()
@@ -124,6 +170,11 @@ func (e *Embedded) Start() error {
 		return fmt.Errorf("pubsub: embedded: server not ready after %s", readyTimeout)
 	}
 	e.srv = srv
+	if e.cfg.LeafListen {
+		// The server wrote the port it bound back into opts before it was ready (under its
+		// lock, which ReadyForConnections took after it).
+		e.leafPort = opts.LeafNode.Port
+	}
 	e.log.Info("pubsub: embedded NATS ready", "url", e.clientURL(), "store_dir", dir, "in_process_only", e.cfg.NoListen)
 	return nil
 }
@@ -181,6 +232,42 @@ func (e *Embedded) Port() int {
 	}
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// LeafAddr is the host:port leaf nodes connect to (with LeafListen), "" before Start.
+func (e *Embedded) LeafAddr() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv == nil || e.leafPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(e.cfg.Host, strconv.Itoa(e.leafPort))
+}
+
+// LeafConnections is how many leaf node connections the server has now: on a leaf node, 1
+// once it is connected to its hub.
+func (e *Embedded) LeafConnections() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv == nil || e.stopped {
+		return 0
+	}
+	return e.srv.NumLeafNodes()
+}
+
+// regional says whether the server is part of a region topology (a JetStream domain or leaf
+// nodes): only then can a bus on it name another domain. cfg does not change after NewEmbedded.
+func (e *Embedded) regional() bool {
+	return e.cfg.Domain != "" || e.cfg.LeafListen || len(e.cfg.LeafRemotes) > 0
+}
+
+// leafURL parses a leaf node remote URL.
+func leafURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "nats-leaf" && u.Scheme != "nats") {
+		return nil, fmt.Errorf("pubsub: embedded: leaf remote %q: want nats-leaf://host:port", s)
+	}
+	return u, nil
 }
 
 // StoreDir is the directory JetStream stores into ("" before Start).
