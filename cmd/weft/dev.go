@@ -5,15 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/weft-edge/weft/internal/proxycmd"
 	"github.com/weft-edge/weft/internal/token"
-	"github.com/weft-edge/weft/pubsub"
 )
 
 // runDev runs the whole stack in one process on loopback: embedded NATS with JetStream, the
@@ -27,7 +23,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	var orig originOpts
 	orig.flags(fs, "origin-addr", 20)
 	fs.StringVar(&o.secret, "token-secret", token.DevSecret, "token secret (the dev default is public: never use it in production)")
-	edges := fs.Int("edges", 1, "edge nodes; more than 1 runs them in a ring behind a proxy listening on --addr")
+	edges := fs.Int("edges", 1, "edge nodes; more than 1 runs them in a ring behind a proxy listening on --addr (with --regions: per region)")
+	regions := fs.Int("regions", 1, fmt.Sprintf("regions, 1 to %d: more than 1 runs a NATS leaf node, a proxy and --edges edges per region, each region but home behind a simulated WAN (--wan-rtt) to the home region's NATS hub and origin; the home proxy listens on --addr, the others on free ports", maxRegions))
+	wanRTT := fs.String("wan-rtt", "80ms,150ms,220ms,300ms", "with --regions: round trips from home to regions a, b, … (comma-separated)")
 	var nats natsOpts
 	nats.flags(fs, "NATS server or cluster URL(s), comma-separated seeds; empty starts an embedded NATS server with JetStream (the edges run in this process and use it)")
 	var stream streamOpts
@@ -39,6 +37,24 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if *edges < 1 || *edges > 64 {
 		return fmt.Errorf("--edges: want 1 to 64, got %d", *edges)
 	}
+	if *regions < 1 || *regions > maxRegions {
+		return fmt.Errorf("--regions: want 1 to %d, got %d", maxRegions, *regions)
+	}
+	var rtts []time.Duration
+	if *regions > 1 {
+		if nats.conn.URLs != "" {
+			return errors.New("--regions runs its own NATS servers (a hub and a leaf node per region): drop --nats")
+		}
+		if stream.mirrors != "" {
+			return errors.New("--regions keeps the regions' mirrors itself: drop --stream-mirrors")
+		}
+		if rtts, err = parseRTTs(*wanRTT, *regions); err != nil {
+			return err
+		}
+		for _, name := range regionNames[1:*regions] {
+			stream.mirrors += "region-" + name + ","
+		}
+	}
 	// The dev process runs the origin, so its own bus owns the stream and creates it before
 	// the edges (and the proxy) connect; they only use it.
 	scfg, err := stream.config()
@@ -46,6 +62,15 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	nats.stream, nats.updateStream = &scfg, stream.update
+	var regs []*devRegion
+	if *regions > 1 {
+		var stopRegions func()
+		if regs, stopRegions, err = startRegions(ctx, &nats, rtts, log); err != nil {
+			return err
+		}
+		defer stopRegions() // after the bus below is closed, and everything in g has stopped
+		nats.started = regs[0].nats
+	}
 	bus, emb, closeBus, err := nats.connect(ctx, log, "weft-dev")
 	if err != nil {
 		return err
@@ -58,6 +83,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer oln.Close() // after a clean run the origin's server has closed it already
 	o.originURL = "http://" + oln.Addr().String()
+	if regs != nil {
+		if err := linkOrigin(regs, oln.Addr().String()); err != nil {
+			return err
+		}
+	}
 	keys, err := token.New([]byte(o.secret))
 	if err != nil {
 		return err
@@ -78,7 +108,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	var base string
-	if *edges == 1 {
+	if *edges == 1 && regs == nil {
 		srv, eln, err := o.listen(o.addr, bus, log)
 		if err != nil {
 			return err
@@ -87,8 +117,16 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s\n", orig.size, len(osrv.TeamIDs()), orig.rate)
 		fmt.Fprintf(stdout, "  edge    %s   (WebSocket ws://%s/ws, metrics %s/metrics)\n", base, eln.Addr(), base)
 		g.Go(func() error { return serveEdge(gctx, srv, eln, o.drain, log) })
+	} else if regs == nil {
+		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", orig.size, len(osrv.TeamIDs()), orig.rate, *edges)
+		ring := devSite{nats: emb, originURL: o.originURL, proxyAddr: o.addr, edges: *edges, prefix: "edge-"}
+		if base, err = devSiteStart(gctx, g, ring, o, bus, log, stdout, "  proxy  ", ""); err != nil {
+			return fail(err)
+		}
 	} else {
-		if base, err = devRing(gctx, g, *edges, o, emb, bus, log, stdout, orig.size, len(osrv.TeamIDs()), orig.rate); err != nil {
+		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d regions on a simulated WAN, each with a proxy and %d edge(s)\n",
+			orig.size, len(osrv.TeamIDs()), orig.rate, len(regs), *edges)
+		if base, err = devRegionSites(gctx, g, regs, *edges, o, log, stdout); err != nil {
 			return fail(err)
 		}
 	}
@@ -120,66 +158,4 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log.Info("dev stack stopped")
 	return err
-}
-
-// devRing starts n edges (edge-1 … edge-n, each on its own NATS connection and a free port)
-// and a proxy on o.addr in front of them, in g; it prints them and returns the proxy's URL.
-func devRing(ctx context.Context, g *errgroup.Group, n int, o edgeOpts, emb *pubsub.Embedded, bus *pubsub.Bus,
-	log *slog.Logger, stdout io.Writer, size string, teams int, rate float64) (string, error) {
-	connect := func(name string) (*pubsub.Bus, error) {
-		if emb == nil {
-			return bus, nil // an external NATS: every edge shares the process's connection
-		}
-		return pubsub.Connect(ctx, pubsub.Config{Embedded: emb, Name: name, Logger: log})
-	}
-	// Each edge and the proxy have a NATS connection of their own, theirs to close; the
-	// process's (an external NATS) is runDev's.
-	closeBus := func(b *pubsub.Bus) {
-		if b != bus {
-			b.Close()
-		}
-	}
-	pbus, err := connect("weft-dev-proxy")
-	if err != nil {
-		return "", err
-	}
-	popts := proxycmd.Options{Secret: o.secret, DownFor: 5 * time.Second, ConnectRate: 2000, ConnectBurst: 2000, EdgeRate: 150, EdgeBurst: 150}
-	psrv, err := popts.Server(pbus, log, pbus.ConnMetrics())
-	if err != nil {
-		closeBus(pbus)
-		return "", err
-	}
-	pln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		closeBus(pbus)
-		return "", err
-	}
-	base := "http://" + pln.Addr().String()
-	fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", size, teams, rate, n)
-	fmt.Fprintf(stdout, "  proxy   %s   (WebSocket ws://%s/ws, metrics %s/metrics)\n", base, pln.Addr(), base)
-	// The proxy serves from here on (503 until it hears an edge), so that g owns it, and
-	// stops it, should an edge fail to start.
-	g.Go(func() error {
-		defer closeBus(pbus)
-		return proxycmd.Serve(ctx, psrv, pln, log)
-	})
-	for i := 1; i <= n; i++ {
-		eo := o
-		eo.node = fmt.Sprintf("edge-%d", i)
-		ebus, err := connect("weft-dev-" + eo.node)
-		if err != nil {
-			return "", err
-		}
-		srv, eln, err := eo.listen("127.0.0.1:0", ebus, log)
-		if err != nil {
-			closeBus(ebus)
-			return "", err
-		}
-		fmt.Fprintf(stdout, "  %-7s http://%s\n", eo.node, eln.Addr())
-		g.Go(func() error {
-			defer closeBus(ebus)
-			return serveEdge(ctx, srv, eln, eo.drain, log)
-		})
-	}
-	return base, nil
 }

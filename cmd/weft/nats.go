@@ -31,6 +31,9 @@ type natsOpts struct {
 	stream *pubsub.StreamConfig
 	// updateStream is --stream-update.
 	updateStream bool
+	// started, set by `weft dev --regions`, is an embedded server the caller started (and
+	// shuts down) for connect to use instead of starting one.
+	started *pubsub.Embedded
 }
 
 // flags registers the NATS flags; urlsUsage says what --nats (and its absence) means to the
@@ -56,39 +59,54 @@ func (o *natsOpts) connect(ctx context.Context, log *slog.Logger, name string) (
 	if o.stream != nil {
 		cfg.ManageStream, cfg.Stream, cfg.UpdateStream = true, *o.stream, o.updateStream
 	}
-	var emb *pubsub.Embedded
-	if o.conn.URLs == "" {
-		host, portStr, err := net.SplitHostPort(o.addr)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--nats-addr: %w", err)
-		}
-		port, err := strconv.Atoi(portStr)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--nats-addr: bad port %q", portStr)
-		}
-		emb, err = pubsub.NewEmbedded(pubsub.EmbeddedConfig{Host: host, Port: port, StoreDir: o.store, Logger: log})
-		if err != nil {
+	var emb, owned *pubsub.Embedded
+	switch {
+	case o.started != nil:
+		emb = o.started
+	case o.conn.URLs == "":
+		var err error
+		if emb, err = o.startEmbedded(pubsub.EmbeddedConfig{Logger: log}); err != nil {
 			return nil, nil, nil, err
 		}
-		if err := emb.Start(); err != nil {
-			return nil, nil, nil, fmt.Errorf("embedded NATS: %w", err)
-		}
-		cfg.Embedded = emb
+		owned = emb
 	}
+	cfg.Embedded = emb
 	bus, err := pubsub.Connect(ctx, cfg)
 	if err != nil {
-		if emb != nil {
-			emb.Shutdown()
+		if owned != nil {
+			owned.Shutdown()
 		}
 		return nil, nil, nil, err
 	}
 	closeAll := func() {
 		bus.Close()
-		if emb != nil {
-			emb.Shutdown()
+		if owned != nil {
+			owned.Shutdown()
 		}
 	}
 	return bus, emb, closeAll, nil
+}
+
+// startEmbedded starts an embedded NATS server on --nats-addr with --nats-store and what cfg
+// adds (a JetStream domain, leaf nodes).
+func (o *natsOpts) startEmbedded(cfg pubsub.EmbeddedConfig) (*pubsub.Embedded, error) {
+	host, portStr, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-addr: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-addr: bad port %q", portStr)
+	}
+	cfg.Host, cfg.Port, cfg.StoreDir = host, port, o.store
+	emb, err := pubsub.NewEmbedded(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := emb.Start(); err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	return emb, nil
 }
 
 // embeddedEdge checks the NATS flags of `weft edge`: an edge needs the NATS its origin
