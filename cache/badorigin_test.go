@@ -109,7 +109,8 @@ func TestBadOriginInputIsRefusedAndChangesNothing(t *testing.T) {
 	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s.setWrap(c.wrap)
+			// The first contract's pages, one per request; listings_test.go has the newer forms.
+			s.setWrap(chain(c.wrap, firstContract))
 			defer s.setWrap(nil)
 			_, err := s.teams.Acquire(ctx, victim)
 			if !errors.Is(err, origin.ErrBadResponse) {

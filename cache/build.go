@@ -11,19 +11,44 @@ import (
 // channels go in as they come; memberships are collected as (channel, user) index pairs and
 // laid out at the end in two arenas (channel → members, user → channels), which is both the
 // fastest way to build 5M memberships and the most compact result.
+//
+// A strict builder (the listings' newer forms, whose partitions must be disjoint) refuses a row
+// it was given before: a listing of the first contract may repeat a row under changes, but a
+// row in two partitions means the origin's partitions overlap, which may as well hide a gap.
 type builder struct {
-	s     *Store
-	pairs []uint64
+	s      *Store
+	pairs  []uint64
+	strict bool
 }
 
-func newBuilder(team string) *builder { return &builder{s: newStore(team)} }
-
-func (b *builder) users(us []origin.User) {
-	b.s.ApplyUsers(us)
+func newBuilder(team string, strict bool) *builder {
+	return &builder{s: newStore(team), strict: strict}
 }
 
-func (b *builder) channels(cs []origin.Channel) {
-	b.s.ApplyChannels(cs)
+func (b *builder) users(us []origin.User) error {
+	s := b.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range us {
+		if j, ok := s.userIdx[us[i].ID]; ok && b.strict && s.users[j].known {
+			return fmt.Errorf("%w: user %s listed twice", origin.ErrBadResponse, s.users[j].obj.ID)
+		}
+		s.putUser(&us[i])
+	}
+	return nil
+}
+
+func (b *builder) channels(cs []origin.Channel) error {
+	s := b.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range cs {
+		if j, ok := s.chanIdx[cs[i].ID]; ok && b.strict && s.chans[j].known {
+			return fmt.Errorf("%w: channel %s listed twice", origin.ErrBadResponse, s.chans[j].obj.ID)
+		}
+		s.putChannel(&cs[i])
+	}
+	return nil
 }
 
 func (b *builder) memberships(rows []origin.Membership) {
@@ -48,6 +73,15 @@ func (b *builder) finish(info origin.Team, seq int64) (*Store, error) {
 	pairs := b.pairs
 	b.pairs = nil
 	slices.Sort(pairs)
+	if b.strict {
+		for i := 1; i < len(pairs); i++ {
+			if pairs[i] == pairs[i-1] {
+				ci, ui := uint32(pairs[i]>>32), uint32(pairs[i])
+				return nil, fmt.Errorf("%w: membership of %s in %s listed twice",
+					origin.ErrBadResponse, s.users[ui].obj.ID, s.chans[ci].obj.ID)
+			}
+		}
+	}
 	pairs = slices.Compact(pairs)
 
 	// Channel side: pairs are sorted by channel then user, so each channel's members are one

@@ -10,8 +10,9 @@
 //     holds ([Teams.Acquire] … [Team.Release]); [Config] and [Hooks], by which the edge
 //     learns of loads, events, reloads and unloads.
 //   - load.go: a load. Subscribe to the team's events first (the subscription buffers), read
-//     the origin's snapshot pages ([Snapshot]), then start the subscription after the
-//     snapshot's seq, so that every later event is applied exactly once, in order.
+//     the origin's listings ([Snapshot]: page by page, or streamed and in partitions when the
+//     origin announces them), then start the subscription after the snapshot's seq, so that
+//     every later event is applied exactly once, in order.
 //   - store.go: [Store] and its reads; build.go: laying out a fresh store from pages;
 //     apply.go: applying pages and events, keeping the newer version of every object.
 //   - follow.go: [Follower], state derived from a store and kept current with it (the
@@ -21,7 +22,8 @@
 //
 //   - one per first load of a team (the askers wait on it, not run it), and one per reload,
 //     which retries with backoff while the origin fails; a load reads the three listings
-//     (users, channels, memberships) on goroutines of its own and waits for them;
+//     (users, channels, memberships), each partition of each, on goroutines of its own
+//     (an errgroup, at most 32 at once) and waits for them;
 //   - the janitor, started by [Teams.Start], which unloads teams idle past the grace period.
 //
 // Each loaded team's events arrive on the delivery goroutine of its pubsub subscription,

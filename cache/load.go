@@ -11,12 +11,14 @@ import (
 	"github.com/weft-edge/weft/pubsub"
 )
 
-// Origin is where a team's snapshot comes from; *origin.Client implements it.
+// Origin is where a team's snapshot comes from; *origin.Client implements it. Each List method
+// is one request of a listing, in any of the contract's forms (origin.ListRequest: a page, a
+// stream of pages, a partition), handing its pages over as they come.
 type Origin interface {
 	Team(ctx context.Context, team string) (*origin.TeamInfo, error)
-	UsersPage(ctx context.Context, team, cursor string, limit int) (*origin.UsersPage, error)
-	ChannelsPage(ctx context.Context, team, cursor string, limit int) (*origin.ChannelsPage, error)
-	MembershipsPage(ctx context.Context, team, cursor string, limit int) (*origin.MembershipsPage, error)
+	ListUsers(ctx context.Context, team string, r origin.ListRequest, page func(*origin.UsersPage) error) error
+	ListChannels(ctx context.Context, team string, r origin.ListRequest, page func(*origin.ChannelsPage) error) error
+	ListMemberships(ctx context.Context, team string, r origin.ListRequest, page func(*origin.MembershipsPage) error) error
 	PageLimit() int
 }
 
@@ -81,84 +83,147 @@ func (ts *Teams) load(ctx context.Context, t *Team) (*Store, *pubsub.TeamSub, *f
 	return st, sub, h, nil
 }
 
+// maxParallelParts bounds the listing requests one load has in flight: the partitions of the
+// three listings (each one request at a time) past it wait for a slot.
+const maxParallelParts = 32
+
 // Snapshot reads team from the origin into a new store that follows no feed: its seq is the
 // origin's at the start of the read. Teams uses it for every load; tools and benchmarks use it
 // alone. maxMemberships caps the membership rows (a listing that never ends is refused).
+//
+// The three listings are read at the same time, in the form the team answer announces
+// (docs/origin.md, "Fewer round trips"): each partition of each listing is walked on its own,
+// streamed when the origin streams. Without an announcement, each listing is one walk of a
+// page per request, the first contract.
 func Snapshot(ctx context.Context, o Origin, team string, maxMemberships int) (*Store, error) {
 	info, err := o.Team(ctx, team)
 	if err != nil {
 		return nil, fmt.Errorf("cache: load %s: %w", team, err)
 	}
-	b := newBuilder(team)
+	forms := info.Listings
+	b := newBuilder(team, forms != nil)
 	limit := o.PageLimit()
 	// Users and channels may not exceed what the team says it has by much; memberships are
 	// bounded by configuration. Either way a listing that never ends is cut off.
 	maxUsers := max(2*info.Team.UserCount, info.Team.UserCount+100_000)
 	maxChans := max(2*info.Team.ChannelCount, info.Team.ChannelCount+100_000)
+	var parts origin.ListingPartitions
+	if forms != nil {
+		parts = forms.Partitions
+	}
+	listings := []struct {
+		l     *listing
+		parts int
+		fetch fetchFunc
+	}{
+		{&listing{what: "users", maxRows: int64(maxUsers)}, parts.Users,
+			func(ctx context.Context, r origin.ListRequest, step stepFunc) error {
+				return o.ListUsers(ctx, team, r, func(p *origin.UsersPage) error {
+					if err := step(len(p.Users), p.NextCursor); err != nil {
+						return err
+					}
+					return b.users(p.Users)
+				})
+			}},
+		{&listing{what: "channels", maxRows: int64(maxChans)}, parts.Channels,
+			func(ctx context.Context, r origin.ListRequest, step stepFunc) error {
+				return o.ListChannels(ctx, team, r, func(p *origin.ChannelsPage) error {
+					if err := step(len(p.Channels), p.NextCursor); err != nil {
+						return err
+					}
+					return b.channels(p.Channels)
+				})
+			}},
+		{&listing{what: "memberships", maxRows: int64(maxMemberships)}, parts.Memberships,
+			func(ctx context.Context, r origin.ListRequest, step stepFunc) error {
+				return o.ListMemberships(ctx, team, r, func(p *origin.MembershipsPage) error {
+					if err := step(len(p.Memberships), p.NextCursor); err != nil {
+						return err
+					}
+					b.memberships(p.Memberships)
+					return nil
+				})
+			}},
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return walk(gctx, "users", maxUsers, func(ctx context.Context, cursor string) (int, string, error) {
-			p, err := o.UsersPage(ctx, team, cursor, limit)
-			if err != nil {
-				return 0, "", err
+	g.SetLimit(maxParallelParts)
+	for _, l := range listings {
+		n := max(l.parts, 1)
+		for i := range n {
+			r := origin.ListRequest{Limit: limit, Stream: forms != nil && forms.Stream}
+			if n > 1 {
+				r.Partition, r.Partitions = i, n
 			}
-			b.users(p.Users)
-			return len(p.Users), p.NextCursor, nil
-		})
-	})
-	g.Go(func() error {
-		return walk(gctx, "channels", maxChans, func(ctx context.Context, cursor string) (int, string, error) {
-			p, err := o.ChannelsPage(ctx, team, cursor, limit)
-			if err != nil {
-				return 0, "", err
-			}
-			b.channels(p.Channels)
-			return len(p.Channels), p.NextCursor, nil
-		})
-	})
-	g.Go(func() error {
-		return walk(gctx, "memberships", maxMemberships, func(ctx context.Context, cursor string) (int, string, error) {
-			p, err := o.MembershipsPage(ctx, team, cursor, limit)
-			if err != nil {
-				return 0, "", err
-			}
-			b.memberships(p.Memberships)
-			return len(p.Memberships), p.NextCursor, nil
-		})
-	})
+			g.Go(func() error { return l.l.walk(gctx, r, l.fetch) })
+		}
+	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("cache: load %s: %w", team, err)
 	}
-	return b.finish(info.Team, info.Seq)
+	st, err := b.finish(info.Team, info.Seq)
+	if err != nil {
+		return nil, fmt.Errorf("cache: load %s: %w", team, err)
+	}
+	return st, nil
 }
 
-// walk follows a listing's cursors, refusing one that repeats a cursor, keeps sending empty
-// pages, or runs past maxRows: an origin bug must not become an endless load.
-func walk(ctx context.Context, what string, maxRows int, page func(context.Context, string) (int, string, error)) error {
+// stepFunc checks one page of a walk (its row count and next cursor) before its rows are used.
+type stepFunc func(n int, next string) error
+
+// fetchFunc makes one listing request r, passing each page through step, then using its rows.
+type fetchFunc func(ctx context.Context, r origin.ListRequest, step stepFunc) error
+
+// listing is one listing of a load; its partitions share the row bound.
+type listing struct {
+	what    string
+	maxRows int64
+	rows    atomic.Int64
+}
+
+// walk follows one partition of l (or the whole of it) from the start to its last page,
+// refusing one that repeats a cursor, keeps sending empty pages, or runs the listing past its
+// row bound: an origin bug must not become an endless load. Each request goes on from the
+// last cursor received; that is also how a stream the origin ended early continues, and how one
+// that broke after delivering pages resumes instead of failing the load (a request that
+// delivered nothing and failed fails the load, as every failed page of the first contract
+// does: Teams retries loads, and the breaker sees the failure).
+func (l *listing) walk(ctx context.Context, r origin.ListRequest, fetch fetchFunc) error {
+	what := l.what + " listing"
+	if r.Partitions > 1 {
+		what = fmt.Sprintf("%s listing, partition %d of %d,", l.what, r.Partition, r.Partitions)
+	}
 	seen := make(map[string]struct{})
-	cursor, rows, empty := "", 0, 0
+	empty := 0
 	for {
-		n, next, err := page(ctx, cursor)
-		if err != nil {
-			return err
-		}
-		rows += n
-		switch {
-		case rows > maxRows:
-			return fmt.Errorf("%w: %s listing passed %d rows", origin.ErrBadResponse, what, maxRows)
-		case next == "":
-			return nil
-		case n == 0:
-			if empty++; empty > 3 {
-				return fmt.Errorf("%w: %s listing keeps sending empty pages", origin.ErrBadResponse, what)
+		pages, done := 0, false
+		err := fetch(ctx, r, func(n int, next string) error {
+			pages++
+			if l.rows.Add(int64(n)) > l.maxRows {
+				return fmt.Errorf("%w: %s listing passed %d rows", origin.ErrBadResponse, l.what, l.maxRows)
 			}
-		default:
-			empty = 0
+			switch {
+			case next == "":
+				done = true
+				return nil
+			case n == 0:
+				if empty++; empty > 3 {
+					return fmt.Errorf("%w: %s keeps sending empty pages", origin.ErrBadResponse, what)
+				}
+			default:
+				empty = 0
+			}
+			if _, dup := seen[next]; dup {
+				return fmt.Errorf("%w: %s repeats cursor %q", origin.ErrBadResponse, what, next)
+			}
+			seen[next] = struct{}{}
+			r.Cursor = next
+			return nil
+		})
+		switch {
+		case done || (err != nil && !(pages > 0 && origin.IsFailure(err) && ctx.Err() == nil)):
+			return err
+		case pages == 0: // the client never answers nil without a page; a fake might
+			return fmt.Errorf("%w: %s: an answer without a page", origin.ErrBadResponse, what)
 		}
-		if _, dup := seen[next]; dup {
-			return fmt.Errorf("%w: %s listing repeats cursor %q", origin.ErrBadResponse, what, next)
-		}
-		seen[next] = struct{}{}
-		cursor = next
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,8 +151,18 @@ func consecutive(t *testing.T, seqs []int64, first int64) {
 // TestEventsDuringLoadAppliedOnce: events that happen while a load pages through the origin
 // (after the snapshot's seq was read, between two pages) are applied once each, in order, and
 // none from before the snapshot. The overlap is made, not hoped for: the origin holds the
-// second page of users until the team has been changed.
+// second page of users until the team has been changed: the second request of the first
+// contract, the second line of a stream.
 func TestEventsDuringLoadAppliedOnce(t *testing.T) {
+	for _, form := range []struct {
+		name string
+		wrap wrapFunc
+	}{{"pages", firstContract}, {"streams", nil}} {
+		t.Run(form.name, func(t *testing.T) { testEventsDuringLoad(t, form.wrap) })
+	}
+}
+
+func testEventsDuringLoad(t *testing.T, announced wrapFunc) {
 	s := newStack(t, stackOpts{pageLimit: 3})
 	team := s.origin.TeamIDs()[0]
 	mutate(t, s, team, 10) // history before the load
@@ -159,15 +170,25 @@ func TestEventsDuringLoadAppliedOnce(t *testing.T) {
 
 	held, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	s.setWrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		if r.URL.Path == "/origin/v1/teams/"+team+"/users" && r.URL.Query().Get("cursor") != "" {
-			once.Do(func() {
-				close(held)
-				<-release
-			})
+	hold := func() {
+		once.Do(func() {
+			close(held)
+			<-release
+		})
+	}
+	wrap := func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path == "/origin/v1/teams/"+team+"/users" {
+			if r.URL.Query().Get("cursor") != "" {
+				hold()
+			}
+			w = &holdAfterFirstPage{ResponseWriter: w, hold: hold}
 		}
 		next.ServeHTTP(w, r)
-	})
+	}
+	if announced != nil {
+		wrap = chain(wrap, announced)
+	}
+	s.setWrap(wrap)
 	defer s.setWrap(nil)
 	type result struct {
 		tm  *cache.Team
@@ -209,6 +230,25 @@ func TestEventsDuringLoadAppliedOnce(t *testing.T) {
 	}
 	matchOrigin(t, s, team)
 }
+
+// holdAfterFirstPage delivers the first write of a streamed answer (its first page), then
+// calls hold before the origin writes the next one. A plain page is one write: it never holds.
+type holdAfterFirstPage struct {
+	http.ResponseWriter
+	hold   func()
+	writes int
+}
+
+func (h *holdAfterFirstPage) Write(b []byte) (int, error) {
+	n, err := h.ResponseWriter.Write(b)
+	if h.writes++; h.writes == 1 && strings.HasPrefix(h.Header().Get("Content-Type"), origin.StreamType) {
+		http.NewResponseController(h.ResponseWriter).Flush()
+		h.hold()
+	}
+	return n, err
+}
+
+func (h *holdAfterFirstPage) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 func TestSlowConsumerGapFilledFromJetStream(t *testing.T) {
 	s := newStack(t, stackOpts{pending: 2})

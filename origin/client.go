@@ -189,6 +189,10 @@ func (c *Client) call(ctx context.Context, op, team, path string, q url.Values, 
 		}
 		return nil
 	}
+	return c.guard(ctx, run)
+}
+
+func (c *Client) guard(ctx context.Context, run func(context.Context) error) error {
 	if c.cfg.Guard != nil {
 		return c.cfg.Guard.Do(ctx, run)
 	}
@@ -209,31 +213,46 @@ func (e *errStatus) Error() string {
 }
 
 func (c *Client) get(ctx context.Context, target string) ([]byte, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.header != "" {
-		req.Header.Set("Authorization", c.header)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(ctx, target, "application/json")
 	if err != nil {
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, resp.StatusCode, &errStatus{status: resp.StatusCode, body: string(b)}
+		return nil, resp.StatusCode, statusError(resp)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
+	body, err := c.readBody(resp.Body)
+	return body, resp.StatusCode, err
+}
+
+func (c *Client) do(ctx context.Context, target, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return nil, resp.StatusCode, err
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	if c.header != "" {
+		req.Header.Set("Authorization", c.header)
+	}
+	return c.http.Do(req)
+}
+
+// statusError reads the start of a failed answer's body into its error.
+func statusError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return &errStatus{status: resp.StatusCode, body: string(b)}
+}
+
+// readBody reads a whole body of at most MaxBodyBytes.
+func (c *Client) readBody(r io.Reader) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, c.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, err
 	}
 	if int64(len(body)) > c.cfg.MaxBodyBytes {
-		return nil, resp.StatusCode, fmt.Errorf("%w: body larger than %d bytes", ErrBadResponse, c.cfg.MaxBodyBytes)
+		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrBadResponse, c.cfg.MaxBodyBytes)
 	}
-	return body, resp.StatusCode, nil
+	return body, nil
 }
 
 func (c *Client) classify(ctx context.Context, op, team string, status int, err error) error {

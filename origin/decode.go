@@ -63,6 +63,16 @@ func DecodeTeamInfo(team string, data []byte) (*TeamInfo, error) {
 	if ti.Seq < 0 {
 		return nil, badResponse("team %s: negative seq %d", team, ti.Seq)
 	}
+	if l := ti.Listings; l != nil {
+		for _, p := range []struct {
+			what string
+			n    int
+		}{{"users", l.Partitions.Users}, {"channels", l.Partitions.Channels}, {"memberships", l.Partitions.Memberships}} {
+			if p.n < 0 || p.n > MaxPartitions {
+				return nil, badResponse("team %s: %d partitions of %s, want 0 to %d", team, p.n, p.what, MaxPartitions)
+			}
+		}
+	}
 	return &ti, nil
 }
 

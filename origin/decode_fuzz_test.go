@@ -19,6 +19,8 @@ func FuzzDecodePage(f *testing.F) {
 	f.Add(uint8(2), []byte(`{"memberships":[{"channel":"","user":"U1","updated":1}]}`))
 	f.Add(uint8(1), []byte(`{"channels":null,"next_cursor":7}`))
 	f.Add(uint8(3), []byte(`[`))
+	f.Add(uint8(3), []byte(`{"team":{"id":"T1","name":"A","updated":1},"seq":1,"listings":{"stream":true,"partitions":{"users":2,"channels":1,"memberships":65}}}`))
+	f.Add(uint8(3), []byte(`{"team":{"id":"T1","name":"A","updated":1},"seq":1,"listings":{"partitions":{"memberships":-1}}}`))
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		const team, limit = "T1", 3
 		var err error
@@ -61,6 +63,13 @@ func FuzzDecodePage(f *testing.F) {
 			if ti, err = DecodeTeamInfo(team, data); err == nil {
 				if ti.Team.ID != team || ti.Seq < 0 || ti.Team.Updated <= 0 {
 					t.Fatalf("accepted invalid team info %+v", ti)
+				}
+				if l := ti.Listings; l != nil {
+					for _, n := range []int{l.Partitions.Users, l.Partitions.Channels, l.Partitions.Memberships} {
+						if n < 0 || n > MaxPartitions {
+							t.Fatalf("accepted %d partitions: %+v", n, l)
+						}
+					}
 				}
 			}
 		}

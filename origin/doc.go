@@ -9,6 +9,8 @@
 //   - client.go: Client, weft's HTTP client of the origin endpoints, safe for concurrent use.
 //     decode.go and decode_fast.go turn response bodies into checked values: they are the only
 //     place origin bytes become weft objects, so a misbehaving origin is refused there.
+//   - list.go: the listings in every form (a page, a stream of pages, a partition), one
+//     request each, pages handed on as they are decoded; stream.go reads a stream line by line.
 //   - errors.go: Error and the kinds of failure (not found, unavailable, timeout, bad response,
 //     rejected); IsFailure says which ones mean the origin is unhealthy.
 //   - breaker.go: Breaker, the circuit breaker with adaptive throttling that the edge runs every

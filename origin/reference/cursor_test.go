@@ -32,6 +32,7 @@ func TestCursorRoundTrip(t *testing.T) {
 // positions that encode back to a cursor decoding to the same positions; it never panics.
 func FuzzDecodeCursor(f *testing.F) {
 	for _, s := range []string{"", encodeCursor(cursorUsers, 42), encodeCursor(cursorMemberships, 7, 3),
+		encodeCursor(cursorUsers, 42, 99), encodeCursor(cursorMemberships, 7, 3, 120),
 		"bTEyLjM0", "dS0x", "!!", "dQ"} {
 		f.Add(s)
 	}
@@ -55,6 +56,27 @@ func FuzzDecodeCursor(f *testing.F) {
 			again, err := decodeCursor(k.kind, k.n, encodeCursor(k.kind, pos...))
 			if err != nil || !slices.Equal(again, pos) {
 				t.Fatalf("%q → %v → %v, %v", s, pos, again, err)
+			}
+		}
+		// A partition's cursor: the positions and the partition's end.
+		for _, k := range []struct {
+			kind byte
+			n    int
+		}{{cursorUsers, 1}, {cursorChannels, 1}, {cursorMemberships, 2}} {
+			pos, end, err := decodeCursorEnd(k.kind, k.n, s)
+			if err != nil {
+				continue
+			}
+			if len(pos) != k.n || end < -1 || end >= 1<<31 {
+				t.Fatalf("%q: %v end %d", s, pos, end)
+			}
+			enc := encodeCursor(k.kind, pos...)
+			if end >= 0 {
+				enc = encodeCursor(k.kind, append(pos, end)...)
+			}
+			again, end2, err := decodeCursorEnd(k.kind, k.n, enc)
+			if err != nil || !slices.Equal(again, pos) || end2 != end {
+				t.Fatalf("%q → %v %d → %v %d, %v", s, pos, end, again, end2, err)
 			}
 		}
 	})

@@ -10,30 +10,44 @@ import (
 // team's read lock for its own page only: a change waits for at most one page, and a listing
 // read after seq S reflects every event <= S because those were applied before S was published.
 
-// appendUsers writes up to limit users from index from. next is -1 after the last user.
-func (st *teamState) appendUsers(b []byte, from, limit int, comma bool) (_ []byte, next int) {
+//
+// Each writer stops at end, the index where its partition ends (allUsers, allChannels: the
+// whole listing). A partition is a range of indices, so partitions never overlap and cover
+// the listing between them; a channel created during a walk lands in the last one.
+
+// allUsers and allChannels are the end of the whole listing (above any index, below 2^31).
+const (
+	allUsers    = maxObjects
+	allChannels = maxObjects
+)
+
+// appendUsers writes up to limit users from index from, below end. next is -1 after the last.
+func (st *teamState) appendUsers(b []byte, from, end, limit int, comma bool) (_ []byte, next int) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	end := min(from+limit, st.w.size.Users)
-	for u := from; u < end; u++ {
+	end = min(end, st.w.size.Users)
+	stop := min(from+limit, end)
+	for u := from; u < stop; u++ {
 		if comma || u > from {
 			b = append(b, ',')
 		}
 		user := st.user(u)
 		b = appendUser(b, &user)
 	}
-	if end >= st.w.size.Users {
+	if stop >= end {
 		return b, -1
 	}
-	return b, end
+	return b, stop
 }
 
-// appendChannels writes up to limit live channels from index from. next is -1 at the end.
-func (st *teamState) appendChannels(b []byte, from, limit int, comma bool) (_ []byte, next int) {
+// appendChannels writes up to limit live channels from index from, below end. next is -1 at
+// the end.
+func (st *teamState) appendChannels(b []byte, from, end, limit int, comma bool) (_ []byte, next int) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
+	end = min(end, len(st.counts))
 	n, c := 0, from
-	for ; c < len(st.counts) && n < limit; c++ {
+	for ; c < end && n < limit; c++ {
 		ch, ok := st.channel(c)
 		if !ok {
 			continue
@@ -44,22 +58,22 @@ func (st *teamState) appendChannels(b []byte, from, limit int, comma bool) (_ []
 		b = appendChannel(b, &ch)
 		n++
 	}
-	if c >= len(st.counts) {
+	if c >= end {
 		return b, -1
 	}
 	return b, c
 }
 
 // appendMemberships writes up to limit membership rows, ordered by user then channel, from
-// the row of user u whose channel index is at least c. It returns the position of the next
-// row, with nu == -1 after the last one.
-func (st *teamState) appendMemberships(b []byte, u, c, limit int, comma bool) (_ []byte, nu, nc int) {
+// the row of user u whose channel index is at least c, of users below endU. It returns the
+// position of the next row, with nu == -1 after the last one.
+func (st *teamState) appendMemberships(b []byte, u, c, endU, limit int, comma bool) (_ []byte, nu, nc int) {
 	g := st.w.getGen()
 	defer st.w.gens.Put(g)
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	n := 0
-	for ; u < st.w.size.Users; u, c = u+1, 0 {
+	for endU = min(endU, st.w.size.Users); u < endU; u, c = u+1, 0 {
 		g.rows = st.userChannels(g, u, g.rows)
 		i, _ := slices.BinarySearchFunc(g.rows, int32(c), func(r memRow, c int32) int { return int(r.ch - c) })
 		for _, row := range g.rows[i:] {

@@ -3,6 +3,7 @@ package reference
 import (
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -31,6 +32,26 @@ type ServerConfig struct {
 	// MaxPageLimit caps the limit parameter of listings; a larger limit is clamped to it.
 	// 0 means 10000.
 	MaxPageLimit int
+	// Listings is what the team endpoint announces of the listings' newer forms.
+	Listings ListingsConfig
+}
+
+// ListingsConfig sets what the team endpoint announces of the listings' newer forms
+// (docs/origin.md, "Fewer round trips"). The listings serve every form whatever is announced;
+// an edge uses only what is. The zero value announces streams and partitions.
+type ListingsConfig struct {
+	// Plain announces nothing: the team answer of the first contract, walked a page per request.
+	Plain bool
+	// NoStream leaves streams out of the announcement.
+	NoStream bool
+	// MaxPartitions is the most partitions announced for one listing: one per PartitionRows rows,
+	// up to this. 0 means 8; 1 announces no partitions.
+	MaxPartitions int
+	// PartitionRows is the rows per announced partition; 0 means 250,000.
+	PartitionRows int
+	// StreamPages ends a streamed answer after this many pages, with a cursor to go on from;
+	// 0 streams to the end of the listing.
+	StreamPages int
 }
 
 // Server is the reference origin: the system of record weft sits in front of. It serves the
@@ -50,6 +71,9 @@ const (
 	defaultPageLimit    = 1000
 	defaultMaxPageLimit = 10000
 	snapshotChunk       = 1000      // rows per page writer call in a snapshot
+	maxAskedPartitions  = 1024      // the most partitions a listing request may ask for
+	defaultPartitions   = 8
+	defaultPartRows     = 250_000
 	flushBytes          = 256 << 10 // a snapshot writes to the connection past this many bytes
 	maxPooledBuf        = 8 << 20
 )
@@ -65,6 +89,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxPageLimit == 0 {
 		cfg.MaxPageLimit = defaultMaxPageLimit
 	}
+	l := &cfg.Listings
+	if l.MaxPartitions < 0 || l.MaxPartitions > origin.MaxPartitions || l.PartitionRows < 0 || l.StreamPages < 0 {
+		return nil, fmt.Errorf("origin: ServerConfig.Listings: partitions must be in [0, %d], rows per partition and stream pages not negative", origin.MaxPartitions)
+	}
+	if l.MaxPartitions == 0 {
+		l.MaxPartitions = defaultPartitions
+	}
+	if l.PartitionRows == 0 {
+		l.PartitionRows = defaultPartRows
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -76,11 +110,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	const teamRoute = "GET /origin/v1/teams/{team}"
 	s.mux.HandleFunc(teamRoute, s.handleTeam)
-	s.mux.HandleFunc(teamRoute+"/users", s.handleList(cursorUsers, 1, "users", usersPage))
+	s.mux.HandleFunc(teamRoute+"/users", s.handleList(usersListing))
 	s.mux.HandleFunc(teamRoute+"/users/{id}", s.handleUser)
-	s.mux.HandleFunc(teamRoute+"/channels", s.handleList(cursorChannels, 1, "channels", channelsPage))
+	s.mux.HandleFunc(teamRoute+"/channels", s.handleList(channelsListing))
 	s.mux.HandleFunc(teamRoute+"/channels/{id}", s.handleChannel)
-	s.mux.HandleFunc(teamRoute+"/memberships", s.handleList(cursorMemberships, 2, "memberships", membershipsPage))
+	s.mux.HandleFunc(teamRoute+"/memberships", s.handleList(membershipsListing))
 	s.mux.HandleFunc(teamRoute+"/snapshot", s.handleSnapshot)
 	s.mux.HandleFunc("GET /origin/admin/faults", s.handleGetFaults)
 	s.mux.HandleFunc("POST /origin/admin/faults", s.handleSetFaults)
@@ -123,30 +157,6 @@ func (s *Server) teamFromPath(w http.ResponseWriter, r *http.Request) *teamState
 	return st
 }
 
-// listParams reads a listing's team, limit and cursor, answering the error itself.
-func (s *Server) listParams(w http.ResponseWriter, r *http.Request, kind byte, n int) (*teamState, int, []int, bool) {
-	st := s.teamFromPath(w, r)
-	if st == nil {
-		return nil, 0, nil, false
-	}
-	q := r.URL.Query()
-	limit := min(defaultPageLimit, s.cfg.MaxPageLimit)
-	if v := q.Get("limit"); v != "" {
-		l, err := strconv.Atoi(v)
-		if err != nil || l < 1 {
-			writeError(w, http.StatusBadRequest, "invalid_limit")
-			return nil, 0, nil, false
-		}
-		limit = min(l, s.cfg.MaxPageLimit)
-	}
-	pos, err := decodeCursor(kind, n, q.Get("cursor"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_cursor")
-		return nil, 0, nil, false
-	}
-	return st, limit, pos, true
-}
-
 func (s *Server) handleTeam(w http.ResponseWriter, r *http.Request) {
 	st := s.teamFromPath(w, r)
 	if st == nil {
@@ -154,53 +164,8 @@ func (s *Server) handleTeam(w http.ResponseWriter, r *http.Request) {
 	}
 	b := s.getBuf()
 	defer s.putBuf(b)
-	*b = append(st.appendTeamInfoOpen(*b), '}')
+	*b = append(s.appendListings(st, st.appendTeamInfoOpen(*b)), '}')
 	writeJSON(w, *b)
-}
-
-// handleList answers one page of a listing, {"<key>":[…],"next_cursor":…}, read at the
-// cursor's position (n numbers). page appends up to limit items from pos and returns where the
-// next page starts, in next's first n numbers (next[0] is -1 at the end).
-func (s *Server) handleList(kind byte, n int, key string,
-	page func(st *teamState, b []byte, pos []int, limit int) (_ []byte, next [2]int)) http.HandlerFunc {
-	open := `{"` + key + `":[`
-	return func(w http.ResponseWriter, r *http.Request) {
-		st, limit, pos, ok := s.listParams(w, r, kind, n)
-		if !ok {
-			return
-		}
-		b := s.getBuf()
-		defer s.putBuf(b)
-		buf, next := page(st, append(*b, open...), pos, limit)
-		*b = endPage(buf, kind, next[:n]...)
-		writeJSON(w, *b)
-	}
-}
-
-func usersPage(st *teamState, b []byte, pos []int, limit int) ([]byte, [2]int) {
-	b, next := st.appendUsers(b, pos[0], limit, false)
-	return b, [2]int{next}
-}
-
-func channelsPage(st *teamState, b []byte, pos []int, limit int) ([]byte, [2]int) {
-	b, next := st.appendChannels(b, pos[0], limit, false)
-	return b, [2]int{next}
-}
-
-func membershipsPage(st *teamState, b []byte, pos []int, limit int) ([]byte, [2]int) {
-	b, nu, nc := st.appendMemberships(b, pos[0], pos[1], limit, false)
-	return b, [2]int{nu, nc}
-}
-
-// endPage closes the array and writes next_cursor: "" when next[0] is -1 (the end).
-func endPage(b []byte, kind byte, next ...int) []byte {
-	b = append(b, `],"next_cursor":`...)
-	if next[0] < 0 {
-		b = append(b, `""`...)
-	} else {
-		b = appendString(b, encodeCursor(kind, next...))
-	}
-	return append(b, '}')
 }
 
 func (s *Server) handleUser(w http.ResponseWriter, r *http.Request) {
@@ -272,17 +237,17 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	buf = st.appendTeamInfoOpen(buf)
 	from := 0
 	section(`,"users":[`, func(comma bool) bool {
-		buf, from = st.appendUsers(buf, from, snapshotChunk, comma)
+		buf, from = st.appendUsers(buf, from, allUsers, snapshotChunk, comma)
 		return from >= 0
 	})
 	from = 0
 	section(`,"channels":[`, func(comma bool) bool {
-		buf, from = st.appendChannels(buf, from, snapshotChunk, comma)
+		buf, from = st.appendChannels(buf, from, allChannels, snapshotChunk, comma)
 		return from >= 0
 	})
 	u, c := 0, 0
 	section(`,"memberships":[`, func(comma bool) bool {
-		buf, u, c = st.appendMemberships(buf, u, c, snapshotChunk, comma)
+		buf, u, c = st.appendMemberships(buf, u, c, allUsers, snapshotChunk, comma)
 		return u >= 0
 	})
 	buf = append(buf, '}')
