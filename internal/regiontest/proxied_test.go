@@ -1,6 +1,7 @@
 package regiontest_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/testkit"
 	wstack "github.com/weft-edge/weft/internal/testkit/stack"
+	"github.com/weft-edge/weft/internal/wan"
 	"github.com/weft-edge/weft/proxy"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -279,4 +281,89 @@ func TestRegionKilledFailsOverAndComesHome(t *testing.T) {
 	lost, dup := tally(inB, final)
 	t.Logf("region b back: its %d clients all home %v after its edges started; over the whole test (%d events per team) events lost %d, duplicated %d",
 		len(inB), wentHome.Round(time.Millisecond), final[teams[0]]-inB[0].from, lost, dup)
+}
+
+// TestRegionPartitionThroughProxies: region b's link is cut for 20 s (as in
+// TestRegionPartition) with its clients behind its proxy. b's proxy keeps routing to b's
+// edges throughout: their announcements still reach it over b's leaf node (the other
+// region's do not: it keeps those edges by probing them); b's sessions keep being served
+// (calls succeed) and none reconnects; a client connecting through b's proxy during the
+// partition is served in b. After the heal every session has every event once and in order.
+func TestRegionPartitionThroughProxies(t *testing.T) {
+	s := newProxiedSystem(t, regionSpec{"a", rttA, 1}, regionSpec{"b", rttB, 2})
+	a, b := s.regions[0], s.regions[1]
+	team := s.origin.TeamIDs()[0]
+	users := s.users(team, 4)
+	inA := []*session{s.dialProxy(a, team, users[0])}
+	inB := []*session{s.dialProxy(b, team, users[1]), s.dialProxy(b, team, users[2])}
+	all := append(slices.Clone(inA), inB...)
+	testkit.True(t, servedIn(inA, "a", false) && servedIn(inB, "b", false), "clients served in their own regions")
+	s.waitLive(team)
+	s.waitCaughtUp(all, 30*time.Second)
+
+	tr := s.drive([]string{team}, 50*time.Millisecond)
+	stopped := false
+	defer func() {
+		if !stopped {
+			tr.stop()
+		}
+	}()
+	s.waitSeqs(all, map[string]int64{team: s.origin.Seq(team) + 5}, 30*time.Second)
+
+	b.link.Cut(wan.Drop)
+	cutAt := s.origin.Seq(team)
+	wantB := fmt.Sprint(sortedNames(b.names))
+	var calls, ok int
+	var late *session // a client arriving during the partition
+	var offRing []string
+	start := time.Now()
+	tick := time.NewTicker(250 * time.Millisecond) // a steady trickle of calls, not a load test
+	for i := 0; time.Since(start) < partition; i++ {
+		<-tick.C
+		if v := b.proxy.Server.Membership().View(); fmt.Sprint(v.Serving["b"]) != wantB && len(offRing) < 5 {
+			offRing = append(offRing, fmt.Sprintf("after %v: serving %v, down %v", time.Since(start).Round(time.Millisecond), v.Serving, v.Down))
+		}
+		if late == nil && time.Since(start) > partition/2 {
+			late = s.dialProxy(b, team, users[3])
+			testkit.Equal(t, late.c.Hello().Region, "b", "region of the edge serving a client of b arriving during the partition")
+		}
+		ss := inB[i%len(inB)]
+		calls++
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := ss.c.UsersInfo(ctx, ss.user); err == nil {
+			ok++
+		} else if calls-ok <= 3 {
+			t.Logf("%s after %v: call failed: %v", ss, time.Since(start).Round(time.Millisecond), err)
+		}
+		cancel()
+	}
+	tick.Stop()
+	endAt := s.origin.Seq(team)
+	testkit.Equal(t, ok, calls, "calls on region b's sessions that succeeded during the partition")
+	if len(offRing) > 0 {
+		t.Errorf("b's proxy did not see region b serving with %s during the partition: %v", wantB, offRing)
+	}
+	v := b.proxy.Server.Membership().View()
+	t.Logf("partition: %d events published (seqs %d..%d); b's proxy at its end: serving %v, kept by probes %v",
+		endAt-cutAt, cutAt+1, endAt, v.Serving, v.Probed)
+	s.waitSeqs(inA, map[string]int64{team: endAt}, 10*time.Second)
+
+	b.link.Heal()
+	healed := time.Now()
+	b.waitLeafConnected(t)
+	inB = append(inB, late)
+	all = append(all, late)
+	s.waitSeqs(all, map[string]int64{team: s.origin.Seq(team)}, time.Minute)
+	t.Logf("region b caught up %v after the heal", time.Since(healed).Round(time.Millisecond))
+
+	tr.stop()
+	stopped = true
+	testkit.Equal(t, tr.failed.Load(), int64(0), "changes the origin failed to publish")
+	s.waitCaughtUp(all, 30*time.Second)
+	final := s.origin.Seq(team)
+	for _, ss := range all {
+		ss.check(t, final)
+	}
+	lost, dup := tally(all, map[string]int64{team: final})
+	t.Logf("over the test (%d events): events lost %d, duplicated %d", final-inB[0].from, lost, dup)
 }
