@@ -50,6 +50,13 @@ func (h *hub) register(s *session) (int64, bool) {
 	return h.lastSeq, true
 }
 
+// seq is the last event fanned out.
+func (h *hub) seq() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastSeq
+}
+
 func (h *hub) unregister(s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

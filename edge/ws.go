@@ -124,6 +124,9 @@ func (s *Server) refuseDraining(w http.ResponseWriter) {
 // the hello (after a resume's replay), and starts the session's reader, which owns it from then
 // on; the handler's goroutine returns.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admittedWS) {
+	if a.resume {
+		s.awaitFeed(r.Context(), a.claims.Team, a.team.Store(), a.since)
+	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{protocol.Subprotocol},
 		CompressionMode: websocket.CompressionDisabled,
@@ -224,6 +227,33 @@ func (s *Server) endSession(sess *session) {
 	sess.team.Release()
 	s.conns.done()
 	s.metrics.sessionEnded(sess.endReason())
+}
+
+// aheadWait bounds how long a resume whose since is ahead of this node waits for the team's
+// feed to get there before it is refused (and the client must boot again).
+const aheadWait = 2 * time.Second
+
+// awaitFeed waits, up to aheadWait or the end of ctx, until the team's feed has fanned out
+// since. A client resuming here from an edge of another region (a visitor sent home, or one
+// whose region failed over) may have seen events that have not yet come down this region's
+// link, whose trip is longer: its resume is not ahead of this node, only early. A client of
+// a different history waits aheadWait for nothing and is refused as before. Polled: it is
+// rare (a cross-region move), off the fan-out's path, and short.
+func (s *Server) awaitFeed(ctx context.Context, team string, st *cache.Store, since int64) {
+	if s.hubFor(team, st).seq() >= since {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, aheadWait)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.hubFor(team, st).seq() < since {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // replay reads the events after since up to upto that user may see. ok is false when the

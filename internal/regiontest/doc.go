@@ -9,6 +9,11 @@
 // edges. What the clients saw is compared with what the origin published, and what crossed
 // each WAN link is counted from its bytes. The package has no code of its own.
 //
+// proxied_test.go runs the same regions with clustered edges and a proxy per region (falling
+// back to the other), clients connecting through their region's proxy: a region whose edges
+// are all killed fails over to the other and comes home.
+//
 // Only NATS crosses the simulated WAN: the edges load team snapshots from the origin over
-// plain loopback HTTP.
+// plain loopback HTTP, and a proxy routing to the other region's edges reaches them over
+// loopback too.
 package regiontest
