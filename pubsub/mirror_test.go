@@ -182,9 +182,27 @@ func TestFallbackDomain(t *testing.T) {
 	// The edge's interest reaches the hub over the leaf node connection a moment later; then
 	// seq 6 is live, and seqs 1..5 a gap.
 	testkit.Eventually(t, func() bool { return hub.GlobalAccount().SubscriptionInterest(origin.Subject("T1")) }, "interest in T1 at the hub")
-	publish(t, owner, "T1", 6, 6)
-	testkit.EventuallyWithin(t, 15*time.Second, func() bool { return r.count() >= 6 }, "6 events")
-	testkit.Equal(t, fmt.Sprint(r.got()), fmt.Sprint(seqRange(1, 6)), "events, in order, once each")
+	// One live message reveals the gap. A core NATS message can be lost (a leaf connection
+	// re-established under load: seen once in 8 runs beside stress-ng) and the tail checks
+	// read only this region's mirror, which here holds nothing of T1; so a later live message
+	// stands in for a lost one, as the next change of a team does in production.
+	last, lastPublish := int64(6), time.Now()
+	publish(t, owner, "T1", last, last)
+	testkit.EventuallyOr(t, 20*time.Second, func() bool {
+		if r.count() >= 6 {
+			return true
+		}
+		if edge.Stats().Received == 0 && time.Since(lastPublish) > 3*time.Second {
+			last++
+			publish(t, owner, "T1", last, last)
+			lastPublish = time.Now()
+		}
+		return false
+	}, "6 events", func() {
+		t.Logf("got %v; published up to %d; edge stats %+v", r.got(), last, edge.Stats())
+	})
+	testkit.Eventually(t, func() bool { return r.count() >= int(last) }, "every event published")
+	testkit.Equal(t, fmt.Sprint(r.got()), fmt.Sprint(seqRange(1, last)), "events, in order, once each")
 	testkit.True(t, edge.Stats().FallbackReads >= 1, "no read of the fallback domain")
 
 	var got []int64
