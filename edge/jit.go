@@ -250,9 +250,10 @@ func (s *session) record() *jitRecord {
 	return s.seen
 }
 
-// remember records objects a reply sent the client. Called by the request's goroutine after
-// the reply is queued, so that an event skipping them is never ahead of them on the wire.
-func (s *session) remember(result any) {
+// rememberLocked records objects a reply sends the client. Called by reply with s.mu held,
+// as it queues the reply: an event skipping them is never ahead of them on the wire, and an
+// event queued after the reply never attaches them again. Caller holds s.mu.
+func (s *session) rememberLocked(result any) {
 	if s.srv.cfg.Annotate != AnnotateJIT {
 		return
 	}
@@ -270,8 +271,6 @@ func (s *session) remember(result any) {
 	default:
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rec := s.record()
 	for i := range users {
 		if v, ok := rec.Peek(jitKey{'u', users[i].ID}.hash()); !ok || v < users[i].Updated {

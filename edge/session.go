@@ -350,22 +350,27 @@ func (s *session) dispatch(frame []byte) bool {
 	begin := time.Now()
 	result, value, e := invokeValue(req.Method, &call{ctx: s.ctx, user: s.user, store: s.team.Store(), params: req.Params})
 	s.srv.metrics.observe(req.Method, e, time.Since(begin))
-	s.reply(protocol.AppendReply(nil, req.ID, result, e))
-	if value != nil {
-		s.remember(value)
-	}
+	s.reply(protocol.AppendReply(nil, req.ID, result, e), value)
 	return true
 }
 
 // reply queues a reply like send, but when no writer runs and nothing is queued, the calling
 // goroutine (the reader, never the fan-out's) writes it itself and then acts as the writer
 // until the queue is empty: the common request round trip costs no goroutine hand-off.
-func (s *session) reply(frame []byte) {
+//
+// sent is the reply's value: the objects it carries are recorded as sent (jit.go) under the
+// same lock that queues it, so that an event queued after the reply skips them and none can be
+// queued between (recorded after, an event the client caused once it had the reply could
+// attach them again; recorded before, an event could skip them ahead of the reply).
+func (s *session) reply(frame []byte, sent any) {
 	s.mu.Lock()
+	if sent != nil {
+		s.rememberLocked(sent)
+	}
 	if s.closing != "" || s.writing || !s.live || len(s.queue) > 0 ||
 		s.queued+len(frame) > s.srv.cfg.QueueBytes+s.grace {
+		s.sendLocked(frame) // the ordinary path decides (queue, or slow consumer)
 		s.mu.Unlock()
-		s.send(frame) // the ordinary path decides (queue, or slow consumer)
 		return
 	}
 	s.writing = true
