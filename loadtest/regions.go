@@ -473,7 +473,10 @@ func RegionsReport(f *RegionsFigures, workload, command string) (*Report, error)
 		d := a.Deliver
 		r.Table = append(r.Table, []string{a.Phase, a.Region, a.Via, "publish-to-deliver", fmt.Sprint(d.N), ms(d.P50), ms(d.P99), ms(d.Max),
 			fmt.Sprintf("%d lost, %d dup", a.Lost, a.Duplicates)})
-		name := fmt.Sprintf("%s: %s", a.Region, a.Via)
+		name := fmt.Sprintf("with regions: %s near its proxy", a.Region)
+		if a.Phase == "single" {
+			name = fmt.Sprintf("single region: %s to the %s", a.Region, a.Via)
+		}
 		hists[name], order = a.Queries.hist, append(order, name)
 	}
 	r.Notes = []string{
