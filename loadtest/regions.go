@@ -111,7 +111,7 @@ type regionsWorld struct {
 // RunRegions runs the regions scenario against t, a spawned `weft dev --regions N` (N ≥ 2).
 func RunRegions(ctx context.Context, t *Target, cfg RegionsConfig) (*RegionsFigures, error) {
 	cfg.defaults()
-	regions, team, err := regionsOf(t)
+	regions, team, err := regionsOf(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func RunRegions(ctx context.Context, t *Target, cfg RegionsConfig) (*RegionsFigu
 // RunRegionsCold times only the cold load of t's team in each region (a world too big to
 // drive queries on as well, giant).
 func RunRegionsCold(ctx context.Context, t *Target) ([]ColdLoad, error) {
-	regions, team, err := regionsOf(t)
+	regions, team, err := regionsOf(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func RunRegionsCold(ctx context.Context, t *Target) ([]ColdLoad, error) {
 	return regionsCold(ctx, t, regions, team, ids)
 }
 
-func regionsOf(t *Target) ([]DevRegion, string, error) {
+func regionsOf(ctx context.Context, t *Target) ([]DevRegion, string, error) {
 	if t.stack == nil || len(t.stack.Regions) < 2 {
 		return nil, "", errors.New("loadtest: the regions scenario needs a spawned `weft dev --regions N` (N ≥ 2)")
 	}
@@ -168,7 +168,7 @@ func regionsOf(t *Target) ([]DevRegion, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return t.stack.Regions, team, regionsReady(context.Background(), t, t.stack.Regions)
+	return t.stack.Regions, team, regionsReady(ctx, t, t.stack.Regions)
 }
 
 // regionsReady waits for every region's proxy to answer /readyz: the stack's start waited for
