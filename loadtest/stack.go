@@ -59,6 +59,16 @@ type DevInfo struct {
 	OriginURL string // http://host:port of the reference origin
 	NATSURL   string
 	Tokens    []DevToken
+	// Regions are the regions of `weft dev --regions N`, home first; EdgeURL is then the home
+	// region's proxy.
+	Regions []DevRegion
+}
+
+// DevRegion is one region of `weft dev --regions N`: its proxy and its round trip to home.
+type DevRegion struct {
+	Name     string
+	ProxyURL string
+	RTT      time.Duration // 0 at home
 }
 
 // WSURL is the edge's WebSocket endpoint.
@@ -258,6 +268,11 @@ func parseDevOutput(r io.Reader) (DevInfo, error) {
 			return d, nil
 		case strings.HasPrefix(line, "tokens"):
 			tokens = true
+		case len(f) >= 4 && f[0] == "region" && f[2] == "proxy":
+			d.Regions = append(d.Regions, parseDevRegion(f))
+			if len(d.Regions) == 1 { // home: where clients connect by default
+				d.EdgeURL, d.ProxyURL = f[3], f[3]
+			}
 		case len(f) >= 2 && f[0] == "edge":
 			d.EdgeURL = f[1]
 		case len(f) >= 2 && f[0] == "proxy":
@@ -274,6 +289,21 @@ func parseDevOutput(r io.Reader) (DevInfo, error) {
 		return d, fmt.Errorf("loadtest: reading weft dev's output: %w", err)
 	}
 	return d, errors.New("loadtest: weft dev's output ended before its URLs and tokens")
+}
+
+// parseDevRegion reads a region's line of `weft dev --regions N` (its fields):
+//
+//	region a    proxy http://127.0.0.1:36017   (WebSocket …; 80ms round trip to home, NATS leaf …)
+func parseDevRegion(f []string) DevRegion {
+	r := DevRegion{Name: f[1], ProxyURL: f[3]}
+	for i := 4; i+3 < len(f); i++ {
+		if f[i+1] == "round" && f[i+2] == "trip" {
+			if d, err := time.ParseDuration(strings.TrimPrefix(f[i], "(")); err == nil {
+				r.RTT = d
+			}
+		}
+	}
+	return r
 }
 
 // withoutWeftEnv drops the WEFT_ variables, the environment twins of weft's flags.

@@ -40,6 +40,7 @@ scenarios:
   typing    the Quick Switcher: one autocomplete per keystroke, at several typing speeds
   fanout    live events to C sessions of one team: publish-to-deliver latency, deliveries/s
   capacity  one edge, clients in worker processes: memory per connection, CPU, queries per core
+  regions   edge regions: latency per region, near it and across the WAN to home; cold loads
   storm     the reconnect storm: origin, edges and proxies as processes, an edge SIGKILLed
   all       every scenario but storm, each on a stack of its own, and results/RESULTS.md
 

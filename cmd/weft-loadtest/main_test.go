@@ -45,7 +45,7 @@ func TestHelpExitsZero(t *testing.T) {
 			t.Fatalf("%s: exit %d, stdout %q, stderr %q", arg, r.Code, r.Stdout, r.Stderr)
 		}
 	}
-	for _, name := range []string{"boot", "query", "typing", "fanout", "capacity", "storm", "all"} {
+	for _, name := range []string{"boot", "query", "typing", "fanout", "capacity", "regions", "storm", "all"} {
 		for _, arg := range []string{"-h", "--help"} {
 			r := clitest.Run(t, name, arg)
 			if r.Code != 0 || !strings.Contains(r.Stdout, "usage: weft-loadtest "+name+" [flags]") || !strings.Contains(r.Stdout, "--weft [WEFT_BIN]") || r.Stderr != "" {

@@ -95,7 +95,7 @@ func (sc *scenario) flagSet(size string) (fs *flag.FlagSet, o *targetOpts, run s
 	return fs, o, sc.flags(fs)
 }
 
-var scenarios = []scenario{bootScenario, queryScenario, typingScenario, fanoutScenario, capacityScenario}
+var scenarios = []scenario{bootScenario, queryScenario, typingScenario, fanoutScenario, capacityScenario, regionsScenario}
 
 func findScenario(name string) *scenario {
 	for i := range scenarios {
