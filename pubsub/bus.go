@@ -39,6 +39,9 @@ type Bus struct {
 	// outages counts lost connections: a team subscription that has not caught up since the
 	// last one follows no feed (feed.go).
 	outages atomic.Int64
+	// lastBeat (unix ns, 0 = never) and hubSilent follow the stream owner's heartbeat (hub.go).
+	lastBeat  atomic.Int64
+	hubSilent atomic.Bool
 
 	reconnected chan struct{} // cap 1: the connection came back
 	done        chan struct{} // closed by Close
@@ -138,6 +141,13 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	b.wg.Add(1)
 	go b.watchReconnects()
+	if cfg.ManageStream {
+		b.wg.Add(1)
+		go b.beat()
+	} else if err := b.listenHub(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("pubsub: hub heartbeat: %w", err)
+	}
 	b.log.Info("pubsub: connected", "url", b.nc.ConnectedUrlRedacted(), "stream", StreamName,
 		"domain", cfg.Domain, "mirror_of", mirrorOf(b.stream.CachedInfo().Config))
 	return b, nil

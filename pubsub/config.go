@@ -115,6 +115,11 @@ type Config struct {
 	// missed a tail of events (a subscription also asks after every reconnect). 0 = 5s.
 	GapCheckInterval time.Duration
 
+	// HubBeatInterval is how often the stream's owner publishes its heartbeat, and how often
+	// other buses look for it: a region cut off from the hub is told by 5 missed beats
+	// (hub.go). 0 = 1s.
+	HubBeatInterval time.Duration
+
 	// RequestTimeout bounds each JetStream call (publish ack, message reads). 0 = 5s.
 	RequestTimeout time.Duration
 
@@ -187,6 +192,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.GapCheckInterval == 0 {
 		c.GapCheckInterval = defaultGapCheckInterval
+	}
+	if c.HubBeatInterval <= 0 {
+		c.HubBeatInterval = defaultHubBeatInterval
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = defaultRequestTimeout

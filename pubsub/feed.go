@@ -23,9 +23,10 @@ type feedState struct {
 	newest, applied atomic.Int64
 }
 
-// Connected reports whether the Bus is connected to NATS now. While it is not, warm teams are
-// served from their stores and new team loads should wait (cache.ErrNoFeed).
-func (b *Bus) Connected() bool { return b.nc.IsConnected() }
+// Connected reports whether the Bus's feed is up: connected to NATS, and hearing the hub (an
+// edge region cut off from it hears nothing, hub.go). While it is not, warm teams are served
+// from their stores and new team loads should wait (cache.ErrNoFeed).
+func (b *Bus) Connected() bool { return b.nc.IsConnected() && !b.hubSilent.Load() }
 
 // catchUp drains the live buffer and fills the tail from the stream, and when that worked on a
 // connected Bus records the subscription as caught up with every outage before it began (an
@@ -33,11 +34,12 @@ func (b *Bus) Connected() bool { return b.nc.IsConnected() }
 // when the subscription must stop.
 func (s *TeamSub) catchUp() bool {
 	outages := s.b.outages.Load()
-	connected := s.b.nc.IsConnected()
+	// Cut off from the hub, the tail read here (a region's mirror) is as stale as the team.
+	following := s.b.nc.IsConnected() && !s.b.hubSilent.Load()
 	if !s.drain() || !s.fillTail() {
 		return false
 	}
-	if connected {
+	if following && !s.b.hubSilent.Load() {
 		s.feed.caughtUp.Store(outages)
 	}
 	return true

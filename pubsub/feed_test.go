@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -91,4 +92,32 @@ func TestCollectorExportsFeed(t *testing.T) {
 		_, ok := got[name]
 		testkit.True(t, ok, "metric %s missing", name)
 	}
+}
+
+// A bus that stops hearing the stream owner's heartbeat (a region cut off from the hub: its
+// own connection stays up) flags its teams as following no feed and refuses new loads, until
+// beats return and the teams checked their tails.
+func TestHubSilenceIsAnOutage(t *testing.T) {
+	emb := startEmbedded(t, EmbeddedConfig{NoListen: true})
+	beat := 20 * time.Millisecond
+	owner, err := Connect(context.Background(), Config{Embedded: emb, ManageStream: true, HubBeatInterval: beat})
+	testkit.OK(t, err)
+	defer owner.Close()
+	edge := connectUser(t, Config{Embedded: emb, HubBeatInterval: beat, GapCheckInterval: time.Hour})
+	r := newRecorder(t, "T1")
+	subscribe(t, edge, "T1", r).Start(0)
+	testkit.Eventually(t, func() bool {
+		return edge.lastBeat.Load() != 0 && edge.FeedStatus() == FeedStatus{Subscriptions: 1} && edge.Connected()
+	}, "the hub heard and the team following its feed")
+
+	owner.Close() // the beats stop; the edge's own connection stays up
+	testkit.Eventually(t, func() bool { return edge.HubSilent() && edge.FeedStatus().WithoutFeed == 1 }, "the team following no feed")
+	testkit.True(t, !edge.Connected(), "the feed counts as up while the hub is silent")
+
+	owner2 := connect(t, Config{Embedded: emb, HubBeatInterval: beat})
+	publish(t, owner2, "T1", 1, 3) // published while the edge did not follow: live, or read back
+	testkit.Eventually(t, func() bool {
+		return !edge.HubSilent() && edge.Connected() && edge.FeedStatus().WithoutFeed == 0 && r.count() == 3
+	}, "the hub heard again and the team caught up")
+	testkit.Equal(t, r.got(), seqRange(1, 3), "events once, in order")
 }

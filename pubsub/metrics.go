@@ -40,7 +40,7 @@ var (
 	feedSubsDesc = prometheus.NewDesc("weft_feed_subscriptions",
 		"Team subscriptions open.", nil, nil)
 	feedNoFeedDesc = prometheus.NewDesc("weft_feed_teams_without_feed",
-		"Team subscriptions following no feed: NATS was lost and they have not caught up from the stream since. Their teams are served from cache, stale.", nil, nil)
+		"Team subscriptions following no feed: NATS was lost, or the hub's heartbeat stopped (a region cut off), and they have not caught up from the stream since. Their teams are served from cache, stale.", nil, nil)
 	feedLagMaxDesc = prometheus.NewDesc("weft_feed_lag_max",
 		"Feed lag in seq: the most events one team subscription has heard of (live, or the end of a gap it is filling) and not yet applied.", nil, nil)
 	feedLagSumDesc = prometheus.NewDesc("weft_feed_lag_sum",

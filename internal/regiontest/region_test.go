@@ -145,6 +145,12 @@ func TestRegionPartition(t *testing.T) {
 	tick.Stop()
 	endAt := s.origin.Seq(team)
 	testkit.Equal(t, ok, calls, "calls on region b's sessions that succeeded during the partition")
+	// Its edges knew they were cut off (the hub's heartbeat stopped; their own NATS connection
+	// to the leaf node never dropped) and flagged the team as following no feed.
+	for i, bus := range b.buses {
+		testkit.True(t, bus.HubSilent() && bus.FeedStatus().WithoutFeed > 0,
+			"region b's edge %d during the partition: hub silent %v, feed %+v", i, bus.HubSilent(), bus.FeedStatus())
+	}
 	// Region a kept up: it has (or gets within the usual delay) what was published meanwhile.
 	s.waitSeqs(inA, map[string]int64{team: endAt}, 10*time.Second)
 	for _, ss := range inB {
@@ -161,6 +167,14 @@ func TestRegionPartition(t *testing.T) {
 	target := s.origin.Seq(team)
 	s.waitSeqs(all, map[string]int64{team: target}, time.Minute)
 	t.Logf("region b caught up to seq %d %v after the heal", target, time.Since(healed).Round(time.Millisecond))
+	testkit.Eventually(t, func() bool {
+		for _, bus := range b.buses {
+			if bus.HubSilent() || bus.FeedStatus().WithoutFeed > 0 {
+				return false
+			}
+		}
+		return true
+	}, "region b's edges following their feeds again")
 
 	tr.stop()
 	stopped = true
