@@ -44,7 +44,7 @@ func (b *Bus) beat() {
 
 // listenHub follows the owner's heartbeat and counts an outage when it stops.
 func (b *Bus) listenHub() error {
-	sub, err := b.nc.Subscribe(HubBeatSubject, func(*nats.Msg) {
+	onBeat := func(*nats.Msg) {
 		b.lastBeat.Store(time.Now().UnixNano())
 		if b.hubSilent.CompareAndSwap(true, false) {
 			b.log.Info("pubsub: the hub is heard again; teams check what they missed")
@@ -53,24 +53,34 @@ func (b *Bus) listenHub() error {
 			default:
 			}
 		}
-	})
+	}
+	sub, err := b.nc.Subscribe(HubBeatSubject, onBeat)
 	if err != nil {
 		return err
 	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		defer sub.Unsubscribe()
+		defer func() { sub.Unsubscribe() }()
 		every := b.cfg.HubBeatInterval
 		t := time.NewTicker(every)
 		defer t.Stop()
-		for {
+		for ticks := 1; ; ticks++ {
 			select {
 			case <-b.done:
 				return
 			case <-t.C:
 			}
 			last := b.lastBeat.Load()
+			if last == 0 && ticks%2 == 0 && b.nc.IsConnected() {
+				// Never heard: subscribe again. Seen with leaf nodes behind a slow link under
+				// -race: the interest of the subscription made as the bus connected never
+				// reached the hub, while the team subscriptions made later did.
+				if nsub, err := b.nc.Subscribe(HubBeatSubject, onBeat); err == nil {
+					sub.Unsubscribe()
+					sub = nsub
+				}
+			}
 			if last == 0 || time.Since(time.Unix(0, last)) < hubSilentAfter*every || !b.nc.IsConnected() {
 				continue // never heard; heard lately; or disconnected (counted as such)
 			}
@@ -86,3 +96,11 @@ func (b *Bus) listenHub() error {
 
 // HubSilent reports whether the hub's heartbeat, once heard, has stopped.
 func (b *Bus) HubSilent() bool { return b.hubSilent.Load() }
+
+// LastHubBeat is when the hub's heartbeat was last heard; zero if never.
+func (b *Bus) LastHubBeat() time.Time {
+	if ns := b.lastBeat.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
