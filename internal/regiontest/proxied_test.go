@@ -207,7 +207,7 @@ func TestRegionKilledFailsOverAndComesHome(t *testing.T) {
 	stopped := false
 	defer func() {
 		if !stopped {
-			tr.stop()
+			tr.stop(t)
 		}
 	}()
 	now := func() map[string]int64 {
@@ -258,7 +258,7 @@ func TestRegionKilledFailsOverAndComesHome(t *testing.T) {
 	wentHome := time.Since(back)
 	s.waitSeqs(all, now(), 30*time.Second)
 
-	tr.stop()
+	tr.stop(t)
 	stopped = true
 	testkit.Equal(t, tr.failed.Load(), int64(0), "changes the origin failed to publish")
 	s.waitCaughtUp(all, 30*time.Second)
@@ -305,7 +305,7 @@ func TestRegionPartitionThroughProxies(t *testing.T) {
 	stopped := false
 	defer func() {
 		if !stopped {
-			tr.stop()
+			tr.stop(t)
 		}
 	}()
 	s.waitSeqs(all, map[string]int64{team: s.origin.Seq(team) + 5}, 30*time.Second)
@@ -356,7 +356,7 @@ func TestRegionPartitionThroughProxies(t *testing.T) {
 	s.waitSeqs(all, map[string]int64{team: s.origin.Seq(team)}, time.Minute)
 	t.Logf("region b caught up %v after the heal", time.Since(healed).Round(time.Millisecond))
 
-	tr.stop()
+	tr.stop(t)
 	stopped = true
 	testkit.Equal(t, tr.failed.Load(), int64(0), "changes the origin failed to publish")
 	s.waitCaughtUp(all, 30*time.Second)

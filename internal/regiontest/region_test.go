@@ -125,7 +125,7 @@ func TestRegionPartition(t *testing.T) {
 	stopped := false
 	defer func() {
 		if !stopped {
-			tr.stop()
+			tr.stop(t)
 		}
 	}()
 	s.waitSeqs(all, map[string]int64{team: s.origin.Seq(team) + 5}, 30*time.Second)
@@ -200,7 +200,7 @@ func TestRegionPartition(t *testing.T) {
 		return true
 	}, "region b's edges following their feeds again")
 
-	tr.stop()
+	tr.stop(t)
 	stopped = true
 	testkit.Equal(t, tr.failed.Load(), int64(0), "changes the origin failed to publish")
 	s.waitCaughtUp(all, 30*time.Second)
