@@ -251,12 +251,17 @@ func (s *system) drive(teams []string, every time.Duration) *traffic {
 // stop cancelled may have reached the stream (and the clients) while the origin, which never
 // saw the ack, keeps the event pending and its published seq one short. Flush publishes it
 // again (the stream drops the copy by its id) and the origin's seq is right again.
+// (Seen: a session with 489 events while the origin said 488.)
 func (tr *traffic) stop(t testing.TB) {
 	tr.cancel()
 	tr.wg.Wait()
-	if err := tr.flush(); err != nil {
-		t.Errorf("flushing the origin after the traffic: %v", err)
-	}
+	// Retried: while the cancelled publish is still in process at the stream, the same id is
+	// refused (409 "duplicate message id is in process") until it settles.
+	var last error
+	testkit.EventuallyOr(t, 30*time.Second, func() bool {
+		last = tr.flush()
+		return last == nil
+	}, "the origin's pending events published", func() { t.Logf("last flush: %v", last) })
 }
 
 // session is a client of one edge and everything it handed over.
