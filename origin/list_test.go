@@ -234,8 +234,8 @@ func TestTeamInfoPartitionsAreBounded(t *testing.T) {
 	for body, ok := range map[string]bool{
 		team + `}`: true,
 		team + `,"listings":{"stream":true,"partitions":{"users":1,"channels":0,"memberships":64}}}`: true,
-		team + `,"listings":{"partitions":{"memberships":65}}}`:                                       false,
-		team + `,"listings":{"partitions":{"users":-1}}}`:                                             false,
+		team + `,"listings":{"partitions":{"memberships":65}}}`:                                      false,
+		team + `,"listings":{"partitions":{"users":-1}}}`:                                            false,
 	} {
 		ti, err := origin.DecodeTeamInfo("T1", []byte(body))
 		if ok != (err == nil) || (err != nil && !errors.Is(err, origin.ErrBadResponse)) {

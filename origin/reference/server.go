@@ -70,8 +70,8 @@ type Server struct {
 const (
 	defaultPageLimit    = 1000
 	defaultMaxPageLimit = 10000
-	snapshotChunk       = 1000      // rows per page writer call in a snapshot
-	maxAskedPartitions  = 1024      // the most partitions a listing request may ask for
+	snapshotChunk       = 1000 // rows per page writer call in a snapshot
+	maxAskedPartitions  = 1024 // the most partitions a listing request may ask for
 	defaultPartitions   = 8
 	defaultPartRows     = 250_000
 	flushBytes          = 256 << 10 // a snapshot writes to the connection past this many bytes
