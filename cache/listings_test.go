@@ -72,9 +72,6 @@ func TestListingFormsLoadTheSameStore(t *testing.T) {
 		limit int
 	}{{"small", 37}, {"32k", 0}} {
 		t.Run(c.size, func(t *testing.T) {
-			if c.size == "32k" && testing.Short() {
-				t.Skip("32k loads take seconds under -race")
-			}
 			o := backend.NewOrigin(t, backend.OriginConfig{World: backend.World(t, 7, c.size),
 				Client: origin.ClientConfig{PageLimit: c.limit, Timeout: time.Minute}})
 			team := o.TeamIDs()[0]
