@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,15 +95,9 @@ type RegionsFigures struct {
 	Team string       `json:"team"`
 	Cold []ColdLoad   `json:"cold_load"`
 	Arms []*RegionArm `json:"arms"`
-	// Killed says why the time until a killed region's clients are served again is not
-	// measured here.
-	Killed string `json:"killed_region"`
+	// Killed is the killed phase: the farthest region's edges killed under its clients.
+	Killed *KilledRegion `json:"killed_region"`
 }
-
-// killedNote: `weft dev` has no way to kill one region's edges from outside the process.
-const killedNote = "not measured here: `weft dev --regions` has no way to kill one region's edges from outside its process; " +
-	"internal/regiontest's TestRegionKilledFailsOverAndComesHome kills region b's edges under live clients and asserts that every one " +
-	"is served again (in a: its fallback) and comes home when b restarts, with no event lost or duplicated"
 
 // regionsWorld is the team as the queries need it.
 type regionsWorld struct {
@@ -119,10 +115,11 @@ func RunRegions(ctx context.Context, t *Target, cfg RegionsConfig) (*RegionsFigu
 	if err != nil {
 		return nil, err
 	}
-	if need := 1 + len(regions) + 2*len(regions)*cfg.Clients; len(w.users) < need {
-		return nil, fmt.Errorf("loadtest: team %s has %d active users; %d regions × %d clients × 2 phases need %d", team, len(w.users), len(regions), cfg.Clients, need)
+	if need := 1 + len(regions) + (2*len(regions)+1)*cfg.Clients; len(w.users) < need {
+		return nil, fmt.Errorf("loadtest: team %s has %d active users; %d regions × %d clients × 2 phases and the killed phase's %d need %d",
+			team, len(w.users), len(regions), cfg.Clients, cfg.Clients, need)
 	}
-	f := &RegionsFigures{Team: team, Killed: killedNote}
+	f := &RegionsFigures{Team: team}
 	if f.Cold, err = regionsCold(ctx, t, regions, team, w.users[:len(regions)]); err != nil {
 		return nil, err
 	}
@@ -134,7 +131,8 @@ func RunRegions(ctx context.Context, t *Target, cfg RegionsConfig) (*RegionsFigu
 			return f, err
 		}
 	}
-	return f, nil
+	f.Killed, err = runRegionsKilled(ctx, t, cfg, w, regions, users[2*len(regions)*cfg.Clients:])
+	return f, err
 }
 
 // RunRegionsCold times only the cold load of t's team in each region (a world too big to
@@ -446,6 +444,24 @@ func dialSessionsTo(ctx context.Context, t *Target, ws, team string, users []str
 	return dialSessions(ctx, &tt, team, users, parallel)
 }
 
+// reconnects is "reconnects: connection lost or refused 20, goodbye moved 20".
+func reconnects(by map[string]int) string {
+	var parts []string
+	for _, why := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%s %d", why, by[why]))
+	}
+	return "reconnects: " + strings.Join(parts, ", ")
+}
+
+// servedIn is "home 20" or "home 12, a 8": clients by the region that served them.
+func servedIn(by map[string]int) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%s %d", name, by[name]))
+	}
+	return "in " + strings.Join(parts, ", ")
+}
+
 func wsURL(httpURL string) string { return "ws" + strings.TrimPrefix(httpURL, "http") + "/ws" }
 
 func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -483,7 +499,14 @@ func RegionsReport(f *RegionsFigures, workload, command string) (*Report, error)
 		"phase regions: each region's clients connect to their own region's proxy (loopback: they are near it); phase single: the far regions' clients connect to the home proxy across a WAN link of their region's round trip (the deployment without regions)",
 		"cold load: the team's first client in each region, from dial to booted (the far regions' edges load it across their WAN link to the origin), the regions in turn",
 		"query latency from each request's scheduled start (open loop); publish-to-deliver from the POST to the origin (home) to receipt (one machine, one clock)",
-		"killed region: " + f.Killed,
+	}
+	if k := f.Killed; k != nil {
+		r.Table = append(r.Table,
+			[]string{"killed", k.Region, k.Region + " proxy", fmt.Sprintf("kill → every client resumed elsewhere (%v)", servedIn(k.ServedIn)), fmt.Sprint(k.Clients), "", "", ms(k.ResumedMS), ""},
+			[]string{"killed", k.Region, k.Region + " proxy", "kill → every client has every change made until then", fmt.Sprint(k.Clients), "", "", ms(k.CaughtUpMS), reconnects(k.Reconnects)},
+			[]string{"killed", k.Region, k.Region + " proxy", "edges started → every client back home", fmt.Sprint(k.Clients), "", "", ms(k.HomeMS),
+				fmt.Sprintf("%d changes: %d lost, %d dup", k.Changes, k.Lost, k.Duplicates)})
+		r.Notes = append(r.Notes, fmt.Sprintf("phase killed: region %s's edges killed through weft dev's control endpoint as a crash would (connections cut, no goodbye) under %d clients connected to its proxy, while the origin changed their team %.0f times a second; its proxy falls back to the next region; then new edges started in %s; max = the last client", k.Region, k.Clients, k.ChangeRate, k.Region))
 	}
 	for _, a := range f.Arms {
 		if a.Queries.FirstError != "" {

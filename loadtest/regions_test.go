@@ -18,6 +18,7 @@ const devRegionsOutput = `weft dev: small world, 100 teams, 0 events/s, 3 region
     edge-a-1 http://127.0.0.1:45253
   region b    proxy http://127.0.0.1:37655   (WebSocket ws://127.0.0.1:37655/ws, metrics http://127.0.0.1:37655/metrics; 40ms round trip to home, NATS leaf nats://127.0.0.1:43843, falls back to home, a)
     edge-b-1 http://127.0.0.1:39807
+  control http://127.0.0.1:33229   (dev only: POST /regions/{name}/kill kills a region's edges as a crash would, POST /regions/{name}/start starts new ones)
   origin  http://127.0.0.1:36911
   nats    nats://127.0.0.1:40795
 
@@ -42,8 +43,8 @@ func TestParseDevOutputRegions(t *testing.T) {
 			t.Errorf("region %d: %+v, want %+v", i, d.Regions[i], want[i])
 		}
 	}
-	if d.EdgeURL != want[0].ProxyURL || d.OriginURL != "http://127.0.0.1:36911" {
-		t.Fatalf("clients connect to %s (want the home proxy), origin %s", d.EdgeURL, d.OriginURL)
+	if d.EdgeURL != want[0].ProxyURL || d.OriginURL != "http://127.0.0.1:36911" || d.ControlURL != "http://127.0.0.1:33229" {
+		t.Fatalf("clients connect to %s (want the home proxy), origin %s, control %s", d.EdgeURL, d.OriginURL, d.ControlURL)
 	}
 }
 
@@ -104,6 +105,18 @@ func TestRegionsScenario(t *testing.T) {
 		if phase == "regions" && rtt > 0 && a.Queries.All.P50 >= rtt {
 			t.Errorf("%s/%s: p50 %.1f ms near its own region (%.0f ms from home)", phase, region, a.Queries.All.P50, rtt)
 		}
+	}
+	// The killed phase: region b's clients were served elsewhere, came home, and lost nothing.
+	k := f.Killed
+	if k == nil || k.Region != "b" || k.Clients != 2 || k.ServedIn["b"] != 0 || k.ServedIn["home"]+k.ServedIn["a"] != 2 {
+		t.Fatalf("killed phase: %+v", k)
+	}
+	if k.ResumedMS <= 0 || k.CaughtUpMS < k.ResumedMS || k.HomeMS <= 0 || k.Changes < 6 {
+		t.Errorf("killed phase figures: %+v", k)
+	}
+	t.Logf("killed phase: %+v", *k)
+	if k.Lost != 0 || k.Duplicates != 0 {
+		t.Errorf("killed phase: %d changes lost, %d duplicated over %d clients × %d changes", k.Lost, k.Duplicates, k.Clients, k.Changes)
 	}
 	r, err := RegionsReport(f, "tiny", "go test")
 	if err != nil {

@@ -62,6 +62,9 @@ type DevInfo struct {
 	// Regions are the regions of `weft dev --regions N`, home first; EdgeURL is then the home
 	// region's proxy.
 	Regions []DevRegion
+	// ControlURL is `weft dev --regions`'s control endpoint (dev only: kills and starts a
+	// region's edges).
+	ControlURL string
 }
 
 // DevRegion is one region of `weft dev --regions N`: its proxy and its round trip to home.
@@ -273,6 +276,8 @@ func parseDevOutput(r io.Reader) (DevInfo, error) {
 			if len(d.Regions) == 1 { // home: where clients connect by default
 				d.EdgeURL, d.ProxyURL = f[3], f[3]
 			}
+		case len(f) >= 2 && f[0] == "control":
+			d.ControlURL = f[1]
 		case len(f) >= 2 && f[0] == "edge":
 			d.EdgeURL = f[1]
 		case len(f) >= 2 && f[0] == "proxy":

@@ -17,14 +17,16 @@ const regionsSpawn = "--regions 3 --wan-rtt 80ms,150ms"
 var regionsScenario = scenario{name: "regions", size: "32k",
 	summary: "Edge regions (`weft dev --regions`): query and publish-to-deliver latency of each region's\n" +
 		"clients, near their own region and then across the WAN to the home region, and the team's\n" +
-		"cold load in each region. Always spawns its stack (--spawn-args: the regions and round trips).",
+		"cold load in each region; then the farthest region's edges are killed under its clients (weft dev's\n" +
+		"control endpoint): time until every client is served again elsewhere, and back home once new edges\n" +
+		"start, with changes lost or duplicated. Always spawns its stack (--spawn-args: the regions and round trips).",
 	flags: func(fs *flag.FlagSet) scenarioRun {
 		var c loadtest.RegionsConfig
 		// The scenario needs a stack of its own with regions: --spawn on, and the regions in
 		// --spawn-args, unless the command line says otherwise.
 		_ = fs.Set("spawn", "true")
 		_ = fs.Set("spawn-args", regionsSpawn)
-		fs.IntVar(&c.Clients, "clients", 20, "clients per region and phase (each a different user)")
+		fs.IntVar(&c.Clients, "clients", 20, "clients per region and phase, and of the killed region (each a different user)")
 		fs.Float64Var(&c.Rate, "rate", 50, "queries per second per region")
 		fs.DurationVar(&c.Duration, "duration", 15e9, "how long each phase's queries last")
 		fs.IntVar(&c.Events, "events", 50, "team-wide events (user_change) published per phase")

@@ -120,7 +120,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	} else if regs == nil {
 		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", orig.size, len(osrv.TeamIDs()), orig.rate, *edges)
 		ring := devSite{nats: emb, originURL: o.originURL, proxyAddr: o.addr, edges: *edges, prefix: "edge-"}
-		if base, err = devSiteStart(gctx, g, ring, o, bus, log, stdout, "  proxy  ", ""); err != nil {
+		if base, _, err = devSiteStart(gctx, g, ring, o, bus, log, stdout, "  proxy  ", ""); err != nil {
 			return fail(err)
 		}
 	} else {

@@ -27,7 +27,8 @@ import (
 // through another link of the same round trip, so that cold loads there feel the distance.
 // Each region has its edges and a proxy whose fallbacks are the other regions, nearest first.
 // Traffic between regions other than NATS and the origin (a proxy routing to a far region's
-// edge in a failover) crosses no link.
+// edge in a failover) crosses no link. devcontrol.go's endpoint kills and starts a region's
+// edges.
 
 // maxRegions caps --regions: each region is a NATS server, a proxy and edges in one process.
 const maxRegions = 5
@@ -193,6 +194,7 @@ func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion
 		return "", fmt.Errorf("--addr: %w", err)
 	}
 	var home string
+	control := &devControl{regions: map[string]*devEdges{}}
 	for i, r := range regions {
 		s := devSite{region: r.name, nats: r.nats, originURL: o.originURL, proxyAddr: o.addr,
 			fallback: fallbacks(regions, i), edges: edges, prefix: "edge-" + r.name + "-"}
@@ -203,15 +205,17 @@ func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion
 			s.proxyAddr = net.JoinHostPort(host, "0")
 			note = fmt.Sprintf("%s round trip to home, NATS leaf %s, falls back to %s", r.rtt, r.nats.ClientURL(), strings.Join(s.fallback, ", "))
 		}
-		url, err := devSiteStart(ctx, g, s, o, nil, log, stdout, fmt.Sprintf("  region %-4s proxy", r.name), note)
+		url, edges, err := devSiteStart(ctx, g, s, o, nil, log, stdout, fmt.Sprintf("  region %-4s proxy", r.name), note)
 		if err != nil {
 			return "", fmt.Errorf("region %s: %w", r.name, err)
 		}
 		if i == 0 {
 			home = url
 		}
+		control.order = append(control.order, r.name)
+		control.regions[r.name] = edges
 	}
-	return home, nil
+	return home, serveControl(ctx, g, control, host, stdout)
 }
 
 // devSite is a proxy and its edges: the ring of `weft dev --edges N`, or one region.
@@ -230,7 +234,7 @@ type devSite struct {
 // port) in g, prints them (the proxy's line starts with label and ends with note) and returns
 // the proxy's URL.
 func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts, bus *pubsub.Bus,
-	log *slog.Logger, stdout io.Writer, label, note string) (string, error) {
+	log *slog.Logger, stdout io.Writer, label, note string) (string, *devEdges, error) {
 	connect := func(name string) (*pubsub.Bus, error) {
 		if s.nats == nil {
 			return bus, nil // an external NATS: every edge shares the process's connection
@@ -263,19 +267,19 @@ func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts,
 	}
 	pbus, err := connect("weft-dev-proxy-" + s.region)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	popts := proxycmd.Options{Secret: o.secret, DownFor: 5 * time.Second, ConnectRate: 2000, ConnectBurst: 2000, EdgeRate: 150, EdgeBurst: 150,
 		Region: s.region, Fallback: strings.Join(s.fallback, ",")}
 	psrv, err := popts.Server(pbus, log, pbus.ConnMetrics())
 	if err != nil {
 		closeBus(pbus)
-		return "", err
+		return "", nil, err
 	}
 	pln, err := net.Listen("tcp", s.proxyAddr)
 	if err != nil {
 		closeBus(pbus)
-		return "", err
+		return "", nil, err
 	}
 	base := "http://" + pln.Addr().String()
 	if note != "" {
@@ -292,24 +296,9 @@ func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts,
 	if s.region != "" {
 		indent += "  "
 	}
-	for i := 1; i <= s.edges; i++ {
-		eo := o
-		eo.node = fmt.Sprintf("%s%d", s.prefix, i)
-		eo.region, eo.originURL = s.region, s.originURL
-		ebus, err := connect("weft-dev-" + eo.node)
-		if err != nil {
-			return "", err
-		}
-		srv, eln, err := eo.listen("127.0.0.1:0", ebus, log)
-		if err != nil {
-			closeBus(ebus)
-			return "", err
-		}
-		fmt.Fprintf(stdout, "%s%-7s http://%s\n", indent, eo.node, eln.Addr())
-		g.Go(func() error {
-			defer closeBus(ebus)
-			return serveEdge(ctx, srv, eln, eo.drain, log)
-		})
+	d := &devEdges{ctx: ctx, g: g, site: s, o: o, connect: connect, release: closeBus, log: log, stdout: stdout, indent: indent}
+	if _, err := d.start(); err != nil {
+		return "", nil, err
 	}
-	return base, nil
+	return base, d, nil
 }

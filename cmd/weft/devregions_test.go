@@ -21,22 +21,7 @@ import (
 func TestDevRegions(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out testkit.SyncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--regions", "3", "--wan-rtt", "40ms,60ms", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
-			"--nats-addr", "127.0.0.1:0", "--size", "tiny", "--rate", "0", "--drain", "100ms", "--log-level", "error",
-			"--autocomplete-typos=false"}, &out)
-	}()
-	testkit.EventuallyOr(t, 25*time.Second, func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("weft dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		return strings.Contains(out.String(), "\ntry:\n")
-	}, "weft dev to print its examples", func() { t.Logf("weft dev printed:\n%s", out.String()) })
-	printed := out.String()
+	printed, done := startDevRegions(t, ctx, "--regions", "3", "--wan-rtt", "40ms,60ms")
 	proxies := regexp.MustCompile(`(?m)^  region (\S+) +proxy (http://\S+)`).FindAllStringSubmatch(printed, -1)
 	testkit.Equal(t, len(proxies), 3, "regions printed")
 	for i, want := range []string{"home", "a", "b"} {
@@ -110,6 +95,29 @@ func TestDevRegions(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("weft dev did not stop after its context ended")
 	}
+}
+
+// startDevRegions runs `weft dev` with args (and free ports, the tiny world, no background
+// activity) until ctx ends, and returns what it printed up to its examples and the channel
+// its end is sent on.
+func startDevRegions(t *testing.T, ctx context.Context, args ...string) (string, chan error) {
+	t.Helper()
+	var out testkit.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"dev", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
+			"--nats-addr", "127.0.0.1:0", "--size", "tiny", "--rate", "0", "--drain", "100ms", "--log-level", "error",
+			"--autocomplete-typos=false"}, args...), &out)
+	}()
+	testkit.EventuallyOr(t, 25*time.Second, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("weft dev exited early: %v\n%s", err, out.String())
+		default:
+		}
+		return strings.Contains(out.String(), "\ntry:\n")
+	}, "weft dev to print its examples", func() { t.Logf("weft dev printed:\n%s", out.String()) })
+	return out.String(), done
 }
 
 // TestDevRegionsFlags: bad --regions and --wan-rtt values stop weft dev before it starts
