@@ -22,15 +22,16 @@ type hub struct {
 	// session under mu. Nothing holding a session's or a throttle's mu takes a hub's;
 	// cluster.mu, when held, comes before hub.mu (claimMoves). The team's cache.Store lock is
 	// taken (read) under mu, and never calls back into the edge.
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	byUser   map[string][]*session
-	users    []string // keys of byUser, rebuilt lazily (nil when stale)
-	in       []bool   // fan-out's scratch: whether users[i] is in the event's channel
-	lastSeq  int64
-	dead     bool // unloaded: register must find a new hub
-	recent   recentEvents
-	limit    int // of recent
+	mu         sync.Mutex
+	sessions   map[*session]struct{}
+	byUser     map[string][]*session
+	users      []string // keys of byUser, rebuilt lazily (nil when stale)
+	in         []bool   // fan-out's scratch: whether users[i] is in the event's channel
+	lastSeq    int64
+	dead       bool // unloaded: register must find a new hub
+	recent     recentEvents
+	limit      int // of recent: events
+	limitBytes int // of recent: their bytes
 }
 
 func newHub(team string, seq int64) *hub {
@@ -171,7 +172,7 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, mode AnnotateMode, m *me
 	}
 	h.lastSeq = ev.Seq
 	if h.limit > 0 {
-		h.recent.add(ev, h.limit)
+		h.recent.add(ev, h.limit, h.limitBytes)
 	}
 	if len(h.sessions) == 0 {
 		return

@@ -91,6 +91,10 @@ type Config struct {
 	// RecentEvents is how many of each team's latest events the node keeps for resumes
 	// (recent.go); default 512, negative: none (every resume reads the stream).
 	RecentEvents int
+	// RecentBytes bounds the same events by their size on the bus, per team: a burst of large
+	// events (a 48 KiB message, 512 times) would otherwise hold 24 MiB per team. Default 4 MiB;
+	// at least the latest event is always kept.
+	RecentBytes int
 	// DrainSpread is the window over which draining sessions are told to reconnect (each gets
 	// a random reconnect_after_ms in it); default 5s.
 	DrainSpread time.Duration
@@ -163,6 +167,7 @@ func (c *Config) defaults() error {
 	if c.SurgeWindow <= 0 {
 		c.SurgeWindow = 10 * time.Second
 	}
+	setDefault(&c.RecentBytes, 4<<20)
 	if c.RecentEvents == 0 {
 		c.RecentEvents = 512
 	}
@@ -425,7 +430,7 @@ func (s *Server) hubFor(team string, st *cache.Store) *hub {
 		return h.(*hub)
 	}
 	nh := newHub(team, st.Seq())
-	nh.limit = s.cfg.RecentEvents
+	nh.limit, nh.limitBytes = s.cfg.RecentEvents, s.cfg.RecentBytes
 	h, _ := s.hubs.LoadOrStore(team, nh)
 	return h.(*hub)
 }

@@ -113,6 +113,9 @@ func FuzzDecodeEvent(f *testing.F) {
 		if ev.Team != "T1" || ev.Seq <= 0 {
 			t.Fatalf("accepted %+v", ev)
 		}
+		if ev.Size != len(data) {
+			t.Fatalf("size %d, decoded from %d bytes", ev.Size, len(data))
+		}
 		b, err := json.Marshal(ev)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)

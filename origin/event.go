@@ -49,6 +49,11 @@ type Event struct {
 	// member_left, channel_deleted). It is an additive field of weft's origin contract; an
 	// origin that omits it leaves it 0 and consumers treat the event as newer than any page.
 	Updated int64
+
+	// Size is the length in bytes of the encoding the event was decoded from (DecodeEvent); 0
+	// for an event made in memory. It is not part of the wire form: consumers bound the
+	// memory they hold events in by it.
+	Size int
 }
 
 // ErrBadEvent wraps every reason an event is refused.
@@ -160,6 +165,7 @@ func DecodeEvent(team string, data []byte) (*Event, error) {
 	if err := ev.Validate(team); err != nil {
 		return nil, err
 	}
+	ev.Size = len(data)
 	return ev, nil
 }
 
