@@ -77,6 +77,7 @@ type frame struct {
 	// event; annotations are read entry by entry (see decodeAnnotations), so that one bad
 	// entry cannot make the whole frame unreadable
 	Seq         int64           `json:"seq"`
+	Cut         string          `json:"cut"`
 	Event       json.RawMessage `json:"event"`
 	Annotations json.RawMessage `json:"annotations"`
 

@@ -22,6 +22,7 @@ func (c *Client) received(cn *conn, f *frame) error {
 		return nil
 	}
 	ev, err := decodeEvent(f.Seq, f.Event, f.Annotations)
+	ev.Cut = f.Cut
 	if err != nil {
 		// The envelope was read, so the event's place in the stream is known; only its body
 		// is not. Reconnecting would replay the same event and fail again, forever: hand it

@@ -128,6 +128,12 @@ func (s *Store) putTeam(t Team) {
 	}
 }
 
+func (s *Store) forgetUser(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.users, id)
+}
+
 func (s *Store) deleteChannel(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -154,6 +160,10 @@ func (s *Store) apply(ev *Event) {
 	case ev.Channel != nil:
 		s.putChannels(*ev.Channel)
 	case ev.Type == EventChannelDeleted:
+		s.deleteChannel(ev.ChannelID)
+	case ev.Cut != "" && ev.Type == EventUserChange:
+		s.forgetUser(ev.UserID) // changed, but sent without the user: what is held is stale
+	case ev.Cut != "" && (ev.Type == EventChannelCreated || ev.Type == EventChannelChange):
 		s.deleteChannel(ev.ChannelID)
 	}
 }

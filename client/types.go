@@ -99,7 +99,17 @@ type Event struct {
 
 	// Raw is the event object exactly as the server sent it.
 	Raw json.RawMessage
+
+	// Cut is why the server sent the event cut, "" when whole: CutTooLarge for one over the
+	// edge's bound on an event's size. A cut message has the head of its text; a cut
+	// user_change, channel_created, channel_change or team_change has the object's ID only
+	// (UserID, ChannelID), and the Store forgets the stale copy it had: ask for it
+	// (UsersInfo, ChannelsInfo) when you need it.
+	Cut string
 }
+
+// CutTooLarge is Event.Cut for an event over the edge's bound on an event's size.
+const CutTooLarge = protocol.CutTooLarge
 
 // Annotations are objects attached to an event, keyed by ID.
 type Annotations struct {

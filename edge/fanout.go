@@ -32,6 +32,7 @@ type hub struct {
 	recent     recentEvents
 	limit      int // of recent: events
 	limitBytes int // of recent: their bytes
+	maxEvent   int // Config.MaxEventBytes
 }
 
 func newHub(team string, seq int64) *hub {
@@ -181,7 +182,7 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, mode AnnotateMode, m *me
 	var a *annotator
 	deliver := func(s *session) {
 		if a == nil { // encoded once, only if someone gets it
-			a = newAnnotator(st, ev, eventFrame(ev), mode)
+			a = newAnnotator(st, ev, boundedEventFrame(ev, h.maxEvent, m), mode)
 		}
 		if s.sendEvent(a) {
 			m.eventsOut.Inc()

@@ -19,6 +19,7 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	eventsIn      prometheus.Counter
 	eventsOut     prometheus.Counter
+	eventsCut     *prometheus.CounterVec // type, why
 	slowConsumers prometheus.Counter
 	policyCloses  prometheus.Counter
 	goodbyes      *prometheus.CounterVec
@@ -54,6 +55,9 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "Team events applied from the feed."}),
 		eventsOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_events_out_total",
 			Help: "Event frames queued to sessions."}),
+		eventsCut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_events_cut_total",
+			Help: "Event frames sent cut (a message's text shortened, an object replaced by its ID), by event type and why: too_large, over --max-event-bytes. Each is counted once per encoding (once per fan-out, once per resume that replays it)."},
+			[]string{"type", "why"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_slow_consumer_closes_total",
 			Help: "Sessions closed because their outbound queue passed its bound."}),
 		policyCloses: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_edge_policy_closes_total",
@@ -87,7 +91,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help:    "Time to build a team's autocomplete index: the prefix path, then the typo fallback.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}, []string{"part"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.eventsIn, m.eventsOut, m.slowConsumers, m.policyCloses,
+	reg.MustRegister(m.requests, m.latency, m.eventsIn, m.eventsOut, m.eventsCut, m.slowConsumers, m.policyCloses,
 		m.goodbyes, m.resumes, m.loadSeconds, m.sessionStart, m.loadFailures, m.indexSeconds, indexBytes{s}, m.pauses, m.throttled,
 		m.shed, m.shedUnloads, m.admissionChanges, m.replays,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_admission_level",

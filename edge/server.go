@@ -95,6 +95,10 @@ type Config struct {
 	// events (a 48 KiB message, 512 times) would otherwise hold 24 MiB per team. Default 4 MiB;
 	// at least the latest event is always kept.
 	RecentBytes int
+	// MaxEventBytes bounds an event's frame (before annotations): an event over it is sent
+	// cut, marked so (cut.go), and counted in weft_edge_events_cut_total. Default 256 KiB;
+	// negative: no bound.
+	MaxEventBytes int
 	// DrainSpread is the window over which draining sessions are told to reconnect (each gets
 	// a random reconnect_after_ms in it); default 5s.
 	DrainSpread time.Duration
@@ -168,6 +172,9 @@ func (c *Config) defaults() error {
 		c.SurgeWindow = 10 * time.Second
 	}
 	setDefault(&c.RecentBytes, 4<<20)
+	if c.MaxEventBytes == 0 {
+		c.MaxEventBytes = 256 << 10
+	}
 	if c.RecentEvents == 0 {
 		c.RecentEvents = 512
 	}
@@ -430,7 +437,7 @@ func (s *Server) hubFor(team string, st *cache.Store) *hub {
 		return h.(*hub)
 	}
 	nh := newHub(team, st.Seq())
-	nh.limit, nh.limitBytes = s.cfg.RecentEvents, s.cfg.RecentBytes
+	nh.limit, nh.limitBytes, nh.maxEvent = s.cfg.RecentEvents, s.cfg.RecentBytes, s.cfg.MaxEventBytes
 	h, _ := s.hubs.LoadOrStore(team, nh)
 	return h.(*hub)
 }

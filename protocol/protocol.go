@@ -43,6 +43,11 @@ const (
 	ReasonPolicy       = "policy"
 )
 
+// CutTooLarge is an event frame's "cut" (section 5): the event was over the edge's bound on an
+// event's size, so it was sent cut (a message's text shortened, an object replaced by its ID);
+// the client asks for the object when it needs it.
+const CutTooLarge = "too_large"
+
 // Goodbye is the frame the server sends before it closes a connection on purpose (section 3).
 type Goodbye struct {
 	Type             string `json:"type"` // FrameGoodbye
