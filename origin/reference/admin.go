@@ -87,7 +87,10 @@ func (s *Server) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			status, code := http.StatusBadGateway, "publish_failed"
-			if errors.Is(err, ErrBadChange) {
+			switch {
+			case errors.Is(err, ErrEventTooLarge):
+				status, code = http.StatusRequestEntityTooLarge, "too_large"
+			case errors.Is(err, ErrBadChange):
 				status, code = http.StatusBadRequest, "invalid_request"
 			}
 			reply.Error, reply.Message = code, fmt.Sprintf("event %d of %d: %v", i+1, req.Count, err)

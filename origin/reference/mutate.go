@@ -39,6 +39,28 @@ const maxPending = 100_000
 // ErrBadChange wraps every reason a change is refused.
 var ErrBadChange = errors.New("origin: bad change")
 
+// MaxEventBytes bounds the encoding of an event the origin makes. NATS refuses a message over
+// its max_payload (1 MiB by default), and an event it refused would stay first in the team's
+// outbox for ever, holding back every change of the team after it: such a change is refused
+// instead, before it changes anything (ErrEventTooLarge, an ErrBadChange).
+const MaxEventBytes = 256 << 10
+
+// ErrEventTooLarge: the change's event would be over MaxEventBytes.
+var ErrEventTooLarge = errors.New("event too large")
+
+// fits refuses ev when its encoding is over MaxEventBytes. Called before a change touches the
+// state.
+func fits(ev *origin.Event) error {
+	b, err := ev.MarshalJSON()
+	if err != nil {
+		return badChange("%s event: %v", ev.Type, err)
+	}
+	if len(b) > MaxEventBytes {
+		return fmt.Errorf("%w: %w: a %s event of %d bytes (the bound is %d)", ErrBadChange, ErrEventTooLarge, ev.Type, len(b), MaxEventBytes)
+	}
+	return nil
+}
+
 func badChange(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadChange, fmt.Sprintf(format, args...))
 }
@@ -181,10 +203,14 @@ func (s *Server) PostMessage(ctx context.Context, team, channel, user, text stri
 		}
 		// Slack-style ts: unique and increasing per team, so it can serve as a message ID.
 		ts := max(time.Now().UnixMicro(), st.lastTS+1)
-		st.lastTS = ts
-		return &origin.Event{Type: origin.EventMessage, ChannelID: channel, UserID: user, Text: text,
+		ev := &origin.Event{Type: origin.EventMessage, ChannelID: channel, UserID: user, Text: text,
 			TS:       strconv.FormatInt(ts/1e6, 10) + "." + fmt.Sprintf("%06d", ts%1e6),
-			Mentions: slices.Clone(mentions)}, nil
+			Mentions: slices.Clone(mentions)}
+		if err := fits(ev); err != nil {
+			return nil, err
+		}
+		st.lastTS = ts
+		return ev, nil
 	})
 }
 
@@ -203,10 +229,14 @@ func (s *Server) UpdateUser(ctx context.Context, team, userID string, fn func(*o
 			return nil, badChange("user %s: the id and team cannot change", userID)
 		}
 		next.Updated = v
+		ev := &origin.Event{Type: origin.EventUserChange, User: new(next)}
+		if err := fits(ev); err != nil {
+			return nil, err
+		}
 		st.mu.Lock()
 		st.users[int32(u)] = &next
 		st.mu.Unlock()
-		return &origin.Event{Type: origin.EventUserChange, User: new(next)}, nil
+		return ev, nil
 	})
 }
 
@@ -316,6 +346,9 @@ func (s *Server) UpdateChannel(ctx context.Context, team, channel string, fn fun
 			}
 		}
 		next.Updated = v
+		if err := fits(&origin.Event{Type: origin.EventChannelChange, Channel: &next}); err != nil {
+			return nil, err
+		}
 		st.mu.Lock()
 		st.channels[int32(c)] = new(next)
 		st.mu.Unlock()
@@ -359,6 +392,9 @@ func (s *Server) UpdateTeam(ctx context.Context, team string, fn func(*origin.Te
 			return nil, badChange("team %s: empty name", team)
 		}
 		next.UserCount, next.ChannelCount, next.Updated = cur.UserCount, cur.ChannelCount, v
+		if err := fits(&origin.Event{Type: origin.EventTeamChange, TeamInfo: &next}); err != nil {
+			return nil, err
+		}
 		st.mu.Lock()
 		st.team = next
 		st.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -235,10 +236,27 @@ func TestBadChangesChangeNothing(t *testing.T) {
 			return s.UpdateTeam(ctx, team, func(t *origin.Team) { t.ID = "T00000001" })
 		},
 		"team without a name": func() (*origin.Event, error) { return s.UpdateTeam(ctx, team, func(t *origin.Team) { t.Name = "" }) },
+		// Events over MaxEventBytes (NATS would refuse them, and the outbox would hold them
+		// first for ever): refused before anything changes.
+		"too large: message": func() (*origin.Event, error) {
+			return s.PostMessage(ctx, team, general, member, strings.Repeat("x", MaxEventBytes), nil)
+		},
+		"too large: user": func() (*origin.Event, error) {
+			return s.UpdateUser(ctx, team, member, func(u *origin.User) { u.Title = strings.Repeat("t", MaxEventBytes) })
+		},
+		"too large: channel": func() (*origin.Event, error) {
+			return s.UpdateChannel(ctx, team, channel, func(c *origin.Channel) { c.Topic = strings.Repeat("t", MaxEventBytes) })
+		},
+		"too large: team": func() (*origin.Event, error) {
+			return s.UpdateTeam(ctx, team, func(t *origin.Team) { t.Name = strings.Repeat("n", MaxEventBytes) })
+		},
 	} {
 		ev, err := change()
 		if !errors.Is(err, ErrBadChange) || ev != nil {
 			t.Errorf("%s: got %v, %v; want ErrBadChange", name, ev, err)
+		}
+		if strings.HasPrefix(name, "too large") != errors.Is(err, ErrEventTooLarge) {
+			t.Errorf("%s: %v; ErrEventTooLarge only for the too large", name, err)
 		}
 	}
 	if s.Seq(team) != seq || s.team(team).seq != seq {
