@@ -75,12 +75,7 @@ func TestBurstsOfLargeEvents(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	ctx := context.Background()
 	team := h.team
-	var users []string
-	for _, u := range h.origin.Users(team) {
-		if !u.Deleted {
-			users = append(users, u.ID)
-		}
-	}
+	users := h.activeUsers(team)
 	stuck, _ := h.dialStuck(team, users[0])
 	var rs []*seqReader
 	for i := range readers {

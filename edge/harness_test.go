@@ -111,6 +111,17 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 // user returns the ID of user i of team.
 func (h *harness) user(team string, i int) string { return h.origin.Users(team)[i].ID }
 
+// activeUsers are the IDs of team's users not deleted, in the origin's order.
+func (h *harness) activeUsers(team string) []string {
+	var ids []string
+	for _, u := range h.origin.Users(team) {
+		if !u.Deleted {
+			ids = append(ids, u.ID)
+		}
+	}
+	return ids
+}
+
 func (h *harness) token(team, user string) string {
 	tok, err := h.keys.Issue(team, user, time.Hour)
 	if err != nil {

@@ -210,12 +210,7 @@ func TestResumeAcrossMembershipChanges(t *testing.T) {
 	team := h.team
 	a := newAudience(h.origin, team)
 	var me, other, left string // two active users and a channel both are in, but #general
-	var active []string
-	for _, u := range h.origin.Users(team) {
-		if !u.Deleted {
-			active = append(active, u.ID)
-		}
-	}
+	active := h.activeUsers(team)
 	for _, c := range h.origin.Channels(team)[1:] {
 		for _, u := range active {
 			for _, v := range active {

@@ -35,12 +35,7 @@ func TestSlowConsumer(t *testing.T) {
 	}})
 	ctx := context.Background()
 	team := h.team
-	var users []string
-	for _, u := range h.origin.Users(team) {
-		if !u.Deleted {
-			users = append(users, u.ID)
-		}
-	}
+	users := h.activeUsers(team)
 	stuckUser, others := users[0], users[1:]
 	// The flood goes to a channel only the stuck user is in; team-wide events go to everyone.
 	flood := h.must(h.origin.CreateChannel(ctx, team, "flood", stuckUser, true)).Channel.ID
