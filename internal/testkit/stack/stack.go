@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,7 +148,11 @@ func (e *Edge) Stop() error {
 	e.serving.Store(false)
 	e.node.CompareAndSwap(n, nil)
 	if err != nil {
-		return fmt.Errorf("edge %s shutdown: %w", e.Addr, err)
+		// What the node still waits for is in the goroutines: a shutdown that times out is a
+		// goroutine without an owner that stops it, or one whose stop does not reach it.
+		var b strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+		return fmt.Errorf("edge %s shutdown: %w; goroutines:\n%s", e.Addr, err, b.String())
 	}
 	return nil
 }
