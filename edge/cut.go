@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/protocol"
 )
@@ -22,17 +23,29 @@ import (
 
 const cutTooLarge = protocol.CutTooLarge
 
+// eventAnnotator is the annotator of ev's frame bounded by max (boundedEventFrame). A cut
+// event carries none of its objects, so its recipients are not recorded as having them: the
+// next event that names one annotates it (jit.go), as for a client that never had it.
+func eventAnnotator(st *cache.Store, ev *origin.Event, max int, m *metrics, mode AnnotateMode) *annotator {
+	base, cut := boundedEventFrame(ev, max, m)
+	a := newAnnotator(st, ev, base, mode)
+	if cut {
+		a.carried = nil
+	}
+	return a
+}
+
 // boundedEventFrame is ev's event frame, or its cut form's when the frame is over max bytes
-// (max ≤ 0: no bound), counted in m by the event's type.
-func boundedEventFrame(ev *origin.Event, max int, m *metrics) []byte {
+// (max ≤ 0: no bound), counted in m by the event's type; cut says which.
+func boundedEventFrame(ev *origin.Event, max int, m *metrics) (frame []byte, cut bool) {
 	f := eventFrame(ev)
 	if max <= 0 || len(f) <= max {
-		return f
+		return f, false
 	}
 	c := cutEvent(ev, max)
 	body, err := c.MarshalJSON()
-	if err != nil {
-		return nil
+	if err != nil { // ev itself was encoded just now: not expected; send it whole
+		return f, false
 	}
 	if m != nil {
 		m.eventsCut.WithLabelValues(ev.Type, cutTooLarge).Inc()
@@ -42,7 +55,7 @@ func boundedEventFrame(ev *origin.Event, max int, m *metrics) []byte {
 	b = strconv.AppendInt(b, ev.Seq, 10)
 	b = append(b, `,"cut":"`+cutTooLarge+`","event":`...)
 	b = append(b, body...)
-	return append(b, '}')
+	return append(b, '}'), true
 }
 
 // cutEvent is ev with what makes it large taken out: objects replaced by their IDs, the text

@@ -70,6 +70,10 @@ func TestEventsOverTheBoundAreCut(t *testing.T) {
 		testkit.OK(t, json.Unmarshal(f.raw, &m))
 		testkit.Equal(t, m.Cut, "", "the small message's cut")
 		testkit.Equal(t, f.Event.Text, "short", "the small message's text")
+		// The cut user_change did not carry the user: the next event naming it annotates it,
+		// whole, as for a client that never had it.
+		testkit.True(t, f.Annotations != nil && f.Annotations.Users[me].Title == title,
+			"the message after the cut user_change annotates its sender, whole")
 	}
 	check(c, room.Seq)
 	testkit.Equal(t, h.metric(`weft_edge_events_cut_total{type="message",why="too_large"}`), 1.0, "messages cut")

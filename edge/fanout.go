@@ -182,7 +182,7 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, mode AnnotateMode, m *me
 	var a *annotator
 	deliver := func(s *session) {
 		if a == nil { // encoded once, only if someone gets it
-			a = newAnnotator(st, ev, boundedEventFrame(ev, h.maxEvent, m), mode)
+			a = eventAnnotator(st, ev, h.maxEvent, m, mode)
 		}
 		if s.sendEvent(a) {
 			m.eventsOut.Inc()

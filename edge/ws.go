@@ -281,7 +281,7 @@ func (s *Server) replay(ctx context.Context, st *cache.Store, sess *session, sin
 	var frames [][]byte
 	for i, ok := range visibleRun(st, evs, user) {
 		if ok {
-			frames = append(frames, sess.replayFrame(newAnnotator(st, evs[i], boundedEventFrame(evs[i], s.cfg.MaxEventBytes, s.metrics), s.cfg.Annotate)))
+			frames = append(frames, sess.replayFrame(eventAnnotator(st, evs[i], s.cfg.MaxEventBytes, s.metrics, s.cfg.Annotate)))
 		}
 	}
 	return frames, true
