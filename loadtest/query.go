@@ -217,6 +217,11 @@ func loadQueryWorld(ctx context.Context, t *Target, team string) (*queryWorld, e
 
 // dialSessions connects one client per user, parallel at a time.
 func dialSessions(ctx context.Context, t *Target, team string, users []string, parallel int) ([]*client.Client, error) {
+	return dialSessionsWith(ctx, t, team, users, parallel, nil)
+}
+
+// dialSessionsWith is dialSessions with onReconnect as every client's Options.OnReconnect.
+func dialSessionsWith(ctx context.Context, t *Target, team string, users []string, parallel int, onReconnect func(client.Reconnect)) ([]*client.Client, error) {
 	out := make([]*client.Client, len(users))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
@@ -229,7 +234,7 @@ func dialSessions(ctx context.Context, t *Target, team string, users []string, p
 			dctx, cancel := context.WithTimeout(gctx, 2*time.Minute)
 			defer cancel()
 			c, err := client.Dial(dctx, client.Options{URL: t.WSURL(), Token: tok, HTTPClient: t.HTTP, SkipBoot: true,
-				DialTimeout: time.Minute})
+				DialTimeout: time.Minute, OnReconnect: onReconnect})
 			if err != nil {
 				return fmt.Errorf("session of %s: %w", u, err)
 			}

@@ -292,7 +292,7 @@ func runRegionsPhase(ctx context.Context, t *Target, cfg RegionsConfig, w *regio
 			links = append(links, l)
 			ws, a.Via = "ws://"+l.Addr()+"/ws", fmt.Sprintf("home proxy across %v WAN", r.RTT)
 		}
-		s, err := dialSessionsTo(ctx, t, ws, regionsTeam(t), users[i*cfg.Clients:(i+1)*cfg.Clients], 8)
+		s, err := dialSessionsTo(ctx, t, ws, regionsTeam(t), users[i*cfg.Clients:(i+1)*cfg.Clients], 8, nil)
 		sessions = append(sessions, s)
 		if err != nil {
 			return arms, fmt.Errorf("loadtest: %s phase, region %s: %w", phase, r.Name, err)
@@ -436,12 +436,13 @@ func regionsEvents(ctx context.Context, t *Target, cfg RegionsConfig, w *regions
 	return nil
 }
 
-// dialSessionsTo connects one client per user to ws, parallel at a time.
-func dialSessionsTo(ctx context.Context, t *Target, ws, team string, users []string, parallel int) ([]*client.Client, error) {
+// dialSessionsTo connects one client per user to ws, parallel at a time (onReconnect: see
+// dialSessionsWith).
+func dialSessionsTo(ctx context.Context, t *Target, ws, team string, users []string, parallel int, onReconnect func(client.Reconnect)) ([]*client.Client, error) {
 	tt := *t
 	tt.URL = "http" + strings.TrimPrefix(ws, "ws")
 	tt.URL = strings.TrimSuffix(tt.URL, "/ws")
-	return dialSessions(ctx, &tt, team, users, parallel)
+	return dialSessionsWith(ctx, &tt, team, users, parallel, onReconnect)
 }
 
 // reconnects is "reconnects: connection lost or refused 20, goodbye moved 20".

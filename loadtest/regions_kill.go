@@ -75,7 +75,7 @@ func runRegionsKilled(ctx context.Context, t *Target, cfg RegionsConfig, w *regi
 	team := regionsTeam(t)
 	var rmu sync.Mutex
 	retries := map[string]int{} // why clients reconnected, and how many times
-	cs, err := dialKilled(ctx, t, wsURL(r.ProxyURL), team, users[:cfg.Clients], func(why client.Reconnect) {
+	cs, err := dialSessionsTo(ctx, t, wsURL(r.ProxyURL), team, users[:cfg.Clients], 8, func(why client.Reconnect) {
 		rmu.Lock()
 		defer rmu.Unlock()
 		retries[reconnectKind(why)]++
@@ -246,24 +246,6 @@ func (t *Target) control(ctx context.Context, region, verb string) error {
 		return fmt.Errorf("loadtest: %s region %s: %s: %s", verb, region, resp.Status, body)
 	}
 	return nil
-}
-
-// dialKilled connects one client per user to ws, reporting each reconnect to onReconnect.
-func dialKilled(ctx context.Context, t *Target, ws, team string, users []string, onReconnect func(client.Reconnect)) ([]*client.Client, error) {
-	var out []*client.Client
-	for _, u := range users {
-		tok, err := t.Token(team, u)
-		if err != nil {
-			return out, err
-		}
-		c, err := client.Dial(ctx, client.Options{URL: ws, Token: tok, HTTPClient: t.HTTP, SkipBoot: true, DialTimeout: time.Minute,
-			OnReconnect: onReconnect})
-		if err != nil {
-			return out, fmt.Errorf("session of %s: %w", u, err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 // reconnectKind names why a connection or attempt ended: "goodbye moved", "HTTP 429", "lost".

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,17 +72,7 @@ func TestDevControlKillsAndStartsARegion(t *testing.T) {
 	})
 	change := func(title string) int64 {
 		t.Helper()
-		body := fmt.Sprintf(`{"type":"user_change","user":%q,"title":%q}`, tok[2], title)
-		resp, err := hc.Post(orig[1]+"/origin/admin/teams/"+tok[1]+"/events", "application/json", strings.NewReader(body))
-		testkit.OK(t, err)
-		defer resp.Body.Close()
-		var made struct {
-			OK      bool  `json:"ok"`
-			LastSeq int64 `json:"last_seq"`
-		}
-		testkit.OK(t, json.NewDecoder(resp.Body).Decode(&made))
-		testkit.True(t, made.OK && made.LastSeq > 0, "the origin made the change: %+v", made)
-		return made.LastSeq
+		return devChange(t, hc, orig[1], tok[1], tok[2], title)
 	}
 	has := func(seq int64) func() bool {
 		return func() bool {

@@ -67,22 +67,13 @@ func TestDevRegions(t *testing.T) {
 		})
 	}
 
-	body := fmt.Sprintf(`{"type":"user_change","user":%q,"title":"across the WAN"}`, user)
-	resp, err := http.Post(orig[1]+"/origin/admin/teams/"+team+"/events", "application/json", strings.NewReader(body))
-	testkit.OK(t, err)
-	var made struct {
-		OK      bool  `json:"ok"`
-		LastSeq int64 `json:"last_seq"`
-	}
-	testkit.OK(t, json.NewDecoder(resp.Body).Decode(&made))
-	resp.Body.Close()
-	testkit.True(t, made.OK && made.LastSeq > 0, "the origin made the change: %+v", made)
+	made := devChange(t, http.DefaultClient, orig[1], team, user, "across the WAN")
 	for i, s := range sessions {
 		testkit.EventuallyWithin(t, 15*time.Second, func() bool {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return s.max >= made.LastSeq
-		}, fmt.Sprintf("event %d in region %s's session", made.LastSeq, proxies[i][1]))
+			return s.max >= made
+		}, fmt.Sprintf("event %d in region %s's session", made, proxies[i][1]))
 	}
 	for _, s := range sessions {
 		s.c.Close()
@@ -118,6 +109,23 @@ func startDevRegions(t *testing.T, ctx context.Context, args ...string) (string,
 		return strings.Contains(out.String(), "\ntry:\n")
 	}, "weft dev to print its examples", func() { t.Logf("weft dev printed:\n%s", out.String()) })
 	return out.String(), done
+}
+
+// devChange changes user's title through the admin endpoint of the origin at origin and
+// returns the change's seq.
+func devChange(t *testing.T, hc *http.Client, origin, team, user, title string) int64 {
+	t.Helper()
+	body := fmt.Sprintf(`{"type":"user_change","user":%q,"title":%q}`, user, title)
+	resp, err := hc.Post(origin+"/origin/admin/teams/"+team+"/events", "application/json", strings.NewReader(body))
+	testkit.OK(t, err)
+	defer resp.Body.Close()
+	var made struct {
+		OK      bool  `json:"ok"`
+		LastSeq int64 `json:"last_seq"`
+	}
+	testkit.OK(t, json.NewDecoder(resp.Body).Decode(&made))
+	testkit.True(t, made.OK && made.LastSeq > 0, "the origin made the change: %+v", made)
+	return made.LastSeq
 }
 
 // TestDevRegionsFlags: bad --regions and --wan-rtt values stop weft dev before it starts
