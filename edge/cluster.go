@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -233,15 +234,23 @@ func (c *cluster) owns(s *Server, team string, r *http.Request) (owner string, o
 // misrouted answers a connection for a team another edge owns: upgrade, goodbye moved, 4009.
 // The client reconnects at once, and the proxy, by then on the same ring, sends it there.
 func (c *cluster) misrouted(w http.ResponseWriter, r *http.Request, owner string) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol},
-		CompressionMode: websocket.CompressionDisabled, InsecureSkipVerify: true})
+	conn, err := acceptWS(w, r)
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	_ = conn.Write(ctx, websocket.MessageText, goodbyeFrame(protocol.ReasonMoved, 0))
-	conn.Close(protocol.CloseMoved, "team lives on "+owner)
+	defer conn.close()
+	var b wireBatch
+	b.fill([]outFrame{{op: ws.OpText, p: goodbyeFrame(protocol.ReasonMoved, 0)}, closeFrame(protocol.CloseMoved, "team lives on "+owner)})
+	if conn.writeBlocking(&b, time.Now().Add(5*time.Second)) == nil {
+		// The client's close frame ends the wait, or closeWait does.
+		_ = conn.nc.SetReadDeadline(time.Now().Add(closeWait))
+		var buf bytes.Buffer
+		for {
+			if _, err := conn.readMessage(&buf, 1024, 1<<20); err != nil {
+				break
+			}
+		}
+	}
 	c.moved.WithLabelValues("misrouted").Inc()
 }
 

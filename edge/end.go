@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 
 	"github.com/weft-edge/weft/protocol"
 )
@@ -59,17 +59,17 @@ func (r endReason) String() string {
 
 // goodbyeOf is the goodbye frame's reason and the close code for an end the server decides on
 // (docs/protocol.md section 3); ok is false for the others, which end without a goodbye.
-func goodbyeOf(r endReason) (reason string, code websocket.StatusCode, ok bool) {
+func goodbyeOf(r endReason) (reason string, code ws.StatusCode, ok bool) {
 	switch r {
 	case endSlowConsumer:
 		return protocol.ReasonSlowConsumer, protocol.CloseSlowConsumer, true
 	case endPolicy:
-		return protocol.ReasonPolicy, websocket.StatusPolicyViolation, true
+		return protocol.ReasonPolicy, ws.StatusPolicyViolation, true
 	case endMoved:
 		return protocol.ReasonMoved, protocol.CloseMoved, true
 	case endDraining, endReload:
 		// A reload is a draining to the client: reconnect and resume.
-		return protocol.ReasonDraining, websocket.StatusGoingAway, true
+		return protocol.ReasonDraining, ws.StatusGoingAway, true
 	}
 	return "", 0, false
 }
@@ -77,9 +77,9 @@ func goodbyeOf(r endReason) (reason string, code websocket.StatusCode, ok bool) 
 // readEnd is the end a read error means, when nothing else ended the session first.
 func readEnd(err error) endReason {
 	switch {
-	case websocket.CloseStatus(err) != -1:
+	case errors.Is(err, errClientClosed):
 		return endClientClosed
-	case errors.Is(err, websocket.ErrMessageTooBig):
+	case errors.Is(err, errMessageLimit):
 		return endTooLarge
 	}
 	return endReadError

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,18 +287,39 @@ func (l *stallListener) Accept() (net.Conn, error) {
 	return &stallConn{Conn: c, s: l.s, closed: make(chan struct{})}, nil
 }
 
+// stallConn is a connection whose writes hang while the server holds them, as a real one's do
+// when the client stops reading: until released, closed, or past the write deadline.
 type stallConn struct {
 	net.Conn
-	s      *stallServer
-	closed chan struct{}
-	once   sync.Once
+	s        *stallServer
+	closed   chan struct{}
+	once     sync.Once
+	deadline atomic.Pointer[time.Time]
+}
+
+func (c *stallConn) SetWriteDeadline(t time.Time) error {
+	c.deadline.Store(&t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *stallConn) SetDeadline(t time.Time) error {
+	c.deadline.Store(&t)
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *stallConn) Write(p []byte) (int, error) {
 	if c.s.hold.Load() {
+		var expired <-chan time.Time
+		if d := c.deadline.Load(); d != nil && !d.IsZero() {
+			t := time.NewTimer(time.Until(*d))
+			defer t.Stop()
+			expired = t.C
+		}
 		select {
 		case <-c.closed:
 			return 0, net.ErrClosed
+		case <-expired:
+			return 0, os.ErrDeadlineExceeded
 		case <-c.s.release:
 		}
 	}

@@ -66,6 +66,10 @@ type Config struct {
 	StallTimeout time.Duration
 	// WriteTimeout bounds every write to a client; default 10s.
 	WriteTimeout time.Duration
+	// Writers is how many goroutines write the sessions' frames (writers.go); default
+	// GOMAXPROCS. Negative: none, every session's writes run on a goroutine of its own while
+	// it has frames queued (the design before the pool, kept to measure against).
+	Writers int
 	// MaxFrameBytes bounds a client frame, default 64 KiB (larger frames get too_large; frames
 	// past 16× that close the connection).
 	MaxFrameBytes int
@@ -208,6 +212,7 @@ type Server struct {
 	teamConn sync.Map // team ID → *bucket.Pacer, dropped when the team unloads
 	fills    singleflight.Group
 	bg       sync.WaitGroup
+	writers  writerPool // the sessions' writers (writers.go), from Start to Shutdown
 	bgStop   context.CancelFunc
 }
 
@@ -313,6 +318,7 @@ func New(cfg Config) (*Server, error) {
 // announcements and ring watch.
 func (s *Server) Start() error {
 	s.teams.Start()
+	s.writers.start(s.cfg.Writers)
 	if s.admit != nil {
 		s.sample()
 		ctx, cancel := context.WithCancel(context.Background())
@@ -498,6 +504,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.cluster != nil {
 			s.cluster.stop()
 		}
+		s.writers.stop() // a session left over (drain timed out) writes on goroutines of its own
 		if s.bgStop != nil {
 			s.bgStop()
 			s.bg.Wait()

@@ -3,13 +3,12 @@ package edge
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/internal/bucket"
@@ -22,10 +21,11 @@ import (
 // Goroutines: the session's reader owns it. Server.startSession starts it and returns (the
 // HTTP handler's goroutine is gone once the hello is queued); the reader runs readLoop and
 // then Server.endSession, the one place a session ends. A request runs on the reader, so a
-// connection's requests are answered one at a time, in order (dispatch). A writer goroutine
-// runs only while the queue has frames (an idle connection costs no writer stack); a reply
-// with nothing queued ahead of it is written by the request's goroutine itself (reply). wg
-// counts the writers and the requests; endSession waits for them.
+// connection's requests are answered one at a time, in order (dispatch). Frames are written
+// in turns (writeTurn) that the node's writer pool takes (writers.go): a session with nothing
+// queued has no writer at all. A reply with nothing queued ahead of it is written by the
+// request's goroutine itself (reply). wg counts the chains of turns under way (writing) and
+// the requests; endSession waits for them.
 //
 // Why the session ended is recorded once, in ended, by whatever decided it first (endWith,
 // beginClose), and counted by endSession (end.go).
@@ -35,9 +35,9 @@ type session struct {
 	team *cache.Team
 	hub  *hub
 	user string
-	conn *websocket.Conn
+	conn *wsConn
 	ctx  context.Context // cancelled when the session ends
-	stop context.CancelFunc
+	stop func()          // cancels ctx and wakes the reader; idempotent
 	wg   sync.WaitGroup
 
 	ended atomic.Uint32 // the endReason, set once (endWith, beginClose)
@@ -46,25 +46,28 @@ type session struct {
 	visitor bool
 
 	// mu guards the fields below. Lock order of the fan-out: hub.mu → session.mu →
-	// throttle.mu. The fan-out queues frames here under its hub's mu (hub.fanout →
-	// sendEvent); sendLocked and the writer pause and resume the throttle under mu. No
-	// session code takes a hub's mu while holding mu, and the throttle calls nothing back
-	// under its own mu but metrics. A team's cache.Store lock is a leaf below all three
-	// (read under hub.mu by the fan-out's scope and annotations).
+	// throttle.mu, and session.mu → writerPool.mu. The fan-out queues frames here under its
+	// hub's mu (hub.fanout → sendEvent); sendLocked and the writer pause and resume the
+	// throttle under mu, and kick schedules turns under it. No session code takes a hub's mu
+	// while holding mu, the pool calls nothing of a session under its own mu, and the
+	// throttle calls nothing back under its own mu but metrics. A team's cache.Store lock is
+	// a leaf below all of them (read under hub.mu by the fan-out's scope and annotations).
 	mu        sync.Mutex
-	queue     [][]byte
-	queued    int   // bytes in queue and in the write under way
-	progress  int64 // bucket clock: when the writer last finished a frame, or the queue last filled from empty
-	grace     int   // bytes of hello and replay not yet written: they do not count against QueueBytes
-	live      bool  // hello is queued; the writer may run
-	writing   bool
-	closing   string // goodbye reason once the server decided to close, "" before
-	closeCode websocket.StatusCode
-	reconnect int64 // goodbye's reconnect_after_ms
+	queue     []outFrame
+	queued    int    // payload bytes in queue and in the write under way
+	progress  int64  // bucket clock: when the writer last finished a write, or the queue last filled from empty
+	grace     int    // bytes of hello and replay not yet written: they do not count against QueueBytes
+	live      bool   // hello is queued; the writer may run
+	writing   bool   // a chain of turns is under way: queued in the pool, writing, or waiting for the client
+	pending   bool   // a turn is queued in the pool and has not begun (an urgent copy may be queued too)
+	urgent    bool   // an urgent copy of the pending turn is queued
+	closing   string // goodbye reason once the server decided to close, "" before; "closed" once it is sent
+	closeCode ws.StatusCode
+	reconnect int64       // goodbye's reconnect_after_ms
+	closer    *time.Timer // closes the connection closeWait after the close frame was sent
 
 	outboundPaused bool // the throttle holds pauseOutbound
 
-	wtimer   *time.Timer   // the deadline of the write under way (see write)
 	seen     *jitRecord    // objects recently sent to the client (see jit.go); made on first use
 	requests bucket.Bucket // the client's request quota
 	throttle throttle      // whether the reader reads (see throttle.go)
@@ -96,6 +99,12 @@ func (s *session) sendEvent(a *annotator) bool {
 // client is not reading), or when the queue passes the hard cap of 4 × QueueBytes whatever the
 // progress (the client reads, but slower than its events come: memory stays bounded).
 func (s *session) sendLocked(frame []byte) bool {
+	return s.queueLocked(outFrame{op: ws.OpText, p: frame})
+}
+
+// queueLocked queues f, by sendLocked's rule. mu held.
+func (s *session) queueLocked(f outFrame) bool {
+	frame := f.p
 	if s.closing != "" {
 		return false
 	}
@@ -128,7 +137,7 @@ func (s *session) sendLocked(frame []byte) bool {
 	if s.queued == 0 {
 		s.progress = bucket.Now() // the writer's wait starts now, not at its last frame
 	}
-	s.queue = append(s.queue, frame)
+	s.queue = append(s.queue, f)
 	s.queued += len(frame)
 	if !s.outboundPaused && s.queued > s.srv.cfg.QueueBytes/2 {
 		s.outboundPaused = true
@@ -171,94 +180,6 @@ func (s *session) seal() {
 	}
 }
 
-// kick starts the writer if there is work and none runs. mu held.
-func (s *session) kick() {
-	if s.writing || !s.live || (len(s.queue) == 0 && s.closing == "") {
-		return
-	}
-	s.writing = true
-	s.wg.Add(1)
-	go s.writeLoop()
-}
-
-// goLive puts first (hello, replayed events) ahead of whatever fan-out queued meanwhile, and
-// lets the writer run. first is bounded by MaxReplay, not QueueBytes: until it is written, its
-// bytes are grace on top of the bound, so a long resume is not mistaken for a slow consumer.
-func (s *session) goLive(first [][]byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, f := range first {
-		n += len(f)
-	}
-	s.queue = append(first, s.queue...)
-	s.grace = n + s.queued // what waited for the hello is written first too
-	s.queued += n
-	s.progress = bucket.Now()
-	s.live = true
-	s.kick()
-}
-
-func (s *session) writeLoop() {
-	defer s.wg.Done()
-	for {
-		s.mu.Lock()
-		if len(s.queue) == 0 {
-			reason := s.closing
-			if reason == "" || reason == "closed" { // "closed": sealed, or the goodbye is sent
-				s.writing = false
-				s.mu.Unlock()
-				return
-			}
-			code, after := s.closeCode, s.reconnect
-			s.closing = "closed" // nothing more is sent after the goodbye
-			s.mu.Unlock()
-			s.sayGoodbye(reason, code, after)
-			return
-		}
-		batch := s.queue
-		s.queue = nil
-		s.mu.Unlock()
-		for _, f := range batch {
-			if err := s.write(f); err != nil {
-				// The connection is gone (or stuck: the write timer closed it and recorded that).
-				s.endWith(endWriteError)
-				return
-			}
-			s.mu.Lock()
-			s.queued -= len(f)
-			s.progress = bucket.Now()
-			s.grace = max(s.grace-len(f), 0) // first is at the head of the queue: written first
-			if s.outboundPaused && s.queued < s.srv.cfg.QueueBytes/4 {
-				s.outboundPaused = false
-				s.throttle.resume(pauseOutbound)
-			}
-			s.mu.Unlock()
-		}
-	}
-}
-
-// write sends one frame. Only the current writer calls it. Its deadline is one timer per
-// session that closes the connection when a write outlives WriteTimeout: a context per write
-// (and the watcher coder/websocket arms for a cancellable one) cost ~2 µs per delivery.
-func (s *session) write(frame []byte) error {
-	if s.ctx.Err() != nil {
-		return s.ctx.Err()
-	}
-	s.wtimer.Reset(s.srv.cfg.WriteTimeout)
-	err := s.conn.Write(context.Background(), websocket.MessageText, frame)
-	s.wtimer.Stop()
-	return err
-}
-
-func (s *session) sayGoodbye(reason string, code websocket.StatusCode, after int64) {
-	b, _ := json.Marshal(protocol.Goodbye{Type: protocol.FrameGoodbye, Reason: reason, ReconnectAfterMS: after})
-	_ = s.write(b) // best effort: a stuck client may never read it
-	s.srv.metrics.goodbyes.WithLabelValues(reason).Inc()
-	s.conn.Close(code, reason)
-	s.stop()
-}
-
 // readLoop reads client frames until the connection ends, and returns the read error that
 // ended it (nil when the session was told goodbye policy). Bad frames get their error reply and
 // a strike; a client that keeps striking is told goodbye policy.
@@ -275,44 +196,74 @@ func (s *session) readLoop() error {
 		if err := s.throttle.wait(s.ctx); err != nil {
 			return err
 		}
-		typ, r, err := s.conn.Reader(s.ctx)
+		m, err := s.conn.readMessage(buf, cfg.MaxFrameBytes, 16*cfg.MaxFrameBytes)
 		if err != nil {
+			switch {
+			case errors.Is(err, errClientClosed):
+				s.sayClose(ws.StatusNormalClosure, "")
+			case errors.Is(err, errMessageLimit):
+				s.sayClose(ws.StatusMessageTooBig, "message too big")
+			case errors.Is(err, errProtocol):
+				s.sayClose(ws.StatusProtocolError, "protocol error")
+			}
+			if s.ctx.Err() != nil && !errors.Is(err, errClientClosed) {
+				return s.ctx.Err() // the session was ended (stop woke the read)
+			}
 			return err
 		}
-		buf.Reset()
-		_, err = io.Copy(buf, io.LimitReader(r, int64(cfg.MaxFrameBytes)+1))
-		if err == nil && buf.Len() > cfg.MaxFrameBytes {
-			_, err = io.Copy(io.Discard, r) // read past the rest; the hard read limit still applies
-			idle.Reset(cfg.IdleTimeout)
-			if err != nil {
-				return err
-			}
+		if m.op == ws.OpPing {
+			// Answered, but not a heartbeat (docs/protocol.md section 3): the idle timer runs on.
+			s.mu.Lock()
+			s.queueLocked(outFrame{op: ws.OpPong, p: m.payload})
+			s.mu.Unlock()
+			continue
+		}
+		idle.Reset(cfg.IdleTimeout)
+		switch {
+		case s.policyClosing():
+			// Told goodbye policy: nothing more is answered; the reader waits for the client's
+			// close frame (or the close timer).
+		case m.over:
 			s.reject(nil, errorf(protocol.CodeTooLarge, "frame over %d bytes", cfg.MaxFrameBytes))
 			strikes++
-		} else {
-			idle.Reset(cfg.IdleTimeout)
-			if err != nil {
-				return err
-			}
-			if typ != websocket.MessageText {
-				s.reject(nil, errorf(protocol.CodeInvalidRequest, "binary frames are not part of weft.v1"))
-				strikes++
-			} else if ok := s.dispatch(buf.Bytes()); ok {
-				strikes = max(strikes-1, 0)
-			} else {
-				strikes++
-			}
+		case m.op != ws.OpText:
+			s.reject(nil, errorf(protocol.CodeInvalidRequest, "binary frames are not part of weft.v1"))
+			strikes++
+		case s.dispatch(m.payload):
+			strikes = max(strikes-1, 0)
+		default:
+			strikes++
 		}
 		if strikes >= cfg.PolicyStrikes {
+			strikes = 0
 			s.srv.metrics.policyCloses.Inc()
 			s.goodbye(endPolicy, 0)
-			// Returning now would cancel the session under the writer before it has written the
-			// error replies and the goodbye. The writer stops the session once it has closed
-			// (or failed to write), bounded by WriteTimeout and the close handshake.
-			<-s.ctx.Done()
-			return nil
 		}
 	}
+}
+
+// policyClosing reports whether the session was told goodbye policy.
+func (s *session) policyClosing() bool { return s.endReason() == endPolicy }
+
+// sayClose ends the connection from the reader with a close frame (RFC 6455: the answer to
+// the client's, or why the server closes), when nothing else is being written; then it lets
+// the client see it before the socket closes: it shuts the sending side and reads what the
+// client still sends (a huge frame's rest), bounded, so that the close does not turn into a
+// reset that could destroy the frame on its way. Best effort and short: the session is ending.
+func (s *session) sayClose(code ws.StatusCode, reason string) {
+	s.mu.Lock()
+	idle := !s.writing && (s.closing == "" || s.closing == "closed")
+	s.closing = "closed"
+	s.mu.Unlock()
+	if !idle || s.ctx.Err() != nil {
+		return
+	}
+	b := wireBatch{}
+	b.fill([]outFrame{closeFrame(code, reason)})
+	if s.conn.writeBlocking(&b, time.Now().Add(time.Second)) != nil {
+		return
+	}
+	s.conn.linger(time.Second, 4<<20)
 }
 
 // reject replies to a frame that broke the protocol; the caller counts the strike.
@@ -369,17 +320,19 @@ func (s *session) reply(frame []byte, sent any) {
 	}
 	if s.closing != "" || s.writing || !s.live || len(s.queue) > 0 ||
 		s.queued+len(frame) > s.srv.cfg.QueueBytes+s.grace {
-		s.sendLocked(frame) // the ordinary path decides (queue, or slow consumer)
+		if s.sendLocked(frame) { // the ordinary path decides (queue, or slow consumer)
+			s.hurry() // a reply goes ahead of other sessions' fan-out
+		}
 		s.mu.Unlock()
 		return
 	}
 	s.writing = true
-	s.queue = append(s.queue, frame)
+	s.queue = append(s.queue, outFrame{op: ws.OpText, p: frame})
 	s.queued += len(frame)
 	s.progress = bucket.Now()
 	s.wg.Add(1)
 	s.mu.Unlock()
-	s.writeLoop()
+	s.writeChain()
 }
 
 func truncate(s string) string {

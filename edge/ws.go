@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/token"
@@ -127,16 +125,10 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 	if a.resume {
 		s.awaitFeed(r.Context(), a.claims.Team, a.team.Store(), a.since)
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols:    []string{protocol.Subprotocol},
-		CompressionMode: websocket.CompressionDisabled,
-		// Tokens, not cookies, authenticate: a page of another origin gains nothing by
-		// opening a socket, and the demo page may be served from anywhere.
-		InsecureSkipVerify: true,
-	})
+	conn, err := acceptWS(w, r)
 	if err != nil {
 		a.release(s)
-		return // Accept has answered the client
+		return // the upgrader has answered the client
 	}
 	sess := s.newSession(conn, a)
 	team, st := a.claims.Team, a.team.Store()
@@ -182,16 +174,17 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 }
 
 // newSession makes the session of an upgraded connection.
-func (s *Server) newSession(conn *websocket.Conn, a *admittedWS) *session {
-	conn.SetReadLimit(int64(16 * s.cfg.MaxFrameBytes))
-	ctx, stop := context.WithCancel(context.Background())
+func (s *Server) newSession(conn *wsConn, a *admittedWS) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := func() {
+		cancel()
+		conn.wake()
+	}
 	sess := &session{srv: s, id: newSessionID(), team: a.team, user: a.claims.User, conn: conn,
 		ctx: ctx, stop: stop}
 	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
 	sess.throttle.onPause = s.metrics.onPause
 	sess.throttle.waiting = s.metrics.onThrottled
-	sess.wtimer = time.AfterFunc(time.Hour, func() { sess.endWith(endWriteTimeout); conn.CloseNow() })
-	sess.wtimer.Stop()
 	return sess
 }
 
@@ -220,9 +213,13 @@ func (s *Server) endSession(sess *session) {
 	}
 	sess.seal()
 	sess.stop()
-	sess.conn.CloseNow() // unblocks a writer stuck on a client that stopped reading
+	sess.conn.close() // unblocks a writer stuck on a client that stopped reading
 	sess.wg.Wait()
-	sess.wtimer.Stop()
+	sess.mu.Lock()
+	if sess.closer != nil {
+		sess.closer.Stop()
+	}
+	sess.mu.Unlock()
 	s.sessions.Add(-1)
 	sess.team.Release()
 	s.conns.done()

@@ -26,6 +26,20 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if len(os.Args) > 1 && (os.Args[1] == CheapWorkerCommand || os.Args[1] == CentrifugeCommand) {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		run := RunCheapWorker
+		if os.Args[1] == CentrifugeCommand {
+			run = RunCentrifugeServer
+		}
+		err := run(ctx, os.Stdin, os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, os.Args[1]+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if len(os.Args) > 1 && os.Args[1] == WorkerCommand {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := RunStormWorker(ctx, os.Stdin, os.Stdout)

@@ -41,6 +41,7 @@ scenarios:
   fanout    live events to C sessions of one team: publish-to-deliver latency, deliveries/s
   capacity  one edge, clients in worker processes: memory per connection, CPU, queries per core
   regions   edge regions: latency per region, near it and across the WAN to home; cold loads
+  bigteam   10,000 sessions of one team on weft and on a centrifuge server: latency, CPU, memory
   storm     the reconnect storm: origin, edges and proxies as processes, an edge SIGKILLed
   all       every scenario but storm, each on a stack of its own, and results/RESULTS.md
 
@@ -66,6 +67,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	switch args[0] {
 	case loadtest.WorkerCommand: // a client process of storm and capacity; reads its plan on stdin
 		return loadtest.RunStormWorker(ctx, os.Stdin, stdout)
+	case loadtest.CheapWorkerCommand: // a cheap-client process of bigteam
+		return loadtest.RunCheapWorker(ctx, os.Stdin, stdout)
+	case loadtest.CentrifugeCommand: // bigteam's peer server
+		return loadtest.RunCentrifugeServer(ctx, os.Stdin, stdout)
+	case "bigteam":
+		return runBigTeam(ctx, args[1:], stdout)
 	case "storm":
 		return runStorm(ctx, args[1:], stdout)
 	case "all":
