@@ -33,6 +33,11 @@ type hub struct {
 	limit      int // of recent: events
 	limitBytes int // of recent: their bytes
 	maxEvent   int // Config.MaxEventBytes
+	// writers and turns: the fan-out hands the sessions it queued to to the writer pool in
+	// batches (turns is the batch being gathered), one lock of the pool per batch, not per
+	// session.
+	writers *writerPool
+	turns   []*session
 }
 
 func newHub(team string, seq int64) *hub {
@@ -180,12 +185,20 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, mode AnnotateMode, m *me
 	}
 	sc := scopeOf(st, ev)
 	var a *annotator
+	var out float64
+	defer func() {
+		h.flushTurns()
+		m.eventsOut.Add(out)
+	}()
 	deliver := func(s *session) {
 		if a == nil { // encoded once, only if someone gets it
 			a = eventAnnotator(st, ev, h.maxEvent, m, mode)
 		}
-		if s.sendEvent(a) {
-			m.eventsOut.Inc()
+		if s.sendEvent(a, &h.turns) {
+			out++
+		}
+		if len(h.turns) >= turnBatch {
+			h.flushTurns()
 		}
 	}
 	if sc.channel == "" {
@@ -225,6 +238,19 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, mode AnnotateMode, m *me
 		for _, s := range h.byUser[sc.extra] {
 			deliver(s)
 		}
+	}
+}
+
+// turnBatch is how many sessions the fan-out hands the writers at once: small enough that
+// the first writes start while the rest of a big team is still being queued.
+const turnBatch = 64
+
+// flushTurns hands the gathered sessions to the writers. mu held.
+func (h *hub) flushTurns() {
+	if len(h.turns) > 0 {
+		h.writers.scheduleMany(h.turns)
+		clear(h.turns)
+		h.turns = h.turns[:0]
 	}
 }
 

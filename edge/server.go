@@ -443,6 +443,7 @@ func (s *Server) hubFor(team string, st *cache.Store) *hub {
 		return h.(*hub)
 	}
 	nh := newHub(team, st.Seq())
+	nh.writers = &s.writers
 	nh.limit, nh.limitBytes, nh.maxEvent = s.cfg.RecentEvents, s.cfg.RecentBytes, s.cfg.MaxEventBytes
 	h, _ := s.hubs.LoadOrStore(team, nh)
 	return h.(*hub)

@@ -37,8 +37,10 @@ type session struct {
 	user string
 	conn *wsConn
 	ctx  context.Context // cancelled when the session ends
-	stop func()          // cancels ctx and wakes the reader; idempotent
-	wg   sync.WaitGroup
+	stop func()          // cancels ctx, sets stopped and wakes the reader; idempotent
+	// stopped is ctx's end, read by the writers without the context's lock.
+	stopped atomic.Bool
+	wg      sync.WaitGroup
 
 	ended atomic.Uint32 // the endReason, set once (endWith, beginClose)
 	// visitor: a proxy of another region routed the session here (visitors.go). Set before
@@ -54,14 +56,16 @@ type session struct {
 	// a leaf below all of them (read under hub.mu by the fan-out's scope and annotations).
 	mu        sync.Mutex
 	queue     []outFrame
-	queued    int    // payload bytes in queue and in the write under way
-	progress  int64  // bucket clock: when the writer last finished a write, or the queue last filled from empty
-	grace     int    // bytes of hello and replay not yet written: they do not count against QueueBytes
-	live      bool   // hello is queued; the writer may run
-	writing   bool   // a chain of turns is under way: queued in the pool, writing, or waiting for the client
-	pending   bool   // a turn is queued in the pool and has not begun (an urgent copy may be queued too)
-	urgent    bool   // an urgent copy of the pending turn is queued
-	closing   string // goodbye reason once the server decided to close, "" before; "closed" once it is sent
+	spare     []outFrame // an empty slice for the next queue (see wrote)
+	turns     *[]*session // set by the fan-out while it queues: kick adds to it (see sendEvent)
+	queued    int        // payload bytes in queue and in the write under way
+	progress  int64      // bucket clock: when the writer last finished a write, or the queue last filled from empty
+	grace     int        // bytes of hello and replay not yet written: they do not count against QueueBytes
+	live      bool       // hello is queued; the writer may run
+	writing   bool       // a chain of turns is under way: queued in the pool, writing, or waiting for the client
+	pending   bool       // a turn is queued in the pool and has not begun (an urgent copy may be queued too)
+	urgent    bool       // an urgent copy of the pending turn is queued
+	closing   string     // goodbye reason once the server decided to close, "" before; "closed" once it is sent
 	closeCode ws.StatusCode
 	reconnect int64       // goodbye's reconnect_after_ms
 	closer    *time.Timer // closes the connection closeWait after the close frame was sent
@@ -81,13 +85,16 @@ func (s *session) send(frame []byte) bool {
 	return s.sendLocked(frame)
 }
 
-// sendEvent queues an event's frame for this session, with the annotations it needs.
-func (s *session) sendEvent(a *annotator) bool {
+// sendEvent queues an event's frame for this session, with the annotations it needs. A turn
+// of the writers it needs is added to turns, for the fan-out to hand over with others.
+func (s *session) sendEvent(a *annotator, turns *[]*session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing != "" {
 		return false
 	}
+	s.turns = turns
+	defer func() { s.turns = nil }()
 	return s.sendLocked(a.frameFor(s))
 }
 

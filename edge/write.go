@@ -36,6 +36,10 @@ func (s *session) kick() {
 	}
 	s.writing, s.pending = true, true
 	s.wg.Add(1)
+	if s.turns != nil {
+		*s.turns = append(*s.turns, s)
+		return
+	}
 	s.srv.writers.schedule(s, false)
 }
 
@@ -67,6 +71,9 @@ func (s *session) goLive(first [][]byte) {
 	s.kick()
 }
 
+// spareFrames is the largest queue slice a session keeps for its next turn.
+const spareFrames = 8
+
 // turn is what one turn writes: frames taken from the queue (their payload bytes counted in
 // queued), or the goodbye and close frames.
 type turn struct {
@@ -87,12 +94,12 @@ func (s *session) begin(fromPool bool) (t turn, ok bool) {
 		}
 		s.pending, s.urgent = false, false
 	}
-	if s.ctx.Err() != nil { // ended: nothing will be read
+	if s.stopped.Load() { // ended: nothing will be read
 		s.queue = nil
 	}
 	if len(s.queue) == 0 {
 		reason := s.closing
-		if reason == "" || reason == "closed" || s.ctx.Err() != nil {
+		if reason == "" || reason == "closed" || s.stopped.Load() {
 			s.writing = false
 			s.wg.Done()
 			return turn{}, false
@@ -103,7 +110,7 @@ func (s *session) begin(fromPool bool) (t turn, ok bool) {
 		return turn{frames: []outFrame{{op: ws.OpText, p: b}, closeFrame(s.closeCode, reason)}, goodbye: true}, true
 	}
 	t.frames = s.queue
-	s.queue = nil
+	s.queue, s.spare = s.spare[:0], nil // the last turn's slice, kept small (see wrote)
 	for _, f := range t.frames {
 		t.queued += len(f.p)
 	}
@@ -127,8 +134,14 @@ func (s *session) wrote(t turn, n int, pool bool) (more bool) {
 	} else {
 		s.queued = max(s.queued-done, 0)
 		s.grace = max(s.grace-done, 0) // first is at the head of the queue: written first
-		if rest := t.frames[n:]; len(rest) > 0 && s.ctx.Err() == nil {
+		if rest := t.frames[n:]; len(rest) > 0 && !s.stopped.Load() {
 			s.queue = append(rest, s.queue...)
+		} else if cap(t.frames) <= spareFrames {
+			// The turn's slice takes the next frames: an event to 10,000 sessions allocates no
+			// queue per session. Only a small one is kept, or an idle session would hold a
+			// burst's worth.
+			clear(t.frames)
+			s.spare = t.frames[:0]
 		}
 	}
 	s.progress = bucket.Now()
@@ -136,7 +149,7 @@ func (s *session) wrote(t turn, n int, pool bool) (more bool) {
 		s.outboundPaused = false
 		s.throttle.resume(pauseOutbound)
 	}
-	if s.ctx.Err() == nil && (len(s.queue) > 0 || (s.closing != "" && s.closing != "closed")) {
+	if !s.stopped.Load() && (len(s.queue) > 0 || (s.closing != "" && s.closing != "closed")) {
 		s.pending = pool
 		return true
 	}

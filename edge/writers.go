@@ -3,6 +3,7 @@ package edge
 import (
 	"runtime"
 	"sync"
+	"time"
 )
 
 // writerPool is the node's writers: a few goroutines (GOMAXPROCS by default) that take turns
@@ -112,10 +113,36 @@ func (p *writerPool) schedule(s *session, urgent bool) {
 	p.mu.Unlock()
 }
 
+// yieldAfter is how long a writer takes turns between pauses (see writer): a request waits
+// about that long for its reader to run while the writers are busy.
+const yieldAfter = 200 * time.Microsecond
+
+// scheduleMany is schedule for many sessions at once (the fan-out's), none urgent.
+func (p *writerPool) scheduleMany(ss []*session) {
+	p.mu.Lock()
+	if !p.run {
+		p.mu.Unlock()
+		for _, s := range ss {
+			go s.writeTurns()
+		}
+		return
+	}
+	for _, s := range ss {
+		p.ready.push(s)
+	}
+	switch {
+	case p.idle > 1 && len(ss) > 1:
+		p.cond.Broadcast()
+	case p.idle > 0:
+		p.cond.Signal()
+	}
+	p.mu.Unlock()
+}
+
 // writer takes turns until the pool stops and nothing is left.
 func (p *writerPool) writer() {
 	var b wireBatch
-	turns := 0
+	yielded := time.Now()
 	for {
 		p.mu.Lock()
 		var s *session
@@ -137,11 +164,15 @@ func (p *writerPool) writer() {
 		if !s.writeTurn(&b) {
 			continue
 		}
-		// Let the goroutines woken meanwhile (a reader with a request, the feed with the next
-		// event) have a CPU now and then during a long run of turns: the scheduler would
-		// otherwise leave them waiting for a time slice to end.
-		if turns++; turns%16 == 0 {
-			runtime.Gosched()
+		// Now and then during a long run of turns, let the goroutines whose sockets became
+		// ready meanwhile (a reader with a request) run. Go's scheduler looks at the network
+		// only when it has nothing else to run: writers that merely yielded (Gosched) would
+		// be picked again first, and a request would wait for the runtime's background poll,
+		// up to 10 ms. A writer that sleeps leaves its CPU with nothing queued for a moment,
+		// and the scheduler polls the network.
+		if now := time.Now(); now.Sub(yielded) > yieldAfter {
+			time.Sleep(time.Microsecond)
+			yielded = now
 		}
 	}
 }

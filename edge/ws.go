@@ -176,12 +176,12 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 // newSession makes the session of an upgraded connection.
 func (s *Server) newSession(conn *wsConn, a *admittedWS) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := func() {
+	sess := &session{srv: s, id: newSessionID(), team: a.team, user: a.claims.User, conn: conn, ctx: ctx}
+	sess.stop = func() {
+		sess.stopped.Store(true)
 		cancel()
 		conn.wake()
 	}
-	sess := &session{srv: s, id: newSessionID(), team: a.team, user: a.claims.User, conn: conn,
-		ctx: ctx, stop: stop}
 	sess.requests.Set(s.cfg.RequestRate, s.cfg.RequestBurst)
 	sess.throttle.onPause = s.metrics.onPause
 	sess.throttle.waiting = s.metrics.onThrottled

@@ -176,8 +176,9 @@ func appendHeader(b []byte, op ws.OpCode, n int) []byte {
 // wireBatch is frames laid out for one vectored write: headers in hdr, iov alternating header
 // and payload. A writer reuses one.
 type wireBatch struct {
-	hdr []byte
-	iov [][]byte
+	hdr  []byte
+	iov  [][]byte
+	flat []byte // a small turn, copied into one buffer (flatten)
 }
 
 // fill lays out as many of frames as one write takes; it returns how many.
@@ -195,6 +196,29 @@ func (w *wireBatch) fill(frames []outFrame) int {
 		}
 	}
 	return n
+}
+
+// flatMax is the largest turn written as one contiguous buffer: copying a few small frames
+// costs less than the kernel's setting up of one iovec each.
+const flatMax = 16 << 10
+
+// flatten copies a small turn of several buffers into one (kept in flat, reused), or returns
+// nil: a single buffer, or a large turn, goes as it is.
+func (w *wireBatch) flatten() []byte {
+	if len(w.iov) < 2 {
+		return nil
+	}
+	n := 0
+	for _, b := range w.iov {
+		if n += len(b); n > flatMax {
+			return nil
+		}
+	}
+	w.flat = w.flat[:0]
+	for _, b := range w.iov {
+		w.flat = append(w.flat, b...)
+	}
+	return w.flat
 }
 
 // consume drops the first n bytes written from iov.
@@ -217,6 +241,11 @@ func (c *wsConn) writeBlocking(w *wireBatch, deadline time.Time) error {
 	bufs := net.Buffers(w.iov)
 	_, err := bufs.WriteTo(c.nc)
 	w.iov = w.iov[:0]
+	if err == nil {
+		// Cleared, or the pool's next write (tryWrite), which the deadline also governs, would
+		// fail once it passes.
+		err = c.nc.SetWriteDeadline(time.Time{})
+	}
 	return err
 }
 

@@ -16,14 +16,22 @@ func (c *wsConn) tryWrite(w *wireBatch) (done bool, err error) {
 		return len(w.iov) == 0, nil
 	}
 	var werr error
+	flat := w.flatten()
 	err = c.raw.Write(func(fd uintptr) bool {
 		for len(w.iov) > 0 {
-			n, e := unix.Writev(int(fd), w.iov)
+			var n int
+			var e error
+			if flat != nil {
+				n, e = unix.Write(int(fd), flat)
+			} else {
+				n, e = unix.Writev(int(fd), w.iov)
+			}
 			if e == unix.EINTR {
 				continue
 			}
 			if n > 0 {
 				w.consume(n)
+				flat = nil // what is left goes as iovecs, if ever
 			}
 			if e != nil && e != unix.EAGAIN {
 				werr = e

@@ -53,6 +53,7 @@ type edgeOpts struct {
 	recentEvs   int
 	recentBytes int
 	maxEvent    int
+	writers     int
 	surgeLoads  int
 	connRate    float64
 	connBurst   int
@@ -95,6 +96,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 	fs.DurationVar(&o.originCall, "origin-timeout", 10*time.Second, "timeout of one origin call (one page)")
 	fs.IntVar(&o.surgeLoads, "surge-loads", 8, "team loads within 10s that make a surge (this edge taking over another's teams): typo-fallback index builds wait while it lasts; negative: never")
 	fs.IntVar(&o.recentEvs, "recent-events", 512, "latest events kept per team so that resumes replay from memory, not the stream; negative: none")
+	fs.IntVar(&o.writers, "writers", 0, "goroutines writing the sessions' frames, each write all of a session's queued frames at once; 0: one per CPU (GOMAXPROCS); negative: a goroutine per session while it has frames queued (to measure against)")
 	fs.IntVar(&o.maxEvent, "max-event-bytes", 256<<10, "bound on an event's frame: an event over it is sent cut (a message's text shortened, an object replaced by its ID, marked cut: too_large) and counted in weft_edge_events_cut_total; negative: no bound")
 	fs.IntVar(&o.recentBytes, "recent-bytes", 4<<20, "bound on the bytes of those events per team (their size on the bus); the latest is always kept")
 	fs.StringVar(&o.memBudget, "memory-budget", "", "memory the edge may use, e.g. 2GiB: sets GOMEMLIMIT; past 70% it refuses new connections and team loads, past 85% it unloads idle teams; empty: no admission control")
@@ -164,6 +166,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		RecentEvents:      o.recentEvs,
 		RecentBytes:       o.recentBytes,
 		MaxEventBytes:     o.maxEvent,
+		Writers:           o.writers,
 		SurgeLoads:        o.surgeLoads,
 		ConnectRate:       o.connRate,
 		ConnectBurst:      o.connBurst,
