@@ -217,7 +217,8 @@ func (c *cluster) announcement(s *Server) ring.Announcement {
 	}
 	return ring.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Region: s.cfg.Region, Sessions: s.Sessions(),
 		Teams: s.teams.Len(), Admitting: state == ring.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
-		LagP99MS: float64(time.Duration(c.lagP99.Load())) / float64(time.Millisecond), Started: c.started}
+		LagP99MS: float64(time.Duration(c.lagP99.Load())) / float64(time.Millisecond), Started: c.started,
+		AcceptRate: max(s.cfg.ConnectRate, 0)} // no limit (negative) is not a rate: the proxies' own then
 }
 
 // owns reports whether this edge should take a new connection for team: yes when the ring (as

@@ -11,8 +11,11 @@
 //     other than weft.v1, draining, memory, connection rates, the token, ownership in the ring, the team and the user);
 //     startSession upgrades, registers the session with its team's hub, replays a resume and
 //     queues the hello; endSession is the one place a session ends.
-//   - session.go: a session, its bounded outbound queue and its writer, its read loop and the
-//     dispatch of requests; end.go: why a session ended (one endReason each, counted).
+//   - session.go: a session, its bounded outbound queue, its read loop and the dispatch of
+//     requests; end.go: why a session ended (one endReason each, counted).
+//   - wsconn.go: the WebSocket connection (gobwas/ws's handshake and frame headers, weft's
+//     read loop and vectored writes); write.go: a session's turns of writing; writers.go:
+//     the node's pool of writers that takes them.
 //   - fanout.go: a team's hub, its sessions and the fan-out of each event to those that may
 //     see it; jit.go: the just-in-time annotations an event carries per session
 //     (docs/protocol.md section 6); recent.go: the events kept for resumes.
@@ -32,8 +35,10 @@
 //     session is started.
 //   - Each session has a reader, started by startSession, which owns the session: it reads
 //     and runs the client's requests one at a time, then ends the session (endSession waits
-//     for the rest). A writer runs only while the session's queue has frames (session.wg).
-//     The idle and write timers are callbacks that only record an end and cancel the session.
+//     for the rest, session.wg). Its frames are written in turns by the node's writer pool
+//     (writers.go, started by Start and stopped by Shutdown once the sessions are gone), or
+//     by a goroutine of the session's own while a write waits for a slow client (write.go).
+//     The idle and close timers are callbacks that only record an end and stop the session.
 //   - Each loaded team's feed goroutine belongs to its pubsub subscription (owned by cache):
 //     it applies events to the store and calls the edge's OnEvent, which fans out under the
 //     hub's lock. Fan-out never blocks on a session; it only appends to bounded queues.

@@ -56,16 +56,16 @@ type session struct {
 	// a leaf below all of them (read under hub.mu by the fan-out's scope and annotations).
 	mu        sync.Mutex
 	queue     []outFrame
-	spare     []outFrame // an empty slice for the next queue (see wrote)
+	spare     []outFrame  // an empty slice for the next queue (see wrote)
 	turns     *[]*session // set by the fan-out while it queues: kick adds to it (see sendEvent)
-	queued    int        // payload bytes in queue and in the write under way
-	progress  int64      // bucket clock: when the writer last finished a write, or the queue last filled from empty
-	grace     int        // bytes of hello and replay not yet written: they do not count against QueueBytes
-	live      bool       // hello is queued; the writer may run
-	writing   bool       // a chain of turns is under way: queued in the pool, writing, or waiting for the client
-	pending   bool       // a turn is queued in the pool and has not begun (an urgent copy may be queued too)
-	urgent    bool       // an urgent copy of the pending turn is queued
-	closing   string     // goodbye reason once the server decided to close, "" before; "closed" once it is sent
+	queued    int         // payload bytes in queue and in the write under way
+	progress  int64       // bucket clock: when the writer last finished a write, or the queue last filled from empty
+	grace     int         // bytes of hello and replay not yet written: they do not count against QueueBytes
+	live      bool        // hello is queued; the writer may run
+	writing   bool        // a chain of turns is under way: queued in the pool, writing, or waiting for the client
+	pending   bool        // a turn is queued in the pool and has not begun (an urgent copy may be queued too)
+	urgent    bool        // an urgent copy of the pending turn is queued
+	closing   string      // goodbye reason once the server decided to close, "" before; "closed" once it is sent
 	closeCode ws.StatusCode
 	reconnect int64       // goodbye's reconnect_after_ms
 	closer    *time.Timer // closes the connection closeWait after the close frame was sent

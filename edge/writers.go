@@ -58,8 +58,6 @@ func (q *fifo) pop() *session {
 	return s
 }
 
-func (q *fifo) len() int { return len(q.items) - q.head }
-
 // start runs n writers (0: GOMAXPROCS; negative: none, every turn on a goroutine of its own).
 func (p *writerPool) start(n int) {
 	if n < 0 {

@@ -74,23 +74,23 @@ type BigTeamServer struct {
 	Server   string `json:"server"`
 	Sessions int    `json:"sessions"`
 	// RSSBase is the server's RSS with the probers connected, RSS with every session too.
-	RSSBase           int64   `json:"rss_base_bytes"`
-	RSS               int64   `json:"rss_bytes"`
-	IdleBytesPerConn  float64 `json:"idle_bytes_per_session"`
-	Paced             Dist    `json:"paced"`
-	Probe             Dist    `json:"probe"`
-	BurstDeliveries   int64   `json:"burst_deliveries"`
-	BurstSeconds      float64 `json:"burst_seconds"`
-	DeliveriesPerSec  float64 `json:"deliveries_per_second"`
-	ServerNSPerDeliv  float64 `json:"server_cpu_ns_per_delivery"`
-	ClientNSPerDeliv  float64 `json:"client_cpu_ns_per_delivery"`
-	FloorMS           float64 `json:"floor_ms"` // per paced event, see the scenario's comment
+	RSSBase          int64   `json:"rss_base_bytes"`
+	RSS              int64   `json:"rss_bytes"`
+	IdleBytesPerConn float64 `json:"idle_bytes_per_session"`
+	Paced            Dist    `json:"paced"`
+	Probe            Dist    `json:"probe"`
+	BurstDeliveries  int64   `json:"burst_deliveries"`
+	BurstSeconds     float64 `json:"burst_seconds"`
+	DeliveriesPerSec float64 `json:"deliveries_per_second"`
+	ServerNSPerDeliv float64 `json:"server_cpu_ns_per_delivery"`
+	ClientNSPerDeliv float64 `json:"client_cpu_ns_per_delivery"`
+	FloorMS          float64 `json:"floor_ms"` // per paced event, see the scenario's comment
 	// PacedServerNS and PacedClientNS are CPU per delivery in the paced phase: the server's
 	// (less what the probers cost it, ProbeCPUMS per second, measured alone just before) and
 	// the workers' clients'.
-	PacedServerNS float64 `json:"paced_server_cpu_ns_per_delivery"`
-	PacedClientNS float64 `json:"paced_client_cpu_ns_per_delivery"`
-	ProbeCPUMS    float64 `json:"probe_server_cpu_ms_per_s"`
+	PacedServerNS     float64 `json:"paced_server_cpu_ns_per_delivery"`
+	PacedClientNS     float64 `json:"paced_client_cpu_ns_per_delivery"`
+	ProbeCPUMS        float64 `json:"probe_server_cpu_ms_per_s"`
 	PacedDeliveries   int64   `json:"paced_deliveries"`
 	Failed            int64   `json:"failed_sessions"`
 	FirstClientError  string  `json:"first_client_error,omitempty"`

@@ -78,7 +78,7 @@ func (g *cheapGroup) dial(ctx context.Context, proto, url string, tokens []strin
 			g.mu.Unlock()
 			g.up.Add(1)
 			g.wg.Go(func() {
-				if err := c.read(g); err != nil && !errors.Is(err, net.ErrClosed) {
+				if err := c.read(g); !errors.Is(err, net.ErrClosed) {
 					g.fail(err)
 				}
 				g.up.Add(-1)

@@ -12,11 +12,13 @@ import (
 
 // edgePace paces the new connections this proxy sends to one edge (server-paced reconnects).
 //
-// The pace follows what the edge announces, additive increase and multiplicative decrease
-// as TCP's congestion window does: at each announcement, an edge that says its runnable
-// goroutines waited longer than EdgeLagTarget (its scheduling lag p99 since its previous
-// announcement) gets half the pace; one that says it keeps up gets a tenth of EdgeRate more,
-// up to EdgeRate. (The runtime's histogram is coarse near 10 ms, buckets end at 8.4, 10.5
+// The pace follows what the edge announces. It starts at what the edge says it takes (its
+// accept rate, its own --connect-rate; EdgeRate for an edge that does not say), so that a
+// small herd reaches idle survivors at once, and then moves by additive increase and
+// multiplicative decrease as TCP's congestion window does: at each announcement, an edge
+// that says its runnable goroutines waited longer than EdgeLagTarget (its scheduling lag p99
+// since its previous announcement) gets half the pace; one that says it keeps up gets a
+// tenth of its accept rate more, up to that rate. (The runtime's histogram is coarse near 10 ms, buckets end at 8.4, 10.5
 // and 12.6 ms, and the edge announces a bucket's upper bound: at the default target, a p99
 // over 8.4 ms halves the pace.) A lost edge's herd so reaches the survivors as fast as they
 // take it while still serving the clients they have, on whatever hardware, instead of at a
@@ -30,11 +32,25 @@ type edgePace struct {
 
 // edgePacer is the pacer of connections to edge.
 func (s *Server) edgePacer(edge string) *edgePace {
+	return s.edgePacerAt(edge, s.cfg.EdgeRate)
+}
+
+// edgePacerAt is edge's pacer, made at rate if it has none yet.
+func (s *Server) edgePacerAt(edge string, rate float64) *edgePace {
 	if p, ok := s.edgePace.Load(edge); ok {
 		return p.(*edgePace)
 	}
-	p, _ := s.edgePace.LoadOrStore(edge, &edgePace{Pacer: bucket.NewPacer(s.cfg.EdgeRate, s.cfg.EdgeBurst), rate: s.cfg.EdgeRate})
+	p, _ := s.edgePace.LoadOrStore(edge, &edgePace{Pacer: bucket.NewPacer(rate, s.cfg.EdgeBurst), rate: rate})
 	return p.(*edgePace)
+}
+
+// ceiling is the most new connections a second a's edge gets: what it says it takes, or
+// EdgeRate when it does not say.
+func (s *Server) ceiling(a ring.Announcement) float64 {
+	if a.AcceptRate > 0 {
+		return a.AcceptRate
+	}
+	return s.cfg.EdgeRate
 }
 
 // observe takes an edge's announcement: the membership first, then the edge's pace.
@@ -54,14 +70,15 @@ func (s *Server) pace(a ring.Announcement) {
 	if s.cfg.EdgeRate <= 0 || s.cfg.EdgeLagTarget < 0 {
 		return
 	}
-	p := s.edgePacer(a.Node)
+	top := s.ceiling(a)
+	p := s.edgePacerAt(a.Node, top)
 	lagMS := a.LagP99MS
 	p.mu.Lock()
 	old := p.rate
 	if lagMS > float64(s.cfg.EdgeLagTarget)/float64(time.Millisecond) {
-		p.rate = max(s.cfg.EdgeRateFloor, p.rate/2)
+		p.rate = max(min(s.cfg.EdgeRateFloor, top), p.rate/2)
 	} else {
-		p.rate = min(s.cfg.EdgeRate, p.rate+s.cfg.EdgeRate/10)
+		p.rate = min(top, p.rate+top/10)
 	}
 	rate := p.rate
 	if rate != old {
@@ -88,6 +105,6 @@ func (s *Server) forgetPaces(v *ring.View) {
 
 func newPaceGauge() *prometheus.GaugeVec {
 	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_proxy_edge_pace",
-		Help: "New connections per second this proxy sends to each edge now: EdgeRate, halved while the edge announces a scheduling lag over the target."},
+		Help: "New connections per second this proxy sends to each edge now: the accept rate the edge announces (EdgeRate when it announces none), halved while it announces a scheduling lag over the target."},
 		[]string{"edge"})
 }

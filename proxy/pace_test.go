@@ -144,3 +144,37 @@ func TestPacesOfLostEdgesForgotten(t *testing.T) {
 		t.Fatalf("weft_proxy_edge_pace series %v, want only edge-1", series)
 	}
 }
+
+// TestEdgePaceStartsAtAnnouncedRate (issue 20): an edge that announces the connections a
+// second it takes gets them from its first announcement, not after a climb from EdgeRate; its
+// lag halves the pace and the pace climbs back by a tenth of the announced rate, up to it; an
+// edge that announces none gets EdgeRate.
+func TestEdgePaceStartsAtAnnouncedRate(t *testing.T) {
+	s := paceServer(t, Config{EdgeRate: 150, EdgeBurst: 1, EdgeLagTarget: 10 * time.Millisecond})
+	rate := func(edge string) float64 {
+		p := s.edgePacer(edge)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.rate
+	}
+	a := announce(1)
+	a.AcceptRate = 1000
+	for i, st := range []struct{ lagMS, want float64 }{{1, 1000}, {40, 500}, {40, 250}, {1, 350}, {1, 450}} {
+		a.LagP99MS = st.lagMS
+		s.observe(a)
+		if got := rate("edge-1"); math.Abs(got-st.want) > 1e-9 {
+			t.Fatalf("step %d (lag %v ms): pace %v, want %v", i, st.lagMS, got, st.want)
+		}
+	}
+	quiet := announce(1)
+	quiet.Node, quiet.Addr = "edge-2", "127.0.0.1:2"
+	s.observe(quiet)
+	if got := rate("edge-2"); got != 150 {
+		t.Fatalf("an edge announcing no accept rate: pace %v, want EdgeRate 150", got)
+	}
+	bad := announce(1)
+	bad.AcceptRate = math.Inf(1)
+	if bad.Validate() == nil {
+		t.Fatal("an infinite accept rate validated")
+	}
+}

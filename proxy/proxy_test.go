@@ -175,11 +175,14 @@ func (g *gauge) HeapBytes() uint64 { return g.v.Load() }
 
 // TestProxyPacesConnections: the proxy sends an edge no more new connections than its pace
 // allows, refusing the rest with 429 and a Retry-After; and none at all while the edge
-// announces that it is not admitting (over its memory watermark), without bothering it.
+// announces that it is not admitting (over its memory watermark), without bothering it. (The
+// edge has no connection limit of its own, so it announces no accept rate: the pace is the
+// proxy's EdgeRate.)
 func TestProxyPacesConnections(t *testing.T) {
 	g := &gauge{}
 	w := newWorld(t, "tiny", func(c *edge.Config) {
 		c.Admission = edge.AdmissionConfig{Budget: 1000, Gauge: g, SampleEvery: 20 * time.Millisecond}
+		c.ConnectRate = -1
 	})
 	w.proxyFn = func(c *proxy.Config) { c.EdgeRate, c.EdgeBurst = 0.01, 3 }
 	e := w.addEdge("edge-1")
@@ -259,9 +262,10 @@ func TestClientTurnedAwayMovedComesBackAtOnce(t *testing.T) {
 	}
 }
 
-// TestEdgeAnnouncesItsLag: an edge measures its scheduling lag and announces it over NATS; the
-// proxy hears it and paces connections to that edge by it (weft_proxy_edge_pace, between its
-// floor and EdgeRate).
+// TestEdgeAnnouncesItsLag: an edge measures its scheduling lag and announces it over NATS with
+// the connections a second it takes (its ConnectRate, 1,000 by default); the proxy hears it and
+// paces connections to that edge by them (weft_proxy_edge_pace, between its floor and the
+// announced rate, not the proxy's EdgeRate of 150).
 func TestEdgeAnnouncesItsLag(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	w.addEdge("edge-1")
@@ -270,6 +274,7 @@ func TestEdgeAnnouncesItsLag(t *testing.T) {
 	testkit.Eventually(t, func() bool {
 		return p.srv.Membership().View().Edges["edge-1"].LagP99MS > 0
 	}, "an announcement with the edge's lag")
+	testkit.Equal(t, p.srv.Membership().View().Edges["edge-1"].AcceptRate, 1000.0, "the accept rate the edge announces")
 	// The membership takes an announcement before the pace does (observe): the gauge follows
 	// a moment after the view.
 	var pace float64
@@ -289,7 +294,7 @@ func TestEdgeAnnouncesItsLag(t *testing.T) {
 		}
 		return seen
 	}, "weft_proxy_edge_pace for edge-1")
-	if pace < 150.0/3 || pace > 150 {
-		t.Fatalf("weft_proxy_edge_pace for edge-1 = %v, want within [50, 150] (the default floor and rate)", pace)
+	if pace < 150.0/3 || pace > 1000 {
+		t.Fatalf("weft_proxy_edge_pace for edge-1 = %v, want within [50, 1000] (the default floor and the announced rate)", pace)
 	}
 }

@@ -55,7 +55,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.ConnectBurst, "connect-burst", 2000, "connections set up at once above the rate")
 	fs.Float64Var(&o.AcceptRate, "accept-rate", 1000, "new TCP connections accepted per second; the rest wait in the kernel's queue, so a reconnect herd does not take the open tunnels' CPU; negative: no pacing")
 	fs.IntVar(&o.AcceptBurst, "accept-burst", 100, "connections accepted at once above the accept rate")
-	fs.Float64Var(&o.EdgeRate, "edge-rate", 150, "new connections per second sent to any one edge: after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
+	fs.Float64Var(&o.EdgeRate, "edge-rate", 150, "new connections per second sent to an edge that does not announce the rate it takes (an edge announces its --connect-rate, and the pace to it starts there): after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
 	fs.IntVar(&o.EdgeBurst, "edge-burst", 20, "new connections sent to one edge at once above the rate")
 	fs.DurationVar(&o.EdgeLagTarget, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves at each of its announcements, down to --edge-rate-floor; negative (-1ms): always --edge-rate")
 	fs.Float64Var(&o.EdgeRateFloor, "edge-rate-floor", 0, "the least new connections per second sent to one edge however slow it says it is (0: a third of --edge-rate)")

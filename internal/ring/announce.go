@@ -70,6 +70,10 @@ type Announcement struct {
 	// over the last interval (see edge/lag.go): whether it keeps up with what it has.
 	// Proxies pace new connections to it by this. 0: not measured.
 	LagP99MS float64 `json:"lag_p99_ms,omitempty"`
+	// AcceptRate is how many new connections a second it takes when it keeps up (its
+	// --connect-rate): proxies send it new connections at that pace until its lag says
+	// otherwise. 0: not said (the proxy's own --edge-rate then).
+	AcceptRate float64 `json:"accept_rate,omitempty"`
 	// IntervalMS is how often it announces, so that watchers know when it is overdue.
 	IntervalMS int64 `json:"interval_ms"`
 	// Started tells a restarted edge (same name) from its previous life.
@@ -91,6 +95,8 @@ func (a *Announcement) Validate() error {
 		return errors.New("announcement: interval_ms must be positive")
 	case !(a.LagP99MS >= 0 && a.LagP99MS < 1e9): // also NaN
 		return errors.New("announcement: lag_p99_ms must be a finite non-negative number")
+	case !(a.AcceptRate >= 0 && a.AcceptRate < 1e9):
+		return errors.New("announcement: accept_rate must be a finite non-negative number")
 	}
 	return nil
 }
