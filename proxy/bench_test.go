@@ -119,3 +119,26 @@ func BenchmarkConnect(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConnectSerial: one WebSocket connection set up at a time (handshake, token check,
+// route, the edge's hello read by the client, close), straight to the edge and through the
+// proxy: ns/op is the setup latency, and proxied − direct is what the proxy adds to it.
+func BenchmarkConnectSerial(b *testing.B) {
+	w, edgeURL, proxyURL, team, _ := benchWorld(b)
+	users := w.origin.Users(team)
+	toks := make([]string, 64)
+	for i := range toks {
+		toks[i] = w.token(team, users[i%len(users)].ID)
+	}
+	for _, tc := range []struct{ name, url string }{{"direct", edgeURL}, {"proxied", proxyURL}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for i := range b.N {
+				c, err := tryDial(tc.url, toks[i%len(toks)])
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close(websocket.StatusNormalClosure, "")
+			}
+		})
+	}
+}
