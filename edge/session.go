@@ -69,6 +69,9 @@ type session struct {
 	closeCode ws.StatusCode
 	reconnect int64       // goodbye's reconnect_after_ms
 	closer    *time.Timer // closes the connection closeWait after the close frame was sent
+	// chainEnded, when set, is closed when the chain of turns under way ends (sayClose waits
+	// for its close frame to be written).
+	chainEnded chan struct{}
 
 	outboundPaused bool // the throttle holds pauseOutbound
 
@@ -259,12 +262,29 @@ func (s *session) policyClosing() bool { return s.endReason() == endPolicy }
 // reset that could destroy the frame on its way. Best effort and short: the session is ending.
 func (s *session) sayClose(code ws.StatusCode, reason string) {
 	s.mu.Lock()
-	idle := !s.writing && (s.closing == "" || s.closing == "closed")
+	if s.closing != "" || s.stopped.Load() {
+		s.mu.Unlock()
+		return // a goodbye and its close frame are on their way or sent, or the session is over
+	}
 	s.closing = "closed"
-	s.mu.Unlock()
-	if !idle || s.ctx.Err() != nil {
+	s.queue = nil // nothing more is read: what is queued would not be either
+	if s.writing {
+		// A turn is under way: the close frame goes after it, and the reader waits for the
+		// chain to end (bounded: the client may not be reading).
+		s.queue = []outFrame{closeFrame(code, reason)}
+		ended := make(chan struct{})
+		s.chainEnded = ended
+		s.mu.Unlock()
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-ended:
+			s.conn.linger(time.Second, 4<<20)
+		case <-t.C:
+		}
 		return
 	}
+	s.mu.Unlock()
 	b := wireBatch{}
 	b.fill([]outFrame{closeFrame(code, reason)})
 	if s.conn.writeBlocking(&b, time.Now().Add(time.Second)) != nil {

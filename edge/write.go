@@ -100,8 +100,7 @@ func (s *session) begin(fromPool bool) (t turn, ok bool) {
 	if len(s.queue) == 0 {
 		reason := s.closing
 		if reason == "" || reason == "closed" || s.stopped.Load() {
-			s.writing = false
-			s.wg.Done()
+			s.endChainLocked()
 			return turn{}, false
 		}
 		s.closing = "closed" // nothing more is sent after the goodbye
@@ -153,8 +152,7 @@ func (s *session) wrote(t turn, n int, pool bool) (more bool) {
 		s.pending = pool
 		return true
 	}
-	s.writing = false
-	s.wg.Done()
+	s.endChainLocked()
 	return false
 }
 
@@ -167,9 +165,18 @@ func (s *session) failed(err error) {
 	}
 	s.mu.Lock()
 	s.queue = nil
-	s.writing = false
-	s.wg.Done()
+	s.endChainLocked()
 	s.mu.Unlock()
+}
+
+// endChainLocked ends the chain of turns under way. mu held.
+func (s *session) endChainLocked() {
+	s.writing = false
+	if s.chainEnded != nil {
+		close(s.chainEnded)
+		s.chainEnded = nil
+	}
+	s.wg.Done()
 }
 
 // writeTurn is one turn on a pool writer, laid out in b: it writes what the socket takes now,
