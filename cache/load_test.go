@@ -169,6 +169,11 @@ func testEventsDuringLoad(t *testing.T, announced wrapFunc) {
 	before := s.origin.Seq(team)
 
 	held, release := make(chan struct{}), make(chan struct{})
+	// A failure while the load is held (mutate's Fatal) must not leave the held handler
+	// waiting: the origin server's Close, a cleanup registered before this one, waits for it.
+	// (It did once, beside stress-ng: the test hung for 10 minutes and the failure was lost.)
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce)
 	var once sync.Once
 	hold := func() {
 		once.Do(func() {
@@ -205,7 +210,7 @@ func testEventsDuringLoad(t *testing.T, announced wrapFunc) {
 		t.Fatalf("the load ended (%v) without asking for a second page of users: the world is too small", r.err)
 	}
 	mutate(t, s, team, 60) // the load has read its seq and a first page, and waits
-	close(release)
+	releaseOnce()
 	r := <-loaded
 	if r.err != nil {
 		t.Fatal(r.err)
