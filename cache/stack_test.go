@@ -109,3 +109,22 @@ func (s *stack) seen(team string) []int64 {
 func (s *stack) setWrap(f func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
 	s.origin.SetWrap(f)
 }
+
+// TestShutdownAfterASpentDeadline: a caller whose deadline went on earlier steps (an edge's
+// drain) still shuts a set down cleanly: every goroutine is told to stop at once, and Shutdown
+// reports success once they have, not the context's end. (An edge's shutdown failed with
+// "cache: shutdown: context deadline exceeded" when its drain had used the whole deadline.)
+func TestShutdownAfterASpentDeadline(t *testing.T) {
+	s := newStack(t, stackOpts{})
+	team := s.origin.TeamIDs()[0]
+	tm, err := s.teams.Acquire(context.Background(), team)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm.Release()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.teams.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a spent context: %v", err)
+	}
+}

@@ -431,9 +431,22 @@ func (ts *Teams) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("cache: shutdown: %w", ctx.Err())
+		// A caller whose deadline went on earlier steps still gets a set that stops at once
+		// (every goroutine was told above), not an error for a waiter not yet scheduled.
+		t := time.NewTimer(shutdownGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+			return nil
+		case <-t.C:
+			return fmt.Errorf("cache: shutdown: %w", ctx.Err())
+		}
 	}
 }
+
+// shutdownGrace is how long Shutdown still waits for the set's goroutines once its context
+// has ended.
+const shutdownGrace = time.Second
 
 // Team is a loaded team: a handle that stays valid across reloads (its Store may change).
 type Team struct {

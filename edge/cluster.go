@@ -317,6 +317,12 @@ func (c *cluster) handOver(ctx context.Context, s *Server, owner string, teams [
 		c.mu.Unlock()
 	}()
 	c.prewarm(ctx, s, owner, teams) // failed or not, the sessions move: the owner loads on demand
+	if dl, ok := ctx.Deadline(); ok {
+		// The pre-warm may have taken WarmTimeout (an owner that does not answer): the moves
+		// still fit in half of what is left, so that the sessions have time to close and the
+		// rest of a shutdown is not starved of its deadline.
+		spread = max(min(spread, time.Until(dl)/2), 0)
+	}
 	var sessions []*session
 	for _, team := range teams {
 		if h, ok := s.hubs.Load(team); ok {
