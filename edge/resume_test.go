@@ -278,11 +278,11 @@ func TestReloadSendsSessionsToResume(t *testing.T) {
 		t.Fatalf("goodbye %+v, want draining with a reconnect time", bye)
 	}
 	// Another reload can follow (the new subscription, with its tiny pending limit, can lose
-	// events too): a session set up meanwhile is told goodbye draining before its hello, and
-	// does what a client does, dials again. Each reload needs lost events, so they end.
-	var again *wsClient
-	for attempt := 1; again == nil; attempt++ {
-		next, err := h.tryDial(team, me, fmt.Sprintf("since=%d", c.hello.Seq))
+	// events too): a session set up meanwhile is told goodbye draining, before its hello or
+	// after it, and does what a client does, dials again. Each reload needs lost events, so
+	// they end.
+	for attempt := 1; ; attempt++ {
+		again, err := h.tryDial(team, me, fmt.Sprintf("since=%d", c.hello.Seq))
 		if err != nil && attempt < 5 && strings.Contains(err.Error(), `{"type":"goodbye","reason":"draining"`) {
 			t.Logf("dial %d: told to come back by a later reload", attempt)
 			continue
@@ -290,27 +290,48 @@ func TestReloadSendsSessionsToResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		again = next
+		if again.hello.Resumed {
+			t.Fatalf("resumed across events the stream lost: %+v", again.hello)
+		}
+		// The reload may have happened while events were still arriving, so the new hello may
+		// start anywhere from the reload's snapshot on; what must hold is that nothing between
+		// the hello and the live stream is missing (before the fix the hello said the
+		// pre-reload seq and the events the reload absorbed never came).
+		last := h.origin.Seq(team)
+		if again.hello.Seq <= c.hello.Seq || again.hello.Seq > last {
+			t.Fatalf("hello seq %d after a reload; before it %d, the origin at %d", again.hello.Seq, c.hello.Seq, last)
+		}
+		var want []int64
+		for seq := again.hello.Seq + 1; seq <= last; seq++ {
+			want = append(want, seq)
+		}
+		toldAgain := func() bool {
+			for _, f := range again.all() {
+				if f.Type == "goodbye" && f.Reason == protocol.ReasonDraining {
+					return true
+				}
+			}
+			return false
+		}
+		if len(want) > 0 {
+			testkit.EventuallyOr(t, testkit.Within, func() bool { return again.hasSeq(last) || toldAgain() }, "the events after the hello", func() {
+				ended, err := again.ended()
+				frames := again.all()
+				var tail []string
+				for _, f := range frames[max(len(frames)-3, 0):] {
+					tail = append(tail, fmt.Sprintf("%s seq %d %s", f.Type, f.Seq, f.Reason))
+				}
+				t.Logf("hello seq %d, origin at %d; ended %v (%v); %d frames, the last: %v; sessions ended: %v",
+					again.hello.Seq, last, ended, err, len(frames), tail, h.endedAll())
+			})
+		}
+		if !again.hasSeq(last) && toldAgain() && attempt < 5 {
+			t.Logf("dial %d: told to come back by a later reload after its hello", attempt)
+			continue
+		}
+		checkStream(t, again, want)
+		return
 	}
-	if again.hello.Resumed {
-		t.Fatalf("resumed across events the stream lost: %+v", again.hello)
-	}
-	// The reload may have happened while events were still arriving, so the new hello may start
-	// anywhere from the reload's snapshot on; what must hold is that nothing between the hello
-	// and the live stream is missing (before the fix the hello said the pre-reload seq and the
-	// events the reload absorbed never came).
-	last := h.origin.Seq(team)
-	if again.hello.Seq <= c.hello.Seq || again.hello.Seq > last {
-		t.Fatalf("hello seq %d after a reload; before it %d, the origin at %d", again.hello.Seq, c.hello.Seq, last)
-	}
-	var want []int64
-	for seq := again.hello.Seq + 1; seq <= last; seq++ {
-		want = append(want, seq)
-	}
-	if len(want) > 0 {
-		testkit.Eventually(t, func() bool { return again.hasSeq(last) }, "the events after the hello")
-	}
-	checkStream(t, again, want)
 }
 
 // TestResumeFromMemory: the node keeps the team's recent events, so a resume further back than
