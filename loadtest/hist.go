@@ -85,3 +85,21 @@ func (h *Hist) Quantiles() [][2]float64 {
 	}
 	return pts
 }
+
+// reset forgets every value.
+func (h *Hist) reset() {
+	h.mu.Lock()
+	h.h.Reset()
+	h.mu.Unlock()
+}
+
+// mergeSnapshot adds the values of s, a Hist exported by another process (nil: none).
+func (h *Hist) mergeSnapshot(s *hdrhistogram.Snapshot) {
+	if s == nil {
+		return
+	}
+	o := hdrhistogram.Import(s)
+	h.mu.Lock()
+	h.h.Merge(o)
+	h.mu.Unlock()
+}

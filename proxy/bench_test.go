@@ -84,16 +84,22 @@ func BenchmarkUsersInfoRoundTrip(b *testing.B) {
 	}
 }
 
-// BenchmarkConnect: WebSocket connections set up per second (handshake, token check, route,
-// the edge's hello read by the client, close), 16 at a time, straight to the edge and through
-// the proxy.
-func BenchmarkConnect(b *testing.B) {
-	w, edgeURL, proxyURL, team, _ := benchWorld(b)
+// benchTokens is 64 tokens of team's users, round the team.
+func benchTokens(w *world, team string) []string {
 	users := w.origin.Users(team)
 	toks := make([]string, 64)
 	for i := range toks {
 		toks[i] = w.token(team, users[i%len(users)].ID)
 	}
+	return toks
+}
+
+// BenchmarkConnect: WebSocket connections set up per second (handshake, token check, route,
+// the edge's hello read by the client, close), 16 at a time, straight to the edge and through
+// the proxy.
+func BenchmarkConnect(b *testing.B) {
+	w, edgeURL, proxyURL, team, _ := benchWorld(b)
+	toks := benchTokens(w, team)
 	for _, tc := range []struct{ name, url string }{{"direct", edgeURL}, {"proxied", proxyURL}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var next atomic.Int64
@@ -125,11 +131,7 @@ func BenchmarkConnect(b *testing.B) {
 // proxy: ns/op is the setup latency, and proxied − direct is what the proxy adds to it.
 func BenchmarkConnectSerial(b *testing.B) {
 	w, edgeURL, proxyURL, team, _ := benchWorld(b)
-	users := w.origin.Users(team)
-	toks := make([]string, 64)
-	for i := range toks {
-		toks[i] = w.token(team, users[i%len(users)].ID)
-	}
+	toks := benchTokens(w, team)
 	for _, tc := range []struct{ name, url string }{{"direct", edgeURL}, {"proxied", proxyURL}} {
 		b.Run(tc.name, func(b *testing.B) {
 			for i := range b.N {
