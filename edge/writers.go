@@ -89,8 +89,9 @@ func (p *writerPool) stop() {
 	p.wg.Wait()
 }
 
-// schedule gives s a turn; urgent turns go first. The caller has set s.scheduled (under s.mu)
-// and added to s.wg: the turn's end clears the one and releases the other.
+// schedule gives s a turn; urgent turns go first. The caller has set s.pending (under s.mu),
+// and the chain it belongs to holds s.wg: the turn's begin clears the one, the chain's end
+// releases the other.
 func (p *writerPool) schedule(s *session, urgent bool) {
 	p.mu.Lock()
 	if !p.run {
@@ -110,10 +111,6 @@ func (p *writerPool) schedule(s *session, urgent bool) {
 	}
 	p.mu.Unlock()
 }
-
-// yieldAfter is how long a writer takes turns between pauses (see writer): a request waits
-// about that long for its reader to run while the writers are busy.
-const yieldAfter = 200 * time.Microsecond
 
 // scheduleMany is schedule for many sessions at once (the fan-out's), none urgent.
 func (p *writerPool) scheduleMany(ss []*session) {
@@ -136,6 +133,10 @@ func (p *writerPool) scheduleMany(ss []*session) {
 	}
 	p.mu.Unlock()
 }
+
+// yieldAfter is how long a writer takes turns between pauses (see writer): a request waits
+// about that long for its reader to run while the writers are busy.
+const yieldAfter = 200 * time.Microsecond
 
 // writer takes turns until the pool stops and nothing is left.
 func (p *writerPool) writer() {

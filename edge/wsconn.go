@@ -80,14 +80,14 @@ var (
 // answer.
 type message struct {
 	op      ws.OpCode // OpText, OpBinary, OpPing
-	payload []byte    // valid until the next read; a text or binary message's first max bytes
-	over    bool      // the message was longer than max: payload is its first max bytes
+	payload []byte    // valid until the next read; a text or binary message's first keep bytes
+	over    bool      // the message was longer than keep: payload is its first keep bytes
 }
 
-// readMessage reads the next message into buf (reused), of which at most max bytes are kept
+// readMessage reads the next message into buf (reused), of which at most keep bytes are kept
 // and at most limit read at all. Pings are returned for the session to answer; pongs are
 // skipped; a close frame is errClientClosed (its code in the error).
-func (c *wsConn) readMessage(buf *bytes.Buffer, max, limit int) (message, error) {
+func (c *wsConn) readMessage(buf *bytes.Buffer, keep, limit int) (message, error) {
 	buf.Reset()
 	var total int64
 	var op ws.OpCode
@@ -127,22 +127,22 @@ func (c *wsConn) readMessage(buf *bytes.Buffer, max, limit int) (message, error)
 		if total > int64(limit) {
 			return message{}, errMessageLimit
 		}
-		keep := min(h.Length, int64(max+1-buf.Len()))
-		buf.Grow(int(keep))
-		b := buf.AvailableBuffer()[:keep]
+		kept := min(h.Length, int64(keep+1-buf.Len()))
+		buf.Grow(int(kept))
+		b := buf.AvailableBuffer()[:kept]
 		if _, err := io.ReadFull(c.br, b); err != nil {
 			return message{}, err
 		}
 		ws.Cipher(b, h.Mask, 0)
 		buf.Write(b)
-		if rest := h.Length - keep; rest > 0 { // past what is kept: read and drop
+		if rest := h.Length - kept; rest > 0 { // past what is kept: read and drop
 			if _, err := c.br.Discard(int(rest)); err != nil {
 				return message{}, err
 			}
 		}
 		if h.Fin {
 			p := buf.Bytes()
-			return message{op: op, payload: p[:min(len(p), max)], over: total > int64(max)}, nil
+			return message{op: op, payload: p[:min(len(p), keep)], over: total > int64(keep)}, nil
 		}
 	}
 }
@@ -255,13 +255,13 @@ func closeFrame(code ws.StatusCode, reason string) outFrame {
 }
 
 // linger shuts the sending side and reads and drops what the client still sends, until it
-// closes, up to max bytes or for d.
-func (c *wsConn) linger(d time.Duration, max int64) {
+// closes, up to most bytes or for d.
+func (c *wsConn) linger(d time.Duration, most int64) {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(d))
-	_, _ = io.CopyN(io.Discard, c.br, max)
+	_, _ = io.CopyN(io.Discard, c.br, most)
 }
 
 // close closes the connection now.

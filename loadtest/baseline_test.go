@@ -186,7 +186,7 @@ func TestRawBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer CloseAll(conns)
-	if err := waitFor(ctx, func() (bool, error) {
+	if err := pollUntil(ctx, scenarioDeadline, func() (bool, error) {
 		m, err := tgt.sample(ctx)
 		return m.conns == 3, err
 	}); err != nil {

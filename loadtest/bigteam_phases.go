@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/weft-edge/weft/internal/sleep"
 )
 
 // The bigteam scenario's phases (see bigteam.go) and the process readings they take.
@@ -121,7 +123,9 @@ func (r *bigTeamRun) measure(ctx context.Context, srv *bigTeamServer, w *bigTeam
 	for k := range cfg.Paced {
 		r.phase.Store(fmt.Sprintf("paced: event %d of %d", k+1, cfg.Paced))
 		if k > 0 {
-			sleepCtx(ctx, cfg.PacedEvery)
+			if err := sleep.For(ctx, cfg.PacedEvery); err != nil {
+				return nil, err
+			}
 		}
 		if err := srv.stamped(ctx); err != nil {
 			return nil, fmt.Errorf("publishing: %w", err)
@@ -295,9 +299,8 @@ func settledRSS(ctx context.Context, pid int) (int64, error) {
 		return 0, err
 	}
 	for range 20 {
-		sleepCtx(ctx, time.Second)
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
+		if err := sleep.For(ctx, time.Second); err != nil {
+			return 0, err
 		}
 		cur, err := procStatusBytes(pid, "VmRSS")
 		if err != nil {
@@ -317,12 +320,14 @@ func cpuOver(ctx context.Context, pid int, d time.Duration) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sleepCtx(ctx, d)
+	if err := sleep.For(ctx, d); err != nil {
+		return 0, err
+	}
 	c1, err := pidsCPU([]int{pid})
 	if err != nil {
 		return 0, err
 	}
-	return float64(c1-c0) / float64(time.Millisecond) / d.Seconds(), ctx.Err()
+	return float64(c1-c0) / float64(time.Millisecond) / d.Seconds(), nil
 }
 
 func pidsCPU(pids []int) (time.Duration, error) {

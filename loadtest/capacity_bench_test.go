@@ -186,25 +186,10 @@ func rawTarget(rc *rawChild, hc *http.Client) *target {
 	}
 }
 
-// waitFor polls cond every 50ms until it holds, fails, or ctx ends.
-func waitFor(ctx context.Context, cond func() (bool, error)) error {
-	for {
-		ok, err := cond()
-		if ok || err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 func waitConnections(b *testing.B, ctx context.Context, t *target, n int) {
 	b.Helper()
 	last := -1
-	err := waitFor(ctx, func() (bool, error) {
+	err := pollUntil(ctx, scenarioDeadline, func() (bool, error) {
 		m, err := t.sample(ctx)
 		last = m.conns
 		return last == n, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/weft-edge/weft/internal/sleep"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -102,10 +103,10 @@ func (g *cheapGroup) keepAlive(ctx context.Context, every time.Duration) {
 					return
 				}
 				_ = c.ping() // a failed one shows as the reader's end
-				sleepCtx(ctx, gap)
+				_ = sleep.For(ctx, gap)
 			}
 			if len(conns) == 0 {
-				sleepCtx(ctx, every)
+				_ = sleep.For(ctx, every)
 			}
 		}
 	})
@@ -141,15 +142,6 @@ func (g *cheapGroup) close() {
 	}
 	g.mu.Unlock()
 	g.wg.Wait()
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // CheapWorkerCommand is the argument that makes weft-loadtest a cheap-client worker: a
