@@ -291,10 +291,15 @@ func pollUntil(ctx context.Context, within time.Duration, cond func() (bool, err
 	}
 }
 
-// settledRSS is pid's RSS once it has stopped moving: two samples a second apart within 1%
-// (at most 20 tries).
+// settledRSS is pid's RSS once it has stopped moving (settled).
 func settledRSS(ctx context.Context, pid int) (int64, error) {
-	prev, err := procStatusBytes(pid, "VmRSS")
+	return settled(ctx, func() (int64, error) { return procStatusBytes(pid, "VmRSS") })
+}
+
+// settled is what read reads once it has stopped moving: two readings a second apart within
+// 1% (at most 20 tries).
+func settled(ctx context.Context, read func() (int64, error)) (int64, error) {
+	prev, err := read()
 	if err != nil {
 		return 0, err
 	}
@@ -302,7 +307,7 @@ func settledRSS(ctx context.Context, pid int) (int64, error) {
 		if err := sleep.For(ctx, time.Second); err != nil {
 			return 0, err
 		}
-		cur, err := procStatusBytes(pid, "VmRSS")
+		cur, err := read()
 		if err != nil {
 			return 0, err
 		}

@@ -34,6 +34,7 @@ type cheapConn struct {
 	br        *bufio.Reader
 	buf       []byte // the frame being read
 	heartbeat time.Duration
+	node      string // the hello's: the edge that serves the session
 
 	wmu    sync.Mutex
 	nextID atomic.Int64
@@ -105,11 +106,13 @@ func (c *cheapConn) start(ctx context.Context, tok string) error {
 		var h struct {
 			Type        string `json:"type"`
 			HeartbeatMS int64  `json:"heartbeat_ms"`
+			Node        string `json:"node"`
 		}
 		if json.Unmarshal(f, &h) != nil || h.Type != "hello" {
 			return fmt.Errorf("loadtest: first frame %.200q is not a hello", f)
 		}
 		c.heartbeat = time.Duration(h.HeartbeatMS) * time.Millisecond
+		c.node = h.Node
 	case protoCentrifuge:
 		if !bytes.HasPrefix(f, []byte(`{"id":1,"connect":`)) {
 			return fmt.Errorf("loadtest: centrifuge connect: %.200q", f)

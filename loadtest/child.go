@@ -19,6 +19,9 @@ type child struct {
 	exited  chan struct{}
 	waitErr error // set before exited is closed
 	stop    sync.Once
+	// group: the child leads a process group (ownGroup) whose other members are stopped with
+	// it: nginx's workers outlive a master that was killed.
+	group bool
 }
 
 // startChild starts cmd, its stderr to stderr, and hands its stdout to read on the goroutine
@@ -57,6 +60,9 @@ func (c *child) Exited() <-chan struct{} { return c.exited }
 func (c *child) Kill() {
 	c.stop.Do(func() { _ = c.cmd.Process.Kill() })
 	<-c.exited
+	if c.group {
+		killGroup(c.PID())
+	}
 }
 
 // terminate asks the child to stop (SIGTERM: a server drains), kills it if it has not exited
@@ -73,5 +79,8 @@ func (c *child) terminate(grace time.Duration) error {
 		}
 	})
 	<-c.exited
+	if c.group {
+		killGroup(c.PID())
+	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,8 +72,12 @@ type ClusterConfig struct {
 	// Size is the origin's world; default "small". Rate is its live activity in events/s.
 	Size string
 	Rate float64
-	// EdgeArgs and ProxyArgs are extra flags for every edge and proxy.
+	// EdgeArgs and ProxyArgs are extra flags for every edge and proxy (ProxyArgs: weft's only).
 	EdgeArgs, ProxyArgs []string
+	// Front is what stands in front of the edges: FrontWeft (the default: weft proxies over
+	// edges in a ring) or FrontNginx (Proxies nginx servers hashing on ?team= over standalone
+	// edges: the baseline of a plain consistent-hash reverse proxy, see nginx.go).
+	Front string
 	// Dir holds the JetStream store; "" means a temporary directory removed by Close.
 	Dir    string
 	Stderr io.Writer // the children's logs; nil discards them
@@ -89,6 +94,7 @@ type Cluster struct {
 	Proxies []*Proc
 	Keys    *token.Keys // issues client tokens the cluster accepts
 	HTTP    *http.Client
+	Front   string // FrontWeft or FrontNginx
 
 	tmpDir string
 }
@@ -127,11 +133,18 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Stderr == nil {
 		cfg.Stderr = io.Discard
 	}
+	switch cfg.Front {
+	case "":
+		cfg.Front = FrontWeft
+	case FrontWeft, FrontNginx:
+	default:
+		return nil, fmt.Errorf("loadtest: front %q: want %s or %s", cfg.Front, FrontWeft, FrontNginx)
+	}
 	keys, err := token.New([]byte(clusterSecret))
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Keys: keys, HTTP: &http.Client{Transport: newTransport()}}
+	c := &Cluster{Keys: keys, HTTP: &http.Client{Transport: newTransport()}, Front: cfg.Front}
 	dir := cfg.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "weft-cluster-"); err != nil {
@@ -153,16 +166,27 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	c.NATSURL = got[1]
 	for i := 1; i <= cfg.Edges; i++ {
 		name := fmt.Sprintf("edge-%d", i)
-		args := append([]string{"edge", "--addr", "127.0.0.1:0", "--node", name, "--nats", c.NATSURL,
+		args := []string{"edge", "--addr", "127.0.0.1:0", "--node", name, "--nats", c.NATSURL,
 			"--origin", c.Origin.URL, "--origin-token", OriginToken, "--token-secret", clusterSecret,
-			"--log-level", "warn"}, cfg.EdgeArgs...)
+			"--log-level", "warn"}
+		if cfg.Front == FrontNginx {
+			args = append(args, "--standalone")
+		}
+		args = append(args, cfg.EdgeArgs...)
 		p, _, err := startProc(ctx, name, cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, edgeLine)
 		if err != nil {
 			return fail(err)
 		}
 		c.Edges = append(c.Edges, p)
 	}
-	for i := 1; i <= cfg.Proxies; i++ {
+	for i := 1; i <= cfg.Proxies && cfg.Front == FrontNginx; i++ {
+		p, err := startNginx(ctx, fmt.Sprintf("nginx-%d", i), dir, c.Edges, cfg.Stderr, cfg.StartTimeout)
+		if err != nil {
+			return fail(err)
+		}
+		c.Proxies = append(c.Proxies, p)
+	}
+	for i := 1; i <= cfg.Proxies && cfg.Front == FrontWeft; i++ {
 		args := append([]string{"proxy", "--addr", "127.0.0.1:0", "--nats", c.NATSURL, "--token-secret", clusterSecret,
 			"--log-level", "warn"}, cfg.ProxyArgs...)
 		p, _, err := startProc(ctx, fmt.Sprintf("proxy-%d", i), cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, proxyLine)
@@ -172,6 +196,9 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		c.Proxies = append(c.Proxies, p)
 	}
 	for _, p := range c.Proxies {
+		if c.Front != FrontWeft {
+			break
+		}
 		if err := c.WaitRing(ctx, p, len(c.Edges), cfg.StartTimeout); err != nil {
 			return fail(err)
 		}
@@ -201,6 +228,16 @@ func (c *Cluster) WaitRing(ctx context.Context, p *Proc, n int, timeout time.Dur
 		case <-tick.C:
 		}
 	}
+}
+
+// WSURL is the WebSocket URL a client of team dials through proxy p: nginx hashes on the
+// team it names; weft's proxy reads the team from the token.
+func (c *Cluster) WSURL(p *Proc, team string) string {
+	u := "ws" + strings.TrimPrefix(p.URL, "http") + "/ws"
+	if c.Front == FrontNginx {
+		u += "?team=" + url.QueryEscape(team)
+	}
+	return u
 }
 
 // Token issues a client token for user in team.

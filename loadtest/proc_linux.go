@@ -14,7 +14,40 @@ import (
 // setChildAttrs makes the kernel kill the child when the thread that started it goes away, so
 // an interrupted benchmark leaves no `weft dev` behind.
 func setChildAttrs(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+}
+
+// ownGroup makes the child lead a process group of its own, which the processes it forks
+// (nginx's workers) join: killGroup then ends them all, even once their parent is gone (the
+// kernel's parent-death signal reaches only the child itself).
+func ownGroup(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+}
+
+// killGroup sends SIGKILL to the process group pid leads (see ownGroup).
+func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
+
+// childPIDs lists the processes pid has started that are still running (nginx's workers).
+func childPIDs(pid int) ([]int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: /proc/%d/task/%d/children: %q", pid, pid, data)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func terminate(p *os.Process) error { return p.Signal(syscall.SIGTERM) }

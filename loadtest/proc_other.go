@@ -16,6 +16,12 @@ var errNoProc = errors.New("loadtest: needs Linux's /proc")
 
 func setChildAttrs(*exec.Cmd) {}
 
+func ownGroup(*exec.Cmd) {}
+
+func killGroup(int) {}
+
+func childPIDs(int) ([]int, error) { return nil, errNoProc }
+
 func terminate(p *os.Process) error { return p.Signal(os.Interrupt) }
 
 func procStatusBytes(int, string) (int64, error) { return 0, errNoProc }

@@ -73,10 +73,13 @@ type StormConfig struct {
 	OOMLimit int64
 	// MetricsDir, when set, receives the /metrics of every surviving edge and proxy at the end.
 	MetricsDir string
-	// ProxyArgs are extra flags for every proxy.
+	// ProxyArgs are extra flags for every proxy (weft's).
 	ProxyArgs []string
-	Stderr    io.Writer
-	Log       func(format string, args ...any) // progress; nil: silent
+	// Front stands in front of the edges: FrontWeft (the default) or FrontNginx, the
+	// baseline (ClusterConfig.Front); nginx runs with its own defaults in both storms.
+	Front  string
+	Stderr io.Writer
+	Log    func(format string, args ...any) // progress; nil: silent
 }
 
 // stormWorker is a client worker process: its plan and "stop" go to its stdin; it reports
@@ -135,7 +138,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	ccfg := ClusterConfig{Bin: cfg.Bin, Edges: cfg.Edges, Proxies: cfg.Proxies, Size: cfg.Size, Rate: cfg.Rate, Stderr: cfg.Stderr}
+	ccfg := ClusterConfig{Bin: cfg.Bin, Edges: cfg.Edges, Proxies: cfg.Proxies, Size: cfg.Size, Rate: cfg.Rate, Stderr: cfg.Stderr, Front: cfg.Front}
 	if cfg.Protected {
 		ccfg.EdgeArgs = []string{"--memory-budget", cfg.MemoryBudget}
 	} else {
@@ -195,6 +198,15 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 	pids := map[string]int{"origin": cl.Origin.PID()}
 	for _, p := range append(slices.Clone(cl.Edges), cl.Proxies...) {
 		pids[p.Name] = p.PID()
+		if cl.Front == FrontNginx && slices.Contains(cl.Proxies, p) { // its workers do the work
+			kids, err := childPIDs(p.PID())
+			if err != nil {
+				return nil, err
+			}
+			for i, k := range kids {
+				pids[fmt.Sprintf("%s-worker-%d", p.Name, i+1)] = k
+			}
+		}
 	}
 	for i, w := range workers {
 		name := fmt.Sprintf("worker-%d", i+1)
@@ -213,7 +225,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormFigures, error) {
 		stopMarkers()
 		return nil, err
 	}
-	fig := &StormFigures{Protected: cfg.Protected, Clients: cfg.Clients, PeakRSS: map[string]int64{}}
+	fig := &StormFigures{Protected: cfg.Protected, Front: cl.Front, Clients: cfg.Clients, PeakRSS: map[string]int64{}}
 	byLoad := slices.Clone(cl.Edges)
 	slices.SortStableFunc(byLoad, func(a, b *Proc) int { return nodes[b.Name] - nodes[a.Name] })
 	victims := byLoad[:cfg.Kill]
@@ -368,7 +380,7 @@ func stormClients(ctx context.Context, cl *Cluster, cfg StormConfig) ([]WorkerCl
 				return nil, err
 			}
 			p := cl.Proxies[len(out)%len(cl.Proxies)]
-			out = append(out, WorkerClient{Team: team, User: u.ID, Token: tok, URL: "ws" + strings.TrimPrefix(p.URL, "http") + "/ws"})
+			out = append(out, WorkerClient{Team: team, User: u.ID, Token: tok, URL: cl.WSURL(p, team)})
 			n++
 		}
 	}
@@ -516,7 +528,11 @@ func scrapeMetrics(ctx context.Context, cl *Cluster, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, p := range append(slices.Clone(cl.Edges), cl.Proxies...) {
+	procs := slices.Clone(cl.Edges)
+	if cl.Front == FrontWeft { // nginx has no /metrics
+		procs = append(procs, cl.Proxies...)
+	}
+	for _, p := range procs {
 		select {
 		case <-p.Exited():
 			continue

@@ -16,10 +16,12 @@ import (
 // StormFigures is what a storm measured.
 type StormFigures struct {
 	// Run numbers the storms of one kind in a `--runs N` series, from 1.
-	Run       int    `json:"run,omitempty"`
-	Protected bool   `json:"protected"`
-	Clients   int    `json:"clients"`
-	Victim    string `json:"victim"` // the edges killed, comma-separated
+	Run       int  `json:"run,omitempty"`
+	Protected bool `json:"protected"`
+	// Front is what stood in front of the edges: weft's proxies, or nginx (ClusterConfig.Front).
+	Front   string `json:"front,omitempty"`
+	Clients int    `json:"clients"`
+	Victim  string `json:"victim"` // the edges killed, comma-separated
 	// Disturbed clients were on the killed edge.
 	Disturbed int `json:"disturbed"`
 	// BackAfter: time from the kill until that share of the disturbed clients had a new

@@ -43,6 +43,7 @@ scenarios:
   regions   edge regions: latency per region, near it and across the WAN to home; cold loads
   bigteam   10,000 sessions of one team on weft and on a centrifuge server: latency, CPU, memory
   storm     the reconnect storm: origin, edges and proxies as processes, an edge SIGKILLed
+  fronts    weft's proxy against nginx (hash consistent): setup, round trip, RSS, an edge lost
   all       every scenario but storm, each on a stack of its own, and results/RESULTS.md
 
 A scenario runs against a stack given by URL (--target, --origin, --team) or one it starts
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return runBigTeam(ctx, args[1:], stdout)
 	case "storm":
 		return runStorm(ctx, args[1:], stdout)
+	case "fronts":
+		return runFronts(ctx, args[1:], stdout)
 	case "all":
 		return runAll(ctx, args[1:], stdout)
 	}

@@ -24,6 +24,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	workers := fs.Int("workers", 4, "client processes (a process may hold 20,000 files)")
 	edges := fs.Int("edges", 3, "edge processes")
 	proxies := fs.Int("proxies", 2, "proxy processes")
+	front := fs.String("front", loadtest.FrontWeft, "what the proxies are: weft (weft proxies over edges in a ring) or nginx (nginx with `hash $arg_team consistent` over standalone edges, the baseline; needs nginx, e.g. Debian's nginx-light)")
 	size := fs.String("size", "small", "the origin's world")
 	rate := fs.Float64("rate", 20, "live activity, events/s over all teams")
 	budget := fs.String("memory-budget", "1GiB", "each edge's memory budget in the protected run")
@@ -78,7 +79,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			f, err := loadtest.RunStorm(ctx, loadtest.StormConfig{MetricsDir: mdir, Kill: *kill, OOMLimit: oom, Bin: bin, WorkerBin: worker, Clients: *clients, Workers: *workers, Edges: *edges,
 				Proxies: *proxies, Size: *size, Rate: *rate, Protected: protected, MemoryBudget: *budget,
-				Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, WorkerIdle: *idle, ServerProcs: *serverProcs, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs)})
+				Steady: *steady, Observe: *observe, Probers: *probers, ProbeEvery: *probeEvery, WorkerNice: *nice, WorkerIdle: *idle, ServerProcs: *serverProcs, Stderr: os.Stderr, Log: logf, EdgeArgs: strings.Fields(*edgeArgs), ProxyArgs: strings.Fields(*proxyArgs), Front: *front})
 			if err != nil {
 				return fmt.Errorf("storm (protected=%v, run %d): %w", protected, run, err)
 			}
