@@ -33,6 +33,8 @@ type FrontsConfig struct {
 	// StormClients is the clients of the storm (3 edges behind one front, the busiest edge
 	// SIGKILLed): about a third of them lose their edge. Default 3,000; negative: no storm.
 	StormClients int
+	// ProxyArgs are extra flags for weft's proxies (to measure alternatives).
+	ProxyArgs []string
 	// StormObserve bounds the wait for the storm's clients to be back; default 60s.
 	StormObserve time.Duration
 	Stderr       io.Writer
@@ -88,7 +90,7 @@ func RunFronts(ctx context.Context, cfg FrontsConfig) ([]*FrontFigures, error) {
 			cfg.Log("%s: the storm, %d clients", front, cfg.StormClients)
 			f.Storm, err = RunStorm(ctx, StormConfig{Bin: cfg.Bin, WorkerBin: cfg.WorkerBin, Front: front,
 				Clients: cfg.StormClients, Workers: 1, Edges: 3, Proxies: 1, Size: cfg.Size, Protected: true,
-				Steady: 5 * time.Second, Observe: cfg.StormObserve, Probers: 20, Stderr: cfg.Stderr, Log: cfg.Log})
+				Steady: 5 * time.Second, Observe: cfg.StormObserve, Probers: 20, ProxyArgs: cfg.ProxyArgs, Stderr: cfg.Stderr, Log: cfg.Log})
 			if err != nil {
 				return nil, fmt.Errorf("front %s: storm: %w", front, err)
 			}
@@ -105,7 +107,8 @@ type frontSession struct {
 
 // runFront measures setups, round trips and RSS through one front over a fresh cluster.
 func runFront(ctx context.Context, cfg FrontsConfig, front string) (*FrontFigures, error) {
-	cl, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Edges: 3, Proxies: 1, Size: cfg.Size, Front: front, Stderr: cfg.Stderr})
+	cl, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Edges: 3, Proxies: 1, Size: cfg.Size, Front: front,
+		ProxyArgs: cfg.ProxyArgs, Stderr: cfg.Stderr})
 	if err != nil {
 		return nil, err
 	}

@@ -14,28 +14,34 @@ var copyBuf = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 // pipe copies src to dst until src ends; eof is true when it ended cleanly (the sender
 // half-closed), false on any error.
 //
-// It waits for src to be readable before taking a buffer (waitReadable), so that the
-// goroutine parked on an idle connection holds no buffer; io.Copy would hold one for the
-// connection's life, or take the splice path, which holds two pipe descriptors.
+// It reads with readReady, which takes a buffer only once src has bytes, so that the goroutine
+// parked on an idle connection holds none; io.Copy would hold one for the connection's life,
+// or take the splice path, which holds two pipe descriptors.
 func pipe(dst, src net.Conn) (eof bool) {
-	wait := waitReadable(src)
+	read, write := readReady(src), writeAll(dst)
 	for {
-		if wait != nil {
-			if err := wait(); err != nil {
-				return false
-			}
-		}
-		bp := copyBuf.Get().(*[]byte)
-		n, err := src.Read(*bp)
+		bp, n, err := read()
 		if n > 0 {
-			if _, werr := dst.Write((*bp)[:n]); werr != nil {
+			if werr := write((*bp)[:n]); werr != nil {
 				copyBuf.Put(bp)
 				return false
 			}
 		}
-		copyBuf.Put(bp)
+		if bp != nil {
+			copyBuf.Put(bp)
+		}
 		if err != nil {
 			return errors.Is(err, io.EOF)
 		}
+	}
+}
+
+// readBlocking is readReady where the socket cannot be watched: it holds its buffer while it
+// waits.
+func readBlocking(c net.Conn) func() (*[]byte, int, error) {
+	return func() (*[]byte, int, error) {
+		bp := copyBuf.Get().(*[]byte)
+		n, err := c.Read(*bp)
+		return bp, n, err
 	}
 }

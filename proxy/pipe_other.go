@@ -4,5 +4,10 @@ package proxy
 
 import "net"
 
-// waitReadable: without a portable peek the copy holds its buffer while it waits.
-func waitReadable(net.Conn) func() error { return nil }
+// readReady: without the socket's descriptor the copy holds its buffer while it waits.
+func readReady(c net.Conn) func() (*[]byte, int, error) { return readBlocking(c) }
+
+// writeAll writes through the connection.
+func writeAll(c net.Conn) func(p []byte) error {
+	return func(p []byte) error { _, err := c.Write(p); return err }
+}

@@ -28,6 +28,7 @@ func runFronts(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&c.Idle, "idle", 2000, "idle connections held through each front for its RSS per connection")
 	fs.IntVar(&c.StormClients, "storm-clients", 3000, "clients of the storm behind each front (about a third lose their edge); negative: no storm")
 	fs.DurationVar(&c.StormObserve, "storm-observe", 60*time.Second, "how long to wait for the storm's clients to be back")
+	proxyArgs := fs.String("proxy-args", "", "extra flags for weft's proxies, space-separated (to measure alternatives)")
 	runs := fs.Int("runs", 3, "runs of everything: each figure is their median, with their range")
 	out := fs.String("out", "results/fronts", "directory for fronts.json; empty: terminal only")
 	weft := weftFlag(fs)
@@ -45,6 +46,7 @@ func runFronts(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	c.Fronts = strings.Split(*fronts, ",")
+	c.ProxyArgs = strings.Fields(*proxyArgs)
 	c.Stderr = os.Stderr
 	c.Log = func(format string, a ...any) { log.Info(fmt.Sprintf(format, a...)) }
 	var all [][]*loadtest.FrontFigures
