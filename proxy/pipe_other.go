@@ -11,3 +11,8 @@ func readReady(c net.Conn) func() (*[]byte, int, error) { return readBlocking(c)
 func writeAll(c net.Conn) func(p []byte) error {
 	return func(p []byte) error { _, err := c.Write(p); return err }
 }
+
+func withRawIO(c net.Conn) net.Conn { return c }
+
+// stillOpen cannot peek here: a spare that was closed fails its handshake and is retried.
+func stillOpen(net.Conn) bool { return true }

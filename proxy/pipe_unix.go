@@ -120,3 +120,91 @@ func rawConn(c net.Conn) syscall.RawConn {
 	}
 	return rc
 }
+
+// rawIO is a socket whose Read and Write are raw non-blocking system calls that wait in the
+// runtime's poller (see the top of this file): the proxy's own handshake with the edge and
+// its writes to the client, which would otherwise wake sysmon on every connection.
+type rawIO struct {
+	net.Conn
+	rc syscall.RawConn
+}
+
+// withRawIO returns c with raw reads and writes, or c itself when it is not a socket.
+func withRawIO(c net.Conn) net.Conn {
+	if rc := rawConn(c); rc != nil {
+		return &rawIO{Conn: c, rc: rc}
+	}
+	return c
+}
+
+func (c *rawIO) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var errno syscall.Errno
+	err := c.rc.Read(func(fd uintptr) bool {
+		n, errno = rawRead(fd, p)
+		return errno != syscall.EAGAIN
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, errno
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (c *rawIO) Write(p []byte) (int, error) {
+	total := len(p)
+	var errno syscall.Errno
+	err := c.rc.Write(func(fd uintptr) bool {
+		for len(p) > 0 {
+			n, e := rawWrite(fd, p)
+			if e == syscall.EAGAIN {
+				return false
+			}
+			if e != 0 {
+				errno = e
+				return true
+			}
+			p = p[n:]
+		}
+		return true
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	return total - len(p), err
+}
+
+// SyscallConn and CloseWrite are the socket's: readReady and a half-close find them.
+func (c *rawIO) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
+
+func (c *rawIO) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// stillOpen reports whether c's peer has neither closed it nor sent anything: a spare
+// connection the edge may have closed since it was dialed (a peek that would block).
+func stillOpen(c net.Conn) bool {
+	rc := rawConn(c)
+	if rc == nil {
+		return true
+	}
+	open := false
+	err := rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		open = e == syscall.EAGAIN
+		return true
+	})
+	return err == nil && open
+}

@@ -8,6 +8,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,10 @@ type Config struct {
 	// load).
 	DialTimeout      time.Duration
 	HandshakeTimeout time.Duration
+	// SpareConns is how many TCP connections to each edge in use are kept dialed ahead of
+	// need, so that a WebSocket setup does not wait for a connect (spares.go); default 4,
+	// negative: none.
+	SpareConns int
 	// ConnectRate/ConnectBurst bound the WebSocket connections this proxy sets up; EdgeRate and
 	// EdgeBurst those it sends to any one edge, so that after an edge is lost its clients
 	// reach the survivors at a pace they can take. Past either, the client gets 429
@@ -118,6 +123,7 @@ type Server struct {
 	mux       *http.ServeMux
 	transport *http.Transport
 	dialer    net.Dialer
+	spares    *spares // nil: none
 
 	connects *bucket.Pacer
 	edgePace sync.Map // edge → *edgePace
@@ -180,6 +186,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
 		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{})}
 	s.metrics = newMetrics(cfg.Registry, s)
+	if cfg.SpareConns >= 0 {
+		s.spares = newSpares(s, cmp.Or(cfg.SpareConns, 4))
+	}
 	mc := ring.MembershipConfig{Region: cfg.Region, Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
 		OnChange: s.ringChanged}
 	if cfg.Watch != nil && cfg.ProbeTimeout >= 0 { // static edges never leave: nothing to probe

@@ -42,6 +42,7 @@ type Options struct {
 	AcceptBurst             int
 	EdgeLagTarget           time.Duration
 	EdgeRateFloor           float64
+	SpareConns              int
 	Region                  string
 	Fallback                string // comma-separated regions, in order
 }
@@ -58,6 +59,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.EdgeRate, "edge-rate", 150, "new connections per second sent to an edge that does not announce the rate it takes (an edge announces its --connect-rate, and the pace to it starts there): after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
 	fs.IntVar(&o.EdgeBurst, "edge-burst", 20, "new connections sent to one edge at once above the rate")
 	fs.DurationVar(&o.EdgeLagTarget, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves at each of its announcements, down to --edge-rate-floor; negative (-1ms): always --edge-rate")
+	fs.IntVar(&o.SpareConns, "spare-conns", 4, "TCP connections to each edge in use kept dialed ahead of need, so a WebSocket setup does not wait for a connect; negative: none")
 	fs.Float64Var(&o.EdgeRateFloor, "edge-rate-floor", 0, "the least new connections per second sent to one edge however slow it says it is (0: a third of --edge-rate)")
 	fs.DurationVar(&o.DownFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
 	fs.StringVar(&o.Region, "region", ring.DefaultRegion, "this proxy's region, its clients': its ring holds the edges that announce this region")
@@ -133,7 +135,7 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prome
 	}
 	return proxy.New(proxy.Config{Registry: reg, Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
 		ConnectRate: o.ConnectRate, ConnectBurst: o.ConnectBurst, EdgeRate: o.EdgeRate, EdgeBurst: o.EdgeBurst,
-		EdgeLagTarget: o.EdgeLagTarget, EdgeRateFloor: o.EdgeRateFloor,
+		EdgeLagTarget: o.EdgeLagTarget, EdgeRateFloor: o.EdgeRateFloor, SpareConns: o.SpareConns,
 		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst, ProbeTimeout: o.ProbeTimeout, Region: region, Fallback: fallback})
 }
 
@@ -144,7 +146,7 @@ func Serve(ctx context.Context, srv *proxy.Server, ln net.Listener, log *slog.Lo
 		ln.Close()
 		return err
 	}
-	ln = srv.PaceAccepts(ln)
+	ln = srv.Upgrades(srv.PaceAccepts(ln))
 	return serve.Until(ctx, srv, ln, 10*time.Second, func(sctx context.Context, hs *http.Server) error {
 		log.Info("proxy stopping")
 		err := hs.Shutdown(sctx)

@@ -225,7 +225,7 @@ func StartProxy(t testkit.T, cfg proxy.Config) *Proxy {
 	}
 	p := &Proxy{Server: srv, URL: "http://" + ln.Addr().String(),
 		hs: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}}
-	go p.hs.Serve(ln) // returns when the cleanup shuts the server down
+	go p.hs.Serve(srv.Upgrades(ln)) // returns when the cleanup shuts the server down
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
