@@ -218,7 +218,16 @@ func (c *cluster) announcement(s *Server) ring.Announcement {
 	return ring.Announcement{Node: s.cfg.Node, Addr: c.cfg.Addr, State: state, Region: s.cfg.Region, Sessions: s.Sessions(),
 		Teams: s.teams.Len(), Admitting: state == ring.EdgeServing && !s.admit.over(levelHigh), IntervalMS: c.cfg.Interval.Milliseconds(),
 		LagP99MS: float64(time.Duration(c.lagP99.Load())) / float64(time.Millisecond), Started: c.started,
-		AcceptRate: max(s.cfg.ConnectRate, 0)} // no limit (negative) is not a rate: the proxies' own then
+		// No limit (a negative rate) is not a rate: the proxies' own then.
+		AcceptRate: max(s.cfg.ConnectRate, 0), AcceptBurst: acceptBurst(s.cfg.ConnectRate, s.cfg.ConnectBurst)}
+}
+
+// acceptBurst is the burst an edge announces with its accept rate: none without a rate.
+func acceptBurst(rate float64, burst int) int {
+	if rate <= 0 {
+		return 0
+	}
+	return max(burst, 0)
 }
 
 // owns reports whether this edge should take a new connection for team: yes when the ring (as

@@ -63,6 +63,7 @@ var frontRows = []frontRow{
 	{"storm: clients of the killed edge", stormCount(func(s *StormFigures) float64 { return float64(s.Disturbed) }), count, false},
 	{"storm: half of them back", stormBack("p50"), seconds, false},
 	{"storm: all of them back", stormBack("p100"), seconds, true},
+	{"storm: users.info p99 of undisturbed clients meanwhile", stormCount(func(s *StormFigures) float64 { return float64(s.Probe["recovery"].P99) / 1e3 }), ms, false},
 	{"storm: 429s while they came back", stormCount(func(s *StormFigures) float64 { return float64(s.Refusals["429_rate_limited"]) }), count, false},
 	{"storm: events lost + duplicated", stormCount(func(s *StormFigures) float64 { return float64(s.Lost + s.Duplicates) }), count, false},
 }

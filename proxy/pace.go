@@ -13,8 +13,8 @@ import (
 // edgePace paces the new connections this proxy sends to one edge (server-paced reconnects).
 //
 // The pace follows what the edge announces. It starts at what the edge says it takes (its
-// accept rate, its own --connect-rate; EdgeRate for an edge that does not say), so that a
-// small herd reaches idle survivors at once, and then moves by additive increase and
+// accept rate and burst, its own --connect-rate and --connect-burst; EdgeRate and EdgeBurst
+// for an edge that does not say), so that a small herd reaches idle survivors at once, and then moves by additive increase and
 // multiplicative decrease as TCP's congestion window does: at each announcement, an edge
 // that says its runnable goroutines waited longer than EdgeLagTarget (its scheduling lag p99
 // since its previous announcement) gets half the pace; one that says it keeps up gets a
@@ -26,21 +26,22 @@ import (
 // for reasons new connections do not cause.
 type edgePace struct {
 	*bucket.Pacer
-	mu   sync.Mutex
-	rate float64 // under mu
+	mu    sync.Mutex
+	rate  float64 // under mu
+	burst int     // under mu
 }
 
 // edgePacer is the pacer of connections to edge.
 func (s *Server) edgePacer(edge string) *edgePace {
-	return s.edgePacerAt(edge, s.cfg.EdgeRate)
+	return s.edgePacerAt(edge, s.cfg.EdgeRate, s.cfg.EdgeBurst)
 }
 
-// edgePacerAt is edge's pacer, made at rate if it has none yet.
-func (s *Server) edgePacerAt(edge string, rate float64) *edgePace {
+// edgePacerAt is edge's pacer, made at rate and burst if it has none yet.
+func (s *Server) edgePacerAt(edge string, rate float64, burst int) *edgePace {
 	if p, ok := s.edgePace.Load(edge); ok {
 		return p.(*edgePace)
 	}
-	p, _ := s.edgePace.LoadOrStore(edge, &edgePace{Pacer: bucket.NewPacer(rate, s.cfg.EdgeBurst), rate: rate})
+	p, _ := s.edgePace.LoadOrStore(edge, &edgePace{Pacer: bucket.NewPacer(rate, burst), rate: rate, burst: burst})
 	return p.(*edgePace)
 }
 
@@ -51,6 +52,16 @@ func (s *Server) ceiling(a ring.Announcement) float64 {
 		return a.AcceptRate
 	}
 	return s.cfg.EdgeRate
+}
+
+// burst is how many new connections a's edge gets at once: what it says it takes at once, or
+// EdgeBurst when it does not say. (The burst does not follow the lag: a slow edge's pace
+// halves, and the bucket refills at that pace.)
+func (s *Server) burst(a ring.Announcement) int {
+	if a.AcceptRate > 0 && a.AcceptBurst > 0 {
+		return a.AcceptBurst
+	}
+	return s.cfg.EdgeBurst
 }
 
 // observe takes an edge's announcement: the membership first, then the edge's pace.
@@ -70,8 +81,8 @@ func (s *Server) pace(a ring.Announcement) {
 	if s.cfg.EdgeRate <= 0 || s.cfg.EdgeLagTarget < 0 {
 		return
 	}
-	top := s.ceiling(a)
-	p := s.edgePacerAt(a.Node, top)
+	top, burst := s.ceiling(a), s.burst(a)
+	p := s.edgePacerAt(a.Node, top, burst)
 	lagMS := a.LagP99MS
 	p.mu.Lock()
 	old := p.rate
@@ -81,8 +92,9 @@ func (s *Server) pace(a ring.Announcement) {
 		p.rate = min(top, p.rate+top/10)
 	}
 	rate := p.rate
-	if rate != old {
-		p.Set(rate, s.cfg.EdgeBurst)
+	if rate != old || burst != p.burst {
+		p.Set(rate, burst)
+		p.burst = burst
 	}
 	p.mu.Unlock()
 	s.metrics.edgePace.WithLabelValues(a.Node).Set(rate)

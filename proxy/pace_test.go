@@ -178,3 +178,40 @@ func TestEdgePaceStartsAtAnnouncedRate(t *testing.T) {
 		t.Fatal("an infinite accept rate validated")
 	}
 }
+
+// TestEdgePaceTakesTheAnnouncedBurst: an edge that announces the burst it takes above its
+// rate (its --connect-burst) gets that many new connections at once from the proxy, so that
+// the clients of a lost edge reach an idle survivor without waiting for the rate; an edge that
+// announces no rate gets EdgeBurst, and a negative burst does not validate.
+func TestEdgePaceTakesTheAnnouncedBurst(t *testing.T) {
+	s := paceServer(t, Config{EdgeRate: 150, EdgeBurst: 3, EdgeLagTarget: 10 * time.Millisecond})
+	admitted := func(edge string) int {
+		p := s.edgePacer(edge)
+		now := bucket.Now() // one instant: only the burst gets through
+		n := 0
+		for range 10_000 {
+			if ok, _ := p.Admit(now); !ok {
+				break
+			}
+			n++
+		}
+		return n
+	}
+	a := announce(1)
+	a.AcceptRate, a.AcceptBurst = 1000, 500
+	s.observe(a)
+	if n := admitted("edge-1"); n != 500 {
+		t.Fatalf("an edge announcing a burst of 500: %d admitted at once", n)
+	}
+	quiet := announce(1)
+	quiet.Node, quiet.Addr = "edge-2", "127.0.0.1:2"
+	s.observe(quiet)
+	if n := admitted("edge-2"); n != 3 {
+		t.Fatalf("an edge announcing no rate: %d admitted at once, want EdgeBurst 3", n)
+	}
+	bad := announce(1)
+	bad.AcceptBurst = -1
+	if bad.Validate() == nil {
+		t.Fatal("a negative accept burst validated")
+	}
+}

@@ -96,7 +96,8 @@ type Config struct {
 	ConnectBurst int
 	// AcceptRate/AcceptBurst pace the listener given to PaceAccepts: new TCP connections past
 	// the rate wait in the kernel's queue instead of taking CPU from the open tunnels.
-	// Defaults 1000/s, burst 100; negative: no pacing.
+	// Defaults 1000/s, burst 1000 (a second of it: the clients of one lost edge are not held
+	// to the rate); negative: no pacing.
 	AcceptRate  float64
 	AcceptBurst int
 	EdgeRate    float64
@@ -172,7 +173,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AcceptRate == 0 {
 		cfg.AcceptRate = 1000
 	}
-	setDefault(&cfg.AcceptBurst, 100)
+	setDefault(&cfg.AcceptBurst, 1000)
 	setDefault(&cfg.EdgeBurst, 20)
 	if cfg.EdgeLagTarget == 0 {
 		cfg.EdgeLagTarget = 10 * time.Millisecond

@@ -263,7 +263,8 @@ func TestClientTurnedAwayMovedComesBackAtOnce(t *testing.T) {
 }
 
 // TestEdgeAnnouncesItsLag: an edge measures its scheduling lag and announces it over NATS with
-// the connections a second it takes (its ConnectRate, 1,000 by default); the proxy hears it and
+// the connections a second it takes (its ConnectRate, 1,000 by default, and as many at once);
+// the proxy hears it and
 // paces connections to that edge by them (weft_proxy_edge_pace, between its floor and the
 // announced rate, not the proxy's EdgeRate of 150).
 func TestEdgeAnnouncesItsLag(t *testing.T) {
@@ -275,6 +276,7 @@ func TestEdgeAnnouncesItsLag(t *testing.T) {
 		return p.srv.Membership().View().Edges["edge-1"].LagP99MS > 0
 	}, "an announcement with the edge's lag")
 	testkit.Equal(t, p.srv.Membership().View().Edges["edge-1"].AcceptRate, 1000.0, "the accept rate the edge announces")
+	testkit.Equal(t, p.srv.Membership().View().Edges["edge-1"].AcceptBurst, 1000, "the burst the edge announces")
 	// The membership takes an announcement before the pace does (observe): the gauge follows
 	// a moment after the view.
 	var pace float64

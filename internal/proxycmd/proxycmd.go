@@ -55,7 +55,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.ConnectRate, "connect-rate", 2000, "WebSocket connections per second this proxy sets up; past it 429 with a spread Retry-After; negative: no limit")
 	fs.IntVar(&o.ConnectBurst, "connect-burst", 2000, "connections set up at once above the rate")
 	fs.Float64Var(&o.AcceptRate, "accept-rate", 1000, "new TCP connections accepted per second; the rest wait in the kernel's queue, so a reconnect herd does not take the open tunnels' CPU; negative: no pacing")
-	fs.IntVar(&o.AcceptBurst, "accept-burst", 100, "connections accepted at once above the accept rate")
+	fs.IntVar(&o.AcceptBurst, "accept-burst", 1000, "connections accepted at once above the accept rate: a second of it, so that a small herd (the clients of one lost edge) is not held to the rate")
 	fs.Float64Var(&o.EdgeRate, "edge-rate", 150, "new connections per second sent to an edge that does not announce the rate it takes (an edge announces its --connect-rate, and the pace to it starts there): after an edge is lost, its clients reach the survivors at this pace; negative: no limit")
 	fs.IntVar(&o.EdgeBurst, "edge-burst", 20, "new connections sent to one edge at once above the rate")
 	fs.DurationVar(&o.EdgeLagTarget, "edge-lag-target", 10*time.Millisecond, "the scheduling lag an edge may announce and still get more new connections; past it the pace to it halves at each of its announcements, down to --edge-rate-floor; negative (-1ms): always --edge-rate")

@@ -74,6 +74,11 @@ type Announcement struct {
 	// --connect-rate): proxies send it new connections at that pace until its lag says
 	// otherwise. 0: not said (the proxy's own --edge-rate then).
 	AcceptRate float64 `json:"accept_rate,omitempty"`
+	// AcceptBurst is how many new connections it takes at once above that rate (its
+	// --connect-burst): proxies let as many through at once, so that a small herd (the
+	// clients of a lost edge, spread over the survivors) is not held to the rate. 0: not
+	// said (the proxy's own --edge-burst then).
+	AcceptBurst int `json:"accept_burst,omitempty"`
 	// IntervalMS is how often it announces, so that watchers know when it is overdue.
 	IntervalMS int64 `json:"interval_ms"`
 	// Started tells a restarted edge (same name) from its previous life.
@@ -97,6 +102,8 @@ func (a *Announcement) Validate() error {
 		return errors.New("announcement: lag_p99_ms must be a finite non-negative number")
 	case !(a.AcceptRate >= 0 && a.AcceptRate < 1e9):
 		return errors.New("announcement: accept_rate must be a finite non-negative number")
+	case a.AcceptBurst < 0 || a.AcceptBurst >= 1e9:
+		return errors.New("announcement: accept_burst must be non-negative and under 1e9")
 	}
 	return nil
 }
