@@ -90,7 +90,7 @@ func RunFronts(ctx context.Context, cfg FrontsConfig) ([]*FrontFigures, error) {
 			cfg.Log("%s: the storm, %d clients", front, cfg.StormClients)
 			f.Storm, err = RunStorm(ctx, StormConfig{Bin: cfg.Bin, WorkerBin: cfg.WorkerBin, Front: front,
 				Clients: cfg.StormClients, Workers: 1, Edges: 3, Proxies: 1, Size: cfg.Size, Protected: true,
-				Steady: 5 * time.Second, Observe: cfg.StormObserve, Probers: 20, ProxyArgs: cfg.ProxyArgs, Stderr: cfg.Stderr, Log: cfg.Log})
+				Steady: 5 * time.Second, Observe: cfg.StormObserve, Probers: 20, ProbeEvery: 50 * time.Millisecond, ProxyArgs: cfg.ProxyArgs, Stderr: cfg.Stderr, Log: cfg.Log})
 			if err != nil {
 				return nil, fmt.Errorf("front %s: storm: %w", front, err)
 			}

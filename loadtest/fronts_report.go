@@ -63,7 +63,8 @@ var frontRows = []frontRow{
 	{"storm: clients of the killed edge", stormCount(func(s *StormFigures) float64 { return float64(s.Disturbed) }), count, false},
 	{"storm: half of them back", stormBack("p50"), seconds, false},
 	{"storm: all of them back", stormBack("p100"), seconds, true},
-	{"storm: users.info p99 of undisturbed clients meanwhile", stormCount(func(s *StormFigures) float64 { return float64(s.Probe["recovery"].P99) / 1e3 }), ms, false},
+	{"storm: users.info of undisturbed clients meanwhile: p99 (ms)", stormCount(func(s *StormFigures) float64 { return float64(s.Probe["recovery"].P99) / 1e3 }), ms, false},
+	{"storm: … and how many were asked", stormCount(func(s *StormFigures) float64 { return float64(s.Probe["recovery"].N) }), count, false},
 	{"storm: 429s while they came back", stormCount(func(s *StormFigures) float64 { return float64(s.Refusals["429_rate_limited"]) }), count, false},
 	{"storm: events lost + duplicated", stormCount(func(s *StormFigures) float64 { return float64(s.Lost + s.Duplicates) }), count, false},
 }
@@ -116,7 +117,7 @@ func FrontsReport(runs [][]*FrontFigures, workload, command string) *Report {
 		"setup: dial, WebSocket handshake and hello, one session at a time, paced, alternating with the same setup straight to the edge the front chose; added = the two medians' difference",
 		"round trip: users.info on open sessions (20 through the front, 20 straight to the edge), paced, alternating",
 		"RSS per proxied connection: the front's RSS (nginx: master and workers) with the idle sessions open, less before, over the sessions",
-		"storm: the same clients (Go client package, in a worker process) spread over the world's teams; the edge with the most is SIGKILLed; back = reconnected and resumed, timed from the kill",
+		"storm: the same clients (Go client package, in a worker process) spread over the world's teams; the edge with the most is SIGKILLed; back = reconnected and resumed, timed from the kill; 20 of the clients that were not on that edge ask users.info every 50 ms, and those asked between the kill and the last disturbed client back are the 'meanwhile'",
 	}
 	return r
 }
