@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/weft-edge/weft/protocol"
 )
 
 // Upgrades wraps the proxy's listener so that a connection whose first request is a
@@ -140,6 +142,11 @@ func (u *upgradeListener) first(c net.Conn) {
 	rw := &rawResponse{c: c, br: br, header: http.Header{}}
 	u.s.handleWS(rw, req)
 	if !rw.hijacked {
+		if rw.status == 0 {
+			// The handler said nothing: the server is stopping (its context ended while the
+			// request was routed). The client is told so, not sent an empty 200.
+			writeError(rw, http.StatusServiceUnavailable, protocol.CodeOverloaded, "proxy shutting down", time.Second)
+		}
 		rw.finish()
 		c.Close()
 	}
