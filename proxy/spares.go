@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/weft-edge/weft/internal/ring"
 )
 
 // spares keeps a few TCP connections to each edge the proxy sends clients to, dialed ahead of
@@ -16,8 +18,9 @@ import (
 // spare the edge had just closed never counts against the edge.
 //
 // Spares follow demand: an edge's spares are kept while clients were sent to it within
-// idleFor, by one keeper goroutine per edge (owned by the Server's wait group), and closed
-// after.
+// idleFor and it is a serving member, by one keeper goroutine per edge (owned by the Server's
+// wait group), and closed after: a draining edge's http.Server waits up to 5 s for a
+// connection that has sent nothing, and must not wait for spares.
 type spares struct {
 	s       *Server
 	keep    int
@@ -124,6 +127,9 @@ func (p *spares) keeper(addr string, set *spareSet) {
 		case <-t.C:
 		}
 		now := time.Now()
+		if !p.serving(addr) { // gone, or draining: its server must not wait on spares to stop
+			return
+		}
 		p.mu.Lock()
 		if now.Sub(set.asked) > p.idleFor {
 			p.mu.Unlock()
@@ -155,6 +161,17 @@ func (p *spares) keeper(addr string, set *spareSet) {
 		}
 		t.Reset(p.maxAge / 2)
 	}
+}
+
+// serving reports whether an edge at addr is in the proxy's view and serving. (Spares are
+// made only for edges clients are sent to; a static edge counts as serving.)
+func (p *spares) serving(addr string) bool {
+	for _, a := range p.s.members.View().Edges {
+		if a.Addr == addr {
+			return a.State == "" || a.State == ring.EdgeServing
+		}
+	}
+	return false
 }
 
 // dialEdge connects to the edge at addr within the dial timeout; the dial does not follow any

@@ -102,6 +102,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// An upgrade has no body (RFC 6455 section 4.1). One that claims a body would make the
+	// handshake with the edge wait for bytes the client may never send, and the edge look
+	// unreachable for it.
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		s.metrics.refused.WithLabelValues("body").Inc()
+		writeError(w, http.StatusBadRequest, protocol.CodeInvalidRequest, "a WebSocket upgrade has no body", 0)
+		return
+	}
 	s.route(w, r, claims.Team, func(node, addr, excluded string) (bool, string) {
 		// Server-paced reconnects: an edge gets new connections at the pace it can take, and
 		// none while it says it is not admitting; the rest are told when to come back.
@@ -228,6 +236,9 @@ func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, addr, exclude
 	if err != nil {
 		up.Close()
 		return false, ""
+	}
+	if pc, ok := cl.(*prefixConn); ok { // handed over by Upgrades, its prefix long read
+		cl = pc.unwrapped()
 	}
 	cl = withRawIO(cl)
 	var head bytes.Buffer

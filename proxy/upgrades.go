@@ -3,12 +3,15 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,8 +29,8 @@ import (
 // and its buffers. Measured on this 2-core machine, one setup at a time, the proxy added
 // ~260 µs to a setup against nginx's ~140 µs; without it, see results/fronts.
 //
-// The returned listener's Close closes ln; the goroutine accepting from ln ends with it, and
-// connections still in their first request are handed over or closed.
+// The returned listener's Close closes ln; the goroutine accepting from ln ends with it. A
+// connection still waiting for its first request's head is closed when the Server shuts down.
 func (s *Server) Upgrades(ln net.Listener) net.Listener {
 	u := &upgradeListener{Listener: ln, s: s, conns: make(chan net.Conn), failed: make(chan struct{})}
 	go u.acceptLoop()
@@ -105,8 +108,21 @@ var headReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<
 
 // first looks at the first bytes of c: a WebSocket upgrade to /ws is served here, anything
 // else goes to the http.Server with the bytes read so far in front.
+//
+// A request served here is not cancelled when its client leaves (net/http's background
+// reader is what would notice, and avoiding it is the point): a client that gives up during
+// the handshake still costs the edge its hello, bounded by the handshake timeout.
 func (u *upgradeListener) first(c net.Conn) {
+	defer func() {
+		if p := recover(); p != nil { // as net/http does for its handlers: one connection, not the process
+			u.s.log.Error("panic serving a WebSocket upgrade", "remote", c.RemoteAddr().String(), "panic", p,
+				"stack", string(debug.Stack()))
+			c.Close()
+		}
+	}()
 	c.SetReadDeadline(time.Now().Add(upgradeHeadTimeout))
+	// A server that stops ends the wait for a head at once (Shutdown waits for this goroutine).
+	stopWait := context.AfterFunc(u.s.ctx, func() { c.SetReadDeadline(time.Now()) })
 	// The head is read with raw reads (see pipe_unix.go); a connection handed over is the
 	// plain one, for net/http's own use.
 	lr := &io.LimitedReader{R: withRawIO(c), N: upgradeHeadLimit}
@@ -118,22 +134,39 @@ func (u *upgradeListener) first(c net.Conn) {
 	}()
 	start, err := br.Peek(len("GET /ws?"))
 	if err != nil {
-		c.Close() // not even a request line within the timeout
+		stopWait()
+		c.Close() // not even a request line within the timeout, or the server is stopping
 		return
 	}
 	if !bytes.Equal(start, []byte("GET /ws?")) && !bytes.Equal(start, []byte("GET /ws ")) {
+		if !stopWait() {
+			c.Close()
+			return
+		}
 		u.handOver(c, br)
 		return
 	}
 	req, err := http.ReadRequest(br)
+	if !stopWait() {
+		c.Close()
+		return
+	}
 	if err != nil {
 		status := http.StatusBadRequest
 		if lr.N <= 0 {
 			status = http.StatusRequestHeaderFieldsTooLarge
 		}
-		fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%d %s",
-			status, http.StatusText(status), status, http.StatusText(status))
-		c.Close()
+		refuseHead(c, status)
+		return
+	}
+	// What net/http's server checks beyond parsing, so that this path takes no request the
+	// other would refuse.
+	switch {
+	case req.ProtoMajor != 1:
+		refuseHead(c, http.StatusHTTPVersionNotSupported)
+		return
+	case req.ProtoAtLeast(1, 1) && req.Host == "", !validHost(req.Host):
+		refuseHead(c, http.StatusBadRequest)
 		return
 	}
 	c.SetReadDeadline(time.Time{})
@@ -150,6 +183,30 @@ func (u *upgradeListener) first(c net.Conn) {
 		rw.finish()
 		c.Close()
 	}
+}
+
+// refuseHead answers a head this path cannot serve as net/http would, and closes c.
+func refuseHead(c net.Conn, status int) {
+	c.SetWriteDeadline(time.Now().Add(upgradeHeadTimeout))
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%d %s",
+		status, http.StatusText(status), status, http.StatusText(status))
+	c.Close()
+}
+
+// validHost reports whether h may be a Host header: the bytes a host, an IP literal and a port
+// are made of (what golang.org/x/net/http/httpguts.ValidHostHeader lets through, which
+// net/http's server applies).
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		b := h[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case strings.IndexByte("!$%&'()*+,-.:;=[]_~", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // handOver gives c to the http.Server, with what br has read of it in front.
@@ -170,6 +227,25 @@ func (u *upgradeListener) handOver(c net.Conn, br *bufio.Reader) {
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+}
+
+// CloseWrite half-closes the connection underneath, as net/http and a tunnel's half-close
+// expect of a TCP connection.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// unwrapped is the connection underneath once its prefix has been read (a hijacked connection
+// hands the tunnel the plain socket, whose raw reads hold no buffer while idle); c itself
+// while some of the prefix is left.
+func (c *prefixConn) unwrapped() net.Conn {
+	if len(c.prefix) == 0 {
+		return c.Conn
+	}
+	return c
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

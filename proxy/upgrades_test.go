@@ -5,6 +5,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -75,6 +76,9 @@ func TestUpgradesRefusesBadHeads(t *testing.T) {
 		{"a header line without a colon", "GET /ws HTTP/1.1\r\nHost: x\r\nnot a header\r\n\r\n", 400},
 		{"no HTTP version", "GET /ws nonsense\r\n\r\n", 400},
 		{"a head of 100 KiB", "GET /ws HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 100<<10) + "\r\n\r\n", 431},
+		{"HTTP/1.1 without a Host", "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 400},
+		{"a Host that is no host", "GET /ws HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400},
+		{"HTTP/3.0", "GET /ws HTTP/3.0\r\nHost: x\r\n\r\n", 505},
 	} {
 		c, err := net.Dial("tcp", paddr)
 		must(t, err)
@@ -191,5 +195,133 @@ func TestSparesClosedByTheEdge(t *testing.T) {
 	}
 	if down := p.Server.Membership().View().Down; len(down) > 0 {
 		t.Fatalf("after its spares were closed the edge is marked down: %v", down)
+	}
+}
+
+// TestUpgradesShutdownClosesWaitingConnections: a connection that has sent no request yet (a
+// load balancer's probe, a browser's preconnect) does not hold up the proxy's Shutdown for
+// the 10 s the head may take; it is closed.
+func TestUpgradesShutdownClosesWaitingConnections(t *testing.T) {
+	keys, err := token.New([]byte(testSecret))
+	must(t, err)
+	srv, err := proxy.New(proxy.Config{Tokens: keys, Static: []ring.Announcement{{Node: "fake", Addr: fakeEdge(t, nil)}}})
+	must(t, err)
+	must(t, srv.Start())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(srv.Upgrades(ln))
+	c, err := net.Dial("tcp", ln.Addr().String())
+	must(t, err)
+	defer c.Close()
+	io.WriteString(c, "GET") // a request begun, not a request line: the proxy waits for more
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	must(t, hs.Shutdown(ctx))
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a connection waiting for its head: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the waiting connection after Shutdown: read %v, want EOF", err)
+	}
+}
+
+// TestUpgradesHalfCloseAfterHandOver: a /ws upgrade on a connection net/http served first
+// still carries half-closes both ways: the edge finishes sending first, and what the client
+// sends after still reaches it.
+func TestUpgradesHalfCloseAfterHandOver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nedge done")
+		c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(br)
+		got <- string(b)
+	}()
+	paddr, keys := staticProxy(t, ln.Addr().String())
+	tok, err := keys.Issue("T1", "U1", time.Hour)
+	must(t, err)
+	c, err := net.Dial("tcp", paddr)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", paddr)
+	resp, err := http.ReadResponse(br, nil)
+	must(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	io.WriteString(c, upgradeRequest(paddr, tok))
+	resp, err = http.ReadResponse(br, nil)
+	must(t, err)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %d", resp.StatusCode)
+	}
+	if b, err := io.ReadAll(br); string(b) != "edge done" || err != nil {
+		t.Fatalf("from the edge until its half-close: %q, %v", b, err)
+	}
+	io.WriteString(c, "late")
+	c.(*net.TCPConn).CloseWrite()
+	select {
+	case b := <-got:
+		if b != "late" {
+			t.Fatalf("the edge got %q after its half-close, want \"late\"", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the edge got nothing after its half-close")
+	}
+}
+
+// TestUpgradeWithABodyRefused: an upgrade that claims a body is refused 400 invalid_request,
+// on a first request (whose body never comes) and after another (net/http reads the body
+// before it answers, so this one sends it), and never makes the edge look unreachable (the
+// handshake with the edge used to wait for the body the client never sent).
+func TestUpgradeWithABodyRefused(t *testing.T) {
+	keys, err := token.New([]byte(testSecret))
+	must(t, err)
+	p := wstack.StartProxy(t, proxy.Config{Tokens: keys, Static: []ring.Announcement{{Node: "fake", Addr: fakeEdge(t, nil)}}})
+	paddr := strings.TrimPrefix(p.URL, "http://")
+	tok, err := keys.Issue("T1", "U1", time.Hour)
+	must(t, err)
+	for _, first := range []string{"", fmt.Sprintf("GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", paddr)} {
+		body := "Content-Length: 100\r\n\r\nab"
+		if first != "" {
+			body = "Content-Length: 2\r\n\r\nab"
+		}
+		withBody := strings.Replace(upgradeRequest(paddr, tok), "\r\n\r\n", "\r\n"+body, 1)
+		c, err := net.Dial("tcp", paddr)
+		must(t, err)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		if first != "" {
+			io.WriteString(c, first)
+			resp, err := http.ReadResponse(br, nil)
+			must(t, err)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		io.WriteString(c, withBody)
+		resp, err := http.ReadResponse(br, nil)
+		must(t, err)
+		answer, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(answer), `"code":"invalid_request"`) {
+			t.Errorf("an upgrade with a body (after %q): %d %s", first, resp.StatusCode, answer)
+		}
+		c.Close()
+	}
+	if down := p.Server.Membership().View().Down; len(down) > 0 {
+		t.Fatalf("an upgrade with a body marked the edge down: %v", down)
 	}
 }

@@ -53,9 +53,12 @@ func (b *Bucket) Set(rate float64, burst int) {
 		b.interval.Store(0)
 		return
 	}
-	interval := max(int64(float64(time.Second)/rate), 1)
+	// Saturated, not overflowed, for rates and bursts from an announcement (a slow rate times
+	// a big burst passes int64's range in nanoseconds): beyond 2^60 ns (36 years) is forever here, and
+	// a TAT of now plus both still fits.
+	interval := int64(max(min(float64(time.Second)/rate, 1<<60), 1))
 	old := b.interval.Load()
-	b.tolerance.Store(int64(max(burst, 1)-1) * interval)
+	b.tolerance.Store(int64(min(float64(max(burst, 1)-1)*float64(interval), 1<<60)))
 	b.interval.Store(interval)
 	if old == 0 || old == interval {
 		return

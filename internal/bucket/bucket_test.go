@@ -166,3 +166,27 @@ func TestSetCarriesTheFillOver(t *testing.T) {
 		t.Fatalf("2 ms after speeding up to 1000/s, refused for %v more: still on the old interval", wait)
 	}
 }
+
+// TestBucketSaturates: a rate and burst whose product passes int64's range in nanoseconds (a
+// slow rate with a huge burst, as an edge may announce) make a bucket that admits at once what
+// fits in 2^60 ns of tolerance, not one whose arithmetic overflowed into refusing everything
+// or admitting without end.
+func TestBucketSaturates(t *testing.T) {
+	for _, tc := range []struct {
+		rate     float64
+		burst    int
+		min, max int // admitted of 1,000 takes at one instant
+	}{{0.1, 1e9, 1000, 1000}, {1e-12, 20, 1, 2}, {1e-12, 1e9, 1, 2}, {1e-12, 1, 1, 1}} {
+		b := New(tc.rate, tc.burst)
+		now := Now()
+		n := 0
+		for range 1000 {
+			if ok, _ := b.Take(now); ok {
+				n++
+			}
+		}
+		if n < tc.min || n > tc.max {
+			t.Errorf("rate %g, burst %d: %d of 1,000 takes admitted at one instant, want %d to %d", tc.rate, tc.burst, n, tc.min, tc.max)
+		}
+	}
+}
