@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/testkit"
 	wstack "github.com/weft-edge/weft/internal/testkit/stack"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
@@ -26,6 +27,20 @@ import (
 func upgradeRequest(host, tok string) string {
 	return fmt.Sprintf("GET /ws HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", host, tok)
+}
+
+// healthz asks /healthz on c (read through br) and reads the whole answer: a request net/http
+// serves, on a connection kept alive after it.
+func healthz(t *testing.T, c net.Conn, br *bufio.Reader, host string) {
+	t.Helper()
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+	resp, err := http.ReadResponse(br, nil)
+	must(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz: %d", resp.StatusCode)
+	}
 }
 
 // TestUpgradesHandsOtherRequestsToHTTP: a connection whose first request is not a /ws
@@ -181,13 +196,7 @@ func TestSparesClosedByTheEdge(t *testing.T) {
 		}
 	}
 	upgrade() // the first client to the edge: its spares are dialed after
-	deadline := time.Now().Add(10 * time.Second)
-	for e.idleCount() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the edge has %d idle connections from the proxy, want its 3 spares", e.idleCount())
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition
-	}
+	testkit.Eventually(t, func() bool { return e.idleCount() >= 3 }, "the proxy's 3 spares idle at the edge")
 	if n := e.closeIdle(); n < 3 {
 		t.Fatalf("closed %d spares", n)
 	}
@@ -240,19 +249,23 @@ func TestUpgradesHalfCloseAfterHandOver(t *testing.T) {
 	defer ln.Close()
 	got := make(chan string, 1)
 	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
+		for { // every connection: the proxy's spares come here too, and send nothing
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nedge done")
+				c.(*net.TCPConn).CloseWrite()
+				b, _ := io.ReadAll(br)
+				got <- string(b)
+			}()
 		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		if _, err := http.ReadRequest(br); err != nil {
-			return
-		}
-		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nedge done")
-		c.(*net.TCPConn).CloseWrite()
-		b, _ := io.ReadAll(br)
-		got <- string(b)
 	}()
 	paddr, keys := staticProxy(t, ln.Addr().String())
 	tok, err := keys.Issue("T1", "U1", time.Hour)
@@ -262,13 +275,9 @@ func TestUpgradesHalfCloseAfterHandOver(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
-	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", paddr)
-	resp, err := http.ReadResponse(br, nil)
-	must(t, err)
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	healthz(t, c, br, paddr)
 	io.WriteString(c, upgradeRequest(paddr, tok))
-	resp, err = http.ReadResponse(br, nil)
+	resp, err := http.ReadResponse(br, nil)
 	must(t, err)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %d", resp.StatusCode)
@@ -299,9 +308,9 @@ func TestUpgradeWithABodyRefused(t *testing.T) {
 	paddr := strings.TrimPrefix(p.URL, "http://")
 	tok, err := keys.Issue("T1", "U1", time.Hour)
 	must(t, err)
-	for _, first := range []string{"", fmt.Sprintf("GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", paddr)} {
+	for _, afterHealthz := range []bool{false, true} {
 		body := "Content-Length: 100\r\n\r\nab"
-		if first != "" {
+		if afterHealthz {
 			body = "Content-Length: 2\r\n\r\nab"
 		}
 		withBody := strings.Replace(upgradeRequest(paddr, tok), "\r\n\r\n", "\r\n"+body, 1)
@@ -309,19 +318,15 @@ func TestUpgradeWithABodyRefused(t *testing.T) {
 		must(t, err)
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		br := bufio.NewReader(c)
-		if first != "" {
-			io.WriteString(c, first)
-			resp, err := http.ReadResponse(br, nil)
-			must(t, err)
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+		if afterHealthz {
+			healthz(t, c, br, paddr)
 		}
 		io.WriteString(c, withBody)
 		resp, err := http.ReadResponse(br, nil)
 		must(t, err)
 		answer, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(answer), `"code":"invalid_request"`) {
-			t.Errorf("an upgrade with a body (after %q): %d %s", first, resp.StatusCode, answer)
+			t.Errorf("an upgrade with a body (after /healthz: %v): %d %s", afterHealthz, resp.StatusCode, answer)
 		}
 		c.Close()
 	}
