@@ -49,9 +49,7 @@ func TestOperatorStreamSurvivesEveryProcess(t *testing.T) {
 	nc := c.Conn(t)
 	js, err := jetstream.New(nc)
 	testkit.OK(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), natscluster.ReadyWithin)
-	defer cancel()
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+	natscluster.CreateStream(t, js, jetstream.StreamConfig{
 		Name:              pubsub.StreamName,
 		Description:       "the operator's",
 		Subjects:          []string{pubsub.StreamSubjects},
@@ -66,7 +64,6 @@ func TestOperatorStreamSurvivesEveryProcess(t *testing.T) {
 		Duplicates:        5 * time.Minute,
 		AllowDirect:       true, // weft's edges read gaps with direct gets
 	})
-	testkit.OK(t, err)
 	c.WaitStreamCurrent(t, nc, pubsub.StreamName, 3)
 	want := streamConfig(t, js)
 

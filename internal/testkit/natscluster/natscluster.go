@@ -14,6 +14,7 @@ package natscluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -450,6 +451,28 @@ func (c *Cluster) Conn(t testing.TB) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// CreateStream creates a stream on the cluster, asking again each 5 s while no answer comes
+// (within ReadyWithin). Just after the cluster is ready its servers may still replace
+// duplicate routes, and a JetStream API reply sent over a route being closed is lost: seen in
+// CI, the stream made in 120 ms and its reply never arriving in 60 s. Asking again with the
+// same config is not an error; a refusal is.
+func CreateStream(t testing.TB, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
+	t.Helper()
+	deadline := time.Now().Add(ReadyWithin)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := js.CreateStream(ctx, cfg)
+		cancel()
+		if err == nil {
+			return st
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
+			t.Fatalf("natscluster: creating stream %s: %v", cfg.Name, err)
+		}
+		t.Logf("natscluster: creating stream %s: no answer in 5s; asking again", cfg.Name)
+	}
 }
 
 // WaitStreamCurrent waits until stream has a leader and replicas-1 followers, every one of

@@ -31,8 +31,7 @@ func TestKillAndRestart(t *testing.T) {
 	// Each call is bounded by the client's default timeout (5s); a deadline for the whole test
 	// would expire under load in the middle of a later step.
 	ctx := t.Context()
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
-	testkit.OK(t, err)
+	natscluster.CreateStream(t, js, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
 	c.WaitStreamCurrent(t, nc, "T", 3)
 
 	sent := 0
