@@ -22,9 +22,10 @@ type hs256 struct {
 }
 
 type macState struct {
-	mac hash.Hash
-	in  []byte // signing input copied here: the hash takes []byte, the parser hands us a string
-	sum [sha256.Size]byte
+	mac    hash.Hash
+	in     []byte // signing input copied here: the hash takes []byte, the parser hands us a string
+	sum    [sha256.Size]byte
+	claims []byte // the claims decoded, by verifyFast
 }
 
 func newHS256(secret []byte) *hs256 {

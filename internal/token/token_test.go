@@ -249,3 +249,45 @@ func TestIDsCannotReachOtherSubjects(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkVerifyCold verifies with the caches cold, as a proxy that sets up a connection now
+// and then does: 32 MiB are walked between verifications, outside the timer.
+func BenchmarkVerifyCold(b *testing.B) {
+	k := newKeys(b)
+	tok, err := k.Issue("T0123456789", "U0123456789", time.Hour)
+	testkit.OK(b, err)
+	junk := make([]byte, 32<<20)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for i := 0; i < len(junk); i += 64 {
+			junk[i]++
+		}
+		b.StartTimer()
+		if _, err := k.Verify(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestVerifyFastPath: the tokens Issue makes take the fast path and read as the parser reads
+// them; a token it does not take (the same header, members in another order) is still
+// verified, by the parser.
+func TestVerifyFastPath(t *testing.T) {
+	k := newKeys(t)
+	issued, err := k.Issue("T1", "U1", time.Hour)
+	testkit.OK(t, err)
+	fast, ok := k.verifyFast(issued)
+	testkit.True(t, ok, "an issued token did not take the fast path")
+	slow, err := k.verifyParsed(issued)
+	testkit.OK(t, err)
+	testkit.Equal(t, fast, slow, "fast and parsed claims")
+
+	exp := time.Now().Add(time.Hour).Unix()
+	other := forge(crypto.SHA256, testSecret, `{"typ":"JWT","alg":"HS256"}`, fmt.Sprintf(`{"team":"T1", "sub":"U1","exp":%d}`, exp))
+	_, ok = k.verifyFast(other)
+	testkit.True(t, !ok, "the fast path took a header it does not know")
+	c, err := k.Verify(other)
+	testkit.OK(t, err)
+	testkit.Equal(t, c, Claims{Team: "T1", User: "U1", Expires: time.Unix(exp, 0)}, "claims")
+}
