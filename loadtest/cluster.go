@@ -76,8 +76,11 @@ type ClusterConfig struct {
 	EdgeArgs, ProxyArgs []string
 	// Front is what stands in front of the edges: FrontWeft (the default: weft proxies over
 	// edges in a ring) or FrontNginx (Proxies nginx servers hashing on ?team= over standalone
-	// edges: the baseline of a plain consistent-hash reverse proxy, see nginx.go).
-	Front string
+	// edges: the baseline of a plain consistent-hash reverse proxy, see nginx.go) or
+	// FrontRelay (Proxies plain Go TCP relays, each to the first of standalone edges: see
+	// relay.go; RelayBin runs them).
+	Front    string
+	RelayBin string // the weft-loadtest binary, for FrontRelay
 	// Dir holds the JetStream store; "" means a temporary directory removed by Close.
 	Dir    string
 	Stderr io.Writer // the children's logs; nil discards them
@@ -94,7 +97,7 @@ type Cluster struct {
 	Proxies []*Proc
 	Keys    *token.Keys // issues client tokens the cluster accepts
 	HTTP    *http.Client
-	Front   string // FrontWeft or FrontNginx
+	Front   string // FrontWeft, FrontNginx or FrontRelay
 
 	tmpDir string
 }
@@ -110,6 +113,7 @@ var (
 	natsLine   = regexp.MustCompile(`^\s+nats\s+(\S+)`)
 	edgeLine   = regexp.MustCompile(`^weft edge \S+: (http://\S+)`)
 	proxyLine  = regexp.MustCompile(`^weft proxy: (http://\S+)`)
+	relayLine  = regexp.MustCompile(`^tcp-relay: (http://\S+)`)
 )
 
 // StartCluster starts the origin, then the edges, then the proxies, and returns once every
@@ -137,8 +141,12 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	case "":
 		cfg.Front = FrontWeft
 	case FrontWeft, FrontNginx:
+	case FrontRelay:
+		if cfg.RelayBin == "" {
+			return nil, errors.New("loadtest: ClusterConfig.RelayBin is required for the relay front")
+		}
 	default:
-		return nil, fmt.Errorf("loadtest: front %q: want %s or %s", cfg.Front, FrontWeft, FrontNginx)
+		return nil, fmt.Errorf("loadtest: front %q: want %s, %s or %s", cfg.Front, FrontWeft, FrontNginx, FrontRelay)
 	}
 	keys, err := token.New([]byte(clusterSecret))
 	if err != nil {
@@ -169,7 +177,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		args := []string{"edge", "--addr", "127.0.0.1:0", "--node", name, "--nats", c.NATSURL,
 			"--origin", c.Origin.URL, "--origin-token", OriginToken, "--token-secret", clusterSecret,
 			"--log-level", "warn"}
-		if cfg.Front == FrontNginx {
+		if cfg.Front != FrontWeft {
 			args = append(args, "--standalone")
 		}
 		args = append(args, cfg.EdgeArgs...)
@@ -181,6 +189,14 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	}
 	for i := 1; i <= cfg.Proxies && cfg.Front == FrontNginx; i++ {
 		p, err := startNginx(ctx, fmt.Sprintf("nginx-%d", i), dir, c.Edges, cfg.Stderr, cfg.StartTimeout)
+		if err != nil {
+			return fail(err)
+		}
+		c.Proxies = append(c.Proxies, p)
+	}
+	for i := 1; i <= cfg.Proxies && cfg.Front == FrontRelay; i++ {
+		p, _, err := startProc(ctx, fmt.Sprintf("relay-%d", i), cfg.RelayBin,
+			[]string{RelayCommand, strings.TrimPrefix(c.Edges[0].URL, "http://")}, cfg.Stderr, cfg.StartTimeout, relayLine)
 		if err != nil {
 			return fail(err)
 		}

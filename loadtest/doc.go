@@ -10,8 +10,8 @@
 // query.go, typing.go, fanout.go, capacity.go (clients in worker processes, weft-loadtest
 // re-executed: stormworker.go), storm.go and bigteam.go (weft beside a server on the
 // centrifuge library, centrifuge.go, loaded by cheap clients in worker processes, cheap.go and
-// cheapworker.go), and fronts.go (weft's proxy beside nginx over standalone edges, nginx.go;
-// a Cluster's Front). They run against a Target (target.go: a stack
+// cheapworker.go), and fronts.go (weft's proxy beside nginx over standalone edges, nginx.go,
+// and beside a plain Go TCP relay, relay.go; a Cluster's Front). They run against a Target (target.go: a stack
 // given by URL, or one spawned), time with an HDR histogram (hist.go), pace open-loop load
 // (pace.go), and end in a Report (report.go: table, JSON, PNG plots); results.go turns a full
 // run into RESULTS.md. The reports themselves live outside this package, in the repository's

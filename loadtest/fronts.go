@@ -17,8 +17,8 @@ import (
 // consistent`, each in front of 3 edges, measured by the same clients in the same run.
 type FrontsConfig struct {
 	Bin       string // the weft binary; required
-	WorkerBin string // weft-loadtest, for the storm's client worker (StormConfig.WorkerBin); required
-	// Fronts to measure, in order; default weft then nginx.
+	WorkerBin string // weft-loadtest, for the storm's client worker (StormConfig.WorkerBin) and the relay; required
+	// Fronts to measure, in order; default weft, nginx, then the plain relay (FrontRelay).
 	Fronts []string
 	Size   string // the origin's world; default "small"
 	// Setups is the connection setups through each front, and as many straight to the edge
@@ -67,7 +67,7 @@ func RunFronts(ctx context.Context, cfg FrontsConfig) ([]*FrontFigures, error) {
 		return nil, errors.New("loadtest: FrontsConfig.Bin and WorkerBin are required")
 	}
 	if len(cfg.Fronts) == 0 {
-		cfg.Fronts = []string{FrontWeft, FrontNginx}
+		cfg.Fronts = []string{FrontWeft, FrontNginx, FrontRelay}
 	}
 	cfg.Size = cmp.Or(cfg.Size, "small")
 	cfg.Setups = cmp.Or(cfg.Setups, 1000)
@@ -86,7 +86,8 @@ func RunFronts(ctx context.Context, cfg FrontsConfig) ([]*FrontFigures, error) {
 		if err != nil {
 			return nil, fmt.Errorf("front %s: %w", front, err)
 		}
-		if cfg.StormClients > 0 {
+		// The relay sends everything to one edge: killing it leaves its clients nowhere to go.
+		if cfg.StormClients > 0 && front != FrontRelay {
 			cfg.Log("%s: the storm, %d clients", front, cfg.StormClients)
 			f.Storm, err = RunStorm(ctx, StormConfig{Bin: cfg.Bin, WorkerBin: cfg.WorkerBin, Front: front,
 				Clients: cfg.StormClients, Workers: 1, Edges: 3, Proxies: 1, Size: cfg.Size, Protected: true,
@@ -107,7 +108,7 @@ type frontSession struct {
 
 // runFront measures setups, round trips and RSS through one front over a fresh cluster.
 func runFront(ctx context.Context, cfg FrontsConfig, front string) (*FrontFigures, error) {
-	cl, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Edges: 3, Proxies: 1, Size: cfg.Size, Front: front,
+	cl, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, RelayBin: cfg.WorkerBin, Edges: 3, Proxies: 1, Size: cfg.Size, Front: front,
 		ProxyArgs: cfg.ProxyArgs, Stderr: cfg.Stderr})
 	if err != nil {
 		return nil, err

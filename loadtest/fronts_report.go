@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -81,7 +82,8 @@ func FrontsReport(runs [][]*FrontFigures, workload, command string) *Report {
 		}
 	}
 	header := append([]string{"figure"}, fronts...)
-	compare := len(fronts) == 2 && fronts[0] == FrontWeft && fronts[1] == FrontNginx
+	weft, nginx := slices.Index(fronts, FrontWeft), slices.Index(fronts, FrontNginx)
+	compare := weft >= 0 && nginx >= 0
 	if compare {
 		header = append(header, "weft ≤ nginx")
 	}
@@ -105,7 +107,7 @@ func FrontsReport(runs [][]*FrontFigures, workload, command string) *Report {
 		if compare {
 			verdict := ""
 			if row.lowerWins {
-				verdict = map[bool]string{true: "yes", false: "no"}[medians[0] <= medians[1]]
+				verdict = map[bool]string{true: "yes", false: "no"}[medians[weft] <= medians[nginx]]
 			}
 			line = append(line, verdict)
 		}
@@ -115,6 +117,7 @@ func FrontsReport(runs [][]*FrontFigures, workload, command string) *Report {
 		fmt.Sprintf("each figure: the median of %d runs (lowest–highest); each run starts each front's cluster afresh (the reference origin with NATS, 3 edges, 1 front), weft's first", len(runs)),
 		"weft: `weft proxy` over edges in a ring, which check that they own each team; nginx: Debian's nginx-light, `hash $arg_team consistent` over `weft edge --standalone`; both at their defaults (nginx: worker_processes auto, no access log, nginx's WebSocket lines)",
 		"setup: dial, WebSocket handshake and hello, one session at a time, paced, alternating with the same setup straight to the edge the front chose; added = the two medians' difference",
+		"relay (when measured): a plain Go TCP relay (a goroutine per connection, io.Copy each way) to one `weft edge --standalone`: what Go's runtime and the extra hop cost before any proxy logic; no storm (its one edge is the one killed)",
 		"round trip: users.info on open sessions (20 through the front, 20 straight to the edge), paced, alternating",
 		"RSS per proxied connection: the front's RSS (nginx: master and workers) with the idle sessions open, less before, over the sessions",
 		"storm: the same clients (Go client package, in a worker process) spread over the world's teams; the edge with the most is SIGKILLed; back = reconnected and resumed, timed from the kill; 20 of the clients that were not on that edge ask users.info every 50 ms, and those asked between the kill and the last disturbed client back are the 'meanwhile'",

@@ -10,9 +10,10 @@ import (
 )
 
 // TestFrontsScenario runs the fronts scenario small (a tiny world, 20 setups and round trips
-// each way, 20 idle connections, a storm of 30 clients) through weft's proxy and through
-// nginx: every path is measured, the storm's disturbed clients all come back with nothing
-// lost, and the report sets the fronts side by side. It needs nginx, which .ci/run installs
+// each way, 20 idle connections, a storm of 30 clients) through weft's proxy, nginx and the
+// plain Go relay: every path is measured, the storm's disturbed clients all come back with
+// nothing lost (the relay has no storm: its one edge is the one killed), and the report sets
+// the fronts side by side. It needs nginx, which .ci/run installs
 // (Debian's nginx-light).
 func TestFrontsScenario(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -28,14 +29,20 @@ func TestFrontsScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(figs) != 2 || figs[0].Front != FrontWeft || figs[1].Front != FrontNginx {
-		t.Fatalf("fronts %+v: want weft then nginx", figs)
+	if len(figs) != 3 || figs[0].Front != FrontWeft || figs[1].Front != FrontNginx || figs[2].Front != FrontRelay {
+		t.Fatalf("fronts %+v: want weft, nginx and the relay", figs)
 	}
 	for _, f := range figs {
 		if f.SetupDirect.N != 20 || f.SetupVia.N != 20 || f.RTTDirect.N != 20 || f.RTTVia.N != 20 {
 			t.Errorf("%s: %d+%d setups and %d+%d round trips, want 20 of each", f.Front, f.SetupDirect.N, f.SetupVia.N, f.RTTDirect.N, f.RTTVia.N)
 		}
 		s := f.Storm
+		if f.Front == FrontRelay {
+			if s != nil {
+				t.Errorf("the relay had a storm")
+			}
+			continue
+		}
 		if s == nil {
 			t.Errorf("%s: no storm", f.Front)
 			continue

@@ -16,7 +16,8 @@ import (
 // TestMain lets this test binary stand in for the programs the tests start: run with
 // rawServerEnv set it is the raw server of baseline_test.go; run as `<test binary>
 // storm-worker` it is a client worker (what weft-loadtest is in production), so the capacity
-// and storm code under test re-execute this binary for their workers. Otherwise it runs the
+// and storm code under test re-execute this binary for their workers (and as the cheap worker,
+// the centrifuge server and the fronts' TCP relay). Otherwise it runs the
 // tests and fails them if a client goroutine or an HTTP connection is left behind.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(rawServerEnv); mode != "" {
@@ -36,6 +37,16 @@ func TestMain(m *testing.M) {
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, os.Args[1]+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if len(os.Args) == 3 && os.Args[1] == RelayCommand {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := RunRelay(ctx, os.Args[2], os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tcp-relay:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)

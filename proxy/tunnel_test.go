@@ -16,6 +16,7 @@ import (
 	"github.com/weft-edge/weft/internal/ring"
 	wstack "github.com/weft-edge/weft/internal/testkit/stack"
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/protocol"
 	"github.com/weft-edge/weft/proxy"
 )
 
@@ -111,5 +112,96 @@ func TestTunnelForwardsHost(t *testing.T) {
 	}
 	if len(probs) > 0 {
 		t.Fatal(strings.Join(probs, "; "))
+	}
+}
+
+// TestTunnelForwardsHeaders: the request the edge gets keeps the client's path, query and
+// end-to-end headers (each value), and drops the client's hop-by-hop headers and its own
+// claims of X-Forwarded-*, of which edges are down and of its region, for the proxy's.
+func TestTunnelForwardsHeaders(t *testing.T) {
+	got := make(chan *http.Request, 1)
+	edgeAddr := fakeEdge(t, got)
+	paddr, keys := staticProxy(t, edgeAddr)
+	tok, _ := keys.Issue("T1", "U1", time.Hour)
+	c, err := net.Dial("tcp", paddr)
+	must(t, err)
+	defer c.Close()
+	fmt.Fprintf(c, "GET /ws?v=1&x=a%%20b HTTP/1.1\r\nHost: chat.example.com\r\nAuthorization: Bearer %s\r\n"+
+		"Connection: Upgrade, x-private\r\nX-Private: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: websocket\r\n"+
+		"X-Custom: a\r\nX-Custom: b\r\nUser-Agent: test/1\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"+
+		protocol.HeaderExcluded+": edge-9\r\n"+protocol.HeaderRegion+": mars\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", tok)
+	var req *http.Request
+	select {
+	case req = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the edge got no request")
+	}
+	var probs []string
+	check := func(what, got, want string) {
+		if got != want {
+			probs = append(probs, fmt.Sprintf("%s %q, want %q", what, got, want))
+		}
+	}
+	check("path", req.URL.Path, "/ws")
+	check("query", req.URL.RawQuery, "v=1&x=a%20b")
+	check("Authorization", req.Header.Get("Authorization"), "Bearer "+tok)
+	check("X-Custom", strings.Join(req.Header.Values("X-Custom"), ","), "a,b")
+	check("User-Agent", req.UserAgent(), "test/1")
+	check("Sec-WebSocket-Key", req.Header.Get("Sec-WebSocket-Key"), "dGhlIHNhbXBsZSBub25jZQ==")
+	check("X-Forwarded-For", strings.Join(req.Header.Values("X-Forwarded-For"), ","), "127.0.0.1")
+	check("X-Forwarded-Proto", strings.Join(req.Header.Values("X-Forwarded-Proto"), ","), "http")
+	check("X-Forwarded-Host", req.Header.Get("X-Forwarded-Host"), "chat.example.com")
+	check(protocol.HeaderExcluded, req.Header.Get(protocol.HeaderExcluded), "")
+	check(protocol.HeaderRegion, strings.Join(req.Header.Values(protocol.HeaderRegion), ","), "default") // the proxy's region
+	check("Connection", req.Header.Get("Connection"), "Upgrade")
+	check("Upgrade", req.Header.Get("Upgrade"), "websocket")
+	for _, h := range []string{"X-Private", "Keep-Alive", "Te"} {
+		check(h, req.Header.Get(h), "")
+	}
+	if len(probs) > 0 {
+		t.Fatal(strings.Join(probs, "; "))
+	}
+}
+
+// TestTunnelLongSwitchingHead: an edge's 101 whose head does not fit the proxy's 4 KiB
+// reader is read by the parser instead and still reaches the client, with the bytes after it.
+func TestTunnelLongSwitchingHead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	t.Cleanup(func() { ln.Close() })
+	long := strings.Repeat("x", 6000)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Long: "+long+"\r\n\r\nhello")
+			}()
+		}
+	}()
+	paddr, keys := staticProxy(t, ln.Addr().String())
+	tok, _ := keys.Issue("T1", "U1", time.Hour)
+	c, err := net.Dial("tcp", paddr)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", tok)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	must(t, err)
+	if resp.StatusCode != 101 || resp.Header.Get("X-Long") != long {
+		t.Fatalf("status %d, X-Long of %d bytes", resp.StatusCode, len(resp.Header.Get("X-Long")))
+	}
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "hello" {
+		t.Fatalf("after the head the client got %q, want %q", rest, "hello")
 	}
 }

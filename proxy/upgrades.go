@@ -91,7 +91,7 @@ func (u *upgradeListener) acceptLoop() {
 		// (~35 µs of a setup on 2 cores, measured against one P).
 		go u.acceptLoop()
 		defer u.s.wg.Done()
-		u.first(c)
+		u.first(c, newSetupClock())
 		return
 	}
 }
@@ -112,7 +112,7 @@ var headReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<
 // A request served here is not cancelled when its client leaves (net/http's background
 // reader is what would notice, and avoiding it is the point): a client that gives up during
 // the handshake still costs the edge its hello, bounded by the handshake timeout.
-func (u *upgradeListener) first(c net.Conn) {
+func (u *upgradeListener) first(c net.Conn, clock *setupClock) {
 	defer func() {
 		if p := recover(); p != nil { // as net/http does for its handlers: one connection, not the process
 			u.s.log.Error("panic serving a WebSocket upgrade", "remote", c.RemoteAddr().String(), "panic", p,
@@ -146,7 +146,9 @@ func (u *upgradeListener) first(c net.Conn) {
 		u.handOver(c, br)
 		return
 	}
+	clock.mark(stageHeadIn)
 	req, err := http.ReadRequest(br)
+	clock.mark(stageHeadRead)
 	if !stopWait() {
 		c.Close()
 		return
@@ -171,7 +173,7 @@ func (u *upgradeListener) first(c net.Conn) {
 	}
 	c.SetReadDeadline(time.Time{})
 	req.RemoteAddr = c.RemoteAddr().String()
-	req = req.WithContext(u.s.ctx)
+	req = req.WithContext(withSetupClock(u.s.ctx, clock))
 	rw := &rawResponse{c: c, br: br, header: http.Header{}}
 	u.s.handleWS(rw, req)
 	if !rw.hijacked {

@@ -19,7 +19,7 @@ func runFronts(ctx context.Context, args []string, stdout io.Writer) error {
 		"trip, RSS per proxied connection, and the time until the clients of a SIGKILLed edge are\n"+
 		"all back. Needs nginx on the PATH or at /usr/sbin/nginx.")
 	var c loadtest.FrontsConfig
-	fronts := fs.String("fronts", "weft,nginx", "the fronts to measure, in order")
+	fronts := fs.String("fronts", "weft,nginx,relay", "the fronts to measure, in order (relay: a plain Go TCP relay to one edge, the floor of a front in Go)")
 	fs.StringVar(&c.Size, "size", "small", "the origin's world")
 	fs.IntVar(&c.Setups, "setups", 1000, "connection setups through each front, and as many straight to the edge")
 	fs.Float64Var(&c.SetupRate, "setup-rate", 200, "setup pairs a second")

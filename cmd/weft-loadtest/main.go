@@ -72,6 +72,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return loadtest.RunCheapWorker(ctx, os.Stdin, stdout)
 	case loadtest.CentrifugeCommand: // bigteam's peer server
 		return loadtest.RunCentrifugeServer(ctx, os.Stdin, stdout)
+	case loadtest.RelayCommand: // the fronts scenario's plain TCP relay: its upstream is the argument
+		if len(args) != 2 {
+			return fmt.Errorf("%s: want one argument, the upstream address", loadtest.RelayCommand)
+		}
+		return loadtest.RunRelay(ctx, args[1], stdout)
 	case "bigteam":
 		return runBigTeam(ctx, args[1:], stdout)
 	case "storm":
