@@ -19,6 +19,8 @@ import (
 
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/ring/probe"
+	"github.com/weft-edge/weft/internal/routesig"
+	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -75,7 +77,9 @@ type cluster struct {
 	wg     sync.WaitGroup
 	stops  []func()
 
+	routes      *routesig.Signer // nil: no key, every routing header ignored
 	ringChanges prometheus.Counter
+	ignored     *prometheus.CounterVec
 	moved       *prometheus.CounterVec
 	warms       *prometheus.CounterVec
 }
@@ -93,6 +97,9 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 			Help: "Changes of the ring of serving edges this edge has seen."}),
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_sessions_moved_total",
 			Help: "Sessions told goodbye moved, by why: ring (their team moved), drain, misrouted (a new connection for a team another edge owns) or home (a visitor from another region whose region serves again)."},
+			[]string{"why"}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_routing_headers_ignored_total",
+			Help: "Requests whose routing headers (Weft-Excluded, Weft-Region) were ignored, by why: unsigned, malformed, stale or bad (signature). Only a proxy may send them; a count here is a client talking to the edge directly with them, or proxies and edges that do not share the token secret or a clock."},
 			[]string{"why"}),
 		warms: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_warm_teams_total",
 			Help: "Teams pre-warmed, by direction (asked of another edge, or done for one) and outcome."},
@@ -115,8 +122,18 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 		default:
 		}
 	}})
+	key := s.cfg.RoutingKey
+	if rk, ok := s.cfg.Tokens.(interface{ RoutingKey() []byte }); ok && key == nil {
+		key = rk.RoutingKey()
+	}
+	if key != nil {
+		var err error
+		if c.routes, err = routesig.New(key); err != nil {
+			return nil, fmt.Errorf("edge: Config.RoutingKey: %w", err)
+		}
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	s.cfg.Registry.MustRegister(c.ringChanges, c.moved, c.warms, c.vis.sessions,
+	s.cfg.Registry.MustRegister(c.ringChanges, c.ignored, c.moved, c.warms, c.vis.sessions,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_edge_sched_lag_p99_seconds",
 			Help: "The 99th percentile of how long runnable goroutines waited for a CPU over the last announcement interval, as announced to proxies."},
 			func() float64 { return time.Duration(c.lagP99.Load()).Seconds() }))
@@ -230,14 +247,52 @@ func acceptBurst(rate float64, burst int) int {
 	return max(burst, 0)
 }
 
+// routing is what the proxy that routed a request says of it: the edges it found down and
+// routed around, and its region (the client's home).
+type routing struct {
+	excluded []string
+	home     string
+}
+
+// routing reads r's routing headers when a proxy signed them for r (internal/routesig).
+// Unsigned, or signed for another request or long ago, they say nothing, and are counted: a
+// client that talks to the edge directly must not make it take a team its ring gives another
+// edge (by naming the owner down), nor pass for a visitor from another region.
+func (c *cluster) routing(r *http.Request) routing {
+	excluded, region := r.Header.Get(protocol.HeaderExcluded), r.Header.Get(protocol.HeaderRegion)
+	if excluded == "" && region == "" {
+		return routing{}
+	}
+	err := routesig.ErrMissing
+	if c.routes != nil {
+		tok, _ := token.FromRequest(r)
+		err = c.routes.Verify(r.Header.Get(protocol.HeaderRouted), time.Now(),
+			routesig.Route{Path: r.URL.Path, Token: tok, Excluded: excluded, Region: region})
+	}
+	if err != nil {
+		why := "bad"
+		switch {
+		case errors.Is(err, routesig.ErrMissing):
+			why = "unsigned"
+		case errors.Is(err, routesig.ErrMalformed):
+			why = "malformed"
+		case errors.Is(err, routesig.ErrStale):
+			why = "stale"
+		}
+		c.ignored.WithLabelValues(why).Inc()
+		return routing{}
+	}
+	rt := routing{home: region}
+	if excluded != "" {
+		rt.excluded = strings.Split(excluded, ",")
+	}
+	return rt
+}
+
 // owns reports whether this edge should take a new connection for team: yes when the ring (as
 // the proxy saw it, without the edges it excluded) gives team to it, or gives it to nobody.
-func (c *cluster) owns(s *Server, team string, r *http.Request) (owner string, ok bool) {
-	var excluded []string
-	if h := r.Header.Get(protocol.HeaderExcluded); h != "" {
-		excluded = strings.Split(h, ",")
-	}
-	owner = c.members.OwnerExcluding(team, excluded)
+func (c *cluster) owns(s *Server, team string, rt routing) (owner string, ok bool) {
+	owner = c.members.OwnerExcluding(team, rt.excluded)
 	return owner, owner == "" || owner == s.cfg.Node
 }
 

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weft-edge/weft/internal/ring"
-	"github.com/weft-edge/weft/protocol"
 )
 
 // Visitors: sessions from another region.
@@ -108,9 +106,9 @@ func (vs *visitors) noteLocked(v *ring.View) {
 }
 
 // visitorHome is the home region of a connection routed here by a proxy of another region, or
-// "" for one at home: no header, this edge's own region, or no region name at all.
-func (s *Server) visitorHome(r *http.Request) string {
-	home := r.Header.Get(protocol.HeaderRegion)
+// "" for one at home: no (signed) header, this edge's own region, or no region name at all.
+func (s *Server) visitorHome(rt routing) string {
+	home := rt.home
 	if s.cluster == nil || home == "" || home == s.cfg.Region || ring.CheckRegion(home) != nil {
 		return ""
 	}

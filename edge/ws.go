@@ -33,6 +33,7 @@ type admittedWS struct {
 	since   int64 // the resume point, when resume
 	resume  bool
 	team    *cache.Team
+	route   routing // what the proxy said of the request (none without a cluster)
 }
 
 func (a *admittedWS) release(s *Server) {
@@ -75,7 +76,8 @@ func (s *Server) admitWS(w http.ResponseWriter, r *http.Request) (*admittedWS, b
 		return nil, false
 	}
 	if s.cluster != nil {
-		if owner, ok := s.cluster.owns(s, claims.Team, r); !ok {
+		a.route = s.cluster.routing(r)
+		if owner, ok := s.cluster.owns(s, claims.Team, a.route); !ok {
 			s.cluster.misrouted(w, r, owner)
 			return nil, false
 		}
@@ -138,11 +140,11 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 	} else if s.cluster != nil {
 		// The ring may have given the team to another edge while the team loaded; a ring
 		// change from here on finds this session registered and moves it.
-		if _, ok := s.cluster.owns(s, team, r); !ok {
+		if _, ok := s.cluster.owns(s, team, a.route); !ok {
 			s.cluster.moved.WithLabelValues("misrouted").Inc()
 			sess.goodbye(endMoved, 0)
 		}
-		if home := s.visitorHome(r); home != "" {
+		if home := s.visitorHome(a.route); home != "" {
 			sess.visitor = true
 			s.cluster.arrived(sess, home)
 		}

@@ -81,12 +81,11 @@ const (
 )
 
 // Headers a proxy and an edge exchange (docs/architecture.md). Clients neither send nor see
-// them: a proxy drops a client's own HeaderExcluded and HeaderRegion.
+// them: a proxy drops a client's own HeaderExcluded, HeaderRegion and HeaderRouted, and an
+// edge ignores the first two unless HeaderRouted signs them.
 const (
 	// HeaderExcluded carries the edges a proxy has marked down and routes around,
-	// comma-separated: the edge checks ownership on the same ring the proxy routed by. A client
-	// that sets it itself gains nothing but a connection to an edge that serves its team
-	// correctly anyway.
+	// comma-separated: the edge checks ownership on the same ring the proxy routed by.
 	HeaderExcluded = "Weft-Excluded"
 	// HeaderRefused on a 503 says the edge refuses all new work (it is draining): a proxy
 	// tries the next owner instead of passing the refusal on.
@@ -96,4 +95,8 @@ const (
 	// had no serving edge) serves the client as a visitor and sends it home, paced, when that
 	// region serves again. Absent, or the edge's own region: the client is at home.
 	HeaderRegion = "Weft-Region"
+	// HeaderRouted signs HeaderExcluded and HeaderRegion with the request's time, path and
+	// token (internal/routesig): an edge acts on them only with a good signature, so a client
+	// that talks to an edge directly cannot make it take a team its ring gives another edge.
+	HeaderRouted = "Weft-Routed"
 )

@@ -48,6 +48,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 			out.Header.Set(protocol.HeaderExcluded, excluded)
 		}
 		out.Header.Set(protocol.HeaderRegion, s.cfg.Region)
+		out.Header.Set(protocol.HeaderRouted, s.signRoute(r, excluded))
 		resp, err := s.transport.RoundTrip(out)
 		if err != nil {
 			if r.Context().Err() != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/weft-edge/weft/internal/bucket"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/ring/probe"
+	"github.com/weft-edge/weft/internal/routesig"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/protocol"
 )
@@ -45,6 +46,10 @@ type Watcher interface {
 type Config struct {
 	// Tokens verifies client tokens; required (the same secret as the edges').
 	Tokens Verifier
+	// RoutingKey signs the routing headers the proxy adds for the edges (internal/routesig),
+	// which ignore them unsigned. Default: Tokens' RoutingKey (token.Keys has one, derived from
+	// the secret the edges share); required when Tokens has none.
+	RoutingKey []byte
 	// Watch discovers edges from their announcements. Static lists edges (Node and Addr) that
 	// are always members, for setups without discovery. At least one of the two is required.
 	Watch  Watcher
@@ -125,6 +130,7 @@ type Server struct {
 	transport *http.Transport
 	dialer    net.Dialer
 	spares    *spares // nil: none
+	routes    *routesig.Signer
 
 	connects *bucket.Pacer
 	edgePace sync.Map // edge → *edgePace
@@ -147,6 +153,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Watch == nil && len(cfg.Static) == 0 {
 		return nil, errors.New("proxy: Config needs Watch or Static edges")
+	}
+	if rk, ok := cfg.Tokens.(interface{ RoutingKey() []byte }); ok && cfg.RoutingKey == nil {
+		cfg.RoutingKey = rk.RoutingKey()
+	}
+	routes, err := routesig.New(cfg.RoutingKey)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: Config.RoutingKey: %w", err)
 	}
 	cfg.Region = ring.RegionOr(cfg.Region)
 	if err := CheckRegions(cfg.Region, cfg.Fallback); err != nil {
@@ -185,7 +198,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.EdgeRateFloor = min(cfg.EdgeRateFloor, cfg.EdgeRate) // a floor over the cap would make lag raise the pace
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, dialer: net.Dialer{Timeout: cfg.DialTimeout},
-		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{})}
+		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst), tunnels: make(map[*tunnel]struct{}), routes: routes}
 	s.metrics = newMetrics(cfg.Registry, s)
 	if cfg.SpareConns >= 0 {
 		s.spares = newSpares(s, cmp.Or(cfg.SpareConns, 4))

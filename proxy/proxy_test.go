@@ -18,6 +18,8 @@ import (
 
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/edge"
+	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/routesig"
 	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
@@ -125,8 +127,10 @@ func TestBadTokenRefusedAtProxy(t *testing.T) {
 }
 
 // TestEdgeSaysMovedForTeamsItDoesNotOwn: a connection straight to an edge the ring does not
-// give the team to gets goodbye moved and close code 4009; the same request carrying the
-// proxy's note that the owner is down is served (the edge checks on the ring the proxy used).
+// give the team to gets goodbye moved and close code 4009. A proxy's note that the owner is
+// down (Weft-Excluded) makes the edge serve it, but only signed as a proxy signs it
+// (Weft-Routed): a client's own note, or one lifted from another client's request, is ignored
+// and counted. (Before, any client could name the owner down and be served by the wrong edge.)
 func TestEdgeSaysMovedForTeamsItDoesNotOwn(t *testing.T) {
 	w := newWorld(t, "tiny", nil)
 	e1, e2 := w.addEdge("edge-1"), w.addEdge("edge-2")
@@ -142,30 +146,71 @@ func TestEdgeSaysMovedForTeamsItDoesNotOwn(t *testing.T) {
 			team, owner, other = id, o, e1
 		}
 	}
-	tok := w.token(team, w.origin.Users(team)[0].ID)
+	users := w.origin.Users(team)
+	tok := w.token(team, users[0].ID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	hdr := http.Header{"Authorization": {"Bearer " + tok}}
-	c, _, err := websocket.Dial(ctx, "ws://"+other.addr+"/ws", &websocket.DialOptions{Subprotocols: []string{"weft.v1"}, HTTPHeader: hdr})
-	must(t, err)
-	_, b, err := c.Read(ctx)
-	must(t, err)
-	var bye struct{ Type, Reason string }
-	if json.Unmarshal(b, &bye) != nil || bye.Type != "goodbye" || bye.Reason != "moved" {
-		t.Fatalf("a non-owner's first frame: %s", b)
+	first := func(hdr http.Header) []byte {
+		t.Helper()
+		c, _, err := websocket.Dial(ctx, "ws://"+other.addr+"/ws", &websocket.DialOptions{Subprotocols: []string{"weft.v1"}, HTTPHeader: hdr})
+		must(t, err)
+		defer c.CloseNow()
+		_, b, err := c.Read(ctx)
+		must(t, err)
+		return b
 	}
-	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != 4009 {
-		t.Fatalf("close: %v, want status 4009", err)
+	moved := func(what string, hdr http.Header) {
+		t.Helper()
+		c, _, err := websocket.Dial(ctx, "ws://"+other.addr+"/ws", &websocket.DialOptions{Subprotocols: []string{"weft.v1"}, HTTPHeader: hdr})
+		must(t, err)
+		_, b, err := c.Read(ctx)
+		must(t, err)
+		var bye struct{ Type, Reason string }
+		if json.Unmarshal(b, &bye) != nil || bye.Type != "goodbye" || bye.Reason != "moved" {
+			t.Fatalf("%s: a non-owner's first frame: %s", what, b)
+		}
+		if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != 4009 {
+			t.Fatalf("%s: close: %v, want status 4009", what, err)
+		}
 	}
-	hdr.Set("Weft-Excluded", owner)
-	c, _, err = websocket.Dial(ctx, "ws://"+other.addr+"/ws", &websocket.DialOptions{Subprotocols: []string{"weft.v1"}, HTTPHeader: hdr})
+	moved("no note", http.Header{"Authorization": {"Bearer " + tok}})
+	moved("the client's own note", http.Header{"Authorization": {"Bearer " + tok}, "Weft-Excluded": {owner}})
+
+	signer, err := routesig.New(w.keys.RoutingKey())
 	must(t, err)
-	defer c.CloseNow()
-	_, b, err = c.Read(ctx)
-	must(t, err)
-	if !bytes.Contains(b, []byte(`"type":"hello"`)) {
-		t.Fatalf("with the owner excluded, first frame: %s", b)
+	sign := func(tok string) string {
+		return signer.Sign(time.Now(), routesig.Route{Path: "/ws", Token: tok, Excluded: owner, Region: ring.DefaultRegion})
 	}
+	lifted := http.Header{"Authorization": {"Bearer " + tok}, "Weft-Excluded": {owner}, "Weft-Region": {ring.DefaultRegion},
+		"Weft-Routed": {sign(w.token(team, users[1].ID))}}
+	moved("a note signed for another client", lifted)
+
+	signed := http.Header{"Authorization": {"Bearer " + tok}, "Weft-Excluded": {owner}, "Weft-Region": {ring.DefaultRegion},
+		"Weft-Routed": {sign(tok)}}
+	if b := first(signed); !bytes.Contains(b, []byte(`"type":"hello"`)) {
+		t.Fatalf("with the owner excluded by a proxy's signed note, first frame: %s", b)
+	}
+	for why, want := range map[string]string{"unsigned": "1", "bad": "1"} {
+		if got := metricOf(t, "http://"+other.addr, `weft_edge_routing_headers_ignored_total{why="`+why+`"}`); got != want {
+			t.Errorf("routing headers ignored as %s: %s, want %s", why, got, want)
+		}
+	}
+}
+
+// metricOf is the value of the series named by name (with its labels) at base's /metrics, or "".
+func metricOf(t *testing.T, base, name string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // gauge is a heap reading the test sets, for an edge's admission control.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/internal/routesig"
+	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -175,7 +177,7 @@ func (s *Server) forwardWS(w http.ResponseWriter, r *http.Request, addr, exclude
 		hb = handshakeBufs.Get().(*handshakeBuf)
 		hb.r.Reset(up)
 		hb.w.Reset(up)
-		if err := writeUpgrade(hb.w, r, addr, excluded, s.cfg.Region); err != nil || hb.w.Flush() != nil {
+		if err := s.writeUpgrade(hb.w, r, addr, excluded); err != nil || hb.w.Flush() != nil {
 			hb.put()
 			up.Close()
 			if spare {
@@ -334,7 +336,7 @@ func (s *Server) startTunnel(t *tunnel) {
 // edges it found down), and the upgrade, the one hop-by-hop exchange that must go through. It
 // is written here rather than by Request.Write over a clone of r: the clone, its header map's
 // edits and Write's sorting were ~10 µs of a setup run cold (results/fronts).
-func writeUpgrade(w *bufio.Writer, r *http.Request, addr, excluded, region string) error {
+func (s *Server) writeUpgrade(w *bufio.Writer, r *http.Request, addr, excluded string) error {
 	w.WriteString("GET ")
 	w.WriteString(r.URL.EscapedPath())
 	if r.URL.RawQuery != "" {
@@ -370,17 +372,26 @@ func writeUpgrade(w *bufio.Writer, r *http.Request, addr, excluded, region strin
 	if excluded != "" {
 		writeHeaderLine(w, protocol.HeaderExcluded, excluded)
 	}
-	writeHeaderLine(w, protocol.HeaderRegion, region) // the client's region, whatever it says
+	writeHeaderLine(w, protocol.HeaderRegion, s.cfg.Region) // the client's region, whatever it says
+	writeHeaderLine(w, protocol.HeaderRouted, s.signRoute(r, excluded))
 	writeHeaderLine(w, "Connection", "Upgrade")
 	writeHeaderLine(w, "Upgrade", r.Header.Get("Upgrade"))
 	_, err := w.WriteString("\r\n")
 	return err
 }
 
+// signRoute is the signature of the routing headers the proxy sends with r to an edge
+// (protocol.HeaderRouted, internal/routesig).
+func (s *Server) signRoute(r *http.Request, excluded string) string {
+	tok, _ := token.FromRequest(r)
+	return s.routes.Sign(time.Now(), routesig.Route{Path: r.URL.Path, Token: tok, Excluded: excluded, Region: s.cfg.Region})
+}
+
 // dropOnForward are the end-to-end headers the proxy writes itself: a client's own
-// X-Forwarded-* or claim of which edges are down or of its region is not news.
+// X-Forwarded-* or claim of which edges are down or of its region (or a signature of those)
+// is not news.
 var dropOnForward = map[string]bool{"X-Forwarded-For": true, "X-Forwarded-Host": true,
-	"X-Forwarded-Proto": true, protocol.HeaderExcluded: true, protocol.HeaderRegion: true}
+	"X-Forwarded-Proto": true, protocol.HeaderExcluded: true, protocol.HeaderRegion: true, protocol.HeaderRouted: true}
 
 func isHopHeader(name string) bool {
 	for _, h := range hopHeaders {

@@ -7,6 +7,8 @@
 package token
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -90,6 +92,15 @@ func New(secret []byte) (*Keys, error) {
 		return k.key, nil
 	}
 	return k, nil
+}
+
+// RoutingKey is the key proxies sign their routing headers with for the edges
+// (internal/routesig): derived from the secret, so a deployment shares no second secret, and
+// not the secret itself, so the two uses never meet.
+func (k *Keys) RoutingKey() []byte {
+	m := hmac.New(sha256.New, k.secret)
+	m.Write([]byte("weft routing headers v1"))
+	return m.Sum(nil)
 }
 
 // Issue returns a token for user in team that expires after ttl (at least a second; exp has
