@@ -425,8 +425,12 @@ func (c *Client) run() {
 			c.log.Info("weft: connection ended", "node", cn.hello.Node, "error", err)
 		}
 		bye, _ := cn.endedBy()
+		if bye != nil && bye.Reason == ReasonAccountInactive { // it would be refused: 403
+			c.stop(&Error{Code: CodeAccountInactive, Message: "the user was deactivated (goodbye account_inactive)", Status: http.StatusForbidden})
+			return
+		}
 		why = Reconnect{Err: err, Goodbye: bye}
-		if bye != nil && (bye.ReconnectAfterMS > 0 || bye.Reason == ReasonMoved) {
+		if bye != nil && (bye.ReconnectAfterMS > 0 || bye.Reason == ReasonMoved || bye.Reason == ReasonTokenExpired) {
 			hint = retryHint{after: time.Duration(bye.ReconnectAfterMS) * time.Millisecond, goodbye: true}
 		}
 		// Stable means up (booted and serving requests) for StableAfter. Time spent in the

@@ -30,6 +30,11 @@ const (
 	ReasonSlowConsumer = protocol.ReasonSlowConsumer
 	ReasonMoved        = protocol.ReasonMoved
 	ReasonPolicy       = protocol.ReasonPolicy
+	// ReasonTokenExpired: the Client reconnects at once, with a fresh token from TokenFunc
+	// (with a fixed Token it is refused, and Err says so).
+	ReasonTokenExpired = protocol.ReasonTokenExpired
+	// ReasonAccountInactive: the user was deactivated; the Client stops (Err).
+	ReasonAccountInactive = protocol.ReasonAccountInactive
 )
 
 // Goodbye is what the server said before it closed a connection on purpose.
@@ -41,6 +46,7 @@ const (
 	CodeUnknownMethod     = protocol.CodeUnknownMethod
 	CodeNotFound          = protocol.CodeNotFound
 	CodeInvalidAuth       = protocol.CodeInvalidAuth
+	CodeAccountInactive   = protocol.CodeAccountInactive
 	CodeRateLimited       = protocol.CodeRateLimited
 	CodeOverloaded        = protocol.CodeOverloaded
 	CodeOriginUnavailable = protocol.CodeOriginUnavailable

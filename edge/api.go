@@ -45,8 +45,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, e)
 		return
 	}
-	if _, ok := team.Store().User(claims.User); !ok { // as /ws: a token for a user the team lacks
-		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
+	if !s.member(w, team.Store(), claims) { // as /ws
 		return
 	}
 	begin := time.Now()
@@ -77,6 +76,8 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case protocol.CodeInvalidAuth:
 		return http.StatusUnauthorized
+	case protocol.CodeAccountInactive:
+		return http.StatusForbidden
 	case protocol.CodeRateLimited:
 		return http.StatusTooManyRequests
 	case protocol.CodeTooLarge:

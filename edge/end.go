@@ -14,39 +14,43 @@ import (
 // connection is closed, does not overwrite it). Server.endSession counts it in
 // weft_edge_sessions_ended_total{reason}.
 //
-// The reasons the server decides on (slow_consumer … reload) say goodbye first (goodbyeOf);
+// The reasons the server decides on (slow_consumer … account_inactive) say goodbye first (goodbyeOf);
 // the others are found out: the client went, or a read or write failed or timed out.
 type endReason uint8
 
 const (
-	endUnknown      endReason = iota // none recorded yet
-	endClientClosed                  // the client sent a close frame
-	endReadError                     // reading failed without a close frame: reset, EOF, bad framing
-	endTooLarge                      // a frame over the hard read limit (16 × MaxFrameBytes)
-	endIdle                          // nothing read for IdleTimeout
-	endWriteTimeout                  // a write outlived WriteTimeout: the client stopped reading
-	endWriteError                    // a write failed: the connection is gone
-	endSlowConsumer                  // the outbound queue passed its bound
-	endPolicy                        // too many protocol errors (PolicyStrikes)
-	endMoved                         // the team is served by another edge now
-	endDraining                      // the node is shutting down or handing its teams over
-	endReload                        // the team reloaded after losing events: resume to learn what was missed
+	endUnknown         endReason = iota // none recorded yet
+	endClientClosed                     // the client sent a close frame
+	endReadError                        // reading failed without a close frame: reset, EOF, bad framing
+	endTooLarge                         // a frame over the hard read limit (16 × MaxFrameBytes)
+	endIdle                             // nothing read for IdleTimeout
+	endWriteTimeout                     // a write outlived WriteTimeout: the client stopped reading
+	endWriteError                       // a write failed: the connection is gone
+	endSlowConsumer                     // the outbound queue passed its bound
+	endPolicy                           // too many protocol errors (PolicyStrikes)
+	endMoved                            // the team is served by another edge now
+	endDraining                         // the node is shutting down or handing its teams over
+	endReload                           // the team reloaded after losing events: resume to learn what was missed
+	endTokenExpired                     // the session's token expired
+	endAccountInactive                  // the user was deactivated
 	numEndReasons
 )
 
 var endNames = [numEndReasons]string{
-	endUnknown:      "unknown",
-	endClientClosed: "client_closed",
-	endReadError:    "read_error",
-	endTooLarge:     "too_large",
-	endIdle:         "idle",
-	endWriteTimeout: "write_timeout",
-	endWriteError:   "write_error",
-	endSlowConsumer: "slow_consumer",
-	endPolicy:       "policy",
-	endMoved:        "moved",
-	endDraining:     "draining",
-	endReload:       "reload",
+	endUnknown:         "unknown",
+	endClientClosed:    "client_closed",
+	endReadError:       "read_error",
+	endTooLarge:        "too_large",
+	endIdle:            "idle",
+	endWriteTimeout:    "write_timeout",
+	endWriteError:      "write_error",
+	endSlowConsumer:    "slow_consumer",
+	endPolicy:          "policy",
+	endMoved:           "moved",
+	endDraining:        "draining",
+	endReload:          "reload",
+	endTokenExpired:    "token_expired",
+	endAccountInactive: "account_inactive",
 }
 
 // String is the reason's label in weft_edge_sessions_ended_total.
@@ -67,6 +71,10 @@ func goodbyeOf(r endReason) (reason string, code ws.StatusCode, ok bool) {
 		return protocol.ReasonPolicy, ws.StatusPolicyViolation, true
 	case endMoved:
 		return protocol.ReasonMoved, protocol.CloseMoved, true
+	case endTokenExpired:
+		return protocol.ReasonTokenExpired, protocol.CloseTokenExpired, true
+	case endAccountInactive:
+		return protocol.ReasonAccountInactive, protocol.CloseAccountInactive, true
 	case endDraining, endReload:
 		// A reload is a draining to the client: reconnect and resume.
 		return protocol.ReasonDraining, ws.StatusGoingAway, true

@@ -27,7 +27,9 @@ type audience struct {
 func newAudience(o *reference.Server, team string) *audience {
 	a := &audience{members: make(map[string]map[string]bool), private: make(map[string]bool)}
 	for _, u := range o.Users(team) {
-		a.users = append(a.users, u.ID)
+		if !u.Deleted { // a deactivated user cannot connect (TestDeactivatedUserRefused)
+			a.users = append(a.users, u.ID)
+		}
 	}
 	for _, c := range o.Channels(team) {
 		a.members[c.ID] = make(map[string]bool)

@@ -183,6 +183,14 @@ func (h *hub) fanout(st *cache.Store, ev *origin.Event, mode AnnotateMode, m *me
 	if len(h.sessions) == 0 {
 		return
 	}
+	if ev.Type == origin.EventUserChange && ev.User != nil && ev.User.Deleted {
+		// Deactivated: the user's sessions end now, after this event (queued first below).
+		defer func() {
+			for _, s := range h.byUser[ev.User.ID] {
+				s.goodbye(endAccountInactive, 0)
+			}
+		}()
+	}
 	sc := scopeOf(st, ev)
 	var a *annotator
 	var out float64

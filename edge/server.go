@@ -422,6 +422,23 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Cla
 	return c, true
 }
 
+// member reports whether the user claims names may use the team st holds: the team has the
+// user and the origin has not deactivated it. A valid token outlives a deactivation (tokens
+// are not revoked), so this is where a deactivated user is turned away. It has answered the
+// client when false.
+func (s *Server) member(w http.ResponseWriter, st *cache.Store, c token.Claims) bool {
+	u, ok := st.User(c.User)
+	switch {
+	case !ok:
+		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "user %s is not in team %s", c.User, c.Team))
+		return false
+	case u.Deleted:
+		writeError(w, http.StatusForbidden, errorf(protocol.CodeAccountInactive, "user %s is deactivated", c.User))
+		return false
+	}
+	return true
+}
+
 // teamError turns a failed team load into an HTTP status and protocol error.
 func (s *Server) teamError(err error) (int, *protocol.Error) {
 	switch {

@@ -69,6 +69,7 @@ type session struct {
 	closeCode ws.StatusCode
 	reconnect int64       // goodbye's reconnect_after_ms
 	closer    *time.Timer // closes the connection closeWait after the close frame was sent
+	expiry    *time.Timer // says goodbye token_expired when the token expires; set before the reader starts
 	// chainEnded, when set, is closed when the chain of turns under way ends (sayClose waits
 	// for its close frame to be written).
 	chainEnded chan struct{}

@@ -104,9 +104,8 @@ func (s *Server) admitWS(w http.ResponseWriter, r *http.Request) (*admittedWS, b
 		return nil, false
 	}
 	a.team = team
-	if _, ok := team.Store().User(claims.User); !ok {
+	if !s.member(w, team.Store(), claims) {
 		a.release(s)
-		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "user %s is not in team %s", claims.User, claims.Team))
 		return nil, false
 	}
 	return a, true
@@ -163,6 +162,8 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, a *admitte
 	hello, _ := json.Marshal(protocol.Hello{Type: protocol.FrameHello, Protocol: protocol.Subprotocol, Session: sess.id, Team: team,
 		User: a.claims.User, Node: s.cfg.Node, Region: s.cfg.Region, Seq: start, Resumed: resumed,
 		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds()})
+	// The token's life is the session's: it ends when a verifier would refuse the token.
+	sess.expiry = time.AfterFunc(time.Until(a.claims.Expires.Add(token.Leeway)), func() { sess.goodbye(endTokenExpired, 0) })
 	sess.goLive(append([][]byte{hello}, first...))
 	s.metrics.startTotal.Observe(time.Since(a.arrived).Seconds())
 	// The session reads on a goroutine of its own and this handler returns: the handler's stack
@@ -215,6 +216,7 @@ func (s *Server) endSession(sess *session) {
 	}
 	sess.seal()
 	sess.stop()
+	sess.expiry.Stop()
 	sess.conn.close() // unblocks a writer stuck on a client that stopped reading
 	sess.wg.Wait()
 	sess.mu.Lock()

@@ -14,6 +14,7 @@ const (
 	CodeUnknownMethod     = "unknown_method"
 	CodeNotFound          = "not_found"
 	CodeInvalidAuth       = "invalid_auth"
+	CodeAccountInactive   = "account_inactive" // the token is good, its user deactivated: 403
 	CodeRateLimited       = "rate_limited"
 	CodeOverloaded        = "overloaded"
 	CodeOriginUnavailable = "origin_unavailable"

@@ -41,6 +41,12 @@ const (
 	ReasonSlowConsumer = "slow_consumer"
 	ReasonMoved        = "moved"
 	ReasonPolicy       = "policy"
+	// ReasonTokenExpired: the session's token expired (its exp, plus the verifiers' leeway).
+	// A client reconnects with a fresh token; with the same one it is refused (401).
+	ReasonTokenExpired = "token_expired"
+	// ReasonAccountInactive: the user was deactivated at the origin. A client does not
+	// reconnect: it would be refused (403 account_inactive).
+	ReasonAccountInactive = "account_inactive"
 )
 
 // CutTooLarge is an event frame's "cut" (section 5): the event was over the edge's bound on an
@@ -64,8 +70,10 @@ func (g *Goodbye) ReconnectAfter() time.Duration {
 // 1001 (going away) after goodbye draining, 1008 (policy violation) after goodbye policy, 1009
 // (message too big) for a frame past the hard read limit.
 const (
-	CloseSlowConsumer = 4008
-	CloseMoved        = 4009
+	CloseSlowConsumer    = 4008
+	CloseMoved           = 4009
+	CloseTokenExpired    = 4010
+	CloseAccountInactive = 4011
 )
 
 // Event types (section 5): the "type" of the event object an event frame carries.

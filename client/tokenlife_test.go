@@ -1,0 +1,78 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/internal/testkit"
+)
+
+// TestTokenFuncRenewsExpiredSession: the edge ends a session when its token expires (goodbye
+// token_expired); a Client with a TokenFunc reconnects at once with a fresh token and goes on
+// serving, while one with a fixed Token is refused on reconnecting and stops, saying why.
+func TestTokenFuncRenewsExpiredSession(t *testing.T) {
+	s := newStack(t, "tiny", nil)
+	var user string
+	for _, u := range s.origin.Users(s.team)[1:] {
+		if !u.Deleted {
+			user = u.ID
+			break
+		}
+	}
+	// A token inside the verifiers' 5 s leeway after its exp: it verifies now, and the edge
+	// ends its session within 1.5 s (exp is read to the whole second).
+	expiring := func() string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "team": s.team,
+			"exp": float64(time.Now().Add(-3500*time.Millisecond).UnixMilli()) / 1000}).SignedString([]byte(testSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	var calls atomic.Int32
+	var mu sync.Mutex
+	var reasons []string
+	c := s.dial(user, func(o *client.Options) {
+		o.Token = ""
+		o.TokenFunc = func(context.Context) (string, error) {
+			if calls.Add(1) == 1 {
+				return expiring(), nil
+			}
+			return s.token(user), nil
+		}
+		o.OnReconnect = func(r client.Reconnect) {
+			if r.Goodbye != nil {
+				mu.Lock()
+				reasons = append(reasons, r.Goodbye.Reason)
+				mu.Unlock()
+			}
+		}
+	})
+	first := c.Hello().Session
+	testkit.Eventually(t, func() bool { return c.Hello().Session != first }, "a new session after the token expired")
+	mu.Lock()
+	got := append([]string(nil), reasons...)
+	mu.Unlock()
+	if calls.Load() < 2 || len(got) == 0 || got[0] != client.ReasonTokenExpired {
+		t.Fatalf("TokenFunc called %d times, goodbyes %v; want a fresh token after goodbye token_expired", calls.Load(), got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.UsersInfo(ctx, user); err != nil {
+		t.Fatalf("after renewing: %v", err)
+	}
+
+	fixed := s.dial(user, func(o *client.Options) { o.Token = expiring() })
+	testkit.Eventually(t, func() bool { return fixed.Err() != nil }, "the client with an expired fixed token to stop")
+	var e *client.Error
+	if !errors.As(fixed.Err(), &e) || e.Code != client.CodeInvalidAuth {
+		t.Fatalf("a fixed token that expired: %v, want invalid_auth", fixed.Err())
+	}
+}
