@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/weft-edge/weft/internal/bucket"
+	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -16,8 +18,14 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	if !protocol.APIMethodAllowed(w, r) {
 		return
 	}
-	claims, ok := s.authenticate(w, r)
+	claims, ok := s.authenticate(w, r, token.FromHeader)
 	if !ok {
+		return
+	}
+	if ok, after := s.apiQuotas.take(claims.Team, claims.User, bucket.Now()); !ok {
+		s.metrics.requests.WithLabelValues(truncate(name), protocol.CodeRateLimited).Inc()
+		writeError(w, http.StatusTooManyRequests, &protocol.Error{Code: protocol.CodeRateLimited, Message: "request rate over quota",
+			RetryAfterMS: (max(after, time.Millisecond) + time.Millisecond - 1).Milliseconds()})
 		return
 	}
 	if s.draining.Load() {

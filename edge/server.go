@@ -80,7 +80,8 @@ type Config struct {
 	MaxFrameBytes int
 	// RequestRate and RequestBurst are each session's request quota (a token bucket): past it
 	// requests get rate_limited with retry_after_ms and the session stops reading until the
-	// bucket has a token again. Defaults 100/s and 200; a negative rate means no quota.
+	// bucket has a token again. Each user's /api calls have a quota of the same rate and burst
+	// (a 429 rate_limited past it). Defaults 100/s and 200; a negative rate means no quota.
 	RequestRate  float64
 	RequestBurst int
 	// ConnectRate/ConnectBurst bound new connections to the node, TeamConnectRate/Burst those
@@ -205,20 +206,21 @@ type Server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 
-	hubs     sync.Map // team ID → *hub
-	draining atomic.Bool
-	conns    tracker // WebSocket handlers under way
-	sessions atomic.Int64
-	shutdown sync.Once
-	cluster  *cluster   // nil when standalone
-	admit    *admission // nil without a memory budget
-	connects *bucket.Pacer
-	surge    *surge
-	teamConn sync.Map // team ID → *bucket.Pacer, dropped when the team unloads
-	fills    singleflight.Group
-	bg       sync.WaitGroup
-	writers  writerPool // the sessions' writers (writers.go), from Start to Shutdown
-	bgStop   context.CancelFunc
+	hubs      sync.Map // team ID → *hub
+	draining  atomic.Bool
+	conns     tracker // WebSocket handlers under way
+	sessions  atomic.Int64
+	shutdown  sync.Once
+	cluster   *cluster   // nil when standalone
+	admit     *admission // nil without a memory budget
+	connects  *bucket.Pacer
+	apiQuotas *apiQuotas // per user, for /api
+	surge     *surge
+	teamConn  sync.Map // team ID → *bucket.Pacer, dropped when the team unloads
+	fills     singleflight.Group
+	bg        sync.WaitGroup
+	writers   writerPool // the sessions' writers (writers.go), from Start to Shutdown
+	bgStop    context.CancelFunc
 }
 
 // New validates cfg and builds the node. It starts nothing; Start does.
@@ -227,8 +229,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, admit: newAdmission(cfg.Admission),
-		connects: bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst),
-		surge:    &surge{loads: cfg.SurgeLoads, window: cfg.SurgeWindow}}
+		connects:  bucket.NewPacer(cfg.ConnectRate, cfg.ConnectBurst),
+		apiQuotas: newAPIQuotas(cfg.RequestRate, cfg.RequestBurst),
+		surge:     &surge{loads: cfg.SurgeLoads, window: cfg.SurgeWindow}}
 	s.metrics = newMetrics(cfg.Registry, s)
 	userAdmit := cfg.Cache.AdmitLoad
 	cfg.Cache.AdmitLoad = func(team string) error {
@@ -408,10 +411,10 @@ func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
 }
 
 // authenticate reads the caller's claims; on failure it has answered 401.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Claims, bool) {
-	tok, ok := token.FromRequest(r)
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, find func(*http.Request) (string, bool)) (token.Claims, bool) {
+	tok, ok := find(r)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "missing bearer token"))
+		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "%s", missingToken(r)))
 		return token.Claims{}, false
 	}
 	c, err := s.cfg.Tokens.Verify(tok)
@@ -420,6 +423,14 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Cla
 		return token.Claims{}, false
 	}
 	return c, true
+}
+
+// missingToken says why a request has no token, and where it goes.
+func missingToken(r *http.Request) string {
+	if r.URL.Query().Has("token") {
+		return "missing bearer token (a token in the query string is taken on /ws only: send it in the Authorization header)"
+	}
+	return "missing bearer token"
 }
 
 // member reports whether the user claims names may use the team st holds: the team has the

@@ -1,9 +1,15 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,4 +99,78 @@ func TestSessionEndsWhenTokenExpires(t *testing.T) {
 	if bye.Reason != protocol.ReasonTokenExpired || websocket.CloseStatus(err) != protocol.CloseTokenExpired {
 		t.Fatalf("goodbye %+v, then %v; want token_expired and close %d", bye, err, protocol.CloseTokenExpired)
 	}
+}
+
+// TestAPIQuotaPerUser: /api calls have a quota per user, a session's rate and burst: one
+// token's flood is refused past the burst with 429 rate_limited and retry_after_ms, and another
+// user of the team is not held back. (Before, /api had no quota at all.)
+func TestAPIQuotaPerUser(t *testing.T) {
+	h := newHarness(t, harnessOpts{edge: func(c *Config) { c.RequestRate, c.RequestBurst = 0.5, 3 }})
+	users := h.activeUsers(h.team)
+	tok := h.token(h.team, users[1])
+	params := map[string]any{"users": []string{users[1]}}
+	for i := range 3 {
+		if status, body := h.api(tok, "users.info", params); status != http.StatusOK {
+			t.Fatalf("call %d within the burst: %d %v", i+1, status, body)
+		}
+	}
+	status, body := h.api(tok, "users.info", params)
+	var e protocol.Error
+	json.Unmarshal(body["error"], &e)
+	if status != http.StatusTooManyRequests || e.Code != protocol.CodeRateLimited || e.RetryAfterMS <= 0 {
+		t.Fatalf("a call past the burst: %d %v; want 429 rate_limited with retry_after_ms", status, body)
+	}
+	if status, body := h.api(h.token(h.team, users[2]), "users.info", params); status != http.StatusOK {
+		t.Fatalf("another user: %d %v", status, body)
+	}
+}
+
+// TestTokenInQueryOnlyOnWS: browsers cannot give a WebSocket handshake headers, so /ws takes
+// the token in the query string; /api does not (query strings end up in logs and history),
+// and says where it goes. No log line of the edge carries a token, whichever way it came.
+func TestTokenInQueryOnlyOnWS(t *testing.T) {
+	var logs syncBuffer
+	h := newHarness(t, harnessOpts{edge: func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}})
+	user := h.activeUsers(h.team)[1]
+	tok := h.token(h.team, user)
+	conn, _, err := h.dialRaw("", "token="+url.QueryEscape(tok))
+	if err != nil {
+		t.Fatalf("/ws with the token in the query: %v", err)
+	}
+	conn.CloseNow()
+	req, _ := http.NewRequest(http.MethodPost, h.http.URL+"/api/users.info?token="+url.QueryEscape(tok),
+		strings.NewReader(`{"users":["`+user+`"]}`))
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), "Authorization header") {
+		t.Fatalf("/api with the token in the query: %d %s; want 401 saying where the token goes", resp.StatusCode, b)
+	}
+	h.dialRaw("", "token=not-a-token."+tok[10:]) // refused: a token that fails is not logged either
+	if strings.Contains(logs.String(), tok[len(tok)-20:]) {
+		t.Fatalf("a token reached the edge's log:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger that writes from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -66,7 +66,7 @@ func (s *Server) admitWS(w http.ResponseWriter, r *http.Request) (*admittedWS, b
 		s.rateLimited(w, "node_connects", after)
 		return nil, false
 	}
-	claims, ok := s.authenticate(w, r)
+	claims, ok := s.authenticate(w, r, token.FromRequest)
 	if !ok {
 		return nil, false
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,7 @@ func TestDevStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	users = slices.DeleteFunc(users, func(u TeamUser) bool { return u.Deleted })
 	var tokens []string
 	for _, u := range users[:min(3, len(users))] {
 		tok, err := keys.Issue(team, u.ID, time.Hour)

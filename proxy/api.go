@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -20,7 +21,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		s.metrics.refused.WithLabelValues("method_not_allowed").Inc()
 		return
 	}
-	claims, ok := s.authenticate(w, r)
+	claims, ok := s.authenticate(w, r, token.FromHeader)
 	if !ok {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/testkit/backend"
 )
@@ -45,7 +46,9 @@ func get(t testing.TB, url string) (int, string) {
 // NATS down. When NATS is back and the announcements take over, the ring does not change.
 func TestRingKeptThroughNATSOutage(t *testing.T) {
 	nats := backend.RestartableNATS(t)
-	w := newWorldOn(t, nats.Embedded(), "small", nil)
+	// Every warm team is called at every poll, faster than a user's /api quota allows: the
+	// quota is not what this test is about.
+	w := newWorldOn(t, nats.Embedded(), "small", func(c *edge.Config) { c.RequestRate = -1 })
 	e1 := w.addEdge("edge-1")
 	e2 := w.addEdge("edge-2")
 	p := w.addProxy()

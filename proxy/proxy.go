@@ -396,11 +396,15 @@ func (s *Server) probe(ctx context.Context, last ring.Announcement) (ring.Announ
 }
 
 // authenticate reads the caller's team from its token; on failure it has answered 401.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (token.Claims, bool) {
-	tok, ok := token.FromRequest(r)
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, find func(*http.Request) (string, bool)) (token.Claims, bool) {
+	tok, ok := find(r)
 	if !ok {
 		s.metrics.refused.WithLabelValues("invalid_auth").Inc()
-		writeError(w, http.StatusUnauthorized, protocol.CodeInvalidAuth, "missing bearer token", 0)
+		msg := "missing bearer token"
+		if r.URL.Query().Has("token") {
+			msg = "missing bearer token (a token in the query string is taken on /ws only: send it in the Authorization header)"
+		}
+		writeError(w, http.StatusUnauthorized, protocol.CodeInvalidAuth, msg, 0)
 		return token.Claims{}, false
 	}
 	c, err := s.cfg.Tokens.Verify(tok)

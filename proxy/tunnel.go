@@ -100,7 +100,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.paced(w, "proxy_connects", http.StatusTooManyRequests, protocol.CodeRateLimited, after)
 		return
 	}
-	claims, ok := s.authenticate(w, r)
+	claims, ok := s.authenticate(w, r, token.FromRequest)
 	clock := setupClockOf(r.Context())
 	clock.mark(stageAuthed)
 	if !ok {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin"
 )
 
 // runDev runs the whole stack in one process on loopback: embedded NATS with JetStream, the
@@ -133,7 +135,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  origin  %s\n  nats    %s\n\ntokens (24h):\n", o.originURL, natsURL)
 	var first string
 	for i, team := range osrv.TeamIDs()[:min(3, len(osrv.TeamIDs()))] {
-		for _, u := range osrv.Users(team)[:2] {
+		users := slices.DeleteFunc(osrv.Users(team), func(u origin.User) bool { return u.Deleted }) // refused: 403
+		for _, u := range users[:min(2, len(users))] {
 			tok, err := keys.Issue(team, u.ID, 24*time.Hour)
 			if err != nil {
 				return fail(err)

@@ -5,11 +5,17 @@ import (
 	"strings"
 )
 
-// FromRequest finds the token in r: an "Authorization: Bearer <token>" header, or, because
-// browsers cannot set headers on a WebSocket handshake, the `token` query parameter. A bearer
-// header wins when both are present. An Authorization header of another scheme is ignored.
-//
-// Query strings end up in access logs: whoever logs request URLs must redact this parameter.
+// FromHeader finds the token in r's "Authorization: Bearer <token>" header, the only place
+// /api takes it. An Authorization header of another scheme is ignored.
+func FromHeader(r *http.Request) (string, bool) {
+	return bearer(r.Header.Get("Authorization"))
+}
+
+// FromRequest finds the token of a WebSocket handshake in r: an "Authorization: Bearer
+// <token>" header, or, because browsers cannot set headers on a WebSocket handshake, the
+// `token` query parameter. A bearer header wins when both are present. Only /ws takes a
+// token in the query (FromHeader for the rest): query strings end up in access logs and
+// browser history, and whoever logs request URLs must redact this parameter (weft logs none).
 func FromRequest(r *http.Request) (string, bool) {
 	if t, ok := bearer(r.Header.Get("Authorization")); ok {
 		return t, true
