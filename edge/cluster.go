@@ -122,14 +122,14 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 		default:
 		}
 	}})
-	key := s.cfg.RoutingKey
-	if rk, ok := s.cfg.Tokens.(interface{ RoutingKey() []byte }); ok && key == nil {
-		key = rk.RoutingKey()
+	keys := s.cfg.RoutingKeys
+	if rk, ok := s.cfg.Tokens.(interface{ RoutingKeys() [][]byte }); ok && keys == nil {
+		keys = rk.RoutingKeys()
 	}
-	if key != nil {
+	if len(keys) > 0 {
 		var err error
-		if c.routes, err = routesig.New(key); err != nil {
-			return nil, fmt.Errorf("edge: Config.RoutingKey: %w", err)
+		if c.routes, err = routesig.New(keys[0], keys[1:]...); err != nil {
+			return nil, fmt.Errorf("edge: Config.RoutingKeys: %w", err)
 		}
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())

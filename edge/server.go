@@ -45,11 +45,11 @@ type Config struct {
 	Replay Replayer
 	// Tokens verifies client tokens; required.
 	Tokens Verifier
-	// RoutingKey verifies the signature of the routing headers a proxy sends
-	// (internal/routesig); unsigned ones are ignored. Default: Tokens' RoutingKey (token.Keys
-	// has one, derived from the secret the proxies share); none: routing headers are always
-	// ignored.
-	RoutingKey []byte
+	// RoutingKeys verify the signature of the routing headers a proxy sends
+	// (internal/routesig); unsigned ones are ignored. Default: Tokens' RoutingKeys (token.Keys
+	// has one per secret, derived from the secrets the proxies share); none: routing headers
+	// are always ignored.
+	RoutingKeys [][]byte
 	// Node names this node in hello frames and metrics; default "edge".
 	Node string
 	// Region is the node's region, shown in hello frames and metrics (weft_edge_info); in a

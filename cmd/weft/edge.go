@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ type edgeOpts struct {
 	originURL   string
 	originToken string
 	secret      string
+	secretFile  string
 	grace       time.Duration
 	prewarm     string
 	pageLimit   int
@@ -108,10 +108,7 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 // server builds an edge node on bus, reachable by proxies at addr (unless --advertise says
 // otherwise). It does not listen.
 func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge.Server, error) {
-	if o.secret == "" {
-		return nil, errors.New("the token secret is not set: pass --token-secret or WEFT_TOKEN_SECRET")
-	}
-	keys, err := token.New([]byte(o.secret))
+	keys, err := token.Load(o.secret, o.secretFile)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +212,8 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	var o edgeOpts
 	o.flags(fs, "127.0.0.1:8080")
 	fs.StringVar(&o.originURL, "origin", "http://127.0.0.1:8081", "origin base URL")
-	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (required)")
+	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (or --token-secret-file: a command line is visible to every user of the host)")
+	fs.StringVar(&o.secretFile, "token-secret-file", "", "file of token secrets, one a line: \"<key ID> <secret>\" or \"<secret>\"; the first signs, all verify (rolling a secret: docs/security.md)")
 	fs.StringVar(&o.region, "region", ring.DefaultRegion, "this edge's region: announced, shown in hello and metrics; proxies of the region put it in their ring, others fall back to it")
 	var nats natsOpts
 	nats.flags(fs, "NATS server or cluster URL(s) the origin publishes to, comma-separated seeds (required unless --embedded-nats)")

@@ -16,7 +16,8 @@ func runToken(_ context.Context, args []string, stdout io.Writer) error {
 	team := fs.String("team", "", "team ID the token grants (required)")
 	user := fs.String("user", "", "user ID the token names (required)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
-	secret := fs.String("token-secret", token.DevSecret, "shared HS256 secret, at least 16 bytes")
+	secret := fs.String("token-secret", "", "shared HS256 secret, at least 16 bytes (default: the dev secret, when no --token-secret-file either)")
+	secretFile := fs.String("token-secret-file", "", "file of token secrets (docs/security.md): the first line's signs, and its key ID goes in the token")
 	if err := weft.Parse(fs, args, stdout); err != nil {
 		return err
 	}
@@ -26,7 +27,10 @@ func runToken(_ context.Context, args []string, stdout io.Writer) error {
 	if *user == "" {
 		return errors.New("token: --user is required")
 	}
-	keys, err := token.New([]byte(*secret))
+	if *secret == "" && *secretFile == "" {
+		*secret = token.DevSecret
+	}
+	keys, err := token.Load(*secret, *secretFile)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ const Summary = "run a proxy: routes each team's clients to the edge that owns i
 type Options struct {
 	Addr                    string
 	Secret                  string
+	SecretFile              string
 	Static                  string
 	DownFor                 time.Duration
 	ProbeTimeout            time.Duration
@@ -50,7 +51,8 @@ type Options struct {
 // Flags adds the proxy's flags to fs.
 func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8090", "address the proxy listens on")
-	fs.StringVar(&o.Secret, "token-secret", "", "token secret shared with the edges (required)")
+	fs.StringVar(&o.Secret, "token-secret", "", "token secret shared with the edges (or --token-secret-file: a command line is visible to every user of the host)")
+	fs.StringVar(&o.SecretFile, "token-secret-file", "", "file of token secrets shared with the edges, one a line: \"<key ID> <secret>\" or \"<secret>\" (docs/security.md)")
 	fs.StringVar(&o.Static, "edges", "", "static edges, name=host:port comma-separated, for setups without discovery on NATS")
 	fs.Float64Var(&o.ConnectRate, "connect-rate", 2000, "WebSocket connections per second this proxy sets up; past it 429 with a spread Retry-After; negative: no limit")
 	fs.IntVar(&o.ConnectBurst, "connect-burst", 2000, "connections set up at once above the rate")
@@ -109,10 +111,7 @@ func parseStatic(s string) ([]ring.Announcement, error) {
 // Server builds the proxy; watch may be nil when static edges are given. Its /metrics shows
 // metrics too, those of its NATS connection (natsconn.Metrics).
 func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prometheus.Collector) (*proxy.Server, error) {
-	if o.Secret == "" {
-		return nil, errors.New("the token secret is not set: pass --token-secret or WEFT_TOKEN_SECRET")
-	}
-	keys, err := token.New([]byte(o.Secret))
+	keys, err := token.Load(o.Secret, o.SecretFile)
 	if err != nil {
 		return nil, err
 	}

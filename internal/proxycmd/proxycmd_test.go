@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -152,5 +154,27 @@ func TestRunChecksRegionFlags(t *testing.T) {
 	}
 	if _, err := (&Options{Secret: o.Secret, Static: o.Static}).Server(nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Errorf("no region given (weft dev's proxy): %v", err)
+	}
+}
+
+// TestSecretFromFile: the proxy takes its secrets from --token-secret-file (none on the
+// command line), verifying tokens of every secret in it; a secret and a file both, or
+// neither, stop it with an error that names the flags.
+func TestSecretFromFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(file, []byte("k2 new-secret-0123456789\nold-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if _, err := (&Options{SecretFile: file, Static: "e1=127.0.0.1:1"}).Server(nil, log); err != nil {
+		t.Fatalf("--token-secret-file: %v", err)
+	}
+	for why, o := range map[string]Options{
+		"both":    {Secret: "a test secret of at least 16 bytes", SecretFile: file, Static: "e1=127.0.0.1:1"},
+		"neither": {Static: "e1=127.0.0.1:1"},
+	} {
+		if _, err := o.Server(nil, log); err == nil || !strings.Contains(err.Error(), "--token-secret") {
+			t.Errorf("%s: %v, want an error naming --token-secret", why, err)
+		}
 	}
 }

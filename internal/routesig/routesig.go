@@ -47,26 +47,30 @@ type Route struct {
 	Region   string // protocol.HeaderRegion's value
 }
 
-// Signer signs and verifies under one key. It is safe for concurrent use.
+// Signer signs under one key and verifies under it and any others (the keys of a secret being
+// rolled: token.Keys.RoutingKeys). It is safe for concurrent use.
 type Signer struct {
-	macs sync.Pool // of hash.Hash keyed with the key
+	macs []*sync.Pool // of hash.Hash keyed with each key; the first signs
 }
 
-// New returns a Signer for key (at least 32 bytes: it is a derived key, see the package doc).
-func New(key []byte) (*Signer, error) {
-	if len(key) < 32 {
-		return nil, errors.New("routesig: key shorter than 32 bytes")
-	}
-	k := append([]byte(nil), key...)
+// New returns a Signer that signs with key and verifies with key and more (each at least 32
+// bytes: they are derived keys, see the package doc).
+func New(key []byte, more ...[]byte) (*Signer, error) {
 	s := &Signer{}
-	s.macs.New = func() any { return hmac.New(sha256.New, k) }
+	for _, k := range append([][]byte{key}, more...) {
+		if len(k) < 32 {
+			return nil, errors.New("routesig: key shorter than 32 bytes")
+		}
+		k := append([]byte(nil), k...)
+		s.macs = append(s.macs, &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }})
+	}
 	return s, nil
 }
 
 // Sign returns the signature of rt at now, for protocol.HeaderRouted.
 func (s *Signer) Sign(now time.Time, rt Route) string {
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
-	return version + "." + ms + "." + base64.RawURLEncoding.EncodeToString(s.sum(ms, rt))
+	return version + "." + ms + "." + base64.RawURLEncoding.EncodeToString(s.sum(s.macs[0], ms, rt))
 }
 
 // Verify checks sig against rt at now.
@@ -93,17 +97,19 @@ func (s *Signer) Verify(sig string, now time.Time, rt Route) error {
 	if d := now.Sub(time.UnixMilli(at)); d > MaxSkew || d < -MaxSkew {
 		return ErrStale
 	}
-	if !hmac.Equal(got[:], s.sum(ms, rt)) {
-		return ErrBad
+	for _, p := range s.macs {
+		if hmac.Equal(got[:], s.sum(p, ms, rt)) {
+			return nil
+		}
 	}
-	return nil
+	return ErrBad
 }
 
 // sum is the HMAC of the signed fields, each length-prefixed so that no two field lists
 // share an encoding.
-func (s *Signer) sum(ms string, rt Route) []byte {
-	m := s.macs.Get().(hash.Hash)
-	defer s.macs.Put(m)
+func (s *Signer) sum(macs *sync.Pool, ms string, rt Route) []byte {
+	m := macs.Get().(hash.Hash)
+	defer macs.Put(m)
 	m.Reset()
 	var n [20]byte
 	for _, f := range [...]string{version, ms, rt.Path, rt.Token, rt.Excluded, rt.Region} {

@@ -121,3 +121,27 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifyUnderEveryKey: while a secret rolls, a signature under either key verifies where
+// both are held, and only there.
+func TestVerifyUnderEveryKey(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte("o"), 32), bytes.Repeat([]byte("n"), 32)
+	oldS, _ := New(oldKey)
+	newS, _ := New(newKey)
+	both, err := New(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for name, sig := range map[string]string{"old": oldS.Sign(now, route), "new": newS.Sign(now, route)} {
+		if err := both.Verify(sig, now, route); err != nil {
+			t.Errorf("signed under the %s key, verified under both: %v", name, err)
+		}
+	}
+	if err := newS.Verify(oldS.Sign(now, route), now, route); !errors.Is(err, ErrBad) {
+		t.Errorf("signed under the old key, verified under the new alone: %v", err)
+	}
+	if both.Sign(now, route) != newS.Sign(now, route) {
+		t.Error("a Signer of several keys signs with the first")
+	}
+}

@@ -8,9 +8,15 @@ import (
 	"time"
 )
 
-// hs256HeaderSegment is the header of every token Issue signs ({"alg":"HS256","typ":"JWT"},
-// as golang-jwt encodes it), base64url-encoded.
-var hs256HeaderSegment = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+// headerSegment is the header Issue writes under the key with ID id, as golang-jwt encodes it
+// (a map: its keys sorted), base64url-encoded.
+func headerSegment(id string) string {
+	h := `{"alg":"HS256","typ":"JWT"}`
+	if id != "" {
+		h = `{"alg":"HS256","kid":"` + id + `","typ":"JWT"}` // id needs no escaping (NewSet)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(h))
+}
 
 // verifyFast accepts tok when it is a token as Issue makes them: that header byte for byte, a
 // good HS256 signature, and claims that pass every check Verify's parser makes. Anything else
@@ -24,15 +30,25 @@ var hs256HeaderSegment = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS
 // comparison and the claims a scan of the few shapes Issue writes (parseClaims).
 func (k *Keys) verifyFast(tok string) (c Claims, ok bool) {
 	h, rest, found := strings.Cut(tok, ".")
-	if !found || h != hs256HeaderSegment {
+	if !found {
+		return Claims{}, false
+	}
+	var sk *secretKey
+	for _, c := range k.secrets {
+		if h == c.header {
+			sk = c
+			break
+		}
+	}
+	if sk == nil {
 		return Claims{}, false
 	}
 	payload, sig, found := strings.Cut(rest, ".")
 	if !found || len(sig) != 43 || len(payload) > maxTokenLen { // 43: a 32-byte HMAC in raw base64url
 		return Claims{}, false
 	}
-	s := k.hs256.pool.Get().(*macState)
-	defer k.hs256.pool.Put(s)
+	s := sk.hs256.pool.Get().(*macState)
+	defer sk.hs256.pool.Put(s)
 	// The signature, decoded as the parser decodes it (raw base64url, not strict).
 	s.in = append(s.in[:0], sig...)
 	var want [32]byte

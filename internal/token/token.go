@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -59,24 +60,66 @@ type Claims struct {
 	Expires    time.Time
 }
 
-// Keys issues and verifies tokens under one secret. It is safe for concurrent use.
+// Secret is one HS256 secret of a key set (NewSet). ID is the key ID a token names in its
+// header's "kid"; a secret with no ID verifies tokens that name none (those issued before keys
+// had IDs), and signs without one.
+type Secret struct {
+	ID  string
+	Key []byte
+}
+
+// Keys issues and verifies tokens under a set of secrets: the first signs, every one verifies
+// the tokens that name it. It is safe for concurrent use.
 type Keys struct {
+	secrets []*secretKey // the first signs
+	byID    map[string]*secretKey
+	parser  *jwt.Parser
+	keyFn   jwt.Keyfunc
+}
+
+type secretKey struct {
+	id     string
 	secret []byte
 	key    any // secret, boxed once so the key func does not allocate per call
 	hs256  *hs256
-	parser *jwt.Parser
-	keyFn  jwt.Keyfunc
+	header string // the header segment Issue writes under this key (verifyFast)
 }
 
 // New returns Keys for secret, which it copies. A secret shorter than MinSecretLen is refused:
 // HS256 is only as strong as its secret.
 func New(secret []byte) (*Keys, error) {
-	if len(secret) < MinSecretLen {
-		return nil, fmt.Errorf("token: secret is %d bytes, need at least %d", len(secret), MinSecretLen)
+	return NewSet([]Secret{{Key: secret}})
+}
+
+// MaxKeyIDLen is the longest key ID a Secret may have.
+const MaxKeyIDLen = 64
+
+// NewSet returns Keys for secrets (copied): the first signs what Issue issues, and each
+// verifies the tokens whose "kid" is its ID. Rolling a secret without dropping anyone: add the
+// new one after the old everywhere tokens are verified, then put it first where they are
+// issued, and remove the old one once the last token it signed has expired (docs/security.md).
+func NewSet(secrets []Secret) (*Keys, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("token: no secret")
 	}
-	k := &Keys{secret: append([]byte(nil), secret...)}
-	k.key = k.secret
-	k.hs256 = newHS256(k.secret)
+	k := &Keys{byID: map[string]*secretKey{}}
+	for _, s := range secrets {
+		if len(s.Key) < MinSecretLen {
+			return nil, fmt.Errorf("token: secret %q is %d bytes, need at least %d", s.ID, len(s.Key), MinSecretLen)
+		}
+		if len(s.ID) > MaxKeyIDLen || strings.ContainsFunc(s.ID, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.')
+		}) {
+			return nil, fmt.Errorf("token: key ID %q: want at most %d letters, digits, '-', '_' or '.'", s.ID, MaxKeyIDLen)
+		}
+		if _, dup := k.byID[s.ID]; dup {
+			return nil, fmt.Errorf("token: key ID %q twice", s.ID)
+		}
+		sk := &secretKey{id: s.ID, secret: append([]byte(nil), s.Key...)}
+		sk.key, sk.hs256, sk.header = sk.secret, newHS256(sk.secret), headerSegment(s.ID)
+		k.byID[s.ID] = sk
+		k.secrets = append(k.secrets, sk)
+	}
 	k.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -88,8 +131,16 @@ func New(secret []byte) (*Keys, error) {
 		if t.Method != jwt.SigningMethodHS256 {
 			return nil, errors.New("unexpected signing method")
 		}
-		t.Method = k.hs256 // the same algorithm, pooled: see hs256
-		return k.key, nil
+		id, _ := t.Header["kid"].(string)
+		if _, named := t.Header["kid"]; named && id == "" {
+			return nil, errors.New("kid is not a key ID")
+		}
+		sk, ok := k.byID[id]
+		if !ok {
+			return nil, errors.New("unknown key ID")
+		}
+		t.Method = sk.hs256 // the same algorithm, pooled: see hs256
+		return sk.key, nil
 	}
 	return k, nil
 }
@@ -98,7 +149,21 @@ func New(secret []byte) (*Keys, error) {
 // (internal/routesig): derived from the secret, so a deployment shares no second secret, and
 // not the secret itself, so the two uses never meet.
 func (k *Keys) RoutingKey() []byte {
-	m := hmac.New(sha256.New, k.secret)
+	return routingKey(k.secrets[0].secret)
+}
+
+// RoutingKeys are the routing keys of every secret, the signing one's first: a signature
+// under any of them verifies while proxies and edges roll a secret.
+func (k *Keys) RoutingKeys() [][]byte {
+	var out [][]byte
+	for _, sk := range k.secrets {
+		out = append(out, routingKey(sk.secret))
+	}
+	return out
+}
+
+func routingKey(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("weft routing headers v1"))
 	return m.Sum(nil)
 }
@@ -122,7 +187,11 @@ func (k *Keys) Issue(team, user string, ttl time.Duration) (string, error) {
 		"exp":  jwt.NewNumericDate(now.Add(ttl)),
 		"iat":  jwt.NewNumericDate(now), // informational: never checked
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(k.secret)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	if id := k.secrets[0].id; id != "" {
+		t.Header["kid"] = id
+	}
+	s, err := t.SignedString(k.secrets[0].secret)
 	if err != nil {
 		return "", fmt.Errorf("token: sign: %w", err)
 	}
