@@ -57,7 +57,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	begin := time.Now()
-	result, e := invoke(name, &call{ctx: r.Context(), user: claims.User, store: team.Store(), params: bytes.TrimSpace(body)})
+	result, e := invoke(name, &call{ctx: r.Context(), team: claims.Team, user: claims.User, store: team.Store(), cursors: s.cursors, params: bytes.TrimSpace(body)})
 	s.metrics.observe(name, e, time.Since(begin))
 	if e != nil {
 		writeError(w, statusOf(e.Code), e)

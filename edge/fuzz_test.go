@@ -65,9 +65,13 @@ func FuzzDispatch(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	cs, err := newCursors([][]byte{make([]byte, 32)})
+	if err != nil {
+		f.Fatal(err)
+	}
 	known := map[string]bool{protocol.CodeInvalidRequest: true, protocol.CodeUnknownMethod: true, protocol.CodeNotFound: true}
 	f.Fuzz(func(t *testing.T, method string, params []byte) {
-		c := &call{ctx: context.Background(), user: "U00000001", store: st, params: params}
+		c := &call{ctx: context.Background(), team: "T00000001", user: "U00000001", store: st, cursors: cs, params: params}
 		result, e := invoke(method, c)
 		if e != nil {
 			if e.Code == protocol.CodeInternal {
@@ -87,6 +91,35 @@ func FuzzDispatch(f *testing.F) {
 		}
 		if !json.Valid(protocol.AppendReply(nil, new(int64), result, nil)) {
 			t.Fatalf("%s: reply is not JSON", method)
+		}
+	})
+}
+
+// FuzzCursorOpen: no cursor makes open panic, and none opens but one sealed for its scope.
+func FuzzCursorOpen(f *testing.F) {
+	cs, err := newCursors([][]byte{make([]byte, 32)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	scope := cursorScope{team: "T1", caller: "U1", method: "users.list"}
+	f.Add(cs.seal(scope, "VTAwMDAwMDAx"), "U1")
+	f.Add("VTAwMDAwMDAx", "U1")
+	f.Add("", "U2")
+	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "U1")
+	f.Fuzz(func(t *testing.T, cursor, caller string) {
+		sc := scope
+		sc.caller = caller
+		pos, ok := cs.open(sc, cursor)
+		if !ok || cursor == "" {
+			return
+		}
+		if pos == "" {
+			t.Fatalf("%q opened to an empty position", cursor)
+		}
+		// It opened: it must be a sealing of pos for this scope (the fuzzer cannot forge one,
+		// so only the seeds' own cursor may open, and only for its caller).
+		if caller != "U1" {
+			t.Fatalf("%q, sealed for U1, opened for %q", cursor, caller)
 		}
 	})
 }

@@ -14,11 +14,31 @@ import (
 // A call is one method invocation, from a WebSocket request or from POST /api/<method>: the
 // same handlers answer both. The caller's team and user come from the token only.
 type call struct {
-	ctx    context.Context // the session's or the HTTP request's: ends when the caller is gone
-	user   string
-	store  *cache.Store
-	params json.RawMessage
+	ctx     context.Context // the session's or the HTTP request's: ends when the caller is gone
+	team    string
+	user    string
+	store   *cache.Store
+	cursors *cursors
+	params  json.RawMessage
 }
+
+// cursor opens the paging cursor the caller sent for method over subject (cursors.go).
+func (c *call) cursor(method, subject, cursor string) (string, *protocol.Error) {
+	pos, ok := c.cursors.open(cursorScope{c.team, c.user, method, subject}, cursor)
+	if !ok {
+		return "", errBadCursor
+	}
+	return pos, nil
+}
+
+// next seals the store's cursor of the next page for the caller.
+func (c *call) next(method, subject, pos string) string {
+	return c.cursors.seal(cursorScope{c.team, c.user, method, subject}, pos)
+}
+
+// errBadCursor is the one answer to a cursor this caller was not handed for this page,
+// whatever it names.
+var errBadCursor = errorf(protocol.CodeInvalidRequest, "params.cursor is not a cursor this server handed out")
 
 type method func(c *call) (any, *protocol.Error)
 
@@ -73,7 +93,7 @@ func pageError(err error) *protocol.Error {
 	case errors.Is(err, cache.ErrNotFound):
 		return errorf(protocol.CodeNotFound, "not found")
 	case errors.Is(err, cache.ErrBadCursor):
-		return errorf(protocol.CodeInvalidRequest, "params.cursor is not a cursor this server handed out")
+		return errBadCursor
 	}
 	return errorf(protocol.CodeInternal, "%v", err)
 }
@@ -129,11 +149,15 @@ func methodUsersList(c *call) (any, *protocol.Error) {
 	if e != nil {
 		return nil, e
 	}
-	users, next, err := c.store.UsersPage(p.Cursor, limit)
+	pos, e := c.cursor("users.list", "", p.Cursor)
+	if e != nil {
+		return nil, e
+	}
+	users, next, err := c.store.UsersPage(pos, limit)
 	if err != nil {
 		return nil, pageError(err)
 	}
-	return usersListResult{Users: users, NextCursor: next}, nil
+	return usersListResult{Users: users, NextCursor: c.next("users.list", "", next)}, nil
 }
 
 type channelsInfoResult struct {
@@ -176,11 +200,15 @@ func methodChannelsMembers(c *call) (any, *protocol.Error) {
 	if e != nil {
 		return nil, e
 	}
-	members, next, err := c.store.ChannelMembers(p.Channel, c.user, p.Cursor, limit)
+	pos, e := c.cursor("channels.members", p.Channel, p.Cursor)
+	if e != nil {
+		return nil, e
+	}
+	members, next, err := c.store.ChannelMembers(p.Channel, c.user, pos, limit)
 	if err != nil {
 		return nil, pageError(err)
 	}
-	return membersResult{Members: members, NextCursor: next}, nil
+	return membersResult{Members: members, NextCursor: c.next("channels.members", p.Channel, next)}, nil
 }
 
 type userChannelsResult struct {
@@ -204,11 +232,15 @@ func methodUsersChannels(c *call) (any, *protocol.Error) {
 	if e != nil {
 		return nil, e
 	}
-	chans, next, err := c.store.UserChannels(p.User, c.user, p.Cursor, limit)
+	pos, e := c.cursor("users.channels", p.User, p.Cursor)
+	if e != nil {
+		return nil, e
+	}
+	chans, next, err := c.store.UserChannels(p.User, c.user, pos, limit)
 	if err != nil {
 		return nil, pageError(err)
 	}
-	return userChannelsResult{Channels: chans, NextCursor: next}, nil
+	return userChannelsResult{Channels: chans, NextCursor: c.next("users.channels", p.User, next)}, nil
 }
 
 func nonNil(s []string) []string {

@@ -50,6 +50,10 @@ type Config struct {
 	// has one per secret, derived from the secrets the proxies share); none: routing headers
 	// are always ignored.
 	RoutingKeys [][]byte
+	// CursorKeys seal the paging cursors the edge hands out (32 bytes each; the first seals,
+	// all open). Default: derived from Tokens' secrets (token.Keys.Derived), which every edge
+	// shares, so a cursor survives its team's move to another edge; else a random key.
+	CursorKeys [][]byte
 	// Node names this node in hello frames and metrics; default "edge".
 	Node string
 	// Region is the node's region, shown in hello frames and metrics (weft_edge_info); in a
@@ -215,6 +219,7 @@ type Server struct {
 	admit     *admission // nil without a memory budget
 	connects  *bucket.Pacer
 	apiQuotas *apiQuotas // per user, for /api
+	cursors   *cursors   // seals paging cursors
 	surge     *surge
 	teamConn  sync.Map // team ID → *bucket.Pacer, dropped when the team unloads
 	fills     singleflight.Group
@@ -233,6 +238,19 @@ func New(cfg Config) (*Server, error) {
 		apiQuotas: newAPIQuotas(cfg.RequestRate, cfg.RequestBurst),
 		surge:     &surge{loads: cfg.SurgeLoads, window: cfg.SurgeWindow}}
 	s.metrics = newMetrics(cfg.Registry, s)
+	ckeys := cfg.CursorKeys
+	if d, ok := cfg.Tokens.(interface{ Derived(string) [][]byte }); ok && ckeys == nil {
+		ckeys = d.Derived(cursorLabel)
+	}
+	if ckeys == nil { // cursors good on this node only, until it restarts
+		k := make([]byte, 32)
+		rand.Read(k)
+		ckeys = [][]byte{k}
+	}
+	var err error
+	if s.cursors, err = newCursors(ckeys); err != nil {
+		return nil, fmt.Errorf("edge: Config.CursorKeys: %w", err)
+	}
 	userAdmit := cfg.Cache.AdmitLoad
 	cfg.Cache.AdmitLoad = func(team string) error {
 		if s.admit != nil {

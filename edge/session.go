@@ -327,7 +327,7 @@ func (s *session) dispatch(frame []byte) bool {
 	// while a request runs nothing more is read, so a client that sends faster than it is
 	// answered is held back by TCP rather than by a limit of ours.
 	begin := time.Now()
-	result, value, e := invokeValue(req.Method, &call{ctx: s.ctx, user: s.user, store: s.team.Store(), params: req.Params})
+	result, value, e := invokeValue(req.Method, &call{ctx: s.ctx, team: s.team.ID(), user: s.user, store: s.team.Store(), cursors: s.srv.cursors, params: req.Params})
 	s.srv.metrics.observe(req.Method, e, time.Since(begin))
 	s.reply(protocol.AppendReply(nil, req.ID, result, e), value)
 	return true

@@ -148,24 +148,25 @@ func NewSet(secrets []Secret) (*Keys, error) {
 // RoutingKey is the key proxies sign their routing headers with for the edges
 // (internal/routesig): derived from the secret, so a deployment shares no second secret, and
 // not the secret itself, so the two uses never meet.
-func (k *Keys) RoutingKey() []byte {
-	return routingKey(k.secrets[0].secret)
-}
+func (k *Keys) RoutingKey() []byte { return k.Derived(routingLabel)[0] }
 
 // RoutingKeys are the routing keys of every secret, the signing one's first: a signature
 // under any of them verifies while proxies and edges roll a secret.
-func (k *Keys) RoutingKeys() [][]byte {
-	var out [][]byte
+func (k *Keys) RoutingKeys() [][]byte { return k.Derived(routingLabel) }
+
+const routingLabel = "weft routing headers v1"
+
+// Derived returns a 32-byte key for the use label names, derived from each secret (the signing
+// one's first): what else every holder of the secrets must share (routing signatures, sealed
+// cursors) needs no secret of its own, and no use meets another or the tokens' own.
+func (k *Keys) Derived(label string) [][]byte {
+	out := make([][]byte, 0, len(k.secrets))
 	for _, sk := range k.secrets {
-		out = append(out, routingKey(sk.secret))
+		m := hmac.New(sha256.New, sk.secret)
+		m.Write([]byte(label))
+		out = append(out, m.Sum(nil))
 	}
 	return out
-}
-
-func routingKey(secret []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("weft routing headers v1"))
-	return m.Sum(nil)
 }
 
 // Issue returns a token for user in team that expires after ttl (at least a second; exp has
