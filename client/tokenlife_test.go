@@ -12,6 +12,7 @@ import (
 
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/origin"
 )
 
 // TestTokenFuncRenewsExpiredSession: the edge ends a session when its token expires (goodbye
@@ -74,5 +75,32 @@ func TestTokenFuncRenewsExpiredSession(t *testing.T) {
 	var e *client.Error
 	if !errors.As(fixed.Err(), &e) || e.Code != client.CodeInvalidAuth {
 		t.Fatalf("a fixed token that expired: %v, want invalid_auth", fixed.Err())
+	}
+}
+
+// TestClientStopsWhenDeactivated: a user deactivated at the origin is told goodbye
+// account_inactive; the Client does not reconnect (it would be refused) and stops, its Err
+// saying why.
+func TestClientStopsWhenDeactivated(t *testing.T) {
+	s := newStack(t, "tiny", nil)
+	var user string
+	for _, u := range s.origin.Users(s.team)[1:] {
+		if !u.Deleted {
+			user = u.ID
+			break
+		}
+	}
+	var reconnects atomic.Int32
+	c := s.dial(user, func(o *client.Options) { o.OnReconnect = func(client.Reconnect) { reconnects.Add(1) } })
+	if _, err := s.origin.UpdateUser(context.Background(), s.team, user, func(u *origin.User) { u.Deleted = true }); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, func() bool { return c.Err() != nil }, "the client of a deactivated user to stop")
+	var e *client.Error
+	if !errors.As(c.Err(), &e) || e.Code != client.CodeAccountInactive {
+		t.Fatalf("Err %v, want account_inactive", c.Err())
+	}
+	if n := reconnects.Load(); n != 0 {
+		t.Errorf("%d reconnects after goodbye account_inactive", n)
 	}
 }
