@@ -65,7 +65,7 @@ func TestOriginOutage(t *testing.T) {
 	if v := h.metric("weft_edge_origin_circuit"); v != 2 {
 		t.Fatalf("circuit metric %v while open", v)
 	}
-	if _, body := h.get("/readyz"); body == "ready\n" {
+	if _, body := h.opsGet("/readyz"); body == "ready\n" {
 		t.Fatal("/readyz does not mention the open circuit")
 	}
 

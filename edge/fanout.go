@@ -96,6 +96,13 @@ func (h *hub) advance(seq int64) {
 }
 
 // snapshot returns the current sessions, for draining and reloads.
+// size is how many sessions h has.
+func (h *hub) size() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
 func (h *hub) snapshot() []*session {
 	h.mu.Lock()
 	defer h.mu.Unlock()

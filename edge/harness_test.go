@@ -43,6 +43,7 @@ type harness struct {
 	orig   *backend.Origin // the origin's HTTP side: its request count
 	edge   *Server
 	http   *httptest.Server
+	ops    *httptest.Server // the operator's endpoints (OpsHandler)
 	keys   *token.Keys
 	client *http.Client // for /api and the handshakes; its idle connections closed at cleanup
 	team   string       // the first team of the world
@@ -93,6 +94,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	h.http = httptest.NewServer(h.edge)
+	h.ops = httptest.NewServer(h.edge.OpsHandler())
 	h.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -101,6 +103,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 			t.Errorf("edge shutdown: %v", err)
 		}
 		h.http.Close()
+		h.ops.Close()
 		h.client.CloseIdleConnections()
 	})
 	ids := h.origin.TeamIDs()
@@ -423,7 +426,18 @@ func (h *harness) apiCall(tok, method string, params, out any) {
 
 func (h *harness) get(path string) (int, string) {
 	h.t.Helper()
-	resp, err := h.client.Get(h.http.URL + path)
+	return h.getAt(h.http.URL, path)
+}
+
+// opsGet GETs path from the operator's endpoints.
+func (h *harness) opsGet(path string) (int, string) {
+	h.t.Helper()
+	return h.getAt(h.ops.URL, path)
+}
+
+func (h *harness) getAt(base, path string) (int, string) {
+	h.t.Helper()
+	resp, err := h.client.Get(base + path)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -435,7 +449,7 @@ func (h *harness) get(path string) (int, string) {
 // metric reads one unlabelled series from /metrics.
 func (h *harness) metric(name string) float64 {
 	h.t.Helper()
-	_, body := h.get("/metrics")
+	_, body := h.opsGet("/metrics")
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			var f float64

@@ -1,7 +1,12 @@
 package edge
 
 import (
+	"cmp"
+	"encoding/json"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -197,29 +202,90 @@ func (m *metrics) indexBuilt(fuzzy bool, took time.Duration) {
 	m.indexSeconds.WithLabelValues(part).Observe(took.Seconds())
 }
 
-// indexBytes reports each loaded team's autocomplete index memory when scraped.
+// indexBytes reports the loaded teams' autocomplete index memory when scraped: the sum and the
+// largest team's, with no team in any label (an ID is the tenant's business, and a label per
+// team grows without bound); which teams, is the operator listener's /debug/teams.
 type indexBytes struct{ s *Server }
 
-var indexBytesDesc = prometheus.NewDesc("weft_edge_index_bytes",
-	"Estimated memory of a loaded team's autocomplete index: the prefix path and bleve's typo fallback.",
-	[]string{"team", "part"}, nil)
+var (
+	indexBytesDesc = prometheus.NewDesc("weft_edge_index_bytes",
+		"Estimated memory of the loaded teams' autocomplete indexes, by part: the prefix path and bleve's typo fallback.",
+		[]string{"part"}, nil)
+	indexBytesMaxDesc = prometheus.NewDesc("weft_edge_index_bytes_max",
+		"The largest loaded team's autocomplete index memory, by part (which team: /debug/teams on the operator listener).",
+		[]string{"part"}, nil)
+)
 
-func (c indexBytes) Describe(ch chan<- *prometheus.Desc) { ch <- indexBytesDesc }
+func (c indexBytes) Describe(ch chan<- *prometheus.Desc) {
+	ch <- indexBytesDesc
+	ch <- indexBytesMaxDesc
+}
 
 func (c indexBytes) Collect(ch chan<- prometheus.Metric) {
-	for _, id := range c.s.teams.IDs() {
-		t := c.s.teams.Lookup(id)
+	var sum, most [2]float64 // prefix, fuzzy
+	for _, t := range c.s.teamFigures() {
+		for i, v := range [2]float64{float64(t.IndexBytes), float64(t.FuzzyBytes)} {
+			sum[i] += v
+			most[i] = max(most[i], v)
+		}
+	}
+	for i, part := range [2]string{"prefix", "fuzzy"} {
+		ch <- prometheus.MustNewConstMetric(indexBytesDesc, prometheus.GaugeValue, sum[i], part)
+		ch <- prometheus.MustNewConstMetric(indexBytesMaxDesc, prometheus.GaugeValue, most[i], part)
+	}
+}
+
+// teamFigure is what /debug/teams says of a loaded team.
+type teamFigure struct {
+	Team       string `json:"team"`
+	Sessions   int    `json:"sessions"`
+	IndexBytes int64  `json:"index_bytes"`
+	FuzzyBytes int64  `json:"fuzzy_bytes"`
+}
+
+// teamFigures is every loaded team's figures.
+func (s *Server) teamFigures() []teamFigure {
+	var out []teamFigure
+	for _, id := range s.teams.IDs() {
+		t := s.teams.Lookup(id)
 		if t == nil {
 			continue
 		}
-		x, ok := t.Store().Follower().(*index.Index)
-		if !ok {
-			continue
+		f := teamFigure{Team: id}
+		if x, ok := t.Store().Follower().(*index.Index); ok {
+			st := x.Stats()
+			f.IndexBytes, f.FuzzyBytes = int64(st.Bytes), int64(st.FuzzyBytes)
 		}
-		st := x.Stats()
-		ch <- prometheus.MustNewConstMetric(indexBytesDesc, prometheus.GaugeValue, float64(st.Bytes), id, "prefix")
-		ch <- prometheus.MustNewConstMetric(indexBytesDesc, prometheus.GaugeValue, float64(st.FuzzyBytes), id, "fuzzy")
+		if h, ok := s.hubs.Load(id); ok {
+			f.Sessions = h.(*hub).size()
+		}
+		out = append(out, f)
 	}
+	return out
+}
+
+// handleTeams answers /debug/teams on the operator listener: the loaded teams with the most
+// sessions first (then the biggest indexes), ?n= of them (default 20).
+func (s *Server) handleTeams(w http.ResponseWriter, r *http.Request) {
+	n := 20
+	if v := r.URL.Query().Get("n"); v != "" {
+		k, err := strconv.Atoi(v)
+		if err != nil || k < 1 {
+			http.Error(w, "n: want a positive integer", http.StatusBadRequest)
+			return
+		}
+		n = k
+	}
+	ts := s.teamFigures()
+	slices.SortFunc(ts, func(a, b teamFigure) int {
+		return cmp.Or(cmp.Compare(b.Sessions, a.Sessions), cmp.Compare(b.IndexBytes+b.FuzzyBytes, a.IndexBytes+a.FuzzyBytes),
+			strings.Compare(a.Team, b.Team))
+	})
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(struct {
+		Loaded int          `json:"loaded"`
+		Teams  []teamFigure `json:"teams"`
+	}{len(ts), ts[:min(n, len(ts))]})
 }
 
 func (m *metrics) loaded(took time.Duration, err error) {

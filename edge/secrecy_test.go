@@ -123,3 +123,42 @@ func TestNotFoundIsNoAccess(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorEndpointsOffTheClientPort: the client port has /ws, /api and a bare /healthz and
+// /readyz, nothing else; /metrics, the reasons of /readyz and the loaded teams are on the
+// operator's listener, and even there no series names a team. (Before, an anonymous GET
+// /metrics on the client port listed the loaded teams with their index sizes.)
+func TestOperatorEndpointsOffTheClientPort(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c := h.dial(h.team, h.activeUsers(h.team)[1], "")
+	var res json.RawMessage
+	c.call("autocomplete", map[string]any{"query": "a"}, &res) // the index is built
+	for _, path := range []string{"/metrics", "/debug/teams", "/debug/pprof/"} {
+		if status, body := h.get(path); status != http.StatusNotFound {
+			t.Errorf("client port %s: %d %.80q, want 404", path, status, body)
+		}
+	}
+	if status, body := h.get("/readyz"); status != http.StatusOK || body != "ready\n" {
+		t.Errorf("client port /readyz: %d %q", status, body)
+	}
+	status, metrics := h.opsGet("/metrics")
+	if status != http.StatusOK || !strings.Contains(metrics, "weft_edge_index_bytes") {
+		t.Fatalf("operator /metrics: %d", status)
+	}
+	if strings.Contains(metrics, h.team) {
+		t.Errorf("operator /metrics names team %s", h.team)
+	}
+	status, teams := h.opsGet("/debug/teams?n=5")
+	var out struct {
+		Loaded int `json:"loaded"`
+		Teams  []struct {
+			Team       string `json:"team"`
+			Sessions   int    `json:"sessions"`
+			IndexBytes int64  `json:"index_bytes"`
+		} `json:"teams"`
+	}
+	if err := json.Unmarshal([]byte(teams), &out); status != http.StatusOK || err != nil || out.Loaded == 0 ||
+		out.Teams[0].Team != h.team || out.Teams[0].Sessions != 1 || out.Teams[0].IndexBytes == 0 {
+		t.Errorf("operator /debug/teams: %d %s", status, teams)
+	}
+}

@@ -209,6 +209,7 @@ type Server struct {
 	teams   *cache.Teams
 	metrics *metrics
 	mux     *http.ServeMux
+	ops     *http.ServeMux // the operator's endpoints (OpsHandler)
 
 	hubs      sync.Map // team ID → *hub
 	draining  atomic.Bool
@@ -333,12 +334,27 @@ func New(cfg Config) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /ws", s.handleWS)
 	s.mux.HandleFunc("/api/{method}", s.handleAPI)
+	// For load balancers: a status and a word, nothing an outsider could learn from.
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, _ := s.readiness(); !ok {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
 	s.mux.Handle("GET "+probe.Path, probe.Handler(s.probeAnswer))
-	s.mux.Handle("GET /metrics", s.metrics.handler())
+	s.ops = http.NewServeMux()
+	s.ops.Handle("GET /metrics", s.metrics.handler())
+	s.ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s.ops.HandleFunc("GET /readyz", s.handleReady)
+	s.ops.HandleFunc("GET /debug/teams", s.handleTeams)
 	return s, nil
 }
+
+// OpsHandler serves the operator's endpoints (serve.Process.ServeOps, never the client port):
+// /metrics, /healthz, /readyz saying why, and /debug/teams (the loaded teams, busiest first).
+func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // Start starts the team set (its janitor and pre-warm loads) and, in a cluster, the node's
 // announcements and ring watch.
@@ -370,21 +386,27 @@ func (s *Server) Sessions() int64 { return s.sessions.Load() }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
-	if s.draining.Load() {
-		http.Error(w, "draining", http.StatusServiceUnavailable)
+	ok, why := s.readiness()
+	if !ok {
+		http.Error(w, why, http.StatusServiceUnavailable)
 		return
 	}
-	if s.admit.over(levelHigh) {
-		http.Error(w, "over the memory budget: "+s.Level(), http.StatusServiceUnavailable)
-		return
-	}
-	if s.cfg.Breaker != nil && s.cfg.Breaker.State() != "closed" {
+	w.Write([]byte(why + "\n"))
+}
+
+// readiness says whether the node takes new work, and why, for the operator.
+func (s *Server) readiness() (bool, string) {
+	switch {
+	case s.draining.Load():
+		return false, "draining"
+	case s.admit.over(levelHigh):
+		return false, "over the memory budget: " + s.Level()
+	case s.cfg.Breaker != nil && s.cfg.Breaker.State() != "closed":
 		// Still ready: warm teams are served, and every edge shares the origin, so sending
 		// clients elsewhere would not help. Said for the operator.
-		fmt.Fprintf(w, "ready (origin circuit %s: cold teams cannot load)\n", s.cfg.Breaker.State())
-		return
+		return true, fmt.Sprintf("ready (origin circuit %s: cold teams cannot load)", s.cfg.Breaker.State())
 	}
-	w.Write([]byte("ready\n"))
+	return true, "ready"
 }
 
 // probeAnswer is what this edge tells a proxy that asks it directly because it cannot hear its

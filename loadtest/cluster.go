@@ -25,6 +25,9 @@ type Proc struct {
 	*child
 	Name string
 	URL  string // http://host:port of its client endpoints (origin: its base URL)
+	// OpsURL is the http://host:port of an edge's or a weft proxy's operator listener, where
+	// its /metrics is.
+	OpsURL string
 }
 
 // startProc runs bin args and waits until its stdout has matched every one of want; it returns
@@ -112,7 +115,9 @@ var (
 	originLine = regexp.MustCompile(`^\s+origin\s+(http://[^/\s]+)`)
 	natsLine   = regexp.MustCompile(`^\s+nats\s+(\S+)`)
 	edgeLine   = regexp.MustCompile(`^weft edge \S+: (http://\S+)`)
+	edgeOps    = regexp.MustCompile(`^weft edge \S+ ops: (http://\S+)`)
 	proxyLine  = regexp.MustCompile(`^weft proxy: (http://\S+)`)
+	proxyOps   = regexp.MustCompile(`^weft proxy ops: (http://\S+)`)
 	relayLine  = regexp.MustCompile(`^tcp-relay: (http://\S+)`)
 )
 
@@ -176,15 +181,16 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		name := fmt.Sprintf("edge-%d", i)
 		args := []string{"edge", "--addr", "127.0.0.1:0", "--node", name, "--nats", c.NATSURL,
 			"--origin", c.Origin.URL, "--origin-token", OriginToken, "--token-secret", clusterSecret,
-			"--log-level", "warn"}
+			"--ops-addr", "127.0.0.1:0", "--log-level", "warn"}
 		if cfg.Front != FrontWeft {
 			args = append(args, "--standalone")
 		}
 		args = append(args, cfg.EdgeArgs...)
-		p, _, err := startProc(ctx, name, cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, edgeLine)
+		p, got, err := startProc(ctx, name, cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, edgeLine, edgeOps)
 		if err != nil {
 			return fail(err)
 		}
+		p.OpsURL = got[1]
 		c.Edges = append(c.Edges, p)
 	}
 	for i := 1; i <= cfg.Proxies && cfg.Front == FrontNginx; i++ {
@@ -204,11 +210,12 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	}
 	for i := 1; i <= cfg.Proxies && cfg.Front == FrontWeft; i++ {
 		args := append([]string{"proxy", "--addr", "127.0.0.1:0", "--nats", c.NATSURL, "--token-secret", clusterSecret,
-			"--log-level", "warn"}, cfg.ProxyArgs...)
-		p, _, err := startProc(ctx, fmt.Sprintf("proxy-%d", i), cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, proxyLine)
+			"--ops-addr", "127.0.0.1:0", "--log-level", "warn"}, cfg.ProxyArgs...)
+		p, got, err := startProc(ctx, fmt.Sprintf("proxy-%d", i), cfg.Bin, args, cfg.Stderr, cfg.StartTimeout, proxyLine, proxyOps)
 		if err != nil {
 			return fail(err)
 		}
+		p.OpsURL = got[1]
 		c.Proxies = append(c.Proxies, p)
 	}
 	for _, p := range c.Proxies {
@@ -230,7 +237,7 @@ func (c *Cluster) WaitRing(ctx context.Context, p *Proc, n int, timeout time.Dur
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/metrics", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.OpsURL+"/metrics", nil)
 		if resp, err := c.HTTP.Do(req); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -54,8 +54,11 @@ type DevToken struct {
 
 // DevInfo is what `weft dev` prints at start.
 type DevInfo struct {
-	EdgeURL   string // http://host:port clients connect to: the edge, or the proxy of --edges N
-	ProxyURL  string // the proxy's, when there is one
+	EdgeURL  string // http://host:port clients connect to: the edge, or the proxy of --edges N
+	ProxyURL string // the proxy's, when there is one
+	// OpsURL is the operator listener of the edge, or of the home proxy (--edges, --regions):
+	// its /metrics.
+	OpsURL    string
 	OriginURL string // http://host:port of the reference origin
 	NATSURL   string
 	Tokens    []DevToken
@@ -192,11 +195,11 @@ func (s *Stack) removeTmp() {
 // RSS returns the child's resident set size in bytes, from /proc/<pid>/status.
 func (s *Stack) RSS() (int64, error) { return procStatusBytes(s.PID(), "VmRSS") }
 
-// Metrics reads the edge's /metrics and returns the values of the named unlabelled series
-// (go_memstats_heap_inuse_bytes, go_goroutines, weft_edge_connections, …). A name the edge
-// does not export is an error.
+// Metrics reads the edge's /metrics (on its operator listener) and returns the values of the
+// named unlabelled series (go_memstats_heap_inuse_bytes, go_goroutines, weft_edge_connections,
+// …). A name the edge does not export is an error.
 func (s *Stack) Metrics(ctx context.Context, names ...string) (map[string]float64, error) {
-	return readMetrics(ctx, s.HTTP, s.EdgeURL, names)
+	return readMetrics(ctx, s.HTTP, s.OpsURL, names)
 }
 
 // readMetrics reads base's /metrics and picks the named unlabelled series out of it.
@@ -249,7 +252,8 @@ func parseMetrics(r io.Reader, names []string) (map[string]float64, error) {
 
 // parseDevOutput reads what `weft dev` prints up to its "try:" line:
 //
-//	  edge    http://127.0.0.1:8080   (WebSocket ws://…/ws, metrics …/metrics)
+//	  edge    http://127.0.0.1:8080   (WebSocket ws://…/ws)
+//	  ops     http://127.0.0.1:39011   (metrics, …)
 //	  origin  http://127.0.0.1:8081
 //	  nats    nats://127.0.0.1:4222
 //	tokens (24h):
@@ -276,6 +280,8 @@ func parseDevOutput(r io.Reader) (DevInfo, error) {
 			if len(d.Regions) == 1 { // home: where clients connect by default
 				d.EdgeURL, d.ProxyURL = f[3], f[3]
 			}
+		case len(f) >= 2 && f[0] == "ops":
+			d.OpsURL = f[1]
 		case len(f) >= 2 && f[0] == "control":
 			d.ControlURL = f[1]
 		case len(f) >= 2 && f[0] == "edge":

@@ -62,7 +62,7 @@ type StormConfig struct {
 	// cores among threads, and a server in a burst gets the larger share it needs.
 	// results/storm-15k has the figures for 4 against Go's default.
 	ServerProcs int
-	// EdgeArgs are extra flags for every edge (e.g. --debug-addr 127.0.0.1:0 to profile).
+	// EdgeArgs are extra flags for every edge (e.g. --gc-percent 200).
 	EdgeArgs []string
 	// Kill is how many edges are SIGKILLed, the busiest first; default 1.
 	Kill int
@@ -538,7 +538,7 @@ func scrapeMetrics(ctx context.Context, cl *Cluster, dir string) error {
 			continue
 		default:
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/metrics", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.OpsURL+"/metrics", nil)
 		if err != nil {
 			return err
 		}

@@ -22,8 +22,9 @@ import (
 type Target struct {
 	// URL is where clients connect: an edge or a proxy, http://host:port.
 	URL string
-	// MetricsURL is an edge's base URL, for /metrics (the fanout scenario reads how many
-	// events it took from NATS). Default: URL.
+	// MetricsURL is an edge's operator listener (its --ops-addr), for /metrics (the fanout
+	// scenario reads how many events it took from NATS). Default: URL, where /metrics is not
+	// served: scenarios that read metrics then say so.
 	MetricsURL string
 	// OriginURL and OriginToken reach the reference origin: the scenarios read the world from
 	// its listings, post events and set its latency through its admin endpoints.
@@ -62,7 +63,7 @@ func Spawn(ctx context.Context, bin string, stderr io.Writer, args ...string) (*
 	if err != nil {
 		return nil, err
 	}
-	t, err := NewTarget(s.EdgeURL, "", s.OriginURL, "", token.DevSecret)
+	t, err := NewTarget(s.EdgeURL, s.OpsURL, s.OriginURL, "", token.DevSecret)
 	if err != nil {
 		s.Close()
 		return nil, err

@@ -60,6 +60,7 @@ type proxyNode struct {
 	srv    *proxy.Server
 	bus    *pubsub.Bus
 	url    string // http://host:port
+	ops    string // http://host:port of its operator endpoints
 	region string
 }
 
@@ -165,7 +166,7 @@ func (w *world) addProxyIn(region string, fallback ...string) *proxyNode {
 		w.proxyFn(&cfg)
 	}
 	sp := wstack.StartProxy(w.t, cfg)
-	p.srv, p.url = sp.Server, sp.URL
+	p.srv, p.url, p.ops = sp.Server, sp.URL, sp.OpsURL
 	w.mu.Lock()
 	w.proxies = append(w.proxies, p)
 	w.mu.Unlock()

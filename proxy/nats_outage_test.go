@@ -103,10 +103,10 @@ func TestRingKeptThroughNATSOutage(t *testing.T) {
 		t.Fatalf("NATS down past the TTL: ring %q version %d, want edge-1,edge-2 version %d", v.Ring.Key(), v.Version, v0)
 	}
 	callAll(warm, "NATS down past the TTL")
-	if status, body := get(t, p.url+"/readyz"); status != 200 || !strings.Contains(body, "kept by probes") {
+	if status, body := get(t, p.ops+"/readyz"); status != 200 || !strings.Contains(body, "kept by probes") {
 		t.Errorf("/readyz while routing on probes: %d %q", status, body)
 	}
-	_, metrics := get(t, p.url+"/metrics")
+	_, metrics := get(t, p.ops+"/metrics")
 	if !strings.Contains(metrics, "\nweft_proxy_edges_probed 2\n") || strings.Contains(metrics, `weft_proxy_probes_total{outcome="answered"} 0`) {
 		t.Errorf("metrics while routing on probes:\n%s", grepLines(metrics, "weft_proxy_edges_probed", "weft_proxy_probes_total"))
 	}
@@ -139,7 +139,7 @@ func TestRingKeptThroughNATSOutage(t *testing.T) {
 		t.Fatalf("NATS back: ring %q version %d, want edge-1 version %d unchanged", v.Ring.Key(), v.Version, v0+1)
 	}
 	callAll(byEdge["edge-1"], "NATS back")
-	if status, body := get(t, p.url+"/readyz"); status != 200 || body != "ready\n" {
+	if status, body := get(t, p.ops+"/readyz"); status != 200 || body != "ready\n" {
 		t.Errorf("/readyz with NATS back: %d %q", status, body)
 	}
 	t.Logf("%d calls for warm teams through the proxy, all answered 200", calls)

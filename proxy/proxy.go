@@ -127,6 +127,7 @@ type Server struct {
 	members   *ring.Membership
 	metrics   *metrics
 	mux       *http.ServeMux
+	ops       *http.ServeMux // the operator's endpoints (OpsHandler)
 	transport *http.Transport
 	dialer    net.Dialer
 	spares    *spares // nil: none
@@ -221,9 +222,19 @@ func New(cfg Config) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /ws", s.handleWS)
 	s.mux.HandleFunc("/api/{method}", s.handleAPI)
+	// For load balancers: a status and a word, nothing an outsider could learn from.
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	s.mux.HandleFunc("GET /readyz", s.handleReady)
-	s.mux.Handle("GET /metrics", s.metrics.handler())
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, _ := s.readiness(); !ok {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	s.ops = http.NewServeMux()
+	s.ops.Handle("GET /metrics", s.metrics.handler())
+	s.ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s.ops.HandleFunc("GET /readyz", s.handleReady)
 	return s, nil
 }
 
@@ -353,31 +364,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	ok, why := s.readiness()
+	if !ok {
+		http.Error(w, why, http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte(why + "\n"))
+}
+
+// OpsHandler serves the operator's endpoints (serve.Process.ServeOps, never the client port):
+// /metrics, /healthz and /readyz saying why.
+func (s *Server) OpsHandler() http.Handler { return s.ops }
+
+// readiness says whether the proxy takes clients, and why, for the operator.
+func (s *Server) readiness() (bool, string) {
 	v := s.members.View()
 	region, rg := s.routing(v)
 	switch {
 	case s.closing.Load():
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return false, "shutting down"
 	case len(rg.Nodes()) == 0 && len(s.cfg.Fallback) > 0:
-		http.Error(w, fmt.Sprintf("no edge serves in region %s nor in its fallback regions %s", v.Region,
-			strings.Join(s.cfg.Fallback, ",")), http.StatusServiceUnavailable)
+		return false, fmt.Sprintf("no edge serves in region %s nor in its fallback regions %s", v.Region,
+			strings.Join(s.cfg.Fallback, ","))
 	case len(rg.Nodes()) == 0:
-		http.Error(w, "no edge serves", http.StatusServiceUnavailable)
+		return false, "no edge serves"
 	case s.cfg.Watch != nil && time.Since(s.started) < s.cfg.Settle:
 		// Until every edge had the time to be heard, the ring may hold only some of them
 		// and send most teams to the wrong edge.
-		http.Error(w, "still learning the edges", http.StatusServiceUnavailable)
+		return false, "still learning the edges"
 	case region != v.Region:
 		// Still ready: clients are served, by another region's edges. Said for the operator.
-		fmt.Fprintf(w, "ready (routing on fallback region %s: no edge serves in region %s)\n", region, v.Region)
+		return true, fmt.Sprintf("ready (routing on fallback region %s: no edge serves in region %s)", region, v.Region)
 	case len(v.Probed) > 0:
 		// Still ready: the edges serve, and every proxy that lost NATS routes on the same
 		// last ring. Said for the operator.
-		fmt.Fprintf(w, "ready (routing on a ring kept by probes: %d of %d edges not heard on NATS: %s)\n",
+		return true, fmt.Sprintf("ready (routing on a ring kept by probes: %d of %d edges not heard on NATS: %s)",
 			len(v.Probed), len(v.Edges), strings.Join(v.Probed, ","))
-	default:
-		w.Write([]byte("ready\n"))
 	}
+	return true, "ready"
 }
 
 // probe asks an edge whose announcements are overdue directly (the membership's Probe, run

@@ -191,13 +191,14 @@ func TestEdgeSaysMovedForTeamsItDoesNotOwn(t *testing.T) {
 		t.Fatalf("with the owner excluded by a proxy's signed note, first frame: %s", b)
 	}
 	for why, want := range map[string]string{"unsigned": "1", "bad": "1"} {
-		if got := metricOf(t, "http://"+other.addr, `weft_edge_routing_headers_ignored_total{why="`+why+`"}`); got != want {
+		if got := metricOf(t, other.node.OpsURL, `weft_edge_routing_headers_ignored_total{why="`+why+`"}`); got != want {
 			t.Errorf("routing headers ignored as %s: %s, want %s", why, got, want)
 		}
 	}
 }
 
-// metricOf is the value of the series named by name (with its labels) at base's /metrics, or "".
+// metricOf is the value of the series named by name (with its labels) at base's /metrics (an
+// operator listener), or "".
 func metricOf(t *testing.T, base, name string) string {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
@@ -327,7 +328,7 @@ func TestEdgeAnnouncesItsLag(t *testing.T) {
 	var pace float64
 	seen := false
 	testkit.Eventually(t, func() bool {
-		resp, err := http.Get(p.url + "/metrics")
+		resp, err := http.Get(p.ops + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,18 +81,18 @@ func TestRegionsEachPlaceTeamsOnTheirOwnEdges(t *testing.T) {
 	f.checkNoLoss(t, want)
 
 	for _, p := range []*proxyNode{eu, us} {
-		_, m := get(t, p.url+"/metrics")
+		_, m := get(t, p.ops+"/metrics")
 		other := map[string]string{"eu": "us", "us": "eu"}[p.region]
 		if metric(m, `weft_proxy_info{region="`+p.region+`"}`) != 1 || metric(m, "weft_proxy_ring_edges") != 2 ||
 			metric(m, `weft_proxy_region_edges{region="`+other+`"}`) != 2 || metric(m, "weft_proxy_routing_fallback") != 0 ||
 			strings.Contains(m, "weft_proxy_fallback_routes_total{") {
 			t.Errorf("%s proxy metrics:\n%s", p.region, grepLines(m, "region", "ring_edges", "fallback"))
 		}
-		if status, body := get(t, p.url+"/readyz"); status != 200 || body != "ready\n" {
+		if status, body := get(t, p.ops+"/readyz"); status != 200 || body != "ready\n" {
 			t.Errorf("%s proxy /readyz: %d %q", p.region, status, body)
 		}
 	}
-	_, m := get(t, "http://"+w.edges["us-2"].addr+"/metrics")
+	_, m := get(t, w.edges["us-2"].node.OpsURL+"/metrics")
 	if metric(m, `weft_edge_info{node="us-2",region="us"}`) != 1 {
 		t.Errorf("us-2's metrics do not name its region:\n%s", grepLines(m, "weft_edge_info"))
 	}
@@ -139,16 +139,16 @@ func TestRegionFailoverAndHome(t *testing.T) {
 	if status, body := w.ping(eu.url, teams[0]); status != 200 {
 		t.Errorf("/api through the eu proxy with no eu edge: %d %s", status, body)
 	}
-	if status, body := get(t, eu.url+"/readyz"); status != 200 || !strings.Contains(body, "routing on fallback region us") {
+	if status, body := get(t, eu.ops+"/readyz"); status != 200 || !strings.Contains(body, "routing on fallback region us") {
 		t.Errorf("eu proxy /readyz on fallback: %d %q", status, body)
 	}
-	_, m := get(t, eu.url+"/metrics")
+	_, m := get(t, eu.ops+"/metrics")
 	if metric(m, "weft_proxy_routing_fallback") != 1 || metric(m, `weft_proxy_fallback_routes_total{region="us"}`) < float64(len(euClients.clients)+1) {
 		t.Errorf("eu proxy metrics on fallback:\n%s", grepLines(m, "fallback"))
 	}
 	visitors := func() (n float64) {
 		for _, e := range []string{"us-1", "us-2"} {
-			_, m := get(t, "http://"+w.edges[e].addr+"/metrics")
+			_, m := get(t, w.edges[e].node.OpsURL+"/metrics")
 			n += metric(m, `weft_edge_visitor_sessions{region="eu"}`)
 		}
 		return n
@@ -173,7 +173,7 @@ func TestRegionFailoverAndHome(t *testing.T) {
 	}, "every view to drop the dead eu edges")
 	sentHome := func() (n float64) {
 		for _, e := range []string{"us-1", "us-2"} {
-			_, m := get(t, "http://"+w.edges[e].addr+"/metrics")
+			_, m := get(t, w.edges[e].node.OpsURL+"/metrics")
 			n += metric(m, `weft_edge_sessions_moved_total{why="home"}`)
 		}
 		return n
@@ -238,7 +238,7 @@ func TestRegionFailoverAndHome(t *testing.T) {
 		t.Errorf("the us edges sent %v visitors home, want at least %d", home, len(euClients.clients))
 	}
 	testkit.Eventually(t, func() bool { return visitors() == 0 }, "the us edges to have no visitor left")
-	if status, body := get(t, eu.url+"/readyz"); status != 200 || body != "ready\n" {
+	if status, body := get(t, eu.ops+"/readyz"); status != 200 || body != "ready\n" {
 		t.Errorf("eu proxy /readyz with eu back: %d %q", status, body)
 	}
 	for i, c := range usClients.clients {
@@ -268,7 +268,7 @@ func TestRegionConfigAndReadiness(t *testing.T) {
 	}
 	w.proxyFn = func(c *proxy.Config) { c.Settle = time.Millisecond }
 	p := w.addProxyIn("eu", "us", "ap")
-	if status, body := get(t, p.url+"/readyz"); status != 503 || body != "no edge serves in region eu nor in its fallback regions us,ap\n" {
+	if status, body := get(t, p.ops+"/readyz"); status != 503 || body != "no edge serves in region eu nor in its fallback regions us,ap\n" {
 		t.Errorf("/readyz with no edge anywhere: %d %q", status, body)
 	}
 }
@@ -307,7 +307,7 @@ func TestRegionDrainedFallsBack(t *testing.T) {
 			t.Errorf("client %d told %v, want draining first", i, reasons)
 		}
 	}
-	if status, body := get(t, eu.url+"/readyz"); status != 200 || !strings.Contains(body, "routing on fallback region us") {
+	if status, body := get(t, eu.ops+"/readyz"); status != 200 || !strings.Contains(body, "routing on fallback region us") {
 		t.Errorf("eu proxy /readyz with its region drained: %d %q", status, body)
 	}
 }

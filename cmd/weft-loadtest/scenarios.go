@@ -31,7 +31,7 @@ type targetOpts struct {
 // goes to results/<scenario> unless --out says otherwise.
 func (o *targetOpts) flags(fs *flag.FlagSet, scenario, size string) {
 	fs.StringVar(&o.target, "target", "", "http://host:port of a running edge or proxy that clients connect to (or --spawn)")
-	fs.StringVar(&o.metrics, "metrics", "", "http://host:port of the edge whose /metrics to read (default: --target)")
+	fs.StringVar(&o.metrics, "metrics", "", "http://host:port of the edge's operator listener (its --ops-addr), whose /metrics to read (default: --target, which serves none)")
 	fs.StringVar(&o.origin, "origin", "", "http://host:port of the reference origin behind --target (its listings and admin endpoints)")
 	fs.StringVar(&o.originToken, "origin-token", "", "the origin's service token, if it has one")
 	fs.StringVar(&o.secret, "token-secret", token.DevSecret, "token secret the target verifies client tokens with")

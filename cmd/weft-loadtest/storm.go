@@ -32,7 +32,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	observe := fs.Duration("observe", 90*time.Second, "how long to wait for every client after the kill")
 	out := fs.String("out", "", "directory for storm.json, the plots and the metrics of every server, e.g. results/storm-15k (empty: print only)")
 	weft := weftFlag(fs)
-	edgeArgs := fs.String("edge-args", "", "extra flags for every edge, space-separated (e.g. --debug-addr 127.0.0.1:0)")
+	edgeArgs := fs.String("edge-args", "", "extra flags for every edge, space-separated (e.g. --gc-percent 200; each edge's operator listener, for the profiler, is printed in the edges' output)")
 	probers := fs.Int("probers", 100, "clients (of --clients) in a probe process of their own, sending users.info")
 	probeEvery := fs.Duration("probe-every", 250*time.Millisecond, "how often each prober sends users.info")
 	nice := fs.Int("worker-nice", 19, "nice value of the load workers, which stand in for devices elsewhere (0: none)")

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 func TestHelpExitsZero(t *testing.T) {
 	for _, arg := range []string{"-h", "--help"} {
 		r := clitest.Run(t, arg)
-		for _, want := range []string{"usage: weft-proxy [flags]", "--nats [WEFT_NATS]", "--token-secret [WEFT_TOKEN_SECRET]", "--edge-rate [WEFT_EDGE_RATE]", "--debug-addr [WEFT_DEBUG_ADDR]"} {
+		for _, want := range []string{"usage: weft-proxy [flags]", "--nats [WEFT_NATS]", "--token-secret [WEFT_TOKEN_SECRET]", "--edge-rate [WEFT_EDGE_RATE]", "--ops-addr [WEFT_OPS_ADDR]"} {
 			if !strings.Contains(r.Stdout, want) {
 				t.Errorf("%s: no %q in stdout %q", arg, want, r.Stdout)
 			}

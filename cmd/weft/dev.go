@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 )
@@ -27,6 +28,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.secret, "token-secret", token.DevSecret, "token secret (the dev default is public: never use it in production)")
 	edges := fs.Int("edges", 1, "edge nodes; more than 1 runs them in a ring behind a proxy listening on --addr (with --regions: per region)")
 	regions := fs.Int("regions", 1, fmt.Sprintf("regions, 1 to %d: more than 1 runs a NATS leaf node, a proxy and --edges edges per region, each region but home behind a simulated WAN (--wan-rtt) to the home region's NATS hub and origin; the home proxy listens on --addr, the others on free ports", maxRegions))
+	opsAddr := fs.String("ops-addr", "127.0.0.1:0", "where to serve the operator's endpoints (/metrics, /readyz reasons, /debug/teams, /debug/pprof/) of the edge, or of the home proxy with --edges or --regions; empty: nowhere")
 	wanRTT := fs.String("wan-rtt", "80ms,150ms,220ms,300ms", "with --regions: round trips from home to regions a, b, … (comma-separated)")
 	var nats natsOpts
 	nats.flags(fs, "NATS server or cluster URL(s), comma-separated seeds; empty starts an embedded NATS server with JetStream (the edges run in this process and use it)")
@@ -116,19 +118,25 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		base = "http://" + eln.Addr().String()
+		ops, err := (&serve.Process{OpsAddr: *opsAddr}).ServeOps(gctx, srv.OpsHandler(), log)
+		if err != nil {
+			eln.Close()
+			return err
+		}
 		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s\n", orig.size, len(osrv.TeamIDs()), orig.rate)
-		fmt.Fprintf(stdout, "  edge    %s   (WebSocket ws://%s/ws, metrics %s/metrics)\n", base, eln.Addr(), base)
+		fmt.Fprintf(stdout, "  edge    %s   (WebSocket ws://%s/ws)\n", base, eln.Addr())
+		printOps(stdout, "  ", ops)
 		g.Go(func() error { return serveEdge(gctx, srv, eln, o.drain, log) })
 	} else if regs == nil {
 		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", orig.size, len(osrv.TeamIDs()), orig.rate, *edges)
-		ring := devSite{nats: emb, originURL: o.originURL, proxyAddr: o.addr, edges: *edges, prefix: "edge-"}
+		ring := devSite{nats: emb, originURL: o.originURL, proxyAddr: o.addr, opsAddr: *opsAddr, edges: *edges, prefix: "edge-"}
 		if base, _, err = devSiteStart(gctx, g, ring, o, bus, log, stdout, "  proxy  ", ""); err != nil {
 			return fail(err)
 		}
 	} else {
 		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d regions on a simulated WAN, each with a proxy and %d edge(s)\n",
 			orig.size, len(osrv.TeamIDs()), orig.rate, len(regs), *edges)
-		if base, err = devRegionSites(gctx, g, regs, *edges, o, log, stdout); err != nil {
+		if base, err = devRegionSites(gctx, g, regs, *edges, o, *opsAddr, log, stdout); err != nil {
 			return fail(err)
 		}
 	}
@@ -161,4 +169,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log.Info("dev stack stopped")
 	return err
+}
+
+// printOps prints the operator listener's line, when there is one.
+func printOps(stdout io.Writer, indent, ops string) {
+	if ops != "" {
+		fmt.Fprintf(stdout, "%sops     http://%s   (metrics, /readyz reasons, /debug/teams, /debug/pprof/)\n", indent, ops)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/weft-edge/weft/internal/proxycmd"
+	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/internal/sleep"
 	"github.com/weft-edge/weft/internal/wan"
 	"github.com/weft-edge/weft/pubsub"
@@ -187,7 +188,7 @@ func fallbacks(regions []*devRegion, i int) []string {
 
 // devRegionSites starts every region's proxy and edges in g and prints them; it returns the
 // home proxy's URL. The home proxy listens on o.addr, the others on free ports.
-func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion, edges int, o edgeOpts,
+func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion, edges int, o edgeOpts, opsAddr string,
 	log *slog.Logger, stdout io.Writer) (string, error) {
 	host, _, err := net.SplitHostPort(o.addr)
 	if err != nil {
@@ -196,13 +197,14 @@ func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion
 	var home string
 	control := &devControl{regions: map[string]*devEdges{}}
 	for i, r := range regions {
-		s := devSite{region: r.name, nats: r.nats, originURL: o.originURL, proxyAddr: o.addr,
+		s := devSite{region: r.name, nats: r.nats, originURL: o.originURL, proxyAddr: o.addr, opsAddr: opsAddr,
 			fallback: fallbacks(regions, i), edges: edges, prefix: "edge-" + r.name + "-"}
 		note := fmt.Sprintf("NATS hub %s, falls back to %s", r.nats.ClientURL(), strings.Join(s.fallback, ", "))
 		if i > 0 {
 			s.fallbackDomain = hubDomain
 			s.originURL = "http://" + r.originLink.Addr()
 			s.proxyAddr = net.JoinHostPort(host, "0")
+			s.opsAddr = "" // the home proxy's only
 			note = fmt.Sprintf("%s round trip to home, NATS leaf %s, falls back to %s", r.rtt, r.nats.ClientURL(), strings.Join(s.fallback, ", "))
 		}
 		url, edges, err := devSiteStart(ctx, g, s, o, nil, log, stdout, fmt.Sprintf("  region %-4s proxy", r.name), note)
@@ -228,6 +230,7 @@ type devSite struct {
 	fallback       []string // the proxy's --fallback-regions
 	edges          int
 	prefix         string // edges are named prefix1 …
+	opsAddr        string // the proxy's operator listener; "": none
 }
 
 // devSiteStart starts s's proxy and its edges (each on its own NATS connection and a free
@@ -285,7 +288,14 @@ func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts,
 	if note != "" {
 		note = "; " + note
 	}
-	fmt.Fprintf(stdout, "%s %s   (WebSocket ws://%s/ws, metrics %s/metrics%s)\n", label, base, pln.Addr(), base, note)
+	ops, err := (&serve.Process{OpsAddr: s.opsAddr}).ServeOps(ctx, psrv.OpsHandler(), log)
+	if err != nil {
+		pln.Close()
+		closeBus(pbus)
+		return "", nil, err
+	}
+	fmt.Fprintf(stdout, "%s %s   (WebSocket ws://%s/ws%s)\n", label, base, pln.Addr(), note)
+	printOps(stdout, label[:len(label)-len(strings.TrimLeft(label, " "))], ops)
 	// The proxy serves from here on (503 until it hears an edge), so that g owns it, and
 	// stops it, should an edge fail to start.
 	g.Go(func() error {

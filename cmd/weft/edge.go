@@ -242,6 +242,14 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ops, err := proc.ServeOps(ctx, srv.OpsHandler(), log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	fmt.Fprintf(stdout, "weft edge %s: http://%s (origin %s)\n", o.node, ln.Addr(), o.originURL)
+	if ops != "" {
+		fmt.Fprintf(stdout, "weft edge %s ops: http://%s\n", o.node, ops)
+	}
 	return serveEdge(ctx, srv, ln, o.drain, log)
 }

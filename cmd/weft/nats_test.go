@@ -90,13 +90,14 @@ func TestEdgeMetricsShowNATS(t *testing.T) {
 }
 
 // startEdge runs `weft edge` in this process with args until stop, which waits for it to end.
+// It returns the edge's operator listener.
 func startEdge(t *testing.T, args ...string) (base string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"edge", "--addr", "127.0.0.1:0", "--token-secret", testSecret, "--drain", "100ms",
+		done <- run(ctx, append([]string{"edge", "--addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--token-secret", testSecret, "--drain", "100ms",
 			"--log-level", "error"}, args...), &out)
 	}()
 	stop = func() {
@@ -110,7 +111,7 @@ func startEdge(t *testing.T, args ...string) (base string, stop func()) {
 			t.Error("weft edge did not stop after its context ended")
 		}
 	}
-	listening := regexp.MustCompile(`weft edge \S+: (http://\S+) `)
+	listening := regexp.MustCompile(`weft edge \S+ ops: (http://\S+)`) // the operator listener, printed after the client port
 	testkit.EventuallyWithin(t, 20*time.Second, func() bool {
 		select {
 		case err := <-done:

@@ -13,8 +13,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/reference"
+	"github.com/weft-edge/weft/pubsub"
 )
 
 // originOpts are the flags of the reference origin, shared by `weft origin` and `weft dev`.
@@ -24,6 +29,8 @@ type originOpts struct {
 	seed  int64
 	token string
 	rate  float64
+	// wrap, when set, wraps the origin's handler (weft origin counts its requests with it).
+	wrap func(http.Handler) http.Handler
 }
 
 func (o *originOpts) flags(fs *flag.FlagSet, addrFlag string, rate float64) {
@@ -60,7 +67,11 @@ func (o *originOpts) start(pub origin.Publisher, log *slog.Logger) (*reference.S
 // HTTP shutdown once ctx has ended.
 func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *reference.Server, ln net.Listener,
 	stopAfter time.Duration, log *slog.Logger) error {
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = srv
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -97,8 +108,13 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	nats.flags(fs, "NATS server or cluster URL(s) to publish to, comma-separated seeds; empty starts an embedded NATS server with JetStream on --nats-addr, which edges and proxies can connect to")
 	var stream streamOpts
 	stream.flags(fs)
+	var proc serve.Process
+	proc.Flags(fs)
 	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
+		return err
+	}
+	if err := proc.Apply(ctx, log); err != nil {
 		return err
 	}
 	// The origin owns the stream (docs/origin.md): it creates it; edges only use it.
@@ -125,6 +141,11 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	srv.SetFaults(faults)
+	ops, err := proc.ServeOps(ctx, o.instrument(bus), log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	natsURL := nats.conn.Redacted()
 	if emb != nil {
 		natsURL = emb.ClientURL()
@@ -132,6 +153,9 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	teams := srv.TeamIDs()
 	fmt.Fprintf(stdout, "weft origin: %s world (%d teams) ready in %v\n  origin  http://%s/origin/v1/teams/%s\n  nats    %s\n  events  %.0f/s\n",
 		o.size, len(teams), time.Since(begin).Round(time.Millisecond), ln.Addr(), teams[0], natsURL, o.rate)
+	if ops != "" {
+		fmt.Fprintf(stdout, "  ops     http://%s\n", ops)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	if err := o.run(gctx, g, srv, ln, 5*time.Second, log); err != nil {
@@ -144,4 +168,20 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log.Info("origin stopped")
 	return err
+}
+
+// instrument counts the origin's requests (by method and status: a path names a team) and
+// returns its operator endpoints: /metrics (with the runtime's, the process's and the NATS
+// connection's) and /healthz.
+func (o *originOpts) instrument(bus *pubsub.Bus) http.Handler {
+	reg := prometheus.NewRegistry()
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_origin_requests_total",
+		Help: "Requests to the reference origin, by method and status code."}, []string{"method", "code"})
+	reg.MustRegister(requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		bus.ConnMetrics())
+	o.wrap = func(h http.Handler) http.Handler { return promhttp.InstrumentHandlerCounter(requests, h) }
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	return mux
 }

@@ -202,7 +202,15 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 	if err != nil {
 		return err
 	}
+	ops, err := proc.ServeOps(ctx, srv.OpsHandler(), log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	name := strings.TrimSpace(prog.Name + " " + command)
 	fmt.Fprintf(stdout, "%s: http://%s (WebSocket ws://%s/ws)\n", name, ln.Addr(), ln.Addr())
+	if ops != "" {
+		fmt.Fprintf(stdout, "%s ops: http://%s\n", name, ops)
+	}
 	return Serve(ctx, srv, ln, log)
 }

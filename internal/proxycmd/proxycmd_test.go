@@ -34,7 +34,7 @@ func TestRunHearsEdgesAndLeavesTheStreamAlone(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, cli.Program{Name: "weft"}, "proxy", []string{"--addr", "127.0.0.1:0", "--token-secret", "a test secret of at least 16 bytes",
-			"--nats", emb.ClientURL(), "--log-level", "error"}, &out)
+			"--nats", emb.ClientURL(), "--ops-addr", "127.0.0.1:0", "--log-level", "error"}, &out)
 	}()
 	stopped := false
 	defer func() { // whatever fails, the proxy stops before the NATS server does
@@ -44,7 +44,7 @@ func TestRunHearsEdgesAndLeavesTheStreamAlone(t *testing.T) {
 		}
 	}()
 
-	listening := regexp.MustCompile(`^weft proxy: (http://\S+) `)
+	listening := regexp.MustCompile(`(?m)^weft proxy ops: (http://\S+)$`) // its operator listener
 	an := ring.Announcements{Conn: nc}
 	edge := ring.Announcement{Node: "edge-1", Addr: "127.0.0.1:9", State: ring.EdgeServing, Admitting: true,
 		IntervalMS: 1000, Started: time.Now()}
@@ -69,7 +69,13 @@ func TestRunHearsEdgesAndLeavesTheStreamAlone(t *testing.T) {
 		}
 		return strings.Contains(metrics(t, base), "\nweft_proxy_ring_edges 1\n")
 	}, "the proxy to put the announced edge in its ring", func() { t.Logf("stdout %q", out.String()) })
-	// Its /metrics shows its NATS connection too.
+	// Its /metrics shows its NATS connection too; the client port has no /metrics.
+	clientPort := regexp.MustCompile(`^weft proxy: (http://\S+) `).FindStringSubmatch(out.String())
+	if resp, err := http.Get(clientPort[1] + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the client port's /metrics: %v %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if m := metrics(t, base); !strings.Contains(m, "\nweft_nats_connected 1\n") || !strings.Contains(m, "\nweft_nats_reconnects_total 0\n") {
 		t.Errorf("the proxy's /metrics has no NATS connection metrics:\n%s", m)
 	}

@@ -17,21 +17,22 @@ import (
 	"time"
 )
 
-// Process holds the flags that tune a long-running weft process itself (edge, proxy).
+// Process holds the flags of a long-running weft process itself (edge, proxy): its operator
+// listener and what tunes its runtime.
 type Process struct {
-	DebugAddr  string
+	OpsAddr    string
 	GCPercent  int
 	GOMAXPROCS int
 }
 
-// Flags adds --gc-percent, --debug-addr and --gomaxprocs to fs.
+// Flags adds --ops-addr, --gc-percent and --gomaxprocs to fs.
 func (o *Process) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.OpsAddr, "ops-addr", "", "where to serve the operator's endpoints, never on the client port: /metrics, /healthz and /readyz in detail, the Go profiler (/debug/pprof/) and the node's own (an edge's /debug/teams); empty: nowhere. Bind it where only operators reach (docs/security.md)")
 	fs.IntVar(&o.GCPercent, "gc-percent", 0, "the Go GC target of this process (GOGC); 0: GOGC's own (default 100); -1: off (an edge's --memory-budget, as GOMEMLIMIT, still bounds its heap)")
-	fs.StringVar(&o.DebugAddr, "debug-addr", "", "where to serve the Go profiler (net/http/pprof); empty: nowhere")
 	fs.IntVar(&o.GOMAXPROCS, "gomaxprocs", 0, "Go's GOMAXPROCS for this process; 0: GOMAXPROCS's own (the CPUs this process may use)")
 }
 
-// Apply sets the GC target and GOMAXPROCS and serves the profiler until ctx ends.
+// Apply sets the GC target and GOMAXPROCS.
 func (o *Process) Apply(ctx context.Context, log *slog.Logger) error {
 	if o.GCPercent != 0 {
 		debug.SetGCPercent(o.GCPercent)
@@ -42,34 +43,38 @@ func (o *Process) Apply(ctx context.Context, log *slog.Logger) error {
 	if o.GOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(o.GOMAXPROCS)
 	}
-	return serveDebug(ctx, o.DebugAddr, log)
+	return nil
 }
 
-// serveDebug serves the Go profiler (net/http/pprof) on addr until ctx ends: for an operator
-// (or a load test) to see where a node spends its time. It is a separate listener so that it
-// is never exposed on the client port. "" serves nothing.
-func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
-	if addr == "" {
-		return nil
+// ServeOps serves the operator's endpoints on --ops-addr until ctx ends: h (the node's
+// /metrics, /healthz, /readyz and its own) and the Go profiler, on a listener of their own so
+// that none of it is ever on the client port. It returns the address it listens on, "" when
+// --ops-addr is empty.
+func (o *Process) ServeOps(ctx context.Context, h http.Handler, log *slog.Logger) (string, error) {
+	if o.OpsAddr == "" {
+		return "", nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", o.OpsAddr)
 	if err != nil {
-		return err
+		return "", fmt.Errorf("--ops-addr: %w", err)
 	}
+	hs := &http.Server{Handler: OpsMux(h), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln) // returns when the AfterFunc closes it
+	context.AfterFunc(ctx, func() { hs.Close() })
+	log.Info("operator endpoints listening", "addr", ln.Addr().String())
+	return ln.Addr().String(), nil
+}
+
+// OpsMux is h with the Go profiler (net/http/pprof) under /debug/pprof/.
+func OpsMux(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/", h)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Warn("profiler listening: not for the open network", "addr", ln.Addr().String())
-	go hs.Serve(ln)
-	go func() {
-		<-ctx.Done()
-		hs.Close()
-	}()
-	return nil
+	return mux
 }
 
 // Until serves h on ln until ctx ends or serving fails, then calls stop with a context

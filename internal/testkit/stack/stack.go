@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ func EdgeConfig(o *backend.Origin, bus *pubsub.Bus, keys *token.Keys, node strin
 type Edge struct {
 	t      testkit.T
 	Addr   string // host:port
+	OpsURL string // http://host:port of the running node's operator endpoints (OpsHandler)
 	config func(addr string) edge.Config
 
 	node    atomic.Pointer[edge.Server] // the node; nil when stopped
@@ -78,6 +80,15 @@ func StartEdge(t testkit.T, config func(addr string) edge.Config) *Edge {
 	e := &Edge{t: t, Addr: ln.Addr().String(), config: config}
 	e.hs = &http.Server{Handler: http.HandlerFunc(e.serve), ConnState: e.connState, ReadHeaderTimeout: 10 * time.Second}
 	go e.hs.Serve(ln) // returns when Close closes the listener
+	ops := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := e.node.Load(); n != nil {
+			n.OpsHandler().ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "stopped", http.StatusServiceUnavailable)
+	}))
+	e.OpsURL = ops.URL
+	t.Cleanup(ops.Close)
 	e.Start()
 	t.Cleanup(func() {
 		if err := e.Stop(); err != nil {
@@ -206,6 +217,7 @@ func (e *Edge) connState(c net.Conn, st http.ConnState) {
 type Proxy struct {
 	Server *proxy.Server
 	URL    string // http://host:port
+	OpsURL string // http://host:port of its operator endpoints (OpsHandler)
 	hs     *http.Server
 }
 
@@ -226,6 +238,9 @@ func StartProxy(t testkit.T, cfg proxy.Config) *Proxy {
 	p := &Proxy{Server: srv, URL: "http://" + ln.Addr().String(),
 		hs: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}}
 	go p.hs.Serve(srv.Upgrades(ln)) // returns when the cleanup shuts the server down
+	ops := httptest.NewServer(srv.OpsHandler())
+	p.OpsURL = ops.URL
+	t.Cleanup(ops.Close)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
