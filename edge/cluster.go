@@ -99,7 +99,7 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 			Help: "Sessions told goodbye moved, by why: ring (their team moved), drain, misrouted (a new connection for a team another edge owns) or home (a visitor from another region whose region serves again)."},
 			[]string{"why"}),
 		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_routing_headers_ignored_total",
-			Help: "Requests whose routing headers (Weft-Excluded, Weft-Region) were ignored, by why: unsigned, malformed, stale or bad (signature). Only a proxy may send them; a count here is a client talking to the edge directly with them, or proxies and edges that do not share the token secret or a clock."},
+			Help: "Requests whose routing headers (Weft-Excluded, Weft-Region) were ignored, by why: unsigned, malformed, stale or bad (signature); and probes (GET /probe) refused as unsigned, why=probe. Only proxies and peer edges may send them; a count here is a client talking to the edge directly, or proxies and edges that do not share the token secret or a clock."},
 			[]string{"why"}),
 		warms: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_edge_warm_teams_total",
 			Help: "Teams pre-warmed, by direction (asked of another edge, or done for one) and outcome."},
@@ -131,6 +131,9 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 		if c.routes, err = routesig.New(keys[0], keys[1:]...); err != nil {
 			return nil, fmt.Errorf("edge: Config.RoutingKeys: %w", err)
 		}
+	}
+	if c.routes != nil {
+		c.prober.Sign = func() string { return c.routes.Sign(time.Now(), routesig.Route{Path: probe.Path}) }
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	s.cfg.Registry.MustRegister(c.ringChanges, c.ignored, c.moved, c.warms, c.vis.sessions,
@@ -287,6 +290,17 @@ func (c *cluster) routing(r *http.Request) routing {
 		rt.excluded = strings.Split(excluded, ",")
 	}
 	return rt
+}
+
+// probeSigned reports whether a probe of this edge came from a proxy or a peer: signed as
+// routing headers are (internal/routesig), for the probe's path. A refused probe is counted
+// as ignored routing headers are.
+func (c *cluster) probeSigned(proof string) bool {
+	err := c.routes.Verify(proof, time.Now(), routesig.Route{Path: probe.Path})
+	if err != nil {
+		c.ignored.WithLabelValues("probe").Inc()
+	}
+	return err == nil
 }
 
 // owns reports whether this edge should take a new connection for team: yes when the ring (as

@@ -343,7 +343,11 @@ func New(cfg Config) (*Server, error) {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	s.mux.Handle("GET "+probe.Path, probe.Handler(s.probeAnswer))
+	var allowProbe func(string) bool
+	if s.cluster != nil && s.cluster.routes != nil {
+		allowProbe = s.cluster.probeSigned
+	}
+	s.mux.Handle("GET "+probe.Path, probe.Handler(s.probeAnswer, allowProbe))
 	s.ops = http.NewServeMux()
 	s.ops.Handle("GET /metrics", s.metrics.handler())
 	s.ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })

@@ -208,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		OnChange: s.ringChanged}
 	if cfg.Watch != nil && cfg.ProbeTimeout >= 0 { // static edges never leave: nothing to probe
 		s.prober = probe.New()
+		s.prober.Sign = func() string { return s.routes.Sign(time.Now(), routesig.Route{Path: probe.Path}) }
 		mc.Probe, mc.ProbeTimeout, mc.ProbeConcurrency = s.probe, cfg.ProbeTimeout, cfg.ProbeConcurrency
 	}
 	s.members = ring.NewMembership(mc)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/weft-edge/weft/internal/ring/probe"
+	"github.com/weft-edge/weft/internal/routesig"
 	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/protocol"
@@ -96,5 +98,36 @@ func TestTokenRulesThroughProxy(t *testing.T) {
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + goneTok}}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a deactivated user's /ws through the proxy: %v, %v", err, resp)
+	}
+}
+
+// TestProbeNeedsProof: an edge answers /probe (its node, region and load) only to a proxy or a
+// peer, which sign it as routing headers are signed; anyone else gets a 404.
+func TestProbeNeedsProof(t *testing.T) {
+	w := newWorld(t, "tiny", nil)
+	e := w.addEdge("edge-1")
+	w.addProxy()
+	w.waitRing("edge-1")
+	get := func(proof string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+probe.Path, nil)
+		if proof != "" {
+			req.Header.Set(probe.Header, proof)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := get(""); st != http.StatusNotFound {
+		t.Errorf("an unsigned probe: %d, want 404", st)
+	}
+	signer, err := routesig.New(w.keys.RoutingKey())
+	must(t, err)
+	if st := get(signer.Sign(time.Now(), routesig.Route{Path: probe.Path})); st != http.StatusOK {
+		t.Errorf("a signed probe: %d, want 200", st)
+	}
+	if st := get(signer.Sign(time.Now(), routesig.Route{Path: "/ws"})); st != http.StatusNotFound {
+		t.Errorf("a probe with a signature for another path: %d, want 404", st)
 	}
 }

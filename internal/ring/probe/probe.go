@@ -29,11 +29,21 @@ const Path = "/probe"
 // maxAnswer bounds an answer (an announcement is about 250 bytes).
 const maxAnswer = 4 << 10
 
+// Header carries a probe's proof that a proxy or a peer edge sent it (Client.Sign), for the
+// edge's allow (Handler): an announcement tells the node, its region and its load, which is no
+// outsider's business on a client port.
+const Header = "Weft-Routed"
+
 // Handler answers GET Path with answer(): the announcement as JSON, or 404 when ok is false
 // (an edge in no ring: no watcher should keep it). It is as cheap as an announcement: one
-// small struct encoded.
-func Handler(answer func() (a ring.Announcement, ok bool)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+// small struct encoded. allow, when set, judges the request's Header: a probe it refuses gets
+// the same 404 as a path that does not exist.
+func Handler(answer func() (a ring.Announcement, ok bool), allow func(proof string) bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow != nil && !allow(r.Header.Get(Header)) {
+			http.NotFound(w, r)
+			return
+		}
 		a, ok := answer()
 		if !ok {
 			http.Error(w, "this edge is in no ring", http.StatusNotFound)
@@ -48,6 +58,8 @@ func Handler(answer func() (a ring.Announcement, ok bool)) http.Handler {
 // Client probes edges. The zero value is not usable; New makes one.
 type Client struct {
 	http *http.Client
+	// Sign, when set, proves each probe came from a proxy or a peer (Header).
+	Sign func() string
 }
 
 // New is a client with a connection pool of its own, kept apart from the proxied traffic's:
@@ -69,6 +81,9 @@ func (c *Client) Probe(ctx context.Context, last ring.Announcement) (ring.Announ
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Scheme: "http", Host: last.Addr, Path: Path}).String(), nil)
 	if err != nil {
 		return ring.Announcement{}, fmt.Errorf("probe %s: %w", last.Node, err)
+	}
+	if c.Sign != nil {
+		req.Header.Set(Header, c.Sign())
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -33,7 +33,7 @@ func edgeAt(addr string) ring.Announcement {
 // one client (its idle connection reused).
 func TestProbeAnswered(t *testing.T) {
 	var now ring.Announcement
-	_, known := server(t, probe.Handler(func() (ring.Announcement, bool) { return now, true }))
+	_, known := server(t, probe.Handler(func() (ring.Announcement, bool) { return now, true }, nil))
 	now = known
 	now.Sessions, now.State = 9, ring.EdgeDraining
 	c := probe.New()
@@ -65,16 +65,16 @@ func TestProbeNotAnswered(t *testing.T) {
 		want string
 	}{
 		{"in no ring", func(string) http.Handler {
-			return probe.Handler(func() (ring.Announcement, bool) { return ring.Announcement{}, false })
+			return probe.Handler(func() (ring.Announcement, bool) { return ring.Announcement{}, false }, nil)
 		}, "404"},
 		{"another node", func(addr string) http.Handler {
-			return probe.Handler(func() (ring.Announcement, bool) { a := edgeAt(addr); a.Node = "edge-2"; return a, true })
+			return probe.Handler(func() (ring.Announcement, bool) { a := edgeAt(addr); a.Node = "edge-2"; return a, true }, nil)
 		}, "another process"},
 		{"another address", func(addr string) http.Handler {
-			return probe.Handler(func() (ring.Announcement, bool) { a := edgeAt(addr); a.Addr = "10.0.0.1:80"; return a, true })
+			return probe.Handler(func() (ring.Announcement, bool) { a := edgeAt(addr); a.Addr = "10.0.0.1:80"; return a, true }, nil)
 		}, "another process"},
 		{"invalid", func(addr string) http.Handler {
-			return probe.Handler(func() (ring.Announcement, bool) { a := edgeAt(addr); a.State = "gone"; return a, true })
+			return probe.Handler(func() (ring.Announcement, bool) { a := edgeAt(addr); a.State = "gone"; return a, true }, nil)
 		}, "unknown state"},
 		{"not json", func(string) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
@@ -122,4 +122,22 @@ func TestProbeNotAnswered(t *testing.T) {
 			t.Fatalf("err %v, want the deadline's", err)
 		}
 	})
+}
+
+// TestProbeProof: an edge that judges its probes answers one with the proof it allows and
+// turns away the rest with the 404 of a path it does not serve.
+func TestProbeProof(t *testing.T) {
+	allow := func(proof string) bool { return proof == "from a proxy" }
+	var me ring.Announcement
+	_, known := server(t, probe.Handler(func() (ring.Announcement, bool) { return me, true }, allow))
+	me = known
+	c := probe.New()
+	defer c.Close()
+	if _, err := c.Probe(context.Background(), known); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("an unsigned probe: %v, want 404", err)
+	}
+	c.Sign = func() string { return "from a proxy" }
+	if _, err := c.Probe(context.Background(), known); err != nil {
+		t.Fatalf("a signed probe: %v", err)
+	}
 }
