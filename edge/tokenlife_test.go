@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -122,6 +123,13 @@ func TestAPIQuotaPerUser(t *testing.T) {
 	}
 	if status, body := h.api(h.token(h.team, users[2]), "users.info", params); status != http.StatusOK {
 		t.Fatalf("another user: %d %v", status, body)
+	}
+	// Refused calls of methods a client made up are counted without their names.
+	for i := range 5 {
+		h.api(tok, fmt.Sprintf("made.up%d", i), params)
+	}
+	if _, m := h.opsGet("/metrics"); strings.Contains(m, "made.up") || !strings.Contains(m, `weft_edge_requests_total{method="unknown",outcome="rate_limited"} 5`) {
+		t.Errorf("rate-limited made-up methods in /metrics:\n%s", m)
 	}
 }
 
