@@ -20,13 +20,7 @@ import (
 // serving, while one with a fixed Token is refused on reconnecting and stops, saying why.
 func TestTokenFuncRenewsExpiredSession(t *testing.T) {
 	s := newStack(t, "tiny", nil)
-	var user string
-	for _, u := range s.origin.Users(s.team)[1:] {
-		if !u.Deleted {
-			user = u.ID
-			break
-		}
-	}
+	user := s.activeUser()
 	// A token inside the verifiers' 5 s leeway after its exp: it verifies now (with a second to
 	// spare: exp is read to the whole second), and the edge ends its session within 2 s.
 	expiring := func() string {
@@ -83,13 +77,7 @@ func TestTokenFuncRenewsExpiredSession(t *testing.T) {
 // saying why.
 func TestClientStopsWhenDeactivated(t *testing.T) {
 	s := newStack(t, "tiny", nil)
-	var user string
-	for _, u := range s.origin.Users(s.team)[1:] {
-		if !u.Deleted {
-			user = u.ID
-			break
-		}
-	}
+	user := s.activeUser()
 	var reconnects atomic.Int32
 	c := s.dial(user, func(o *client.Options) { o.OnReconnect = func(client.Reconnect) { reconnects.Add(1) } })
 	if _, err := s.origin.UpdateUser(context.Background(), s.team, user, func(u *origin.User) { u.Deleted = true }); err != nil {
@@ -103,4 +91,15 @@ func TestClientStopsWhenDeactivated(t *testing.T) {
 	if n := reconnects.Load(); n != 0 {
 		t.Errorf("%d reconnects after goodbye account_inactive", n)
 	}
+}
+
+// activeUser is the first user of the team after the first who is not deactivated.
+func (s *stack) activeUser() string {
+	for _, u := range s.origin.Users(s.team)[1:] {
+		if !u.Deleted {
+			return u.ID
+		}
+	}
+	s.t.Fatalf("team %s has no active user but its first", s.team)
+	return ""
 }

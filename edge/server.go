@@ -458,7 +458,7 @@ func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, find func(*http.Request) (string, bool)) (token.Claims, bool) {
 	tok, ok := find(r)
 	if !ok {
-		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "%s", missingToken(r)))
+		writeError(w, http.StatusUnauthorized, errorf(protocol.CodeInvalidAuth, "%s", token.Missing(r)))
 		return token.Claims{}, false
 	}
 	c, err := s.cfg.Tokens.Verify(tok)
@@ -467,14 +467,6 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, find func(
 		return token.Claims{}, false
 	}
 	return c, true
-}
-
-// missingToken says why a request has no token, and where it goes.
-func missingToken(r *http.Request) string {
-	if r.URL.Query().Has("token") {
-		return "missing bearer token (a token in the query string is taken on /ws only: send it in the Authorization header)"
-	}
-	return "missing bearer token"
 }
 
 // member reports whether the user claims names may use the team st holds: the team has the

@@ -425,11 +425,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, find func(
 	tok, ok := find(r)
 	if !ok {
 		s.metrics.refused.WithLabelValues("invalid_auth").Inc()
-		msg := "missing bearer token"
-		if r.URL.Query().Has("token") {
-			msg = "missing bearer token (a token in the query string is taken on /ws only: send it in the Authorization header)"
-		}
-		writeError(w, http.StatusUnauthorized, protocol.CodeInvalidAuth, msg, 0)
+		writeError(w, http.StatusUnauthorized, protocol.CodeInvalidAuth, token.Missing(r), 0)
 		return token.Claims{}, false
 	}
 	c, err := s.cfg.Tokens.Verify(tok)

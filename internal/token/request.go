@@ -39,3 +39,12 @@ func bearer(h string) (string, bool) {
 	t := strings.TrimSpace(h[len(scheme):])
 	return t, t != ""
 }
+
+// Missing says why r carries no token a handler takes, and where it goes: one that came in the
+// query string of a request other than /ws is named (its handler reads the header only).
+func Missing(r *http.Request) string {
+	if r.URL != nil && r.URL.Query().Has("token") {
+		return "missing bearer token (a token in the query string is taken on /ws only: send it in the Authorization header)"
+	}
+	return "missing bearer token"
+}
