@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -137,7 +135,7 @@ func TestAPIQuotaPerUser(t *testing.T) {
 // the token in the query string; /api does not (query strings end up in logs and history),
 // and says where it goes. No log line of the edge carries a token, whichever way it came.
 func TestTokenInQueryOnlyOnWS(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	h := newHarness(t, harnessOpts{edge: func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}})
@@ -163,22 +161,4 @@ func TestTokenInQueryOnlyOnWS(t *testing.T) {
 	if strings.Contains(logs.String(), tok[len(tok)-20:]) {
 		t.Fatalf("a token reached the edge's log:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger that writes from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
