@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -51,6 +52,9 @@ type ClusterConfig struct {
 	// change in, before it is sent home anyway: its region's proxies may have routed around
 	// edges that never stopped serving. Default 1m.
 	VisitorRecheck time.Duration
+	// PeerTLS, when set, is how this edge reaches its peers' client endpoints (their /probe
+	// during a NATS outage): over TLS, for peers that serve it. Nil: plain HTTP.
+	PeerTLS *tls.Config
 }
 
 // cluster is an edge's part in the ring: its view of the membership, its announcements, and
@@ -109,7 +113,7 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 	// by theirs; a view that lost every peer would hand their teams back and forth when NATS
 	// returns and move sessions for nothing): it hears itself without NATS (announce) and
 	// probes peers it cannot hear, as a proxy does.
-	c.prober = probe.New()
+	c.prober = probe.New(c.cfg.PeerTLS)
 	c.vis.init()
 	c.members = ring.NewMembership(ring.MembershipConfig{Region: s.cfg.Region, Logger: s.log, Probe: c.prober.Probe, OnChange: func(old, v *ring.View) {
 		// Here, not later: a region that empties and fills again between two looks counts.

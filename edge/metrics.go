@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weft-edge/weft/index"
+	"github.com/weft-edge/weft/internal/version"
 	"github.com/weft-edge/weft/protocol"
 )
 
@@ -157,6 +158,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	// The process and Go runtime collectors may already be in a shared registry.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	_ = reg.Register(version.Collector())
 	m.startTeam = m.sessionStart.WithLabelValues("team")
 	m.startReplay = m.sessionStart.WithLabelValues("replay")
 	m.startTotal = m.sessionStart.WithLabelValues("total")

@@ -353,11 +353,13 @@ func New(cfg Config) (*Server, error) {
 	s.ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	s.ops.HandleFunc("GET /readyz", s.handleReady)
 	s.ops.HandleFunc("GET /debug/teams", s.handleTeams)
+	s.ops.HandleFunc("POST /drain", s.handleDrain)
 	return s, nil
 }
 
 // OpsHandler serves the operator's endpoints (serve.Process.ServeOps, never the client port):
-// /metrics, /healthz, /readyz saying why, and /debug/teams (the loaded teams, busiest first).
+// /metrics, /healthz, /readyz saying why, /debug/teams (the loaded teams, busiest first) and
+// POST /drain (drain.go).
 func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // Start starts the team set (its janitor and pre-warm loads) and, in a cluster, the node's

@@ -36,7 +36,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	s.route(w, r, claims.Team, func(node, addr, excluded string) (bool, string) {
 		out, err := http.NewRequestWithContext(r.Context(), http.MethodPost,
-			(&url.URL{Scheme: "http", Host: addr, Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String(),
+			(&url.URL{Scheme: s.edgeScheme(), Host: addr, Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String(),
 			bytes.NewReader(body))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, protocol.CodeInvalidRequest, err.Error(), 0)

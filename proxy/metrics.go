@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weft-edge/weft/internal/version"
 )
 
 type metrics struct {
@@ -76,6 +78,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	m.probes.WithLabelValues("failed")
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	_ = reg.Register(version.Collector())
 	return m
 }
 

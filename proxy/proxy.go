@@ -10,6 +10,7 @@ package proxy
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,6 +114,10 @@ type Config struct {
 	// EdgeRate; a negative target keeps the pace at EdgeRate.
 	EdgeLagTarget time.Duration
 	EdgeRateFloor float64
+	// EdgeTLS, when set, is how the proxy reaches edges: every connection to one (tunnels,
+	// /api, probes) is TLS with this configuration, its ServerName the host of the edge's
+	// address unless set. Nil: plain TCP, for edges on a network the operator trusts.
+	EdgeTLS *tls.Config
 	// MaxBodyBytes caps an /api request body; default 1 MiB.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -207,7 +212,7 @@ func New(cfg Config) (*Server, error) {
 	mc := ring.MembershipConfig{Region: cfg.Region, Static: cfg.Static, DownFor: cfg.DownFor, Logger: cfg.Logger,
 		OnChange: s.ringChanged}
 	if cfg.Watch != nil && cfg.ProbeTimeout >= 0 { // static edges never leave: nothing to probe
-		s.prober = probe.New()
+		s.prober = probe.New(cfg.EdgeTLS)
 		s.prober.Sign = func() string { return s.routes.Sign(time.Now(), routesig.Route{Path: probe.Path}) }
 		mc.Probe, mc.ProbeTimeout, mc.ProbeConcurrency = s.probe, cfg.ProbeTimeout, cfg.ProbeConcurrency
 	}
@@ -216,8 +221,9 @@ func New(cfg Config) (*Server, error) {
 		DialContext:         s.dialer.DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
-		// The proxy speaks HTTP/1.1 to edges on a trusted network; no proxy-of-the-proxy.
-		Proxy: nil,
+		// The proxy speaks HTTP/1.1 to edges, over TLS when told to; no proxy-of-the-proxy.
+		Proxy:           nil,
+		TLSClientConfig: cfg.EdgeTLS,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mux = http.NewServeMux()

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -196,5 +198,29 @@ func (s *Server) dialEdge(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withRawIO(c), nil
+	c = withRawIO(c)
+	if s.cfg.EdgeTLS == nil {
+		return c, nil
+	}
+	// The handshake is part of the dial, so that a spare is ready to carry a head at once and
+	// an edge with a bad certificate fails here, like one that refuses the connection.
+	tc := s.cfg.EdgeTLS
+	if tc.ServerName == "" {
+		tc = tc.Clone()
+		tc.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tlsc := tls.Client(c, tc)
+	if err := tlsc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS to edge %s: %w", addr, err)
+	}
+	return tlsc, nil
+}
+
+// edgeScheme is the scheme of the proxy's HTTP requests to edges.
+func (s *Server) edgeScheme() string {
+	if s.cfg.EdgeTLS != nil {
+		return "https"
+	}
+	return "http"
 }

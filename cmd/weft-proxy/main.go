@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/weft-edge/weft/internal/cli"
+	"github.com/weft-edge/weft/internal/opscmd"
 	"github.com/weft-edge/weft/internal/proxycmd"
 )
 
@@ -17,6 +18,16 @@ var weftProxy = cli.Program{Name: "weft-proxy"}
 
 func main() { weftProxy.Main(run) }
 
+// run runs the proxy, or one of the operator's commands named first: version, and health for
+// a container's health check.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			return opscmd.RunVersion(ctx, weftProxy, args[1:], stdout)
+		case "health":
+			return opscmd.RunHealth(ctx, weftProxy, args[1:], stdout)
+		}
+	}
 	return proxycmd.Run(ctx, weftProxy, "", args, stdout)
 }

@@ -38,3 +38,20 @@ func TestBadUsageExitsTwo(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorCommands: version prints the build and exits 0; health (a container's health
+// check) exits 2 with why when nothing answers, and version -h is help.
+func TestOperatorCommands(t *testing.T) {
+	r := clitest.Run(t, "version")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "weft-proxy ") || !strings.Contains(r.Stdout, "commit") {
+		t.Errorf("version: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	r = clitest.Run(t, "health", "--url", "http://127.0.0.1:1/readyz")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "127.0.0.1:1") {
+		t.Errorf("health of nothing: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	r = clitest.Run(t, "version", "-h")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "usage: weft-proxy version") {
+		t.Errorf("version -h: exit %d, stdout %q", r.Code, r.Stdout)
+	}
+}

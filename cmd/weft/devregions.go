@@ -274,7 +274,7 @@ func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts,
 	}
 	popts := proxycmd.Options{Secret: o.secret, DownFor: 5 * time.Second, ConnectRate: 2000, ConnectBurst: 2000, EdgeRate: 150, EdgeBurst: 150,
 		Region: s.region, Fallback: strings.Join(s.fallback, ",")}
-	psrv, err := popts.Server(pbus, log, pbus.ConnMetrics())
+	psrv, _, err := popts.Server(pbus, log, pbus.ConnMetrics()) // no TLS: weft dev stays plain on loopback
 	if err != nil {
 		closeBus(pbus)
 		return "", nil, err

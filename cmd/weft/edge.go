@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weft-edge/weft/cache"
 	"github.com/weft-edge/weft/edge"
@@ -19,6 +23,7 @@ import (
 	"github.com/weft-edge/weft/internal/cli"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/serve"
+	"github.com/weft-edge/weft/internal/tlsfiles"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/pubsub"
@@ -63,6 +68,84 @@ type edgeOpts struct {
 	originOpen  time.Duration
 	originCall  time.Duration
 	region      string // "": the default region (a flag of `weft edge` only: `weft dev` sets it per edge)
+	// TLS, flags of `weft edge` only (weft dev stays plain on loopback): what the edge serves
+	// to clients and proxies, how it reaches its peers' probes, and the origin's CA.
+	tls      tlsfiles.ServerFlags
+	peerTLS  tlsfiles.ClientFlags
+	originCA string
+	loaded   edgeTLS // what loadTLS read of them
+}
+
+// edgeTLS is the edge's TLS, read from the files its flags name.
+type edgeTLS struct {
+	server, peers *tls.Config
+	origin        *http.Client // nil: the origin client's default
+	metrics       []prometheus.Collector
+}
+
+// loadTLS reads the files the TLS flags name, before anything connects, so that a bad one is
+// an error at start naming its flag.
+func (o *edgeOpts) loadTLS(log *slog.Logger) error {
+	var err error
+	var m1, m2 []prometheus.Collector
+	if o.loaded.server, m1, err = o.tls.Config(log); err != nil {
+		return err
+	}
+	if o.loaded.peers, m2, err = o.peerTLS.Config(log); err != nil {
+		return err
+	}
+	o.loaded.metrics = append(m1, m2...)
+	if o.originCA != "" {
+		pool, err := tlsfiles.ReadPool(o.originCA)
+		if err != nil {
+			return fmt.Errorf("--origin-ca: %w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 64 // origin.NewClient's own
+		tr.TLSClientConfig = tlsfiles.ClientConfig(pool, "", nil)
+		o.loaded.origin = &http.Client{Transport: tr}
+	}
+	return nil
+}
+
+// minMemoryBudget is the least --memory-budget an edge takes: below it the runtime and one
+// team's indexes already pass 70%, and admission would refuse everything from the start.
+const minMemoryBudget = 64 << 20
+
+// check validates the flags that need no file or connection, each error naming its flag, so
+// that a bad one fails before the edge reaches NATS.
+func (o *edgeOpts) check() error {
+	if err := cli.CheckListenAddr("--addr", o.addr); err != nil {
+		return err
+	}
+	if !o.standalone {
+		if o.advertise != "" {
+			if err := cli.CheckAdvertised("--advertise", o.advertise); err != nil {
+				return err
+			}
+		} else if cli.IsWildcard(o.addr) {
+			return fmt.Errorf("--addr %s listens on every interface and the edge announces it to proxies and peers, "+
+				"which cannot dial it: pass --advertise with the host:port they reach this edge on", o.addr)
+		}
+	}
+	budget, err := cli.ParseBytes(o.memBudget)
+	if err != nil {
+		return fmt.Errorf("--memory-budget: %w", err)
+	}
+	if budget != 0 && budget < minMemoryBudget {
+		return fmt.Errorf("--memory-budget: %s is below the %s an edge needs to run at all (empty: no admission control)",
+			o.memBudget, "64MiB")
+	}
+	if u, err := url.Parse(o.originURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--origin: %q is not an http(s)://host[:port] URL", o.originURL)
+	}
+	if o.originCA != "" && !strings.HasPrefix(o.originURL, "https://") {
+		return fmt.Errorf("--origin-ca needs an https:// --origin")
+	}
+	if err := o.tls.Check(); err != nil {
+		return err
+	}
+	return o.peerTLS.Check()
 }
 
 func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
@@ -107,18 +190,19 @@ func (o *edgeOpts) flags(fs *flag.FlagSet, addr string) {
 
 // server builds an edge node on bus, reachable by proxies at addr (unless --advertise says
 // otherwise). It does not listen.
-func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge.Server, error) {
+func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string, reg *prometheus.Registry) (*edge.Server, error) {
 	keys, err := token.Load(o.secret, o.secretFile)
 	if err != nil {
 		return nil, err
 	}
+
 	mode, err := edge.ParseAnnotateMode(o.annotate)
 	if err != nil {
 		return nil, err
 	}
 	breaker := origin.NewBreaker(origin.BreakerConfig{Failures: o.originFails, OpenFor: o.originOpen, Logger: log.With("node", o.node)})
 	client, err := origin.NewClient(origin.ClientConfig{BaseURL: o.originURL, Token: o.originToken, PageLimit: o.pageLimit,
-		Guard: breaker, Timeout: o.originCall})
+		Guard: breaker, Timeout: o.originCall, HTTPClient: o.loaded.origin})
 	if err != nil {
 		return nil, err
 	}
@@ -142,9 +226,10 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 		if o.advertise != "" {
 			addr = o.advertise
 		}
-		cluster = &edge.ClusterConfig{Peers: bus, Addr: addr, Interval: o.announce, MoveSpread: o.moveSpread}
+		cluster = &edge.ClusterConfig{Peers: bus, Addr: addr, Interval: o.announce, MoveSpread: o.moveSpread, PeerTLS: o.loaded.peers}
 	}
 	return edge.New(edge.Config{
+		Registry:          reg,
 		Cluster:           cluster,
 		Cache:             cache.Config{Origin: client, Feed: bus, Logger: log, Grace: o.grace, Prewarm: prewarm},
 		Replay:            bus,
@@ -175,13 +260,15 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string) (*edge
 }
 
 // listen listens on addr and builds the edge that serves there (see server); the caller
-// serves it (serveEdge).
+// serves it (serveEdge). With --tls-cert (loadTLS) the listener serves TLS.
 func (o *edgeOpts) listen(addr string, bus *pubsub.Bus, log *slog.Logger) (*edge.Server, net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(o.loaded.metrics...)
+	ln, err := tlsfiles.Listen(addr, o.loaded.server)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("--addr: %w", err)
 	}
-	srv, err := o.server(bus, log, ln.Addr().String())
+	srv, err := o.server(bus, log, ln.Addr().String(), reg)
 	if err != nil {
 		ln.Close()
 		return nil, nil, err
@@ -215,6 +302,9 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.secret, "token-secret", "", "token secret shared with the token issuer (or --token-secret-file: a command line is visible to every user of the host)")
 	fs.StringVar(&o.secretFile, "token-secret-file", "", "file of token secrets, one a line: \"<key ID> <secret>\" or \"<secret>\"; the first signs, all verify (rolling a secret: docs/security.md)")
 	fs.StringVar(&o.region, "region", ring.DefaultRegion, "this edge's region: announced, shown in hello and metrics; proxies of the region put it in their ring, others fall back to it")
+	o.tls.Flags(fs, "clients and proxies")
+	o.peerTLS.Flags(fs, "peer", "peer edges")
+	fs.StringVar(&o.originCA, "origin-ca", "", "PEM CA certificates that sign an https:// --origin's certificate; empty: the system's roots")
 	var nats natsOpts
 	nats.flags(fs, "NATS server or cluster URL(s) the origin publishes to, comma-separated seeds (required unless --embedded-nats)")
 	embedded := fs.Bool("embedded-nats", false, "without --nats, run an embedded NATS server with JetStream on --nats-addr and create the events stream there: only for an edge whose origin publishes to that server (weft dev does this in one process)")
@@ -225,6 +315,12 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if err := nats.embeddedEdge(*embedded); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	if err := o.loadTLS(log); err != nil {
 		return err
 	}
 	if err := ring.CheckRegion(o.region); err != nil {
@@ -247,7 +343,11 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(stdout, "weft edge %s: http://%s (origin %s)\n", o.node, ln.Addr(), o.originURL)
+	scheme := "http"
+	if o.tls.Enabled() {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "weft edge %s: %s://%s (origin %s)\n", o.node, scheme, ln.Addr(), o.originURL)
 	if ops != "" {
 		fmt.Fprintf(stdout, "weft edge %s ops: http://%s\n", o.node, ops)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"github.com/weft-edge/weft/internal/cli"
+	"github.com/weft-edge/weft/internal/opscmd"
 	"github.com/weft-edge/weft/internal/proxycmd"
 )
 
@@ -28,6 +29,15 @@ var commands = []command{
 	{"proxy", proxycmd.Summary, runProxy},
 	{"origin", "run the reference origin: a synthetic world, live events on NATS, fault injection", runOrigin},
 	{"token", "print a client token (JWT) for a user in a team", runToken},
+	{"health", opscmd.HealthSummary, func(ctx context.Context, args []string, stdout io.Writer) error {
+		return opscmd.RunHealth(ctx, weft, args, stdout)
+	}},
+	{"drain", opscmd.DrainSummary, func(ctx context.Context, args []string, stdout io.Writer) error {
+		return opscmd.RunDrain(ctx, weft, args, stdout)
+	}},
+	{"version", opscmd.VersionSummary, func(ctx context.Context, args []string, stdout io.Writer) error {
+		return opscmd.RunVersion(ctx, weft, args, stdout)
+	}},
 }
 
 // weft is this binary's command line: its flags' environment twins, help and exit status.

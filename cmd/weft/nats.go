@@ -98,6 +98,17 @@ func (o *natsOpts) startEmbedded(cfg pubsub.EmbeddedConfig) (*pubsub.Embedded, e
 	if err != nil {
 		return nil, fmt.Errorf("--nats-addr: bad port %q", portStr)
 	}
+	if port != 0 {
+		// The NATS server reports a port it cannot take only by never becoming ready (a
+		// 10 s wait); a listen of our own says it at once. The port is released again at once:
+		// a process that takes it in between still fails, only later.
+		ln, err := net.Listen("tcp", o.addr)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-addr %s: the embedded NATS server cannot listen there (%v); "+
+				"if a NATS server runs there already, pass --nats nats://%s to use it", o.addr, err, o.addr)
+		}
+		ln.Close()
+	}
 	cfg.Host, cfg.Port, cfg.StoreDir = host, port, o.store
 	emb, err := pubsub.NewEmbedded(cfg)
 	if err != nil {

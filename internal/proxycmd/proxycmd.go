@@ -6,6 +6,7 @@ package proxycmd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/weft-edge/weft/internal/natsconn"
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/serve"
+	"github.com/weft-edge/weft/internal/tlsfiles"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/proxy"
 )
@@ -45,7 +47,28 @@ type Options struct {
 	EdgeRateFloor           float64
 	SpareConns              int
 	Region                  string
-	Fallback                string // comma-separated regions, in order
+	Fallback                string               // comma-separated regions, in order
+	TLS                     tlsfiles.ServerFlags // clients' connections to the proxy
+	EdgeTLS                 tlsfiles.ClientFlags // the proxy's connections to edges
+
+	// What LoadTLS read of the files TLS and EdgeTLS name.
+	serverTLS, edgeTLS *tls.Config
+	tlsMetrics         []prometheus.Collector
+}
+
+// LoadTLS reads the files the TLS flags name, before anything connects, so that a bad one is
+// an error at start naming its flag. Without it the proxy serves and dials plain TCP.
+func (o *Options) LoadTLS(log *slog.Logger) error {
+	var err error
+	var m1, m2 []prometheus.Collector
+	if o.serverTLS, m1, err = o.TLS.Config(log); err != nil {
+		return err
+	}
+	if o.edgeTLS, m2, err = o.EdgeTLS.Config(log); err != nil {
+		return err
+	}
+	o.tlsMetrics = append(m1, m2...)
+	return nil
 }
 
 // Flags adds the proxy's flags to fs.
@@ -66,6 +89,8 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.DownFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
 	fs.StringVar(&o.Region, "region", ring.DefaultRegion, "this proxy's region, its clients': its ring holds the edges that announce this region")
 	fs.StringVar(&o.Fallback, "fallback-regions", "", "regions to route to, in order, while no edge serves in --region (comma-separated); their edges send the clients home when it serves again")
+	o.TLS.Flags(fs, "clients")
+	o.EdgeTLS.Flags(fs, "edge", "edges")
 	fs.DurationVar(&o.ProbeTimeout, "probe-timeout", time.Second, "bound of one direct probe (GET /probe) of an edge whose announcements are overdue; an edge that answers stays in the ring through a NATS outage; negative (-1s): no probes, an edge not heard for its TTL leaves")
 }
 
@@ -108,34 +133,55 @@ func parseStatic(s string) ([]ring.Announcement, error) {
 	return out, nil
 }
 
+// Check validates the flags that need no file or connection, so that a bad one fails before
+// the proxy reaches NATS.
+func (o *Options) Check() error {
+	if _, _, err := o.regions(); err != nil {
+		return err
+	}
+	if err := cli.CheckListenAddr("--addr", o.Addr); err != nil {
+		return err
+	}
+	if _, err := parseStatic(o.Static); err != nil {
+		return err
+	}
+	if err := o.TLS.Check(); err != nil {
+		return err
+	}
+	return o.EdgeTLS.Check()
+}
+
 // Server builds the proxy; watch may be nil when static edges are given. Its /metrics shows
-// metrics too, those of its NATS connection (natsconn.Metrics).
-func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prometheus.Collector) (*proxy.Server, error) {
+// metrics too, those of its NATS connection (natsconn.Metrics). The TLS its clients' listener
+// serves, if any (--tls-cert, read by LoadTLS), is returned for the listener.
+func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prometheus.Collector) (*proxy.Server, *tls.Config, error) {
 	keys, err := token.Load(o.Secret, o.SecretFile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	static, err := parseStatic(o.Static)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	region, fallback, err := o.regions()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if watch == nil && len(static) == 0 {
-		return nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
+		return nil, nil, errors.New("the proxy needs edges: pass --nats (edges announce themselves there) or --edges")
 	}
+	metrics = append(metrics, o.tlsMetrics...)
 	reg := prometheus.NewRegistry()
 	for _, c := range metrics {
 		if err := reg.Register(c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return proxy.New(proxy.Config{Registry: reg, Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
+	srv, err := proxy.New(proxy.Config{EdgeTLS: o.edgeTLS, Registry: reg, Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
 		ConnectRate: o.ConnectRate, ConnectBurst: o.ConnectBurst, EdgeRate: o.EdgeRate, EdgeBurst: o.EdgeBurst,
 		EdgeLagTarget: o.EdgeLagTarget, EdgeRateFloor: o.EdgeRateFloor, SpareConns: o.SpareConns,
 		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst, ProbeTimeout: o.ProbeTimeout, Region: region, Fallback: fallback})
+	return srv, o.serverTLS, err
 }
 
 // Serve runs srv on ln until ctx ends, then stops taking connections and closes the tunnels
@@ -174,7 +220,10 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 	if err := conn.Validate(); err != nil {
 		return err
 	}
-	if _, _, err := o.regions(); err != nil {
+	if err := o.Check(); err != nil {
+		return err
+	}
+	if err := o.LoadTLS(log); err != nil {
 		return err
 	}
 	if err := proc.Apply(ctx, log); err != nil {
@@ -194,13 +243,13 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 		defer nc.Close()
 		watch, metrics = ring.Announcements{Conn: nc, Logger: log}, append(metrics, m)
 	}
-	srv, err := o.Server(watch, log, metrics...)
+	srv, serverTLS, err := o.Server(watch, log, metrics...)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.Addr)
+	ln, err := tlsfiles.Listen(o.Addr, serverTLS)
 	if err != nil {
-		return err
+		return fmt.Errorf("--addr: %w", err)
 	}
 	ops, err := proc.ServeOps(ctx, srv.OpsHandler(), log)
 	if err != nil {
@@ -208,7 +257,11 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 		return err
 	}
 	name := strings.TrimSpace(prog.Name + " " + command)
-	fmt.Fprintf(stdout, "%s: http://%s (WebSocket ws://%s/ws)\n", name, ln.Addr(), ln.Addr())
+	scheme, wsScheme := "http", "ws"
+	if serverTLS != nil {
+		scheme, wsScheme = "https", "wss"
+	}
+	fmt.Fprintf(stdout, "%s: %s://%s (WebSocket %s://%s/ws)\n", name, scheme, ln.Addr(), wsScheme, ln.Addr())
 	if ops != "" {
 		fmt.Fprintf(stdout, "%s ops: http://%s\n", name, ops)
 	}

@@ -158,7 +158,7 @@ func TestRunChecksRegionFlags(t *testing.T) {
 	if region, fallback, err := o.regions(); err != nil || region != "eu" || strings.Join(fallback, "|") != "us|ap" {
 		t.Errorf("regions: %q %q %v", region, fallback, err)
 	}
-	if _, err := (&Options{Secret: o.Secret, Static: o.Static}).Server(nil, slog.New(slog.DiscardHandler)); err != nil {
+	if _, _, err := (&Options{Secret: o.Secret, Static: o.Static}).Server(nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Errorf("no region given (weft dev's proxy): %v", err)
 	}
 }
@@ -172,14 +172,14 @@ func TestSecretFromFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	if _, err := (&Options{SecretFile: file, Static: "e1=127.0.0.1:1"}).Server(nil, log); err != nil {
+	if _, _, err := (&Options{SecretFile: file, Static: "e1=127.0.0.1:1"}).Server(nil, log); err != nil {
 		t.Fatalf("--token-secret-file: %v", err)
 	}
 	for why, o := range map[string]Options{
 		"both":    {Secret: "a test secret of at least 16 bytes", SecretFile: file, Static: "e1=127.0.0.1:1"},
 		"neither": {Static: "e1=127.0.0.1:1"},
 	} {
-		if _, err := o.Server(nil, log); err == nil || !strings.Contains(err.Error(), "--token-secret") {
+		if _, _, err := o.Server(nil, log); err == nil || !strings.Contains(err.Error(), "--token-secret") {
 			t.Errorf("%s: %v, want an error naming --token-secret", why, err)
 		}
 	}

@@ -13,6 +13,7 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -57,20 +58,27 @@ func Handler(answer func() (a ring.Announcement, ok bool), allow func(proof stri
 
 // Client probes edges. The zero value is not usable; New makes one.
 type Client struct {
-	http *http.Client
+	http   *http.Client
+	scheme string
 	// Sign, when set, proves each probe came from a proxy or a peer (Header).
 	Sign func() string
 }
 
 // New is a client with a connection pool of its own, kept apart from the proxied traffic's:
 // one idle connection per edge, so that a probe every interval costs no new connection.
-// Every probe is bounded by its context (the membership's ProbeTimeout).
-func New() *Client {
-	return &Client{http: &http.Client{Transport: &http.Transport{
+// Every probe is bounded by its context (the membership's ProbeTimeout). With tc, edges are
+// probed over TLS (edges that serve it: their --tls-cert), else over plain HTTP.
+func New(tc *tls.Config) *Client {
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+	}
+	return &Client{scheme: scheme, http: &http.Client{Transport: &http.Transport{
 		Proxy:               nil, // edges are reached directly, as the proxied traffic is
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
+		TLSClientConfig:     tc,
 	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -78,7 +86,7 @@ func New() *Client {
 // timed out, a status other than 200, a malformed answer, or one from another node or
 // address: an error.
 func (c *Client) Probe(ctx context.Context, last ring.Announcement) (ring.Announcement, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Scheme: "http", Host: last.Addr, Path: Path}).String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Scheme: c.scheme, Host: last.Addr, Path: Path}).String(), nil)
 	if err != nil {
 		return ring.Announcement{}, fmt.Errorf("probe %s: %w", last.Node, err)
 	}

@@ -36,7 +36,7 @@ func TestProbeAnswered(t *testing.T) {
 	_, known := server(t, probe.Handler(func() (ring.Announcement, bool) { return now, true }, nil))
 	now = known
 	now.Sessions, now.State = 9, ring.EdgeDraining
-	c := probe.New()
+	c := probe.New(nil)
 	defer c.Close()
 	for range 3 {
 		got, err := c.Probe(context.Background(), known)
@@ -57,7 +57,7 @@ func TestProbeAnswered(t *testing.T) {
 // another node or another address answering, something that is no weft edge (not JSON, or
 // too much), an address that refuses, and one that never answers (the context's deadline).
 func TestProbeNotAnswered(t *testing.T) {
-	c := probe.New()
+	c := probe.New(nil)
 	defer c.Close()
 	cases := []struct {
 		name string
@@ -131,7 +131,7 @@ func TestProbeProof(t *testing.T) {
 	var me ring.Announcement
 	_, known := server(t, probe.Handler(func() (ring.Announcement, bool) { return me, true }, allow))
 	me = known
-	c := probe.New()
+	c := probe.New(nil)
 	defer c.Close()
 	if _, err := c.Probe(context.Background(), known); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("an unsigned probe: %v, want 404", err)
