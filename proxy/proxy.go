@@ -143,6 +143,7 @@ type Server struct {
 	prober   *probe.Client
 
 	closing  atomic.Bool
+	leaving  atomic.Bool // Leave: not ready, still serving
 	tunnelMu sync.Mutex
 	tunnels  map[*tunnel]struct{}
 	wg       sync.WaitGroup // the tunnels' copying goroutines and the membership's expiry
@@ -345,6 +346,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Shutdown stops taking connections and closes the open tunnels, whose clients reconnect
 // through another proxy; run it after the http.Server's own Shutdown (which does not track
 // hijacked connections).
+// Leave makes the proxy say it is not ready (/readyz 503) while it goes on serving: the first
+// step of a stop behind a load balancer, which takes a few seconds to see a readiness change
+// (Kubernetes' endpoints, a cloud balancer's health check). Clients it still sends meanwhile
+// are served, not refused; Shutdown follows.
+func (s *Server) Leave() { s.leaving.Store(true) }
+
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.tunnelMu.Lock()
 	s.closing.Store(true)
@@ -390,6 +397,8 @@ func (s *Server) readiness() (bool, string) {
 	switch {
 	case s.closing.Load():
 		return false, "shutting down"
+	case s.leaving.Load():
+		return false, "leaving: shutting down once the load balancer has stopped sending clients here"
 	case len(rg.Nodes()) == 0 && len(s.cfg.Fallback) > 0:
 		return false, fmt.Sprintf("no edge serves in region %s nor in its fallback regions %s", v.Region,
 			strings.Join(s.cfg.Fallback, ","))

@@ -41,3 +41,28 @@ func TestReadyOnlyWithWholeRing(t *testing.T) {
 			nodes, disagree, len(w.origin.TeamIDs()))
 	}
 }
+
+// TestLeaveServesWhileNotReady: a proxy told to leave (the first step of its stop behind a
+// load balancer, --shutdown-delay) says not ready on both listeners but still serves the
+// clients the balancer sends it until it notices: a connection made then is served.
+func TestLeaveServesWhileNotReady(t *testing.T) {
+	w := newWorld(t, "tiny", nil)
+	w.addEdge("edge-1")
+	p := w.addProxy()
+	w.waitRing("edge-1")
+	testkit.Eventually(t, func() bool { return status(t, p.url+"/readyz") == http.StatusOK }, "the proxy to say ready")
+	p.srv.Leave()
+	testkit.Equal(t, status(t, p.url+"/readyz"), http.StatusServiceUnavailable, "readiness on the client port after Leave")
+	testkit.Equal(t, status(t, p.ops+"/readyz"), http.StatusServiceUnavailable, "readiness on the operator port after Leave")
+	team := w.origin.TeamIDs()[0]
+	c := w.dial(p.url, team, w.origin.Users(team)[0].ID, nil)
+	testkit.Equal(t, c.Hello().Node, "edge-1", "the node that served a client after Leave")
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	must(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -300,7 +300,7 @@ func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts,
 	// stops it, should an edge fail to start.
 	g.Go(func() error {
 		defer closeBus(pbus)
-		return proxycmd.Serve(ctx, psrv, pln, log)
+		return proxycmd.Serve(ctx, psrv, pln, 0, log)
 	})
 	indent := label[:len(label)-len(strings.TrimLeft(label, " "))]
 	if s.region != "" {

@@ -46,6 +46,7 @@ type Options struct {
 	EdgeLagTarget           time.Duration
 	EdgeRateFloor           float64
 	SpareConns              int
+	ShutdownDelay           time.Duration
 	Region                  string
 	Fallback                string               // comma-separated regions, in order
 	TLS                     tlsfiles.ServerFlags // clients' connections to the proxy
@@ -89,6 +90,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.DownFor, "down-for", 5*time.Second, "how long an edge that refused a connection stays out of the ring unless it restarts")
 	fs.StringVar(&o.Region, "region", ring.DefaultRegion, "this proxy's region, its clients': its ring holds the edges that announce this region")
 	fs.StringVar(&o.Fallback, "fallback-regions", "", "regions to route to, in order, while no edge serves in --region (comma-separated); their edges send the clients home when it serves again")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long the proxy says it is not ready (/readyz 503) while it still serves, before it stops taking connections and closes its tunnels: the time a load balancer needs to stop sending clients here (Kubernetes: 5s); 0: stop at once")
 	o.TLS.Flags(fs, "clients")
 	o.EdgeTLS.Flags(fs, "edge", "edges")
 	fs.DurationVar(&o.ProbeTimeout, "probe-timeout", time.Second, "bound of one direct probe (GET /probe) of an edge whose announcements are overdue; an edge that answers stays in the ring through a NATS outage; negative (-1s): no probes, an edge not heard for its TTL leaves")
@@ -142,6 +144,9 @@ func (o *Options) Check() error {
 	if err := cli.CheckListenAddr("--addr", o.Addr); err != nil {
 		return err
 	}
+	if o.ShutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay: want 0 or more, got %s", o.ShutdownDelay)
+	}
 	if _, err := parseStatic(o.Static); err != nil {
 		return err
 	}
@@ -184,15 +189,22 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prome
 	return srv, o.serverTLS, err
 }
 
-// Serve runs srv on ln until ctx ends, then stops taking connections and closes the tunnels
-// (their clients reconnect through another proxy).
-func Serve(ctx context.Context, srv *proxy.Server, ln net.Listener, log *slog.Logger) error {
+// Serve runs srv on ln until ctx ends, then (after delay, not ready but serving: see
+// proxy.Server.Leave) stops taking connections and closes the tunnels (their clients
+// reconnect through another proxy).
+func Serve(ctx context.Context, srv *proxy.Server, ln net.Listener, delay time.Duration, log *slog.Logger) error {
 	if err := srv.Start(); err != nil {
 		ln.Close()
 		return err
 	}
 	ln = srv.Upgrades(srv.PaceAccepts(ln))
-	return serve.Until(ctx, srv, ln, 10*time.Second, func(sctx context.Context, hs *http.Server) error {
+	return serve.Until(ctx, srv, ln, 10*time.Second+delay, func(sctx context.Context, hs *http.Server) error {
+		if delay > 0 {
+			log.Info("proxy leaving: not ready, still serving", "for", delay)
+			srv.Leave()
+			t := time.NewTimer(delay)
+			<-t.C
+		}
 		log.Info("proxy stopping")
 		err := hs.Shutdown(sctx)
 		if serr := srv.Shutdown(sctx); err == nil {
@@ -265,5 +277,5 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 	if ops != "" {
 		fmt.Fprintf(stdout, "%s ops: http://%s\n", name, ops)
 	}
-	return Serve(ctx, srv, ln, log)
+	return Serve(ctx, srv, ln, o.ShutdownDelay, log)
 }
