@@ -71,7 +71,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	originAddr, team, natsURL := o[1], o[2], o[3]
 	e := runUntil(t, regexp.MustCompile(`weft edge tls-edge: https://(\S+) \(origin [^)]+\)\nweft edge tls-edge ops: (\S+)\n`),
 		"edge", "--node", "tls-edge", "--addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--nats", natsURL,
-		"--token-secret", testSecret, "--drain", "100ms", "--origin", "https://" + originAddr, "--origin-ca", ca.File,
+		"--token-secret", testSecret, "--drain", "100ms", "--origin", "https://"+originAddr, "--origin-ca", ca.File,
 		"--tls-cert", edgeCert, "--tls-key", edgeKey, "--tls-client-ca", ca.File,
 		"--peer-tls", "--peer-ca", ca.File, "--peer-cert", toEdgeCert, "--peer-key", toEdgeKey)
 	edgeAddr, edgeOps := e[1], e[2]
