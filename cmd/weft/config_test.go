@@ -38,7 +38,7 @@ func TestConfigCheckedUpFront(t *testing.T) {
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--memory-budget", "1KiB"}, "--memory-budget: "},
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--memory-budget", "lots"}, "--memory-budget: "},
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--origin", "ftp://origin"}, "--origin: "},
-		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--origin-ca", dir + "/ca.pem"}, "--origin-ca needs an https://"},
+		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--origin-ca", dir + "/ca.pem"}, "--origin-ca and --origin-cert need an https://"},
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--tls-cert", dir + "/c.pem"}, "--tls-cert, --tls-key: "},
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--tls-cert", dir + "/c.pem", "--tls-key", dir + "/k.pem"}, dir + "/c.pem"},
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--peer-ca", dir + "/ca.pem"}, "need --peer-tls"},

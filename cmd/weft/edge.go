@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -70,10 +71,10 @@ type edgeOpts struct {
 	region      string // "": the default region (a flag of `weft edge` only: `weft dev` sets it per edge)
 	// TLS, flags of `weft edge` only (weft dev stays plain on loopback): what the edge serves
 	// to clients and proxies, how it reaches its peers' probes, and the origin's CA.
-	tls      tlsfiles.ServerFlags
-	peerTLS  tlsfiles.ClientFlags
-	originCA string
-	loaded   edgeTLS // what loadTLS read of them
+	tls                             tlsfiles.ServerFlags
+	peerTLS                         tlsfiles.ClientFlags
+	originCA, originCert, originKey string
+	loaded                          edgeTLS // what loadTLS read of them
 }
 
 // edgeTLS is the edge's TLS, read from the files its flags name.
@@ -95,16 +96,26 @@ func (o *edgeOpts) loadTLS(log *slog.Logger) error {
 		return err
 	}
 	o.loaded.metrics = append(m1, m2...)
+	if o.originCA == "" && o.originCert == "" {
+		return nil
+	}
+	var pool *x509.CertPool // nil: the system's roots
 	if o.originCA != "" {
-		pool, err := tlsfiles.ReadPool(o.originCA)
-		if err != nil {
+		if pool, err = tlsfiles.ReadPool(o.originCA); err != nil {
 			return fmt.Errorf("--origin-ca: %w", err)
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 64 // origin.NewClient's own
-		tr.TLSClientConfig = tlsfiles.ClientConfig(pool, "", nil)
-		o.loaded.origin = &http.Client{Transport: tr}
 	}
+	var pair *tlsfiles.Pair
+	if o.originCert != "" {
+		if pair, err = tlsfiles.LoadPair("origin", o.originCert, o.originKey, log); err != nil {
+			return fmt.Errorf("--origin-cert, --origin-key: %w", err)
+		}
+		o.loaded.metrics = append(o.loaded.metrics, pair.Collectors()...)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 64 // origin.NewClient's own
+	tr.TLSClientConfig = tlsfiles.ClientConfig(pool, "", pair)
+	o.loaded.origin = &http.Client{Transport: tr}
 	return nil
 }
 
@@ -139,8 +150,11 @@ func (o *edgeOpts) check() error {
 	if u, err := url.Parse(o.originURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--origin: %q is not an http(s)://host[:port] URL", o.originURL)
 	}
-	if o.originCA != "" && !strings.HasPrefix(o.originURL, "https://") {
-		return fmt.Errorf("--origin-ca needs an https:// --origin")
+	if (o.originCA != "" || o.originCert != "") && !strings.HasPrefix(o.originURL, "https://") {
+		return fmt.Errorf("--origin-ca and --origin-cert need an https:// --origin")
+	}
+	if (o.originCert == "") != (o.originKey == "") {
+		return fmt.Errorf("--origin-cert, --origin-key: give both or neither")
 	}
 	if err := o.tls.Check(); err != nil {
 		return err
@@ -305,6 +319,8 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	o.tls.Flags(fs, "clients and proxies")
 	o.peerTLS.Flags(fs, "peer", "peer edges")
 	fs.StringVar(&o.originCA, "origin-ca", "", "PEM CA certificates that sign an https:// --origin's certificate; empty: the system's roots")
+	fs.StringVar(&o.originCert, "origin-cert", "", "PEM client certificate presented to an https:// --origin that asks for one (its --tls-client-ca), with --origin-key; read again when it changes")
+	fs.StringVar(&o.originKey, "origin-key", "", "PEM private key of --origin-cert")
 	var nats natsOpts
 	nats.flags(fs, "NATS server or cluster URL(s) the origin publishes to, comma-separated seeds (required unless --embedded-nats)")
 	embedded := fs.Bool("embedded-nats", false, "without --nats, run an embedded NATS server with JetStream on --nats-addr and create the events stream there: only for an edge whose origin publishes to that server (weft dev does this in one process)")

@@ -53,7 +53,7 @@ func runUntil(t *testing.T, ready *regexp.Regexp, args ...string) []string {
 
 // TestTLSEndToEnd runs an origin, an edge and a proxy as an operator would with TLS on every
 // link: a client reaches the proxy over TLS (wss), the proxy the edge over mutual TLS, the edge
-// the origin over TLS. The proxy's certificate, replaced on disk, is what the next client
+// the origin over mutual TLS. The proxy's certificate, replaced on disk, is what the next client
 // gets, while the session already up stays up; the edge refuses plain connections and TLS
 // ones without a client certificate its CA signed.
 func TestTLSEndToEnd(t *testing.T) {
@@ -64,14 +64,16 @@ func TestTLSEndToEnd(t *testing.T) {
 	edgeCert, edgeKey := ca.Issue(t, "edge", time.Hour).Files(t)
 	proxyCert, proxyKey := ca.Issue(t, "proxy", time.Hour).Files(t)
 	toEdgeCert, toEdgeKey := ca.Issue(t, "proxy-to-edges", time.Hour).Files(t)
+	toOriginCert, toOriginKey := ca.Issue(t, "edge-to-origin", time.Hour).Files(t)
 
 	o := runUntil(t, regexp.MustCompile(`origin  https://(\S+)/origin/v1/teams/(\S+)\n  nats    (\S+)\n`),
 		"origin", "--addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--size", "tiny", "--rate", "20",
-		"--tls-cert", originCert, "--tls-key", originKey)
+		"--tls-cert", originCert, "--tls-key", originKey, "--tls-client-ca", ca.File)
 	originAddr, team, natsURL := o[1], o[2], o[3]
 	e := runUntil(t, regexp.MustCompile(`weft edge tls-edge: https://(\S+) \(origin [^)]+\)\nweft edge tls-edge ops: (\S+)\n`),
 		"edge", "--node", "tls-edge", "--addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--nats", natsURL,
 		"--token-secret", testSecret, "--drain", "100ms", "--origin", "https://"+originAddr, "--origin-ca", ca.File,
+		"--origin-cert", toOriginCert, "--origin-key", toOriginKey,
 		"--tls-cert", edgeCert, "--tls-key", edgeKey, "--tls-client-ca", ca.File,
 		"--peer-tls", "--peer-ca", ca.File, "--peer-cert", toEdgeCert, "--peer-key", toEdgeKey)
 	edgeAddr, edgeOps := e[1], e[2]
@@ -81,10 +83,14 @@ func TestTLSEndToEnd(t *testing.T) {
 		"--edge-tls", "--edge-ca", ca.File, "--edge-cert", toEdgeCert, "--edge-key", toEdgeKey)
 	proxyAddr := p[1]
 
-	// A user of the team, asked of the origin over TLS as the edge asks it.
+	// A user of the team, asked of the origin over mutual TLS as the edge asks it.
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	defer hc.CloseIdleConnections()
-	oc, err := origin.NewClient(origin.ClientConfig{BaseURL: "https://" + originAddr, HTTPClient: hc})
+	pair, err := tlsfiles.LoadPair("test", toOriginCert, toOriginKey, nil)
+	testkit.OK(t, err)
+	ohc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsfiles.ClientConfig(roots, "", pair)}}
+	defer ohc.CloseIdleConnections()
+	oc, err := origin.NewClient(origin.ClientConfig{BaseURL: "https://" + originAddr, HTTPClient: ohc})
 	testkit.OK(t, err)
 	users, err := oc.UsersPage(context.Background(), team, "", 1)
 	testkit.OK(t, err)
@@ -135,8 +141,14 @@ func TestTLSEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		t.Errorf("the edge served a client without a certificate: %s", resp.Status)
 	}
+	// Nor does the origin serve a client without a certificate.
+	if resp, err := hc.Get("https://" + originAddr + "/origin/v1/teams/" + team); err == nil {
+		resp.Body.Close()
+		t.Errorf("the origin served a client without a certificate: %s", resp.Status)
+	}
 	m := get(t, edgeOps+"/metrics")
 	for _, want := range []string{`weft_tls_certificate_expiry_timestamp_seconds{listener="client"}`,
+		`weft_tls_certificate_expiry_timestamp_seconds{listener="origin"}`,
 		`weft_tls_certificate_expiry_timestamp_seconds{listener="peer"}`, `weft_build_info{commit=`} {
 		testkit.True(t, strings.Contains(m, want), "the edge's /metrics lacks %s", want)
 	}
