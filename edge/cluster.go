@@ -109,6 +109,13 @@ func newCluster(s *Server, cfg ClusterConfig) (*cluster, error) {
 			Help: "Teams pre-warmed, by direction (asked of another edge, or done for one) and outcome."},
 			[]string{"direction", "outcome"}),
 	}
+	for _, why := range []string{"ring", "drain", "misrouted", "home"} {
+		c.moved.WithLabelValues(why) // at 0 from the start: see newMetrics
+	}
+	for _, dir := range []string{"asked", "done"} {
+		c.warms.WithLabelValues(dir, "ok")
+		c.warms.WithLabelValues(dir, "failed")
+	}
 	// An edge's view of the ring must survive a NATS outage as the proxies' does (they route
 	// by theirs; a view that lost every peer would hand their teams back and forth when NATS
 	// returns and move sessions for nothing): it hears itself without NATS (announce) and

@@ -97,6 +97,20 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help:    "Time to build a team's autocomplete index: the prefix path, then the typo fallback.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}, []string{"part"}),
 	}
+	// Label values known in advance show from the start, at 0 (as sessions ended does, below): a
+	// rate over a series born at its first count misses that count.
+	zero := map[*prometheus.CounterVec][]string{
+		m.resumes:          {"true", "false"},
+		m.pauses:           {"requests", "outbound"},
+		m.shed:             {"connection", "team_load", "fuzzy_index", "fuzzy_index_surge", "node_connects", "team_connects"},
+		m.replays:          {"memory", "stream_shared", "stream"},
+		m.admissionChanges: levelNames[:],
+	}
+	for vec, values := range zero {
+		for _, v := range values {
+			vec.WithLabelValues(v)
+		}
+	}
 	reg.MustRegister(m.requests, m.latency, m.eventsIn, m.eventsOut, m.eventsCut, m.slowConsumers, m.policyCloses,
 		m.goodbyes, m.resumes, m.loadSeconds, m.sessionStart, m.loadFailures, m.indexSeconds, indexBytes{s}, m.pauses, m.throttled,
 		m.shed, m.shedUnloads, m.admissionChanges, m.replays,

@@ -36,7 +36,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Help: "Edges that refused or could not be reached, by edge and why (unreachable, no_answer, draining)."},
 			[]string{"edge", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "weft_proxy_refused_total",
-			Help: "Requests the proxy answered itself, by why (invalid_auth, no_edge, proxy_connects, edge_paced, edge_not_admitting, subprotocol, method_not_allowed)."}, []string{"reason"}),
+			Help: "Requests the proxy answered itself, by why (invalid_auth, no_edge, proxy_connects, edge_paced, edge_not_admitting, subprotocol, body, method_not_allowed)."}, []string{"reason"}),
 		ringChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_proxy_ring_changes_total",
 			Help: "Changes of the ring of serving edges."}),
 		ringEdges: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_proxy_ring_edges",
@@ -58,6 +58,11 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			[]string{"region"}),
 		regionEdges: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "weft_proxy_region_edges",
 			Help: "Serving edges this proxy knows in each region (its own region's are its ring)."}, []string{"region"}),
+	}
+	// Every reason shows from the start, at 0: a rate over a series born at its first
+	// refusal misses that refusal, and an alert on it would wait for the second.
+	for _, why := range []string{"invalid_auth", "no_edge", "proxy_connects", "edge_paced", "edge_not_admitting", "subprotocol", "body", "method_not_allowed"} {
+		m.refused.WithLabelValues(why)
 	}
 	reg.MustRegister(m.routes, m.upstreamFailures, m.refused, m.ringChanges, m.ringEdges, m.connections, m.open,
 		m.handshake, m.acceptWaits, m.edgePace, m.probes, m.fallbackRoutes, m.regionEdges,
