@@ -311,11 +311,8 @@ func (st *obsStack) drive(t *testing.T, api *obsAPI) {
 		http.StatusSwitchingProtocols, "a resume's handshake")
 
 	// edge-1 drains (weft drain): its teams' next owner pre-warms them, its sessions move.
-	resp, err := st.hc.Post("http://"+st.ops["weft-edge"][0]+"/drain", "text/plain", nil)
-	testkit.OK(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	testkit.True(t, resp.StatusCode == http.StatusOK, "POST /drain: %s %s", resp.Status, body)
+	out, err := exec.Command(weftBin.Path(t), "drain", "--ops-url", "http://"+st.ops["weft-edge"][0], "--timeout", "30s").CombinedOutput()
+	testkit.True(t, err == nil && strings.HasPrefix(string(out), "drained in "), "weft drain: %v: %s", err, out)
 	testkit.EventuallyWithin(t, obsWithin, func() bool {
 		return !slices.ContainsFunc(clients, func(oc *obsClient) bool { return oc.c.Hello().Node == st.nodes[0] })
 	}, "edge-1's clients to move to edge-2")

@@ -2,9 +2,16 @@ package edge
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
+
+// DrainHeader must be on a POST /drain (any value): a custom header keeps a browser on
+// another site from sending the request (it would need a CORS preflight this listener never
+// answers), on top of the loopback rule.
+const DrainHeader = "Weft-Drain"
 
 // drainMargin is what a drain asked on the operator listener may take beyond the drain
 // spread: the sessions' own closes, and the pre-warming of their teams' next owners.
@@ -15,7 +22,15 @@ const drainMargin = 30 * time.Second
 // answered once it is done. It is a Kubernetes preStop hook's (`weft drain`): the pod is
 // drained before its SIGTERM, whose own drain then finds nothing left. The process keeps
 // running, not ready, until it is stopped. The drain goes on if the caller leaves.
+//
+// Only from the edge's own host (loopback: the preStop hook runs in the pod) and with
+// DrainHeader: a drain cannot be undone but by a restart, so nothing else on the operators'
+// network may ask for one.
 func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
+	if !fromLoopback(r.RemoteAddr) || r.Header.Get(DrainHeader) == "" {
+		http.Error(w, "POST /drain is taken only from this host, with the "+DrainHeader+" header (weft drain)", http.StatusForbidden)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.DrainSpread+drainMargin)
 	defer cancel()
 	start := time.Now()
@@ -25,4 +40,14 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("drained in " + time.Since(start).Round(time.Millisecond).String() + "\n"))
+}
+
+// fromLoopback reports whether a request's remote address is a loopback one.
+func fromLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

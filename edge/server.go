@@ -215,9 +215,11 @@ type Server struct {
 	draining  atomic.Bool
 	conns     tracker // WebSocket handlers under way
 	sessions  atomic.Int64
-	shutdown  sync.Once
-	cluster   *cluster   // nil when standalone
-	admit     *admission // nil without a memory budget
+	shutMu    sync.Mutex
+	shutDone  chan struct{} // closed when the first Shutdown's drain is over; nil before one
+	shutErr   error         // its outcome, read after shutDone is closed
+	cluster   *cluster      // nil when standalone
+	admit     *admission    // nil without a memory budget
 	connects  *bucket.Pacer
 	apiQuotas *apiQuotas // per user, for /api
 	cursors   *cursors   // seals paging cursors
@@ -555,35 +557,57 @@ func newSessionID() string {
 
 // Shutdown drains the node: it stops accepting, tells every session goodbye draining with a
 // jittered reconnect_after_ms, waits for the sessions to close (or ctx), then stops the team
-// set. Idempotent.
+// set. The first call drains, bounded by its ctx; a call during that drain (a SIGTERM while
+// POST /drain runs) waits for it within its own ctx and returns its outcome; a call after it
+// returns that outcome at once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutMu.Lock()
+	done, first := s.shutDone, s.shutDone == nil
+	if first {
+		done = make(chan struct{})
+		s.shutDone = done
+	}
+	s.shutMu.Unlock()
+	if !first {
+		select {
+		case <-done:
+			return s.shutErr
+		case <-ctx.Done():
+			return fmt.Errorf("edge: waiting for the drain under way: %w", ctx.Err())
+		}
+	}
+	s.shutErr = s.drainAndStop(ctx)
+	close(done)
+	return s.shutErr
+}
+
+// drainAndStop is the first Shutdown's work.
+func (s *Server) drainAndStop(ctx context.Context) error {
 	var err error
-	s.shutdown.Do(func() {
-		s.draining.Store(true)
-		// In a cluster the sessions move to their teams' next owners, pre-warmed; a lone
-		// node (or the last of a ring) can only tell them to come back later.
-		if s.cluster == nil || !s.cluster.drain(ctx, s, s.cfg.DrainSpread) {
-			s.hubs.Range(func(_, h any) bool {
-				for _, ss := range h.(*hub).snapshot() {
-					ss.goodbye(endDraining, s.jitter(s.cfg.DrainSpread))
-				}
-				return true
-			})
-		}
-		if werr := s.conns.wait(ctx); werr != nil {
-			err = fmt.Errorf("edge: drain: %w", werr)
-		}
-		if s.cluster != nil {
-			s.cluster.stop()
-		}
-		s.writers.stop() // a session left over (drain timed out) writes on goroutines of its own
-		if s.bgStop != nil {
-			s.bgStop()
-			s.bg.Wait()
-		}
-		if terr := s.teams.Shutdown(ctx); err == nil {
-			err = terr
-		}
-	})
+	s.draining.Store(true)
+	// In a cluster the sessions move to their teams' next owners, pre-warmed; a lone
+	// node (or the last of a ring) can only tell them to come back later.
+	if s.cluster == nil || !s.cluster.drain(ctx, s, s.cfg.DrainSpread) {
+		s.hubs.Range(func(_, h any) bool {
+			for _, ss := range h.(*hub).snapshot() {
+				ss.goodbye(endDraining, s.jitter(s.cfg.DrainSpread))
+			}
+			return true
+		})
+	}
+	if werr := s.conns.wait(ctx); werr != nil {
+		err = fmt.Errorf("edge: drain: %w", werr)
+	}
+	if s.cluster != nil {
+		s.cluster.stop()
+	}
+	s.writers.stop() // a session left over (drain timed out) writes on goroutines of its own
+	if s.bgStop != nil {
+		s.bgStop()
+		s.bg.Wait()
+	}
+	if terr := s.teams.Shutdown(ctx); err == nil {
+		err = terr
+	}
 	return err
 }

@@ -221,6 +221,15 @@ func (w *wireBatch) flatten() []byte {
 	return w.flat
 }
 
+// flattenFor is flatten where c is not a plain socket (TLS), else nil: there net.Buffers would
+// write each frame's header and payload on its own, each a TLS record of its own.
+func (w *wireBatch) flattenFor(c *wsConn) []byte {
+	if c.raw != nil {
+		return nil
+	}
+	return w.flatten()
+}
+
 // consume drops the first n bytes written from iov.
 func (w *wireBatch) consume(n int) {
 	for n > 0 && len(w.iov) > 0 {
@@ -238,8 +247,13 @@ func (c *wsConn) writeBlocking(w *wireBatch, deadline time.Time) error {
 	if err := c.nc.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
-	bufs := net.Buffers(w.iov)
-	_, err := bufs.WriteTo(c.nc)
+	var err error
+	if flat := w.flattenFor(c); flat != nil {
+		_, err = c.nc.Write(flat)
+	} else {
+		bufs := net.Buffers(w.iov)
+		_, err = bufs.WriteTo(c.nc)
+	}
 	w.iov = w.iov[:0]
 	if err == nil {
 		// Cleared, or the pool's next write (tryWrite), which the deadline also governs, would

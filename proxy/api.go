@@ -43,7 +43,7 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 			return false, ""
 		}
 		out.Header = r.Header.Clone()
-		forwardHeaders(out.Header, r) // drops the hop-by-hop ones, says who asked
+		forwardHeaders(out.Header, r, s.clientProto(r)) // drops the hop-by-hop ones, says who asked
 		out.Header.Del(protocol.HeaderExcluded)
 		if excluded != "" {
 			out.Header.Set(protocol.HeaderExcluded, excluded)

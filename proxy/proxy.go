@@ -118,6 +118,9 @@ type Config struct {
 	// /api, probes) is TLS with this configuration, its ServerName the host of the edge's
 	// address unless set. Nil: plain TCP, for edges on a network the operator trusts.
 	EdgeTLS *tls.Config
+	// ServesTLS says the proxy's clients reach it over TLS (its listener's): X-Forwarded-Proto
+	// is https.
+	ServesTLS bool
 	// MaxBodyBytes caps an /api request body; default 1 MiB.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -223,8 +226,9 @@ func New(cfg Config) (*Server, error) {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		// The proxy speaks HTTP/1.1 to edges, over TLS when told to; no proxy-of-the-proxy.
-		Proxy:           nil,
-		TLSClientConfig: cfg.EdgeTLS,
+		Proxy:               nil,
+		TLSClientConfig:     cfg.EdgeTLS,
+		TLSHandshakeTimeout: cfg.DialTimeout,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mux = http.NewServeMux()
@@ -343,15 +347,15 @@ func (s *Server) ringChanged(old, v *ring.View) {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Shutdown stops taking connections and closes the open tunnels, whose clients reconnect
-// through another proxy; run it after the http.Server's own Shutdown (which does not track
-// hijacked connections).
 // Leave makes the proxy say it is not ready (/readyz 503) while it goes on serving: the first
 // step of a stop behind a load balancer, which takes a few seconds to see a readiness change
 // (Kubernetes' endpoints, a cloud balancer's health check). Clients it still sends meanwhile
 // are served, not refused; Shutdown follows.
 func (s *Server) Leave() { s.leaving.Store(true) }
 
+// Shutdown stops taking connections and closes the open tunnels, whose clients reconnect
+// through another proxy; run it after the http.Server's own Shutdown (which does not track
+// hijacked connections).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.tunnelMu.Lock()
 	s.closing.Store(true)

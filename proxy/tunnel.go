@@ -364,11 +364,7 @@ func (s *Server) writeUpgrade(w *bufio.Writer, r *http.Request, addr, excluded s
 	}
 	writeHeaderLine(w, "X-Forwarded-For", clientIP(r))
 	writeHeaderLine(w, "X-Forwarded-Host", r.Host)
-	proto := "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
-	writeHeaderLine(w, "X-Forwarded-Proto", proto)
+	writeHeaderLine(w, "X-Forwarded-Proto", s.clientProto(r))
 	if excluded != "" {
 		writeHeaderLine(w, protocol.HeaderExcluded, excluded)
 	}
@@ -416,7 +412,7 @@ func writeHeaderLine(w *bufio.Writer, name, v string) {
 
 // forwardHeaders drops the hop-by-hop headers of r (RFC 9110 section 7.6.1, and those its
 // Connection header names) from h and says who the client asked for.
-func forwardHeaders(h http.Header, r *http.Request) {
+func forwardHeaders(h http.Header, r *http.Request, proto string) {
 	for _, v := range r.Header.Values("Connection") {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
@@ -429,11 +425,17 @@ func forwardHeaders(h http.Header, r *http.Request) {
 	}
 	h.Set("X-Forwarded-For", clientIP(r))
 	h.Set("X-Forwarded-Host", r.Host)
-	proto := "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
 	h.Set("X-Forwarded-Proto", proto)
+}
+
+// clientProto is the scheme the client reached the proxy with. r.TLS is nil on both of the
+// proxy's paths (a head read by Upgrades, a connection handed to net/http wrapped), so the
+// listener's configuration says it.
+func (s *Server) clientProto(r *http.Request) string {
+	if r.TLS != nil || s.cfg.ServesTLS {
+		return "https"
+	}
+	return "http"
 }
 
 // hop-by-hop headers are the connection's, not the message's (RFC 9110 section 7.6.1).

@@ -40,8 +40,9 @@ func TestConfigCheckedUpFront(t *testing.T) {
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--origin", "ftp://origin"}, "--origin: "},
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--origin-ca", dir + "/ca.pem"}, "--origin-ca and --origin-cert need an https://"},
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--tls-cert", dir + "/c.pem"}, "--tls-cert, --tls-key: "},
-		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--tls-cert", dir + "/c.pem", "--tls-key", dir + "/k.pem"}, dir + "/c.pem"},
+		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--tls-cert", dir + "/c.pem", "--tls-key", dir + "/k.pem", "--peer-tls"}, dir + "/c.pem"},
 		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--peer-ca", dir + "/ca.pem"}, "need --peer-tls"},
+		{[]string{"edge", "--nats", nowhere, "--addr", "127.0.0.1:0", "--tls-cert", dir + "/c.pem", "--tls-key", dir + "/k.pem"}, "--tls-cert without --peer-tls"},
 		{[]string{"proxy", "--nats", nowhere, "--addr", "127.0.0.1"}, "--addr: "},
 		{[]string{"proxy", "--nats", nowhere, "--tls-cert", dir + "/c.pem", "--tls-key", dir + "/k.pem"}, dir + "/c.pem"},
 		{[]string{"proxy", "--nats", nowhere, "--edge-tls", "--edge-ca", dir + "/ca.pem"}, "--edge-ca: "},
@@ -81,11 +82,17 @@ func TestDrainCommand(t *testing.T) {
 	testkit.True(t, strings.Contains(m, `weft_build_info{commit="`) && strings.Contains(m, `go_version="`+runtime.Version()+`"`),
 		"the edge's weft_build_info:\n%.3000s", m)
 	testkit.Equal(t, get(t, ops+"/readyz"), "ready\n", "readiness before the drain")
+	// A bare POST, as a page of another site could send, drains nothing.
+	resp, err := http.Post(ops+"/drain", "text/plain", nil)
+	testkit.OK(t, err)
+	resp.Body.Close()
+	testkit.Equal(t, resp.StatusCode, http.StatusForbidden, "a POST /drain without its header")
+	testkit.Equal(t, get(t, ops+"/readyz"), "ready\n", "readiness after a refused drain")
 
 	var out testkit.SyncBuffer
 	testkit.OK(t, run(context.Background(), []string{"drain", "--ops-url", ops}, &out))
 	testkit.True(t, strings.HasPrefix(out.String(), "drained in "), "weft drain printed %q", out.String())
-	resp, err := http.Get(ops + "/readyz")
+	resp, err = http.Get(ops + "/readyz")
 	testkit.OK(t, err)
 	resp.Body.Close()
 	testkit.Equal(t, resp.StatusCode, http.StatusServiceUnavailable, "readiness after the drain")

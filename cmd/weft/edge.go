@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -147,10 +148,11 @@ func (o *edgeOpts) check() error {
 		return fmt.Errorf("--memory-budget: %s is below the %s an edge needs to run at all (empty: no admission control)",
 			o.memBudget, "64MiB")
 	}
-	if u, err := url.Parse(o.originURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := url.Parse(o.originURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--origin: %q is not an http(s)://host[:port] URL", o.originURL)
 	}
-	if (o.originCA != "" || o.originCert != "") && !strings.HasPrefix(o.originURL, "https://") {
+	if (o.originCA != "" || o.originCert != "") && !strings.EqualFold(u.Scheme, "https") {
 		return fmt.Errorf("--origin-ca and --origin-cert need an https:// --origin")
 	}
 	if (o.originCert == "") != (o.originKey == "") {
@@ -158,6 +160,11 @@ func (o *edgeOpts) check() error {
 	}
 	if err := o.tls.Check(); err != nil {
 		return err
+	}
+	if o.tls.Enabled() && !o.standalone && !o.peerTLS.On {
+		// Its peers serve TLS as it does: plain probes of them would fail, and only when a NATS
+		// outage makes probes matter.
+		return errors.New("--tls-cert without --peer-tls: the edge probes its peers (which serve TLS as it does) during a NATS outage; pass --peer-tls, with --peer-ca and the rest as proxies pass --edge-*")
 	}
 	return o.peerTLS.Check()
 }

@@ -61,7 +61,9 @@ func TestTLSEndToEnd(t *testing.T) {
 	roots, err := tlsfiles.ReadPool(ca.File)
 	testkit.OK(t, err)
 	originCert, originKey := ca.Issue(t, "origin", time.Hour).Files(t)
-	edgeCert, edgeKey := ca.Issue(t, "edge", time.Hour).Files(t)
+	// The edge's certificate names no address, as in a cluster where edges come and go: proxies
+	// and peers verify the one name every edge's carries (--edge-server-name).
+	edgeCert, edgeKey := ca.Issue(t, "edge", time.Hour, "weft-edge").Files(t)
 	proxyCert, proxyKey := ca.Issue(t, "proxy", time.Hour).Files(t)
 	toEdgeCert, toEdgeKey := ca.Issue(t, "proxy-to-edges", time.Hour).Files(t)
 	toOriginCert, toOriginKey := ca.Issue(t, "edge-to-origin", time.Hour).Files(t)
@@ -75,12 +77,12 @@ func TestTLSEndToEnd(t *testing.T) {
 		"--token-secret", testSecret, "--drain", "100ms", "--origin", "https://"+originAddr, "--origin-ca", ca.File,
 		"--origin-cert", toOriginCert, "--origin-key", toOriginKey,
 		"--tls-cert", edgeCert, "--tls-key", edgeKey, "--tls-client-ca", ca.File,
-		"--peer-tls", "--peer-ca", ca.File, "--peer-cert", toEdgeCert, "--peer-key", toEdgeKey)
+		"--peer-tls", "--peer-ca", ca.File, "--peer-server-name", "weft-edge", "--peer-cert", toEdgeCert, "--peer-key", toEdgeKey)
 	edgeAddr, edgeOps := e[1], e[2]
 	p := runUntil(t, regexp.MustCompile(`weft proxy: https://(\S+) \(WebSocket wss://\S+/ws\)\n`),
 		"proxy", "--addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--nats", natsURL, "--token-secret", testSecret,
 		"--tls-cert", proxyCert, "--tls-key", proxyKey,
-		"--edge-tls", "--edge-ca", ca.File, "--edge-cert", toEdgeCert, "--edge-key", toEdgeKey)
+		"--edge-tls", "--edge-ca", ca.File, "--edge-server-name", "weft-edge", "--edge-cert", toEdgeCert, "--edge-key", toEdgeKey)
 	proxyAddr := p[1]
 
 	// A user of the team, asked of the origin over mutual TLS as the edge asks it.

@@ -51,13 +51,17 @@ func RunHealth(ctx context.Context, prog cli.Program, args []string, stdout io.W
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	body, err := call(ctx, http.MethodGet, *u)
+	body, err := call(ctx, http.MethodGet, *u, "")
 	if err != nil {
 		return err
 	}
 	fmt.Fprint(stdout, body)
 	return nil
 }
+
+// drainHeader is edge.DrainHeader, which the edge asks of a drain (this package must not
+// import the edge: weft-proxy links it).
+const drainHeader = "Weft-Drain"
 
 // RunDrain asks an edge to drain (POST /drain on its operator listener) and waits until it
 // says it is drained.
@@ -78,7 +82,7 @@ func RunDrain(ctx context.Context, prog cli.Program, args []string, stdout io.Wr
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	body, err := call(ctx, http.MethodPost, strings.TrimSuffix(*ops, "/")+"/drain")
+	body, err := call(ctx, http.MethodPost, strings.TrimSuffix(*ops, "/")+"/drain", drainHeader)
 	if err != nil {
 		return err
 	}
@@ -96,10 +100,13 @@ func checkURL(flag, s string) error {
 
 // call makes one request and returns the body of a 200; anything else is an error that
 // says what was answered.
-func call(ctx context.Context, method, u string) (string, error) {
+func call(ctx context.Context, method, u, header string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return "", err
+	}
+	if header != "" {
+		req.Header.Set(header, "1")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

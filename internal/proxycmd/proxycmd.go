@@ -182,7 +182,7 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prome
 			return nil, nil, err
 		}
 	}
-	srv, err := proxy.New(proxy.Config{EdgeTLS: o.edgeTLS, Registry: reg, Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
+	srv, err := proxy.New(proxy.Config{EdgeTLS: o.edgeTLS, ServesTLS: o.serverTLS != nil, Registry: reg, Tokens: keys, Watch: watch, Static: static, DownFor: o.DownFor, Logger: log.With("node", "proxy"),
 		ConnectRate: o.ConnectRate, ConnectBurst: o.ConnectBurst, EdgeRate: o.EdgeRate, EdgeBurst: o.EdgeBurst,
 		EdgeLagTarget: o.EdgeLagTarget, EdgeRateFloor: o.EdgeRateFloor, SpareConns: o.SpareConns,
 		AcceptRate: o.AcceptRate, AcceptBurst: o.AcceptBurst, ProbeTimeout: o.ProbeTimeout, Region: region, Fallback: fallback})

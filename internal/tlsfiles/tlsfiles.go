@@ -118,6 +118,9 @@ func (p *Pair) Current() *tls.Certificate {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st, err := p.stamps()
+	if err == nil && st == p.failedAt {
+		return p.cert // the same broken files as at the last look: not read again per handshake
+	}
 	if err != nil || st == p.stamp {
 		if err != nil && st != p.failedAt {
 			p.failedAt = st

@@ -2,6 +2,8 @@ package probe_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -139,5 +141,35 @@ func TestProbeProof(t *testing.T) {
 	c.Sign = func() string { return "from a proxy" }
 	if _, err := c.Probe(context.Background(), known); err != nil {
 		t.Fatalf("a signed probe: %v", err)
+	}
+}
+
+// TestProbeOverTLS: a client made with a TLS configuration probes an edge that serves TLS,
+// verifying its certificate; a plain client cannot, and neither can one that does not trust
+// the edge's CA.
+func TestProbeOverTLS(t *testing.T) {
+	mux := http.NewServeMux()
+	var known ring.Announcement
+	mux.Handle("GET "+probe.Path, probe.Handler(func() (ring.Announcement, bool) { return known, true }, nil))
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	known = edgeAt(srv.Listener.Addr().String())
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+
+	c := probe.New(&tls.Config{RootCAs: roots})
+	defer c.Close()
+	if _, err := c.Probe(context.Background(), known); err != nil {
+		t.Fatalf("probe over TLS: %v", err)
+	}
+	plain := probe.New(nil)
+	defer plain.Close()
+	if _, err := plain.Probe(context.Background(), known); err == nil {
+		t.Error("a plain probe of an edge that serves TLS succeeded")
+	}
+	untrusting := probe.New(&tls.Config{RootCAs: x509.NewCertPool()})
+	defer untrusting.Close()
+	if _, err := untrusting.Probe(context.Background(), known); err == nil {
+		t.Error("a probe that does not trust the edge's CA succeeded")
 	}
 }
