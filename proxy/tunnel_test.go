@@ -9,11 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/weft-edge/weft/internal/ring"
+	"github.com/weft-edge/weft/internal/testkit"
 	wstack "github.com/weft-edge/weft/internal/testkit/stack"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/protocol"
@@ -179,4 +182,47 @@ func TestTunnelLongSwitchingHead(t *testing.T) {
 	if string(rest) != "hello" {
 		t.Fatalf("after the head the client got %q, want %q", rest, "hello")
 	}
+}
+
+// TestTunnelSaysHTTPSBehindTLS: a proxy whose clients reach it over TLS (ServesTLS, set by
+// its --tls-cert) tells the edge X-Forwarded-Proto https, whatever the client claimed, on both
+// of its paths: a WebSocket upgrade and /api.
+func TestTunnelSaysHTTPSBehindTLS(t *testing.T) {
+	keys, err := token.New([]byte(testSecret))
+	must(t, err)
+	tok, _ := keys.Issue("T1", "U1", time.Hour)
+	behindTLS := func(edgeAddr string) string {
+		p := wstack.StartProxy(t, proxy.Config{Tokens: keys, ServesTLS: true, Static: []ring.Announcement{{Node: "fake", Addr: edgeAddr}}})
+		return p.URL
+	}
+
+	got := make(chan *http.Request, 1)
+	wsProxy := behindTLS(fakeEdge(t, got))
+	c, err := net.Dial("tcp", strings.TrimPrefix(wsProxy, "http://"))
+	must(t, err)
+	defer c.Close()
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: chat.example.com\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"X-Forwarded-Proto: http\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", tok)
+	select {
+	case r := <-got:
+		testkit.Equal(t, strings.Join(r.Header.Values("X-Forwarded-Proto"), ","), "https", "X-Forwarded-Proto of an upgrade")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the edge got no upgrade")
+	}
+
+	var proto atomic.Value
+	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(strings.Join(r.Header.Values("X-Forwarded-Proto"), ","))
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer edge.Close()
+	req, _ := http.NewRequest(http.MethodPost, behindTLS(strings.TrimPrefix(edge.URL, "http://"))+"/api/users.info", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("X-Forwarded-Proto", "http")
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	testkit.Equal(t, resp.StatusCode, http.StatusOK, "/api through the proxy")
+	testkit.Equal(t, proto.Load(), any("https"), "X-Forwarded-Proto of /api")
 }
