@@ -23,7 +23,7 @@ func TestDrainOnlyFromLoopback(t *testing.T) {
 
 // TestShutdownDuringDrain: a Shutdown that arrives while another drains (a SIGTERM while POST
 // /drain runs) waits within its own context, not the first's, and once the drain is over
-// every Shutdown returns its outcome at once.
+// every Shutdown returns at once.
 func TestShutdownDuringDrain(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	if !h.edge.conns.add() { // a WebSocket handler under way, which the drain waits for
@@ -53,5 +53,5 @@ func TestShutdownDuringDrain(t *testing.T) {
 	}
 	h.edge.conns.done()
 	testkit.OK(t, <-first)
-	testkit.OK(t, h.edge.Shutdown(ctx)) // over: its outcome, even with a context that has ended
+	testkit.OK(t, h.edge.Shutdown(ctx)) // over: nil at once, even with a context that has ended
 }

@@ -217,7 +217,6 @@ type Server struct {
 	sessions  atomic.Int64
 	shutMu    sync.Mutex
 	shutDone  chan struct{} // closed when the first Shutdown's drain is over; nil before one
-	shutErr   error         // its outcome, read after shutDone is closed
 	cluster   *cluster      // nil when standalone
 	admit     *admission    // nil without a memory budget
 	connects  *bucket.Pacer
@@ -557,9 +556,9 @@ func newSessionID() string {
 
 // Shutdown drains the node: it stops accepting, tells every session goodbye draining with a
 // jittered reconnect_after_ms, waits for the sessions to close (or ctx), then stops the team
-// set. The first call drains, bounded by its ctx; a call during that drain (a SIGTERM while
-// POST /drain runs) waits for it within its own ctx and returns its outcome; a call after it
-// returns that outcome at once.
+// set. The first call drains, bounded by its ctx, and returns the drain's outcome; a call
+// during that drain (a SIGTERM while POST /drain runs) waits for it within its own ctx, and
+// a call after it returns nil at once: the drain is over, and its caller was told how it went.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutMu.Lock()
 	done, first := s.shutDone, s.shutDone == nil
@@ -570,15 +569,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutMu.Unlock()
 	if !first {
 		select {
+		case <-done: // over, whatever ctx says
+			return nil
+		default:
+		}
+		select {
 		case <-done:
-			return s.shutErr
+			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("edge: waiting for the drain under way: %w", ctx.Err())
 		}
 	}
-	s.shutErr = s.drainAndStop(ctx)
+	err := s.drainAndStop(ctx)
 	close(done)
-	return s.shutErr
+	return err
 }
 
 // drainAndStop is the first Shutdown's work.
