@@ -163,7 +163,7 @@ func driftServed(role, listener, p string) bool {
 }
 
 // The drain's bounds, from the edge's code: POST /drain gives up after --drain plus
-// edge/drain.go's drainMargin; SIGTERM's drain after --drain plus serveEdge's 10s
+// edge/ops.go's drainMargin; SIGTERM's drain after --drain plus serveEdge's 10s
 // (cmd/weft/edge.go).
 const (
 	driftDrainMargin   = 30 * time.Second

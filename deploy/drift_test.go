@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weft-edge/weft/internal/testkit"
 )
 
 // The material in deploy/ cannot be run where weft is developed (no container runtime), so
@@ -219,7 +221,7 @@ func TestDriftSampleSecrets(t *testing.T) {
 func TestDriftNATSConfigs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := goBuild("nats-server", "github.com/nats-io/nats-server/v2")(ctx, t.TempDir())
+	bin, err := testkit.GoBuild("nats-server", "github.com/nats-io/nats-server/v2")(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,7 @@
 package deploy
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/weft-edge/weft/internal/testkit"
@@ -18,19 +14,9 @@ import (
 // weftBin and weftProxyBin are this module's weft and weft-proxy, built by the first test that
 // needs one.
 var (
-	weftBin      = testkit.Built{Build: goBuild("weft", "github.com/weft-edge/weft/cmd/weft")}
-	weftProxyBin = testkit.Built{Build: goBuild("weft-proxy", "github.com/weft-edge/weft/cmd/weft-proxy")}
+	weftBin      = testkit.Built{Build: testkit.GoBuild("weft", "github.com/weft-edge/weft/cmd/weft")}
+	weftProxyBin = testkit.Built{Build: testkit.GoBuild("weft-proxy", "github.com/weft-edge/weft/cmd/weft-proxy")}
 )
-
-func goBuild(name, pkg string) func(ctx context.Context, dir string) (string, error) {
-	return func(ctx context.Context, dir string) (string, error) {
-		bin := filepath.Join(dir, name)
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
-		}
-		return bin, nil
-	}
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -360,7 +360,7 @@ func New(cfg Config) (*Server, error) {
 
 // OpsHandler serves the operator's endpoints (serve.Process.ServeOps, never the client port):
 // /metrics, /healthz, /readyz saying why, /debug/teams (the loaded teams, busiest first) and
-// POST /drain (drain.go).
+// POST /drain (ops.go).
 func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // Start starts the team set (its janitor and pre-warm loads) and, in a cluster, the node's
@@ -391,30 +391,6 @@ func (s *Server) Teams() *cache.Teams { return s.teams }
 func (s *Server) Sessions() int64 { return s.sessions.Load() }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
-
-func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
-	ok, why := s.readiness()
-	if !ok {
-		http.Error(w, why, http.StatusServiceUnavailable)
-		return
-	}
-	w.Write([]byte(why + "\n"))
-}
-
-// readiness says whether the node takes new work, and why, for the operator.
-func (s *Server) readiness() (bool, string) {
-	switch {
-	case s.draining.Load():
-		return false, "draining"
-	case s.admit.over(levelHigh):
-		return false, "over the memory budget: " + s.Level()
-	case s.cfg.Breaker != nil && s.cfg.Breaker.State() != "closed":
-		// Still ready: warm teams are served, and every edge shares the origin, so sending
-		// clients elsewhere would not help. Said for the operator.
-		return true, fmt.Sprintf("ready (origin circuit %s: cold teams cannot load)", s.cfg.Breaker.State())
-	}
-	return true, "ready"
-}
 
 // probeAnswer is what this edge tells a proxy that asks it directly because it cannot hear its
 // announcements (NATS down; internal/ring/silent.go): the announcement it would send now. Not

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -25,19 +24,9 @@ import (
 // weftBin and weftProxyBin are this module's weft and weft-proxy, built by the first test that
 // runs one.
 var (
-	weftBin      = testkit.Built{Build: goBuild("weft", "github.com/weft-edge/weft/cmd/weft")}
-	weftProxyBin = testkit.Built{Build: goBuild("weft-proxy", "github.com/weft-edge/weft/cmd/weft-proxy")}
+	weftBin      = testkit.Built{Build: testkit.GoBuild("weft", "github.com/weft-edge/weft/cmd/weft")}
+	weftProxyBin = testkit.Built{Build: testkit.GoBuild("weft-proxy", "github.com/weft-edge/weft/cmd/weft-proxy")}
 )
-
-func goBuild(name, pkg string) func(ctx context.Context, dir string) (string, error) {
-	return func(ctx context.Context, dir string) (string, error) {
-		bin := filepath.Join(dir, name)
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
-		}
-		return bin, nil
-	}
-}
 
 // TestOperatorStreamSurvivesEveryProcess: an operator created WEFT_EVENTS on the cluster with
 // settings of their own, none of them weft's defaults. Starting each kind of weft process

@@ -2,7 +2,10 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -46,5 +49,16 @@ func (b *Built) Path(t T) string {
 func (b *Built) Remove() {
 	if b.dir != "" {
 		_ = os.RemoveAll(b.dir)
+	}
+}
+
+// GoBuild is a Build that builds the Go package pkg (an import path) as name in dir.
+func GoBuild(name, pkg string) func(ctx context.Context, dir string) (string, error) {
+	return func(ctx context.Context, dir string) (string, error) {
+		bin := filepath.Join(dir, name)
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		}
+		return bin, nil
 	}
 }

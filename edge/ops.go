@@ -1,7 +1,11 @@
 package edge
 
+// The operator's endpoints beyond /metrics (metrics.go) and /debug/teams: readiness with its
+// reason, and the drain a preStop hook asks for.
+
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -50,4 +54,28 @@ func fromLoopback(remote string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	ok, why := s.readiness()
+	if !ok {
+		http.Error(w, why, http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte(why + "\n"))
+}
+
+// readiness says whether the node takes new work, and why, for the operator.
+func (s *Server) readiness() (bool, string) {
+	switch {
+	case s.draining.Load():
+		return false, "draining"
+	case s.admit.over(levelHigh):
+		return false, "over the memory budget: " + s.Level()
+	case s.cfg.Breaker != nil && s.cfg.Breaker.State() != "closed":
+		// Still ready: warm teams are served, and every edge shares the origin, so sending
+		// clients elsewhere would not help. Said for the operator.
+		return true, fmt.Sprintf("ready (origin circuit %s: cold teams cannot load)", s.cfg.Breaker.State())
+	}
+	return true, "ready"
 }
