@@ -10,12 +10,9 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
-)
 
-// DrainHeader must be on a POST /drain (any value): a custom header keeps a browser on
-// another site from sending the request (it would need a CORS preflight this listener never
-// answers), on top of the loopback rule.
-const DrainHeader = "Weft-Drain"
+	"github.com/weft-edge/weft/protocol"
+)
 
 // drainMargin is what a drain asked on the operator listener may take beyond the drain
 // spread: the sessions' own closes, and the pre-warming of their teams' next owners.
@@ -28,11 +25,11 @@ const drainMargin = 30 * time.Second
 // running, not ready, until it is stopped. The drain goes on if the caller leaves.
 //
 // Only from the edge's own host (loopback: the preStop hook runs in the pod) and with
-// DrainHeader: a drain cannot be undone but by a restart, so nothing else on the operators'
+// protocol.HeaderDrain: a drain cannot be undone but by a restart, so nothing else on the operators'
 // network may ask for one.
 func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
-	if !fromLoopback(r.RemoteAddr) || r.Header.Get(DrainHeader) == "" {
-		http.Error(w, "POST /drain is taken only from this host, with the "+DrainHeader+" header (weft drain)", http.StatusForbidden)
+	if !fromLoopback(r.RemoteAddr) || r.Header.Get(protocol.HeaderDrain) == "" {
+		http.Error(w, "POST /drain is taken only from this host, with the "+protocol.HeaderDrain+" header (weft drain)", http.StatusForbidden)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.DrainSpread+drainMargin)

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,9 @@ type ClientConfig struct {
 	Token string
 	// HTTPClient to use; nil means a client with a pooled transport sized for paging.
 	HTTPClient *http.Client
+	// TLS is that pooled transport's TLS to an https origin (the CA that signs its certificate,
+	// a client certificate it asks for); nil: Go's defaults. Unused with HTTPClient.
+	TLS *tls.Config
 	// Timeout of one call (one page), default 10s.
 	Timeout time.Duration
 	// PageLimit is the page size asked of listings, default 5000. Larger pages load a big team
@@ -77,6 +81,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConns = 256
 		tr.MaxIdleConnsPerHost = 64
+		if cfg.TLS != nil {
+			tr.TLSClientConfig = cfg.TLS
+		}
 		hc = &http.Client{Transport: tr}
 	}
 	c := &Client{base: base, cfg: cfg, http: hc}

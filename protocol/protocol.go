@@ -108,3 +108,8 @@ const (
 	// that talks to an edge directly cannot make it take a team its ring gives another edge.
 	HeaderRouted = "Weft-Routed"
 )
+
+// HeaderDrain must be on an operator's POST /drain to an edge (any value; `weft drain` sends
+// it): a custom header keeps a browser page of another site from sending the request, which
+// would need a CORS preflight the operator listener never answers.
+const HeaderDrain = "Weft-Drain"

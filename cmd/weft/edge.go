@@ -81,7 +81,7 @@ type edgeOpts struct {
 // edgeTLS is the edge's TLS, read from the files its flags name.
 type edgeTLS struct {
 	server, peers *tls.Config
-	origin        *http.Client // nil: the origin client's default
+	origin        *tls.Config // nil: Go's defaults
 	metrics       []prometheus.Collector
 }
 
@@ -113,10 +113,7 @@ func (o *edgeOpts) loadTLS(log *slog.Logger) error {
 		}
 		o.loaded.metrics = append(o.loaded.metrics, pair.Collectors()...)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 64 // origin.NewClient's own
-	tr.TLSClientConfig = tlsfiles.ClientConfig(pool, "", pair)
-	o.loaded.origin = &http.Client{Transport: tr}
+	o.loaded.origin = tlsfiles.ClientConfig(pool, "", pair)
 	return nil
 }
 
@@ -145,8 +142,8 @@ func (o *edgeOpts) check() error {
 		return fmt.Errorf("--memory-budget: %w", err)
 	}
 	if budget != 0 && budget < minMemoryBudget {
-		return fmt.Errorf("--memory-budget: %s is below the %s an edge needs to run at all (empty: no admission control)",
-			o.memBudget, "64MiB")
+		return fmt.Errorf("--memory-budget: %s is below the %d MiB an edge needs to run at all (empty: no admission control)",
+			o.memBudget, minMemoryBudget>>20)
 	}
 	u, err := url.Parse(o.originURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -223,7 +220,7 @@ func (o *edgeOpts) server(bus *pubsub.Bus, log *slog.Logger, addr string, reg *p
 	}
 	breaker := origin.NewBreaker(origin.BreakerConfig{Failures: o.originFails, OpenFor: o.originOpen, Logger: log.With("node", o.node)})
 	client, err := origin.NewClient(origin.ClientConfig{BaseURL: o.originURL, Token: o.originToken, PageLimit: o.pageLimit,
-		Guard: breaker, Timeout: o.originCall, HTTPClient: o.loaded.origin})
+		Guard: breaker, Timeout: o.originCall, TLS: o.loaded.origin})
 	if err != nil {
 		return nil, err
 	}
@@ -366,11 +363,7 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		ln.Close()
 		return err
 	}
-	scheme := "http"
-	if o.tls.Enabled() {
-		scheme = "https"
-	}
-	fmt.Fprintf(stdout, "weft edge %s: %s://%s (origin %s)\n", o.node, scheme, ln.Addr(), o.originURL)
+	fmt.Fprintf(stdout, "weft edge %s: %s://%s (origin %s)\n", o.node, tlsfiles.Scheme(o.loaded.server, false), ln.Addr(), o.originURL)
 	if ops != "" {
 		fmt.Fprintf(stdout, "weft edge %s ops: http://%s\n", o.node, ops)
 	}

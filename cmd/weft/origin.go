@@ -175,12 +175,8 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 		natsURL = emb.ClientURL()
 	}
 	teams := srv.TeamIDs()
-	scheme := "http"
-	if o.tls != nil {
-		scheme = "https"
-	}
 	fmt.Fprintf(stdout, "weft origin: %s world (%d teams) ready in %v\n  origin  %s://%s/origin/v1/teams/%s\n  nats    %s\n  events  %.0f/s\n",
-		o.size, len(teams), time.Since(begin).Round(time.Millisecond), scheme, ln.Addr(), teams[0], natsURL, o.rate)
+		o.size, len(teams), time.Since(begin).Round(time.Millisecond), tlsfiles.Scheme(o.tls, false), ln.Addr(), teams[0], natsURL, o.rate)
 	if ops != "" {
 		fmt.Fprintf(stdout, "  ops     http://%s\n", ops)
 	}

@@ -1,14 +1,7 @@
 package natsconn
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +13,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/testcert"
 )
 
 func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
@@ -27,74 +21,26 @@ func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 // pki is a certificate authority with a server certificate (for 127.0.0.1 and localhost) and a
 // client certificate, each written as PEM files into a test's temporary directory.
 type pki struct {
-	ca                    *x509.Certificate
-	caKey                 *ecdsa.PrivateKey
-	dir                   string
+	ca                    *testcert.CA
 	CAFile                string
 	ServerCert, ServerKey string
 	ClientCert, ClientKey string
 }
 
-func newPKI(t *testing.T, name string) *pki {
+func newPKI(t *testing.T) *pki {
 	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name + " CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	testkit.OK(t, err)
-	p.ca, err = x509.ParseCertificate(der)
-	testkit.OK(t, err)
-	p.caKey = key
-	p.CAFile = p.write(t, "ca.pem", "CERTIFICATE", der)
-	p.ServerCert, p.ServerKey = p.issue(t, "server", x509.ExtKeyUsageServerAuth, time.Now().Add(24*time.Hour))
-	p.ClientCert, p.ClientKey = p.issue(t, "client", x509.ExtKeyUsageClientAuth, time.Now().Add(24*time.Hour))
+	p := &pki{ca: testcert.NewCA(t)}
+	p.CAFile = p.ca.File
+	p.ServerCert, p.ServerKey = p.issue(t, "server", time.Now().Add(24*time.Hour))
+	p.ClientCert, p.ClientKey = p.issue(t, "client", time.Now().Add(24*time.Hour))
 	return p
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+// issue signs a certificate named name, valid until notAfter, and writes it and its key; it
+// returns their paths.
+func (p *pki) issue(t *testing.T, name string, notAfter time.Time) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	testkit.OK(t, err)
-	return key
-}
-
-// issue signs a certificate named name for usage, valid until notAfter, and writes it and its
-// key; it returns their paths.
-func (p *pki) issue(t *testing.T, name string, usage x509.ExtKeyUsage, notAfter time.Time) (certFile, keyFile string) {
-	t.Helper()
-	key := newKey(t)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	testkit.OK(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-2 * time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	testkit.OK(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	testkit.OK(t, err)
-	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+"-key.pem", "EC PRIVATE KEY", keyDER)
-}
-
-func (p *pki) write(t *testing.T, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	testkit.OK(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
-	return path
+	return p.ca.Issue(t, name, time.Until(notAfter)).Files(t)
 }
 
 // serverTLS is a server TLS configuration with p's server certificate that requires clients to
@@ -103,9 +49,7 @@ func (p *pki) serverTLS(t *testing.T) *tls.Config {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(p.ServerCert, p.ServerKey)
 	testkit.OK(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(p.ca)
-	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
+	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: p.ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert,
 		MinVersion: tls.VersionTLS12}
 }
 

@@ -56,7 +56,7 @@ func connectFails(t *testing.T, o Options, want ...string) error {
 // certificate and key, by nats:// (the CA turns TLS on) or tls:// URL. A client that trusts
 // another CA fails at once, saying the certificate is not trusted and naming --nats-ca.
 func TestMutualTLS(t *testing.T) {
-	p := newPKI(t, "weft")
+	p := newPKI(t)
 	_, url := startServer(t, &server.Options{TLSConfig: p.serverTLS(t)})
 	good := Options{URLs: url, CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey}
 	for _, u := range []string{url, strings.Replace(url, "nats://", "tls://", 1)} {
@@ -70,7 +70,7 @@ func TestMutualTLS(t *testing.T) {
 		testkit.OK(t, nc.Flush())
 	}
 
-	other := newPKI(t, "other")
+	other := newPKI(t)
 	bad := good
 	bad.CAFile = other.CAFile
 	connectFails(t, bad, "--nats-ca", "certificate")
@@ -80,7 +80,7 @@ func TestMutualTLS(t *testing.T) {
 // client cannot tell from a server going away: it is retried, and the error at the end of the
 // context says what the last attempt met.
 func TestTLSWithoutClientCertIsRetried(t *testing.T) {
-	p := newPKI(t, "weft")
+	p := newPKI(t)
 	_, url := startServer(t, &server.Options{TLSConfig: p.serverTLS(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -142,7 +142,7 @@ func TestCreds(t *testing.T) {
 
 // TestValidate: each bad option is refused before any connection, by an error naming its flag.
 func TestValidate(t *testing.T) {
-	p := newPKI(t, "weft")
+	p := newPKI(t)
 	dir := t.TempDir()
 	op := newOperator(t)
 	goodCreds := writeFile(t, dir, "good.creds", op.creds(t, time.Time{}))
@@ -155,7 +155,7 @@ func TestValidate(t *testing.T) {
 	testkit.OK(t, err)
 	accountSeed, err := account.Seed()
 	testkit.OK(t, err)
-	expiredCert, expiredKey := p.issue(t, "expired", 0, time.Now().Add(-time.Hour))
+	expiredCert, expiredKey := p.issue(t, "expired", time.Now().Add(-time.Hour))
 
 	// A creds file whose JWT no longer matches its signature, one whose seed is another
 	// user's, one expired, and one that is not a creds file at all.

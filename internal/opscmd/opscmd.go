@@ -14,6 +14,7 @@ import (
 
 	"github.com/weft-edge/weft/internal/cli"
 	"github.com/weft-edge/weft/internal/version"
+	"github.com/weft-edge/weft/protocol"
 )
 
 // Summaries are the commands' lines in a list of commands.
@@ -59,10 +60,6 @@ func RunHealth(ctx context.Context, prog cli.Program, args []string, stdout io.W
 	return nil
 }
 
-// drainHeader is edge.DrainHeader, which the edge asks of a drain (this package must not
-// import the edge: weft-proxy links it).
-const drainHeader = "Weft-Drain"
-
 // RunDrain asks an edge to drain (POST /drain on its operator listener) and waits until it
 // says it is drained.
 func RunDrain(ctx context.Context, prog cli.Program, args []string, stdout io.Writer) error {
@@ -82,7 +79,7 @@ func RunDrain(ctx context.Context, prog cli.Program, args []string, stdout io.Wr
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	body, err := call(ctx, http.MethodPost, strings.TrimSuffix(*ops, "/")+"/drain", drainHeader)
+	body, err := call(ctx, http.MethodPost, strings.TrimSuffix(*ops, "/")+"/drain", protocol.HeaderDrain)
 	if err != nil {
 		return err
 	}

@@ -269,11 +269,8 @@ func Run(ctx context.Context, prog cli.Program, command string, args []string, s
 		return err
 	}
 	name := strings.TrimSpace(prog.Name + " " + command)
-	scheme, wsScheme := "http", "ws"
-	if serverTLS != nil {
-		scheme, wsScheme = "https", "wss"
-	}
-	fmt.Fprintf(stdout, "%s: %s://%s (WebSocket %s://%s/ws)\n", name, scheme, ln.Addr(), wsScheme, ln.Addr())
+	fmt.Fprintf(stdout, "%s: %s://%s (WebSocket %s://%s/ws)\n", name, tlsfiles.Scheme(serverTLS, false), ln.Addr(),
+		tlsfiles.Scheme(serverTLS, true), ln.Addr())
 	if ops != "" {
 		fmt.Fprintf(stdout, "%s ops: http://%s\n", name, ops)
 	}

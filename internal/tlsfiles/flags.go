@@ -57,6 +57,20 @@ func (f *ServerFlags) Config(log *slog.Logger) (*tls.Config, []prometheus.Collec
 	return c, p.Collectors(), nil
 }
 
+// Scheme is the URL scheme of a listener with TLS c (nil: plain), for what a process prints:
+// "http" or "https", and with ws, "ws" or "wss".
+func Scheme(c *tls.Config, ws bool) string {
+	switch {
+	case ws && c != nil:
+		return "wss"
+	case ws:
+		return "ws"
+	case c != nil:
+		return "https"
+	}
+	return "http"
+}
+
 // Listen listens on addr, with TLS when c is not nil.
 func Listen(addr string, c *tls.Config) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)

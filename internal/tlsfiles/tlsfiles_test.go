@@ -59,6 +59,23 @@ func echoServer(t *testing.T, c *tls.Config) string {
 	return ln.Addr().String()
 }
 
+// serving serves TLS echo with a certificate ca issued to cn, loaded from its files (whose
+// paths it returns, with the pair and the CA as a pool read from its file); mutual: clients
+// must present a certificate ca signed.
+func serving(t *testing.T, ca *testcert.CA, cn string, mutual bool) (addr string, roots *x509.CertPool, p *tlsfiles.Pair, certFile, keyFile string) {
+	t.Helper()
+	roots, err := tlsfiles.ReadPool(ca.File)
+	testkit.OK(t, err)
+	certFile, keyFile = ca.Issue(t, cn, time.Hour).Files(t)
+	p, err = tlsfiles.LoadPair("client", certFile, keyFile, nil)
+	testkit.OK(t, err)
+	clientCAs := roots
+	if !mutual {
+		clientCAs = nil
+	}
+	return echoServer(t, tlsfiles.ServerConfig(p, clientCAs)), roots, p, certFile, keyFile
+}
+
 func dial(t *testing.T, addr string, roots *x509.CertPool) *tls.Conn {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
@@ -108,12 +125,7 @@ func counter(t *testing.T, p []prometheus.Collector, result string) float64 {
 // key arrives, and counts the failed reload once.
 func TestPairServesReplacedCertificateToNextConnection(t *testing.T) {
 	ca := testcert.NewCA(t)
-	roots, err := tlsfiles.ReadPool(ca.File)
-	testkit.OK(t, err)
-	certFile, keyFile := ca.Issue(t, "first", time.Hour).Files(t)
-	p, err := tlsfiles.LoadPair("client", certFile, keyFile, nil)
-	testkit.OK(t, err)
-	addr := echoServer(t, tlsfiles.ServerConfig(p, nil))
+	addr, roots, p, certFile, keyFile := serving(t, ca, "first", false)
 
 	before := dial(t, addr, roots)
 	testkit.Equal(t, servedCN(before), "first", "certificate served")
@@ -155,12 +167,7 @@ func TestPairRefusesBadFiles(t *testing.T) {
 // signed, and takes one with.
 func TestMutualTLS(t *testing.T) {
 	ca := testcert.NewCA(t)
-	roots, err := tlsfiles.ReadPool(ca.File)
-	testkit.OK(t, err)
-	certFile, keyFile := ca.Issue(t, "server", time.Hour).Files(t)
-	p, err := tlsfiles.LoadPair("client", certFile, keyFile, nil)
-	testkit.OK(t, err)
-	addr := echoServer(t, tlsfiles.ServerConfig(p, roots))
+	addr, roots, _, _, _ := serving(t, ca, "server", true)
 
 	anon, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 	if err == nil {

@@ -56,6 +56,13 @@ func NewCA(t testing.TB) *CA {
 	return ca
 }
 
+// Pool is a pool holding the CA, for a tls.Config's RootCAs or ClientCAs.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return pool
+}
+
 // Pair is a certificate and its key, as PEM bytes.
 type Pair struct {
 	Cert, Key []byte
