@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
@@ -100,6 +102,15 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if emb != nil {
 		natsURL = emb.ClientURL()
 	}
+	users, err := devUsers(osrv, keys)
+	if err != nil {
+		return err
+	}
+	front := devFront(users)
+	host, _, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
 
 	// Once something runs in g, a failure to start the rest stops it and waits for it: what
 	// runDev starts, it stops.
@@ -113,31 +124,50 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var base string
 	if *edges == 1 && regs == nil {
-		srv, eln, err := o.listen(o.addr, bus, log)
-		if err != nil {
-			return err
+		// The single edge is a site of its own, without a proxy, on a fixed address: the
+		// control endpoint restarts it there, and the page, served by it, reconnects to it.
+		site := devSite{region: ring.DefaultRegion, nats: emb, originURL: o.originURL, edges: 1, prefix: "edge-", edgeAddr: o.addr, front: front}
+		connect, release := site.buses(gctx, bus, log)
+		d := &devEdges{ctx: gctx, g: g, site: site, o: o, connect: connect, release: release, log: log, indent: "  "}
+		if _, err := d.start(); err != nil {
+			return fail(err)
 		}
-		base = "http://" + eln.Addr().String()
-		ops, err := (&serve.Process{OpsAddr: *opsAddr}).ServeOps(gctx, srv.OpsHandler(), log)
+		addr := d.site.edgeAddr
+		base = "http://" + addr
+		ops, err := (&serve.Process{OpsAddr: *opsAddr}).ServeOps(gctx, d.ops(), log)
 		if err != nil {
-			eln.Close()
-			return err
+			return fail(err)
 		}
+		fmt.Fprintf(stdout, "weft dev: open %s/ in a browser\n\n", base)
 		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s\n", orig.size, len(osrv.TeamIDs()), orig.rate)
-		fmt.Fprintf(stdout, "  edge    %s   (WebSocket ws://%s/ws)\n", base, eln.Addr())
+		fmt.Fprintf(stdout, "  edge    %s   (WebSocket ws://%s/ws)\n", base, addr)
 		printOps(stdout, "  ", ops)
-		g.Go(func() error { return serveEdge(gctx, srv, eln, o.drain, log) })
-	} else if regs == nil {
-		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", orig.size, len(osrv.TeamIDs()), orig.rate, *edges)
-		ring := devSite{nats: emb, originURL: o.originURL, proxyAddr: o.addr, opsAddr: *opsAddr, edges: *edges, prefix: "edge-"}
-		if base, _, err = devSiteStart(gctx, g, ring, o, bus, log, stdout, "  proxy  ", ""); err != nil {
+		control := &devControl{order: []string{site.region}, regions: map[string]*devEdges{site.region: d}}
+		if err := serveControl(gctx, g, control, host, stdout, "/regions/"+site.region+"/restart restarts the edge on its address, as a crash and a new process would"); err != nil {
 			return fail(err)
 		}
+		d.mu.Lock()
+		d.stdout = stdout // later lives print themselves
+		d.mu.Unlock()
 	} else {
-		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d regions on a simulated WAN, each with a proxy and %d edge(s)\n",
-			orig.size, len(osrv.TeamIDs()), orig.rate, len(regs), *edges)
-		if base, err = devRegionSites(gctx, g, regs, *edges, o, *opsAddr, log, stdout); err != nil {
-			return fail(err)
+		// The (home) proxy's listener first, so that the page's URL is the first line.
+		pln, err := net.Listen("tcp", o.addr)
+		if err != nil {
+			return fail(fmt.Errorf("--addr: %w", err))
+		}
+		fmt.Fprintf(stdout, "weft dev: open http://%s/ in a browser\n\n", pln.Addr())
+		if regs == nil {
+			fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", orig.size, len(osrv.TeamIDs()), orig.rate, *edges)
+			ring := devSite{nats: emb, originURL: o.originURL, proxyLn: pln, opsAddr: *opsAddr, edges: *edges, prefix: "edge-", front: front}
+			if base, _, err = devSiteStart(gctx, g, ring, o, bus, log, stdout, "  proxy  ", ""); err != nil {
+				return fail(err)
+			}
+		} else {
+			fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d regions on a simulated WAN, each with a proxy and %d edge(s)\n",
+				orig.size, len(osrv.TeamIDs()), orig.rate, len(regs), *edges)
+			if base, err = devRegionSites(gctx, g, regs, *edges, o, pln, front, *opsAddr, log, stdout); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	fmt.Fprintf(stdout, "  origin  %s\n  nats    %s\n\ntokens (24h):\n", o.originURL, natsURL)

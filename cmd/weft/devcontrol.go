@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/weft-edge/weft/edge"
 	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/pubsub"
 )
@@ -46,6 +47,7 @@ type devEdges struct {
 // devEdge is one life of an edge.
 type devEdge struct {
 	name   string
+	srv    *edge.Server
 	ln     *cutListener
 	bus    *pubsub.Bus
 	killed atomic.Bool
@@ -74,21 +76,34 @@ func (d *devEdges) start() ([]string, error) {
 		if err != nil {
 			return names, err
 		}
-		srv, eln, err := eo.listen("127.0.0.1:0", ebus, d.log)
+		addr := d.site.edgeAddr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		srv, eln, err := eo.listen(addr, ebus, d.log)
 		if err != nil {
 			d.release(ebus)
 			return names, err
 		}
-		fmt.Fprintf(d.stdout, "%s%-7s http://%s\n", d.indent, eo.node, eln.Addr())
+		if d.site.edgeAddr != "" {
+			d.site.edgeAddr = eln.Addr().String() // the next life takes this port again
+		}
+		if d.stdout != nil {
+			fmt.Fprintf(d.stdout, "%s%-7s http://%s\n", d.indent, eo.node, eln.Addr())
+		}
+		var h http.Handler = srv
+		if d.site.front != nil && d.site.proxyAddr == "" && d.site.proxyLn == nil {
+			h = d.site.front(h) // no proxy: the edge is the site's public listener
+		}
 		ectx, cancel := context.WithCancel(d.ctx)
-		e := &devEdge{name: eo.node, ln: newCutListener(eln), bus: ebus, cancel: cancel, done: make(chan struct{})}
+		e := &devEdge{name: eo.node, srv: srv, ln: newCutListener(eln), bus: ebus, cancel: cancel, done: make(chan struct{})}
 		d.lives = append(d.lives, e)
 		names = append(names, e.name)
 		d.g.Go(func() error {
 			defer close(e.done)
 			defer cancel()
 			defer d.release(ebus)
-			err := serveEdge(ectx, srv, e.ln, eo.drain, d.log)
+			err := serveEdge(ectx, srv, h, e.ln, eo.drain, d.log)
 			if e.killed.Load() {
 				return nil // its end was the kill's, not a failure of the stack
 			}
@@ -96,6 +111,24 @@ func (d *devEdges) start() ([]string, error) {
 		})
 	}
 	return names, nil
+}
+
+// ops serves the operator's endpoints of the site's first live edge (weft dev's single edge,
+// whose ops listener outlives each life), or 503 while none runs.
+func (d *devEdges) ops() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		var srv *edge.Server
+		if len(d.lives) > 0 {
+			srv = d.lives[0].srv
+		}
+		d.mu.Unlock()
+		if srv == nil {
+			http.Error(w, "no edge running (killed through the control endpoint)", http.StatusServiceUnavailable)
+			return
+		}
+		srv.OpsHandler().ServeHTTP(w, r)
+	})
 }
 
 // kill kills every live edge of the site as a crash would: its listener and connections cut
@@ -187,11 +220,13 @@ func (c *cutConn) Close() error {
 	return c.Conn.Close()
 }
 
-// devControl serves the control endpoint for the regions' edges:
+// devControl serves the control endpoint for the regions' edges (weft dev's single edge is
+// the one edge of region "default"):
 //
-//	GET  /regions               every region and its live edges
-//	POST /regions/{name}/kill   kill the region's edges (409 when none runs)
-//	POST /regions/{name}/start  start new edges in the region (409 while some run)
+//	GET  /regions                 every region and its live edges
+//	POST /regions/{name}/kill     kill the region's edges (409 when none runs)
+//	POST /regions/{name}/start    start new edges in the region (409 while some run)
+//	POST /regions/{name}/restart  kill, then start
 type devControl struct {
 	order   []string
 	regions map[string]*devEdges
@@ -236,6 +271,12 @@ func (c *devControl) handler() http.Handler {
 	}
 	mux.HandleFunc("POST /regions/{name}/kill", act("killed", (*devEdges).kill))
 	mux.HandleFunc("POST /regions/{name}/start", act("started", func(d *devEdges, _ context.Context) ([]string, error) { return d.start() }))
+	mux.HandleFunc("POST /regions/{name}/restart", act("started", func(d *devEdges, ctx context.Context) ([]string, error) {
+		if _, err := d.kill(ctx); err != nil {
+			return nil, err
+		}
+		return d.start()
+	}))
 	return mux
 }
 
@@ -246,12 +287,12 @@ func writeControl(w http.ResponseWriter, status int, v any) {
 }
 
 // serveControl serves c on a free port of host in g until ctx ends, and prints its URL.
-func serveControl(ctx context.Context, g *errgroup.Group, c *devControl, host string, stdout io.Writer) error {
+func serveControl(ctx context.Context, g *errgroup.Group, c *devControl, host string, stdout io.Writer, what string) error {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "  control http://%s   (dev only: POST /regions/{name}/kill kills a region's edges as a crash would, POST /regions/{name}/start starts new ones)\n", ln.Addr())
+	fmt.Fprintf(stdout, "  control http://%s   (dev only: POST %s)\n", ln.Addr(), what)
 	// Its handlers may start lives in g: serve.Until waits for them before this returns.
 	g.Go(func() error {
 		return serve.Until(ctx, c.handler(), ln, 35*time.Second, func(sctx context.Context, hs *http.Server) error {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +141,98 @@ func TestDevControlKillsAndStartsARegion(t *testing.T) {
 		testkit.OK(t, err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("weft dev did not stop after its context ended")
+	}
+}
+
+// TestDevRestartsItsEdge: plain `weft dev` prints a control endpoint for its single edge. A
+// restart there kills the edge as a crash would and starts a new one on the same address: the
+// client, whose only URL that is, comes back to it and resumes with the change made while the
+// edge was down, once. The page and /dev/users are served on that address, by every life.
+func TestDevRestartsItsEdge(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	printed, done := startDevRegions(t, ctx)
+	page := regexp.MustCompile(`^weft dev: open (http://\S+)/ in a browser\n`).FindStringSubmatch(printed)
+	control := regexp.MustCompile(`(?m)^  control (http://\S+)`).FindStringSubmatch(printed)
+	edge := regexp.MustCompile(`(?m)^  edge +(http://\S+)`).FindStringSubmatch(printed)
+	orig := regexp.MustCompile(`(?m)^  origin  (\S+)$`).FindStringSubmatch(printed)
+	testkit.True(t, page != nil && control != nil && edge != nil && orig != nil, "the page first, then control, edge and origin printed:\n%s", printed)
+	testkit.Equal(t, page[1], edge[1], "the page's URL is the edge's")
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	get := func(path string) (int, string, http.Header) {
+		t.Helper()
+		resp, err := hc.Get(edge[1] + path)
+		testkit.OK(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		testkit.OK(t, err)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	status, body, h := get("/")
+	testkit.True(t, status == http.StatusOK && strings.Contains(body, "<html") && strings.Contains(h.Get("Content-Security-Policy"), "default-src 'self'"),
+		"GET / serves the page with its CSP: %d %q %v", status, body[:min(len(body), 200)], h)
+	var users struct {
+		Users []struct{ Team, ID, Token string }
+	}
+	status, body, _ = get("/dev/users")
+	testkit.Equal(t, status, http.StatusOK, "/dev/users: "+body)
+	testkit.OK(t, json.Unmarshal([]byte(body), &users))
+	testkit.True(t, len(users.Users) > 3, "/dev/users lists users: %s", body)
+	me := users.Users[0]
+
+	c, err := client.Dial(ctx, client.Options{URL: edge[1], Token: me.Token})
+	testkit.OK(t, err)
+	defer c.Close()
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for ev := range c.Events() {
+			mu.Lock()
+			seen[ev.Seq]++
+			mu.Unlock()
+		}
+	})
+	defer readers.Wait()
+	defer c.Close()
+	has := func(seq int64) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return seen[seq] > 0
+		}
+	}
+	first := devChange(t, hc, orig[1], me.Team, me.ID, "before the restart")
+	testkit.EventuallyWithin(t, 15*time.Second, has(first), "the first change")
+	firstNode := c.Hello().Node
+
+	resp, err := hc.Post(control[1]+"/regions/default/kill", "", nil)
+	testkit.OK(t, err)
+	resp.Body.Close()
+	testkit.Equal(t, resp.StatusCode, http.StatusOK, "kill")
+	away := devChange(t, hc, orig[1], me.Team, me.ID, "while the edge is down")
+	resp, err = hc.Post(control[1]+"/regions/default/start", "", nil)
+	testkit.OK(t, err)
+	resp.Body.Close()
+	testkit.Equal(t, resp.StatusCode, http.StatusOK, "start")
+	testkit.EventuallyOr(t, 60*time.Second, func() bool { return c.Hello().Node != firstNode && has(away)() },
+		"the client back on the new edge with the change made meanwhile", func() { t.Logf("hello %+v, stats %+v", c.Hello(), c.Stats()) })
+	testkit.True(t, c.Hello().Resumed, "the client resumed: %+v", c.Hello())
+	status, _, _ = get("/")
+	testkit.Equal(t, status, http.StatusOK, "the new edge serves the page")
+	mu.Lock()
+	for _, seq := range []int64{first, away} {
+		testkit.Equal(t, seen[seq], 1, fmt.Sprintf("times change %d was handed over", seq))
+	}
+	mu.Unlock()
+	c.Close()
+	readers.Wait()
+	cancel()
+	select {
+	case err := <-done:
+		testkit.OK(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("weft dev did not stop")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -187,9 +188,9 @@ func fallbacks(regions []*devRegion, i int) []string {
 }
 
 // devRegionSites starts every region's proxy and edges in g and prints them; it returns the
-// home proxy's URL. The home proxy listens on o.addr, the others on free ports.
-func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion, edges int, o edgeOpts, opsAddr string,
-	log *slog.Logger, stdout io.Writer) (string, error) {
+// home proxy's URL. The home proxy listens on homeLn, with front, the others on free ports.
+func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion, edges int, o edgeOpts, homeLn net.Listener,
+	front func(http.Handler) http.Handler, opsAddr string, log *slog.Logger, stdout io.Writer) (string, error) {
 	host, _, err := net.SplitHostPort(o.addr)
 	if err != nil {
 		return "", fmt.Errorf("--addr: %w", err)
@@ -198,12 +199,12 @@ func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion
 	control := &devControl{regions: map[string]*devEdges{}}
 	for i, r := range regions {
 		s := devSite{region: r.name, nats: r.nats, originURL: o.originURL, proxyAddr: o.addr, opsAddr: opsAddr,
-			fallback: fallbacks(regions, i), edges: edges, prefix: "edge-" + r.name + "-"}
+			fallback: fallbacks(regions, i), edges: edges, prefix: "edge-" + r.name + "-", proxyLn: homeLn, front: front}
 		note := fmt.Sprintf("NATS hub %s, falls back to %s", r.nats.ClientURL(), strings.Join(s.fallback, ", "))
 		if i > 0 {
 			s.fallbackDomain = hubDomain
 			s.originURL = "http://" + r.originLink.Addr()
-			s.proxyAddr = net.JoinHostPort(host, "0")
+			s.proxyAddr, s.proxyLn, s.front = net.JoinHostPort(host, "0"), nil, nil
 			s.opsAddr = "" // the home proxy's only
 			note = fmt.Sprintf("%s round trip to home, NATS leaf %s, falls back to %s", r.rtt, r.nats.ClientURL(), strings.Join(s.fallback, ", "))
 		}
@@ -217,7 +218,7 @@ func devRegionSites(ctx context.Context, g *errgroup.Group, regions []*devRegion
 		control.order = append(control.order, r.name)
 		control.regions[r.name] = edges
 	}
-	return home, serveControl(ctx, g, control, host, stdout)
+	return home, serveControl(ctx, g, control, host, stdout, "/regions/{name}/kill kills a region's edges as a crash would, POST /regions/{name}/start starts new ones")
 }
 
 // devSite is a proxy and its edges: the ring of `weft dev --edges N`, or one region.
@@ -231,14 +232,20 @@ type devSite struct {
 	edges          int
 	prefix         string // edges are named prefix1 …
 	opsAddr        string // the proxy's operator listener; "": none
+	// proxyLn, when set, is the proxy's listener, made (and printed) by the caller.
+	proxyLn net.Listener
+	// edgeAddr is where the edges listen: "" for free ports. The edge of a site without a
+	// proxy listens on a fixed address, taken again by every new life.
+	edgeAddr string
+	// front, when set, wraps the handler of the site's public listener (the proxy's, or the
+	// edge's of a site without one): weft dev's page.
+	front func(http.Handler) http.Handler
 }
 
-// devSiteStart starts s's proxy and its edges (each on its own NATS connection and a free
-// port) in g, prints them (the proxy's line starts with label and ends with note) and returns
-// the proxy's URL.
-func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts, bus *pubsub.Bus,
-	log *slog.Logger, stdout io.Writer, label, note string) (string, *devEdges, error) {
-	connect := func(name string) (*pubsub.Bus, error) {
+// buses says how the site's parts get their NATS connections: connect makes one (or hands
+// out the process's bus, with an external NATS), release closes one it made.
+func (s devSite) buses(ctx context.Context, bus *pubsub.Bus, log *slog.Logger) (connect func(string) (*pubsub.Bus, error), release func(*pubsub.Bus)) {
+	connect = func(name string) (*pubsub.Bus, error) {
 		if s.nats == nil {
 			return bus, nil // an external NATS: every edge shares the process's connection
 		}
@@ -263,11 +270,20 @@ func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts,
 	}
 	// Each edge and the proxy have a NATS connection of their own, theirs to close; the
 	// process's (an external NATS) is runDev's.
-	closeBus := func(b *pubsub.Bus) {
+	release = func(b *pubsub.Bus) {
 		if b != bus {
 			b.Close()
 		}
 	}
+	return connect, release
+}
+
+// devSiteStart starts s's proxy and its edges (each on its own NATS connection and a free
+// port) in g, prints them (the proxy's line starts with label and ends with note) and returns
+// the proxy's URL.
+func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts, bus *pubsub.Bus,
+	log *slog.Logger, stdout io.Writer, label, note string) (string, *devEdges, error) {
+	connect, closeBus := s.buses(ctx, bus, log)
 	pbus, err := connect("weft-dev-proxy-" + s.region)
 	if err != nil {
 		return "", nil, err
@@ -279,10 +295,12 @@ func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts,
 		closeBus(pbus)
 		return "", nil, err
 	}
-	pln, err := net.Listen("tcp", s.proxyAddr)
-	if err != nil {
-		closeBus(pbus)
-		return "", nil, err
+	pln := s.proxyLn
+	if pln == nil {
+		if pln, err = net.Listen("tcp", s.proxyAddr); err != nil {
+			closeBus(pbus)
+			return "", nil, err
+		}
 	}
 	base := "http://" + pln.Addr().String()
 	if note != "" {
@@ -300,7 +318,11 @@ func devSiteStart(ctx context.Context, g *errgroup.Group, s devSite, o edgeOpts,
 	// stops it, should an edge fail to start.
 	g.Go(func() error {
 		defer closeBus(pbus)
-		return proxycmd.Serve(ctx, psrv, pln, 0, log)
+		var h http.Handler = psrv
+		if s.front != nil {
+			h = s.front(h)
+		}
+		return proxycmd.ServeHandler(ctx, psrv, h, pln, 0, log)
 	})
 	indent := label[:len(label)-len(strings.TrimLeft(label, " "))]
 	if s.region != "" {

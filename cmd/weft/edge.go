@@ -294,14 +294,14 @@ func (o *edgeOpts) listen(addr string, bus *pubsub.Bus, log *slog.Logger) (*edge
 	return srv, ln, nil
 }
 
-// serveEdge runs srv on ln until ctx ends, then drains it within the drain window plus a
+// serveEdge runs srv on ln (with h in front, which hands srv what is its) until ctx ends, then drains it within the drain window plus a
 // margin: the sessions are told goodbye (and moved, in a ring) before the listener closes.
-func serveEdge(ctx context.Context, srv *edge.Server, ln net.Listener, drain time.Duration, log *slog.Logger) error {
+func serveEdge(ctx context.Context, srv *edge.Server, h http.Handler, ln net.Listener, drain time.Duration, log *slog.Logger) error {
 	if err := srv.Start(); err != nil {
 		ln.Close()
 		return err
 	}
-	return serve.Until(ctx, srv, ln, drain+10*time.Second, func(sctx context.Context, hs *http.Server) error {
+	return serve.Until(ctx, h, ln, drain+10*time.Second, func(sctx context.Context, hs *http.Server) error {
 		log.Info("draining")
 		err := srv.Shutdown(sctx) // goodbye to every session, wait for them
 		if serr := hs.Shutdown(sctx); err == nil {
@@ -367,5 +367,5 @@ func runEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	if ops != "" {
 		fmt.Fprintf(stdout, "weft edge %s ops: http://%s\n", o.node, ops)
 	}
-	return serveEdge(ctx, srv, ln, o.drain, log)
+	return serveEdge(ctx, srv, srv, ln, o.drain, log)
 }

@@ -193,12 +193,18 @@ func (o *Options) Server(watch proxy.Watcher, log *slog.Logger, metrics ...prome
 // proxy.Server.Leave) stops taking connections and closes the tunnels (their clients
 // reconnect through another proxy).
 func Serve(ctx context.Context, srv *proxy.Server, ln net.Listener, delay time.Duration, log *slog.Logger) error {
+	return ServeHandler(ctx, srv, srv, ln, delay, log)
+}
+
+// ServeHandler is Serve with h in front of srv (h hands srv what is its): weft dev puts its
+// page there.
+func ServeHandler(ctx context.Context, srv *proxy.Server, h http.Handler, ln net.Listener, delay time.Duration, log *slog.Logger) error {
 	if err := srv.Start(); err != nil {
 		ln.Close()
 		return err
 	}
 	ln = srv.Upgrades(srv.PaceAccepts(ln))
-	return serve.Until(ctx, srv, ln, 10*time.Second+delay, func(sctx context.Context, hs *http.Server) error {
+	return serve.Until(ctx, h, ln, 10*time.Second+delay, func(sctx context.Context, hs *http.Server) error {
 		if delay > 0 {
 			log.Info("proxy leaving: not ready, still serving", "for", delay)
 			srv.Leave()

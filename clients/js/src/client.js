@@ -183,7 +183,7 @@ export class WeftClient {
     this.url = normalURL(opts.url);
     this.WS = opts.WebSocket ?? /** @type {any} */ (globalThis).WebSocket;
     if (typeof this.WS !== 'function') throw new WeftError(Codes.invalidRequest, 'no WebSocket implementation: pass options.WebSocket');
-    this.fetch = opts.fetch ?? /** @type {any} */ (globalThis).fetch;
+    this.fetch = opts.fetch ?? /** @type {any} */ (globalThis).fetch?.bind(globalThis); // bound: a browser's fetch called as this.fetch() throws Illegal invocation
     this.backoff = { minMs: opts.backoff?.minMs ?? 500, maxMs: opts.backoff?.maxMs ?? 30000, stableAfterMs: opts.backoff?.stableAfterMs ?? 10000 };
     if (this.backoff.maxMs < this.backoff.minMs) this.backoff.maxMs = this.backoff.minMs;
     this.callTimeoutMs = opts.callTimeoutMs ?? 10000;
