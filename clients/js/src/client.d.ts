@@ -86,8 +86,26 @@ export interface BackoffOptions {
   stableAfterMs?: number;
 }
 
+/**
+ * What the client uses of a socket: the WHATWG WebSocket's handlers, send, close, readyState and
+ * protocol. Browsers' and Node's (22+, or 20 with --experimental-websocket) WebSocket are one;
+ * so is the `ws` package's, whose types are not the DOM's.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  readonly protocol: string;
+  onopen: ((ev: any) => any) | null;
+  /** Reads ev.data (text frames). */
+  onmessage: ((ev: any) => any) | null;
+  onerror: ((ev: any) => any) | null;
+  /** Reads ev.code and ev.reason. */
+  onclose: ((ev: any) => any) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
 /** Anything constructible like the WHATWG WebSocket: new (url, protocols). */
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocket;
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export interface ClientOptions {
   /** ws(s):// or http(s):// URL of an edge or proxy; no path means /ws. */

@@ -3,6 +3,7 @@
 /**
  * @typedef {import('./client.js').User} User
  * @typedef {import('./client.js').Channel} Channel
+ * @typedef {import('./client.js').Team} Team
  * @typedef {import('./client.js').Annotations} Annotations
  * @typedef {import('./client.js').WeftEvent} WeftEvent
  */
