@@ -205,12 +205,19 @@ func (c Config) withDefaults() (Config, error) {
 // MaxReplicas is the most copies a JetStream stream can have.
 const MaxReplicas = 5
 
+// MinDuplicateWindow is the shortest duplicate window JetStream takes.
+const MinDuplicateWindow = 100 * time.Millisecond
+
 func (s StreamConfig) jetstream() (jetstream.StreamConfig, error) {
 	if s.MaxAge < 0 || s.MaxBytes < 0 || s.Replicas < 0 || s.DuplicateWindow < 0 {
 		return jetstream.StreamConfig{}, errors.New("pubsub: stream config: negative limit")
 	}
 	if s.Replicas > MaxReplicas {
 		return jetstream.StreamConfig{}, fmt.Errorf("pubsub: stream config: %d replicas, at most %d", s.Replicas, MaxReplicas)
+	}
+	if s.DuplicateWindow > 0 && s.DuplicateWindow < MinDuplicateWindow {
+		// JetStream refuses it, and Connect would retry the refusal for ever.
+		return jetstream.StreamConfig{}, fmt.Errorf("pubsub: stream config: duplicate window %v, at least %v", s.DuplicateWindow, MinDuplicateWindow)
 	}
 	cfg := jetstream.StreamConfig{
 		Name:              StreamName,

@@ -183,8 +183,8 @@ func (o *streamOpts) config() (pubsub.StreamConfig, error) {
 	if maxBytes < 0 {
 		return c, fmt.Errorf("--stream-max-bytes: want 0 (no cap) or more, got %s", o.maxBytes)
 	}
-	if o.dupWindow <= 0 {
-		return c, fmt.Errorf("--stream-duplicate-window: want more than 0, got %s", o.dupWindow)
+	if o.dupWindow < pubsub.MinDuplicateWindow {
+		return c, fmt.Errorf("--stream-duplicate-window: want %v or more, got %s", pubsub.MinDuplicateWindow, o.dupWindow)
 	}
 	if o.mirrorRepl < 1 || o.mirrorRepl > pubsub.MaxReplicas {
 		return c, fmt.Errorf("--stream-mirror-replicas: want 1 to %d, got %d", pubsub.MaxReplicas, o.mirrorRepl)

@@ -93,6 +93,13 @@ func TestEdgeMetricsShowNATS(t *testing.T) {
 // It returns the edge's operator listener.
 func startEdge(t *testing.T, args ...string) (base string, stop func()) {
 	t.Helper()
+	_, base, stop = startEdgeURLs(t, args...)
+	return base, stop
+}
+
+// startEdgeURLs is startEdge that also returns the edge's client URL.
+func startEdgeURLs(t *testing.T, args ...string) (clientURL, base string, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out testkit.SyncBuffer
 	done := make(chan error, 1)
@@ -124,7 +131,9 @@ func startEdge(t *testing.T, args ...string) (base string, stop func()) {
 		}
 		return base != ""
 	}, "weft edge to listen")
-	return base, stop
+	m := regexp.MustCompile(`weft edge \S+: (http://\S+) \(origin`).FindStringSubmatch(out.String())
+	testkit.True(t, m != nil, "weft edge printed its client URL:\n%s", out.String())
+	return m[1], base, stop
 }
 
 func get(t *testing.T, url string) string {

@@ -112,10 +112,22 @@ func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *reference.
 }
 
 func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return runOriginMigrate(ctx, args[1:], stdout)
+		case "seed":
+			return runOriginSeed(ctx, args[1:], stdout)
+		}
+	}
 	fs := weft.NewFlagSet("origin", "Run the reference origin: a deterministic synthetic world served over the origin\n"+
-		"contract (docs/origin.md), live activity published to NATS, and fault injection.")
+		"contract (docs/origin.md), live activity published to NATS, and fault injection. With --postgres,\n"+
+		"the origin on PostgreSQL instead: the contract served from its tables, every change published from\n"+
+		"its outbox (weft origin migrate makes the schema).")
 	var o originOpts
 	o.flags(fs, "addr", 10)
+	var pg pgOpts
+	pg.flags(fs)
 	fs.StringVar(&o.token, "token", "", "origin service token callers must send as a bearer token (empty: no auth)")
 	latency := fs.Duration("latency", 0, "fault injection: latency added to every request")
 	errRate := fs.Float64("error-rate", 0, "fault injection: fraction of requests answered 500")
@@ -147,6 +159,12 @@ func runOrigin(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	nats.stream, nats.updateStream = &scfg, stream.update
+	if pg.url != "" {
+		if *latency != 0 || *errRate != 0 {
+			return errors.New("--latency and --error-rate are the reference origin's: drop them with --postgres")
+		}
+		return pg.run(ctx, &o, &nats, proc, stdout, log, tlsMetrics...)
+	}
 	faults := reference.Faults{Latency: *latency, ErrorRate: *errRate}
 	if err := faults.Validate(); err != nil {
 		return err

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/weft-edge/weft/client"
+	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/pgtest"
+	"github.com/weft-edge/weft/internal/token"
+)
+
+// TestPostgresOriginFeedsAnEdge: `weft origin --postgres` on a database seeded with the tiny
+// world feeds a `weft edge` as the reference origin does: a client boots, reads users, gets
+// autocomplete answers, and a message another program inserts with SQL reaches it as an event,
+// once, with its sender attached.
+func TestPostgresOriginFeedsAnEdge(t *testing.T) {
+	dsn := pgtest.Start(t).CreateDB(t, "e2e")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool, err := pgxpool.New(ctx, dsn)
+	testkit.OK(t, err)
+	defer pool.Close()
+	err = run(ctx, []string{"origin", "seed", "--postgres", dsn, "--size", "tiny", "--log-level", "error"}, io.Discard)
+	testkit.True(t, err != nil && strings.Contains(err.Error(), "weft origin migrate"), "seeding before migrating: %v", err)
+	var printed strings.Builder
+	testkit.OK(t, run(ctx, []string{"origin", "migrate", "--postgres", dsn}, &printed))
+	testkit.OK(t, run(ctx, []string{"origin", "migrate", "--postgres", dsn}, &printed))
+	testkit.OK(t, run(ctx, []string{"origin", "seed", "--postgres", dsn, "--size", "tiny", "--log-level", "error"}, &printed))
+	testkit.True(t, strings.Contains(printed.String(), "applied [1]") && strings.Contains(printed.String(), "nothing to do") &&
+		strings.Contains(printed.String(), "3 teams, 60 users"), "migrate, migrate again, seed printed:\n%s", printed.String())
+
+	var out testkit.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"origin", "--postgres", dsn, "--addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0",
+			"--outbox-poll", "100ms", "--log-level", "error"}, &out)
+	}()
+	var originURL, natsURL string
+	testkit.EventuallyOr(t, 30*time.Second, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("weft origin --postgres exited: %v\n%s", err, out.String())
+		default:
+		}
+		if m := regexp.MustCompile(`(?m)^  origin  (http://[^/]+)/`).FindStringSubmatch(out.String()); m != nil {
+			originURL = m[1]
+		}
+		if m := regexp.MustCompile(`(?m)^  nats    (\S+)$`).FindStringSubmatch(out.String()); m != nil {
+			natsURL = m[1]
+		}
+		return originURL != "" && natsURL != ""
+	}, "weft origin --postgres to print its URLs", func() { t.Logf("it printed:\n%s", out.String()) })
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			testkit.OK(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("weft origin --postgres did not stop")
+		}
+	}()
+
+	edgeURL, _, stopEdge := startEdgeURLs(t, "--origin", originURL, "--nats", natsURL)
+	defer stopEdge()
+
+	// Me, and a channel of mine with another member, from the tables.
+	var team, me, channel, poster, posterName string
+	testkit.OK(t, pool.QueryRow(ctx, `
+		SELECT a.team, a.user_id, a.channel, b.user_id, u.real_name FROM weft_memberships a
+		JOIN weft_memberships b ON b.team = a.team AND b.channel = a.channel AND b.user_id <> a.user_id
+		JOIN weft_users u ON u.team = b.team AND u.id = b.user_id
+		JOIN weft_users m ON m.team = a.team AND m.id = a.user_id
+		WHERE NOT u.deleted AND NOT m.deleted ORDER BY a.team, a.user_id, a.channel, b.user_id LIMIT 1`).
+		Scan(&team, &me, &channel, &poster, &posterName))
+	keys, err := token.New([]byte(testSecret))
+	testkit.OK(t, err)
+	tok, err := keys.Issue(team, me, time.Hour)
+	testkit.OK(t, err)
+	c, err := client.Dial(ctx, client.Options{URL: edgeURL, Token: tok})
+	testkit.OK(t, err)
+	defer c.Close()
+	boot := c.Boot()
+	var nUsers int
+	testkit.OK(t, pool.QueryRow(ctx, `SELECT count(*) FROM weft_users WHERE team = $1`, team).Scan(&nUsers))
+	testkit.True(t, boot.Self.ID == me && boot.Team.UserCount == nUsers, "boot: self %s, team %+v", boot.Self.ID, boot.Team)
+	info, err := c.UsersInfo(ctx, poster)
+	testkit.OK(t, err)
+	testkit.True(t, len(info.Users) == 1 && info.Users[0].RealName == posterName, "users.info: %+v", info)
+	first := strings.Fields(posterName)[0]
+	ac, err := c.Autocomplete(ctx, client.AutocompleteQuery{Query: first[:min(3, len(first))]})
+	testkit.OK(t, err)
+	found := false
+	for _, r := range ac {
+		found = found || r.ID == poster
+	}
+	testkit.True(t, found, "autocomplete %q finds %s: %+v", first[:min(3, len(first))], poster, ac)
+
+	// A message inserted by another program, with SQL.
+	var seq int64
+	testkit.OK(t, pool.QueryRow(ctx, `INSERT INTO weft_messages (team, channel, user_id, text) VALUES ($1, $2, $3, 'from SQL') RETURNING seq`,
+		team, channel, poster).Scan(&seq))
+	var mu sync.Mutex
+	got := map[int64]int{}
+	var ev *client.Event
+	events := c.Events()
+	testkit.EventuallyWithin(t, 30*time.Second, func() bool {
+		select {
+		case e := <-events:
+			mu.Lock()
+			got[e.Seq]++
+			mu.Unlock()
+			if e.Seq == seq {
+				ev = e
+			}
+		default:
+		}
+		return ev != nil
+	}, fmt.Sprintf("the message, seq %d, at the client", seq))
+	testkit.True(t, ev.Type == client.EventMessage && ev.Text == "from SQL" && ev.UserID == poster, "the event: %+v", ev)
+	mu.Lock()
+	testkit.Equal(t, got[seq], 1, "times the message was handed over")
+	mu.Unlock()
+	u, ok := c.User(poster)
+	testkit.True(t, ok && u.RealName == posterName, "the sender in the client's store: %+v", u)
+}
