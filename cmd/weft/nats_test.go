@@ -98,7 +98,7 @@ func startEdge(t *testing.T, args ...string) (base string, stop func()) {
 }
 
 // startEdgeURLs is startEdge that also returns the edge's client URL.
-func startEdgeURLs(t *testing.T, args ...string) (clientURL, base string, stop func()) {
+func startEdgeURLs(t testing.TB, args ...string) (clientURL, base string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out testkit.SyncBuffer

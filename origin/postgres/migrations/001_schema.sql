@@ -70,6 +70,9 @@ CREATE TABLE weft_memberships (
 CREATE INDEX weft_memberships_user ON weft_memberships (team, user_id);
 
 CREATE TABLE weft_messages (
+    -- Its own key: two messages of one person may share a ts (the default's microseconds, from
+    -- two connections at once).
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     team          text NOT NULL,
     channel       text NOT NULL,
     user_id       text NOT NULL,
@@ -78,10 +81,10 @@ CREATE TABLE weft_messages (
     client_msg_id text NOT NULL DEFAULT '',
     mentions      text[] NOT NULL DEFAULT '{}',
     seq           bigint NOT NULL DEFAULT 0, -- the event's
-    PRIMARY KEY (team, channel, ts, user_id),
     FOREIGN KEY (team, channel) REFERENCES weft_channels (team, id) ON DELETE CASCADE,
     FOREIGN KEY (team, user_id) REFERENCES weft_users (team, id)
 );
+CREATE INDEX weft_messages_channel ON weft_messages (team, channel, ts);
 
 CREATE TABLE weft_outbox (
     team    text NOT NULL,
