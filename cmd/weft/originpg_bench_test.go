@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -43,7 +42,7 @@ func BenchmarkCommitToDelivery(b *testing.B) {
 func benchDelivery(b *testing.B, which string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	args := []string{"origin", "--addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--log-level", "error"}
+	var args []string
 	var pool *pgxpool.Pool
 	if which == "postgres" {
 		dsn := pgtest.Start(b).CreateDB(b, fmt.Sprintf("deliver%d", time.Now().UnixNano()))
@@ -61,25 +60,8 @@ func benchDelivery(b *testing.B, which string) {
 	} else {
 		args = append(args, "--size", "tiny", "--rate", "0")
 	}
-	var out testkit.SyncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, &out) }()
-	var originURL, natsURL string
-	testkit.EventuallyWithin(b, 30*time.Second, func() bool {
-		select {
-		case err := <-done:
-			b.Fatalf("origin exited: %v\n%s", err, out.String())
-		default:
-		}
-		if m := regexp.MustCompile(`(?m)^  origin  (http://[^/]+)/`).FindStringSubmatch(out.String()); m != nil {
-			originURL = m[1]
-		}
-		if m := regexp.MustCompile(`(?m)^  nats    (\S+)$`).FindStringSubmatch(out.String()); m != nil {
-			natsURL = m[1]
-		}
-		return originURL != "" && natsURL != ""
-	}, "the origin's URLs")
-	defer func() { cancel(); <-done }()
+	originURL, natsURL, stopOrigin := startOrigin(b, args...)
+	defer stopOrigin()
 	edgeURL, _, stopEdge := startEdgeURLs(b, "--origin", originURL, "--nats", natsURL)
 	defer stopEdge()
 

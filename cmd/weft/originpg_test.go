@@ -38,36 +38,8 @@ func TestPostgresOriginFeedsAnEdge(t *testing.T) {
 	testkit.True(t, strings.Contains(printed.String(), "applied [1]") && strings.Contains(printed.String(), "nothing to do") &&
 		strings.Contains(printed.String(), "3 teams, 60 users"), "migrate, migrate again, seed printed:\n%s", printed.String())
 
-	var out testkit.SyncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"origin", "--postgres", dsn, "--addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0",
-			"--outbox-poll", "100ms", "--log-level", "error"}, &out)
-	}()
-	var originURL, natsURL string
-	testkit.EventuallyOr(t, 30*time.Second, func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("weft origin --postgres exited: %v\n%s", err, out.String())
-		default:
-		}
-		if m := regexp.MustCompile(`(?m)^  origin  (http://[^/]+)/`).FindStringSubmatch(out.String()); m != nil {
-			originURL = m[1]
-		}
-		if m := regexp.MustCompile(`(?m)^  nats    (\S+)$`).FindStringSubmatch(out.String()); m != nil {
-			natsURL = m[1]
-		}
-		return originURL != "" && natsURL != ""
-	}, "weft origin --postgres to print its URLs", func() { t.Logf("it printed:\n%s", out.String()) })
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			testkit.OK(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("weft origin --postgres did not stop")
-		}
-	}()
+	originURL, natsURL, stopOrigin := startOrigin(t, "--postgres", dsn, "--outbox-poll", "100ms")
+	defer stopOrigin()
 
 	edgeURL, _, stopEdge := startEdgeURLs(t, "--origin", originURL, "--nats", natsURL)
 	defer stopEdge()
@@ -131,4 +103,40 @@ func TestPostgresOriginFeedsAnEdge(t *testing.T) {
 	mu.Unlock()
 	u, ok := c.User(poster)
 	testkit.True(t, ok && u.RealName == posterName, "the sender in the client's store: %+v", u)
+}
+
+// startOrigin runs `weft origin` with args (on free loopback ports, an embedded NATS) in this
+// process until stop, which waits for its end; it returns the origin's base URL and NATS URL.
+func startOrigin(tb testing.TB, args ...string) (originURL, natsURL string, stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out testkit.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"origin", "--addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:0", "--log-level", "error"}, args...), &out)
+	}()
+	testkit.EventuallyOr(tb, 30*time.Second, func() bool {
+		select {
+		case err := <-done:
+			cancel()
+			tb.Fatalf("weft origin exited: %v\n%s", err, out.String())
+		default:
+		}
+		if m := regexp.MustCompile(`(?m)^  origin  (http://[^/]+)/`).FindStringSubmatch(out.String()); m != nil {
+			originURL = m[1]
+		}
+		if m := regexp.MustCompile(`(?m)^  nats    (\S+)$`).FindStringSubmatch(out.String()); m != nil {
+			natsURL = m[1]
+		}
+		return originURL != "" && natsURL != ""
+	}, "weft origin to print its URLs", func() { tb.Logf("it printed:\n%s", out.String()) })
+	return originURL, natsURL, func() {
+		cancel()
+		select {
+		case err := <-done:
+			testkit.OK(tb, err)
+		case <-time.After(30 * time.Second):
+			tb.Error("weft origin did not stop")
+		}
+	}
 }

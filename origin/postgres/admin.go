@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,9 +27,6 @@ import (
 // them on the stream a moment later. Nothing is applied of a change the database refuses (an
 // unknown user or channel, a poster not in the channel): 400, with how many went before it.
 
-// maxAdminCount caps one request's repetitions, as the reference origin's does.
-const maxAdminCount = 100_000
-
 func (s *Server) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	team := r.PathValue("team")
 	req, err := decodeEventsRequest(r.Body)
@@ -53,7 +49,7 @@ func (s *Server) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			status, code := http.StatusServiceUnavailable, "database_unavailable"
 			var pe *pgconn.PgError
-			if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "23") || pe.Code == "P0001") || errors.Is(err, errNoRow) {
+			if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "23") || pe.Code == "P0001") || errors.Is(err, errRefused) {
 				status, code = http.StatusBadRequest, "invalid_request" // a constraint or trigger refused it
 			}
 			reply.Error, reply.Message = code, fmt.Sprintf("change %d of %d: %v", i+1, req.Count, err)
@@ -70,7 +66,8 @@ func (s *Server) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	writeReply(w, http.StatusOK, reply)
 }
 
-var errNoRow = errors.New("no such user")
+// errRefused marks a change this origin refuses before the database does.
+var errRefused = errors.New("refused")
 
 // change makes one repetition of req in its own transaction and returns its seq.
 func (s *Server) change(r *http.Request, team string, req reference.EventsRequest) (int64, error) {
@@ -84,7 +81,7 @@ func (s *Server) change(r *http.Request, team string, req reference.EventsReques
 				SELECT 1 FROM weft_memberships WHERE team = $1 AND channel = $2 AND user_id = $3)
 			RETURNING seq`, team, req.Channel, req.User, req.Text, nonNil(req.Mentions)).Scan(&seq)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, fmt.Errorf("%s is not a member of %s", req.User, req.Channel)
+			return 0, fmt.Errorf("%w: %s is not a member of %s", errRefused, req.User, req.Channel)
 		}
 		return seq, err
 	case "user_change":
@@ -95,7 +92,7 @@ func (s *Server) change(r *http.Request, team string, req reference.EventsReques
 			WHERE team = $1 AND id = $2 RETURNING updated - 1`,
 			team, req.User, req.Title, req.DisplayName, req.RealName).Scan(&seq)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, fmt.Errorf("%w %s", errNoRow, req.User)
+			return 0, fmt.Errorf("%w: no user %s", errRefused, req.User)
 		}
 		return seq, err
 	}
@@ -109,33 +106,17 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// decodeEventsRequest reads and checks the body's shape; the database checks the change.
+// decodeEventsRequest reads a request as the reference origin does, and refuses what this
+// origin cannot make before it touches the database.
 func decodeEventsRequest(body io.Reader) (reference.EventsRequest, error) {
-	var req reference.EventsRequest
-	data, err := io.ReadAll(io.LimitReader(body, 64<<10+1))
+	req, err := reference.DecodeEventsRequest(body)
 	if err != nil {
-		return req, fmt.Errorf("reading the body: %w", err)
-	}
-	if len(data) > 64<<10 {
-		return req, errors.New("body over 64 KiB")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, fmt.Errorf("body: %w", err)
+		return req, err
 	}
 	switch {
 	case req.Type != "message" && req.Type != "user_change":
 		return req, fmt.Errorf("type %q: want message or user_change", req.Type)
-	case req.Count < 0 || req.Count > maxAdminCount:
-		return req, fmt.Errorf("count %d outside [1, %d]", req.Count, maxAdminCount)
-	case req.Count == 0:
-		req.Count = 1
-	}
-	if req.User == "" {
-		return req, errors.New("user is required")
-	}
-	if req.Type == "message" && (req.Channel == "" || req.Text == "") {
+	case req.Type == "message" && (req.Channel == "" || req.Text == ""):
 		return req, errors.New("a message needs channel and text")
 	}
 	return req, nil

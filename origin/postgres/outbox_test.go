@@ -2,8 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/weft-edge/weft/internal/testkit/pgtest"
 	"github.com/weft-edge/weft/origin"
 	"github.com/weft-edge/weft/origin/postgres"
+	"github.com/weft-edge/weft/origin/reference"
 	"github.com/weft-edge/weft/pubsub"
 )
 
@@ -276,4 +280,44 @@ func TestPagesMatchTheTables(t *testing.T) {
 		"channels: %+v", chs.Channels)
 	_, err = c.Team(ctx, "T404")
 	testkit.True(t, err != nil, "a team that is not there: %v", err)
+}
+
+// TestWriteAPI: the reference origin's events endpoint, on the tables: each repetition one
+// change with its own seq; what the database refuses changes nothing.
+func TestWriteAPI(t *testing.T) {
+	pool := database(t)
+	exec(t, pool, seedSQL)
+	srv := httptest.NewServer(postgres.NewServer(pool, postgres.Config{}))
+	t.Cleanup(srv.Close)
+	post := func(body string) (int, reference.EventsReply) {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/origin/admin/teams/T1/events", "application/json", strings.NewReader(body))
+		testkit.OK(t, err)
+		defer resp.Body.Close()
+		var r reference.EventsReply
+		testkit.OK(t, json.NewDecoder(resp.Body).Decode(&r))
+		return resp.StatusCode, r
+	}
+	code, r := post(`{"type":"message","channel":"C1","user":"U2","text":"hi","mentions":["U1"],"count":3}`)
+	testkit.True(t, code == 200 && r.OK && r.Published == 3 && r.FirstSeq == 10 && r.LastSeq == 12, "three messages: %d %+v", code, r)
+	code, r = post(`{"type":"user_change","user":"U1","title":"Chief"}`)
+	testkit.True(t, code == 200 && r.LastSeq == 13, "a user change: %d %+v", code, r)
+	var title string
+	var updated int64
+	testkit.OK(t, pool.QueryRow(context.Background(), `SELECT title, updated FROM weft_users WHERE team = 'T1' AND id = 'U1'`).Scan(&title, &updated))
+	testkit.True(t, title == "Chief" && updated == 14, "the user: %q at %d", title, updated)
+	for _, bad := range []string{
+		`{"type":"message","channel":"C2","user":"U1","text":"not a member"}`,
+		`{"type":"message","channel":"C1","user":"U404","text":"nobody"}`,
+		`{"type":"user_change","user":"U404","title":"x"}`,
+		`{"type":"rename","user":"U1"}`,
+		`{"type":"message","channel":"C1","user":"U1"}`,
+		`{"type":"message","channel":"C1","user":"U1","text":"x","unknown":1}`,
+	} {
+		code, r := post(bad)
+		testkit.True(t, code == 400 && r.Error == "invalid_request", "%s: %d %+v", bad, code, r)
+	}
+	var seq int64
+	testkit.OK(t, pool.QueryRow(context.Background(), `SELECT seq FROM weft_teams WHERE id = 'T1'`).Scan(&seq))
+	testkit.Equal(t, seq, int64(13), "T1's seq after the refused changes")
 }

@@ -66,7 +66,7 @@ func (s *Server) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "team_not_found")
 		return
 	}
-	req, err := decodeAdminEvent(r.Body)
+	req, err := DecodeEventsRequest(r.Body)
 	if err != nil {
 		writeAdminReply(w, http.StatusBadRequest, EventsReply{Error: "invalid_request", Message: err.Error()})
 		return
@@ -106,9 +106,10 @@ func (s *Server) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	writeAdminReply(w, http.StatusOK, reply)
 }
 
-// decodeAdminEvent reads and checks the body's shape; the origin's rules on the change itself
-// are checked when it is applied.
-func decodeAdminEvent(body io.Reader) (EventsRequest, error) {
+// DecodeEventsRequest reads and checks the body's shape (at most 64 KiB, no unknown field,
+// count within bounds, 0 read as 1, a user); an origin's rules on the change itself are
+// checked when it is applied. The origin on PostgreSQL takes the same requests.
+func DecodeEventsRequest(body io.Reader) (EventsRequest, error) {
 	var req EventsRequest
 	data, err := io.ReadAll(io.LimitReader(body, 64<<10+1))
 	if err != nil {
