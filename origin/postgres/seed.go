@@ -59,9 +59,6 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, world *reference.World, progr
 		return Stats{}, fmt.Errorf("postgres: seed: %w", err)
 	}
 	w := &worldRows{world: world, ref: ref, size: world.Size(), teams: world.TeamIDs()}
-	if err := w.checkIDs(); err != nil {
-		return Stats{}, fmt.Errorf("postgres: seed: %w", err)
-	}
 
 	var st Stats
 	copies := []struct {
@@ -210,68 +207,17 @@ type worldRows struct {
 	teams []string
 }
 
-// The reference world's IDs (origin/reference/ids.go): a type letter, the team index in 3
-// base-36 digits and the object index in 5. The world has no exported walk of its users or
-// channels, so Seed spells their IDs itself, and checkIDs makes sure it still spells them as
-// the world does.
-const digits36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-func objectID(kind byte, team, idx int) string {
-	var b [9]byte
-	b[0] = kind
-	for i, v := 3, team; i >= 1; i-- {
-		b[i] = digits36[v%36]
-		v /= 36
-	}
-	for i, v := 8, idx; i >= 4; i-- {
-		b[i] = digits36[v%36]
-		v /= 36
-	}
-	return string(b[:])
-}
-
-// objectIndex reads the object index of an ID objectID spelled.
-func objectIndex(id string) (int, bool) {
-	if len(id) != 9 {
-		return 0, false
-	}
-	v := 0
-	for i := 4; i < 9; i++ {
-		switch c := id[i]; {
-		case c >= '0' && c <= '9':
-			v = v*36 + int(c-'0')
-		case c >= 'A' && c <= 'Z':
-			v = v*36 + int(c-'A') + 10
-		default:
-			return 0, false
-		}
-	}
-	return v, true
-}
-
-var errWorldIDs = errors.New("the reference world's IDs are not as seed.go spells them")
-
-// checkIDs tries the first and last user and channel of the first and last team.
-func (w *worldRows) checkIDs() error {
-	for _, t := range []int{0, len(w.teams) - 1} {
-		for _, u := range []int{0, w.size.Users - 1} {
-			if got, ok := w.world.User(objectID('U', t, u)); !ok || got.Team != w.teams[t] {
-				return fmt.Errorf("%w: user %d of team %s", errWorldIDs, u, w.teams[t])
-			}
-		}
-		for _, c := range []int{0, w.size.Channels - 1} {
-			if got, ok := w.world.Channel(objectID('C', t, c)); !ok || got.Team != w.teams[t] {
-				return fmt.Errorf("%w: channel %d of team %s", errWorldIDs, c, w.teams[t])
-			}
-		}
-	}
-	return nil
-}
+// errWorldIDs says the world did not hold what its own IDs and counts promised.
+var errWorldIDs = errors.New("the reference world is not as its IDs and counts say")
 
 func (w *worldRows) ids(kind byte, t, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = objectID(kind, t, i)
+		if kind == 'U' {
+			ids[i] = reference.UserID(t, i)
+		} else {
+			ids[i] = reference.ChannelID(t, i)
+		}
 	}
 	return ids
 }
@@ -301,7 +247,7 @@ func (w *worldRows) userRows() func([]any) (bool, error) {
 		if t == len(w.teams) {
 			return false, nil
 		}
-		id := objectID('U', t, u)
+		id := reference.UserID(t, u)
 		x, ok := w.world.User(id)
 		if !ok || x.ID != id {
 			return false, fmt.Errorf("%w: user %d of team %s", errWorldIDs, u, w.teams[t])
@@ -322,7 +268,7 @@ func (w *worldRows) channelRows() func([]any) (bool, error) {
 		if t == len(w.teams) {
 			return false, nil
 		}
-		id := objectID('C', t, c)
+		id := reference.ChannelID(t, c)
 		x, ok := w.world.Channel(id)
 		if !ok || x.ID != id {
 			return false, fmt.Errorf("%w: channel %d of team %s", errWorldIDs, c, w.teams[t])
@@ -376,7 +322,7 @@ func (w *worldRows) membershipRows() func([]any) (bool, error) {
 				return fmt.Errorf("%w: user %s", errWorldIDs, uid)
 			}
 			for _, id := range ids {
-				c, ok := objectIndex(id)
+				_, c, ok := reference.ObjectIndex('C', id)
 				if !ok || c >= len(channels) || channels[c] != id {
 					return fmt.Errorf("%w: channel %s of user %s", errWorldIDs, id, uid)
 				}

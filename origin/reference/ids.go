@@ -74,3 +74,13 @@ func parseObjectID(kind byte, id string) (team, idx int, ok bool) {
 	idx, ok = parseBase36(id[4:])
 	return team, idx, ok
 }
+
+// UserID is the ID of user idx of team index team, the world's own spelling: code that walks a
+// world's users (the origin on PostgreSQL's seeding) names them with it.
+func UserID(team, idx int) string { return userID(team, idx) }
+
+// ChannelID is the ID of channel idx of team index team.
+func ChannelID(team, idx int) string { return channelID(team, idx) }
+
+// ObjectIndex reads a user (kind 'U') or channel ('C') ID: its team index and object index.
+func ObjectIndex(kind byte, id string) (team, idx int, ok bool) { return parseObjectID(kind, id) }
