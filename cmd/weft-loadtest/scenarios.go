@@ -21,7 +21,7 @@ import (
 type targetOpts struct {
 	target, metrics, origin, originToken, secret string
 	spawn                                        bool
-	size, spawnArgs, weft                        string
+	size, spawnArgs, weft, postgres              string
 	team, out                                    string
 	timeout                                      time.Duration
 	progress                                     bool
@@ -32,12 +32,13 @@ type targetOpts struct {
 func (o *targetOpts) flags(fs *flag.FlagSet, scenario, size string) {
 	fs.StringVar(&o.target, "target", "", "http://host:port of a running edge or proxy that clients connect to (or --spawn)")
 	fs.StringVar(&o.metrics, "metrics", "", "http://host:port of the edge's operator listener (its --ops-addr), whose /metrics to read (default: --target, which serves none)")
-	fs.StringVar(&o.origin, "origin", "", "http://host:port of the reference origin behind --target (its listings and admin endpoints)")
+	fs.StringVar(&o.origin, "origin", "", "http://host:port of the origin behind --target (its listings and admin endpoints: the reference origin, or weft origin --postgres)")
 	fs.StringVar(&o.originToken, "origin-token", "", "the origin's service token, if it has one")
 	fs.StringVar(&o.secret, "token-secret", token.DevSecret, "token secret the target verifies client tokens with")
 	fs.BoolVar(&o.spawn, "spawn", false, "start a `weft dev` stack for the run (in a child process) instead of --target")
 	fs.StringVar(&o.size, "size", size, "with --spawn: the origin's world (small, 32k, giant, …)")
 	fs.StringVar(&o.spawnArgs, "spawn-args", "", "with --spawn: more flags for `weft dev`, space-separated")
+	fs.StringVar(&o.postgres, "postgres", "", "with --spawn: PostgreSQL URL of the origin on PostgreSQL to run instead of the synthetic world (weft dev --postgres: migrated, and seeded with --size when it has no team yet)")
 	fs.StringVar(&o.weft, "weft", "", "with --spawn: the weft binary to run; empty: the weft next to this executable, else weft on PATH")
 	fs.StringVar(&o.team, "team", "", "the team to load (default with --spawn: the world's first)")
 	fs.StringVar(&o.out, "out", "results/"+scenario, "directory for the report (<scenario>.json and PNG plots), relative to the working directory; empty: terminal only")
@@ -54,7 +55,11 @@ func (o *targetOpts) open(ctx context.Context, stderr io.Writer) (*loadtest.Targ
 		if err != nil {
 			return nil, err
 		}
-		return loadtest.Spawn(ctx, bin, stderr, append([]string{"--size", o.size}, strings.Fields(o.spawnArgs)...)...)
+		args := []string{"--size", o.size}
+		if o.postgres != "" {
+			args = append(args, "--postgres", o.postgres)
+		}
+		return loadtest.Spawn(ctx, bin, stderr, append(args, strings.Fields(o.spawnArgs)...)...)
 	}
 	if o.origin == "" {
 		return nil, errors.New("--target needs --origin: the scenarios read the world from the reference origin")
@@ -71,6 +76,9 @@ func (o *targetOpts) progressTo() io.Writer {
 
 // where says what the run was against, for the workload line.
 func (o *targetOpts) where(t *loadtest.Target) string {
+	if o.spawn && o.postgres != "" {
+		return fmt.Sprintf("`weft dev --size %s --postgres` spawned (one edge; the origin on PostgreSQL)", o.size)
+	}
 	if o.spawn {
 		return fmt.Sprintf("`weft dev --size %s` spawned (one edge)", o.size)
 	}
@@ -178,9 +186,15 @@ var queryScenario = scenario{name: "query", size: "small",
 		fs.Float64Var(&c.Rate, "rate", 300, "requests per second to the edge")
 		fs.Float64Var(&c.OriginRate, "origin-rate", 60, "requests per second to the origin")
 		fs.DurationVar(&c.Duration, "duration", 20*time.Second, "how long the load runs")
-		fs.DurationVar(&c.OriginLatency, "origin-latency", 200*time.Millisecond, "latency the origin is given for the run (negative: leave it)")
+		fs.DurationVar(&c.OriginLatency, "origin-latency", 200*time.Millisecond, "latency the reference origin is given for the run (negative: leave it; the origin on PostgreSQL has none to give, and --postgres makes the default -1)")
 		return func(ctx context.Context, t *loadtest.Target, o *targetOpts) (*loadtest.Report, error) {
 			c.Team, c.Progress = o.team, o.progressTo()
+			if o.postgres != "" {
+				if given(fs, "origin-latency") && c.OriginLatency > 0 {
+					return nil, errors.New("--origin-latency: the origin on PostgreSQL has no fault injection to add latency with")
+				}
+				c.OriginLatency = -1
+			}
 			f, err := loadtest.RunQuery(ctx, t, c)
 			if err != nil {
 				return nil, err
@@ -284,4 +298,12 @@ func parseList[T int | float64](s string, parse func(string) (T, error)) ([]T, e
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// given says whether the command line or the environment gave flag name a value.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	_, env := os.LookupEnv(weftLoadtest.EnvName(name))
+	return set || env
 }

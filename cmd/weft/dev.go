@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
-	"slices"
+	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -14,7 +15,6 @@ import (
 	"github.com/weft-edge/weft/internal/ring"
 	"github.com/weft-edge/weft/internal/serve"
 	"github.com/weft-edge/weft/internal/token"
-	"github.com/weft-edge/weft/origin"
 )
 
 // runDev runs the whole stack in one process on loopback: embedded NATS with JetStream, the
@@ -36,10 +36,16 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	nats.flags(fs, "NATS server or cluster URL(s), comma-separated seeds; empty starts an embedded NATS server with JetStream (the edges run in this process and use it)")
 	var stream streamOpts
 	stream.flags(fs)
+	var pg pgOpts
+	fs.StringVar(&pg.url, "postgres", "", "PostgreSQL URL (postgres://user@host/db): run the origin on PostgreSQL instead of the synthetic world, migrating its schema and, when it has no team yet, seeding it with the world of --size and --seed (no synthetic activity: --rate defaults to 0)")
 	log, err := weft.ParseLogged(fs, args, stdout)
 	if err != nil {
 		return err
 	}
+	if pg.url != "" && !flagSet(fs, "rate") {
+		orig.rate = 0
+	}
+	pg.poll, pg.retention = time.Second, 24*time.Hour
 	if *edges < 1 || *edges > 64 {
 		return fmt.Errorf("--edges: want 1 to 64, got %d", *edges)
 	}
@@ -83,14 +89,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer closeBus()
 	orig.token = o.originToken
-	osrv, oln, err := orig.start(bus, log)
+	dor, err := startDevOrigin(ctx, &orig, &pg, bus, log)
 	if err != nil {
 		return err
 	}
-	defer oln.Close() // after a clean run the origin's server has closed it already
-	o.originURL = "http://" + oln.Addr().String()
+	defer dor.close() // after a clean run the origin's server has closed its listener already
+	o.originURL = dor.url
 	if regs != nil {
-		if err := linkOrigin(regs, oln.Addr().String()); err != nil {
+		if err := linkOrigin(regs, dor.ln.Addr().String()); err != nil {
 			return err
 		}
 	}
@@ -102,7 +108,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if emb != nil {
 		natsURL = emb.ClientURL()
 	}
-	users, err := devUsers(osrv, keys)
+	users, err := devUsers(dor.teams, keys)
 	if err != nil {
 		return err
 	}
@@ -139,7 +145,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "weft dev: open %s/ in a browser\n\n", base)
-		fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s\n", orig.size, len(osrv.TeamIDs()), orig.rate)
+		fmt.Fprintf(stdout, "weft dev: %s\n", dor.describe)
 		fmt.Fprintf(stdout, "  edge    %s   (WebSocket ws://%s/ws)\n", base, addr)
 		printOps(stdout, "  ", ops)
 		control := &devControl{order: []string{site.region}, regions: map[string]*devEdges{site.region: d}}
@@ -157,14 +163,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "weft dev: open http://%s/ in a browser\n\n", pln.Addr())
 		if regs == nil {
-			fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d edges behind a proxy\n", orig.size, len(osrv.TeamIDs()), orig.rate, *edges)
+			fmt.Fprintf(stdout, "weft dev: %s, %d edges behind a proxy\n", dor.describe, *edges)
 			ring := devSite{nats: emb, originURL: o.originURL, proxyLn: pln, opsAddr: *opsAddr, edges: *edges, prefix: "edge-", front: front}
 			if base, _, err = devSiteStart(gctx, g, ring, o, bus, log, stdout, "  proxy  ", ""); err != nil {
 				return fail(err)
 			}
 		} else {
-			fmt.Fprintf(stdout, "weft dev: %s world, %d teams, %.0f events/s, %d regions on a simulated WAN, each with a proxy and %d edge(s)\n",
-				orig.size, len(osrv.TeamIDs()), orig.rate, len(regs), *edges)
+			fmt.Fprintf(stdout, "weft dev: %s, %d regions on a simulated WAN, each with a proxy and %d edge(s)\n",
+				dor.describe, len(regs), *edges)
 			if base, err = devRegionSites(gctx, g, regs, *edges, o, pln, front, *opsAddr, log, stdout); err != nil {
 				return fail(err)
 			}
@@ -172,25 +178,24 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "  origin  %s\n  nats    %s\n\ntokens (24h):\n", o.originURL, natsURL)
 	var first string
-	for i, team := range osrv.TeamIDs()[:min(3, len(osrv.TeamIDs()))] {
-		users := slices.DeleteFunc(osrv.Users(team), func(u origin.User) bool { return u.Deleted }) // refused: 403
-		for _, u := range users[:min(2, len(users))] {
-			tok, err := keys.Issue(team, u.ID, 24*time.Hour)
+	for i, team := range dor.teams {
+		for _, u := range team.users[:min(2, len(team.users))] {
+			tok, err := keys.Issue(team.ID, u.ID, 24*time.Hour)
 			if err != nil {
 				return fail(err)
 			}
 			if i == 0 && first == "" {
 				first = tok
 			}
-			fmt.Fprintf(stdout, "  %s %s %-22s %s\n", team, u.ID, u.Name, tok)
+			fmt.Fprintf(stdout, "  %s %s %-22s %s\n", team.ID, u.ID, u.Name, tok)
 		}
 	}
 	fmt.Fprintf(stdout, "\ntry:\n  curl -s -H 'Authorization: Bearer %s' -d '{}' %s/api/boot\n", first, base)
 	fmt.Fprintf(stdout, "  curl -s -H 'Authorization: Bearer %s' -d '{\"users\":[\"%s\"]}' %s/api/users.info\n\n",
-		first, osrv.Users(osrv.TeamIDs()[0])[0].ID, base)
+		first, dor.teams[0].users[0].ID, base)
 
 	// The edges drain first (serveEdge returns after it); the origin stops within the same bound.
-	if err := orig.run(gctx, g, osrv, oln, o.drain+15*time.Second, log); err != nil {
+	if err := dor.run(gctx, g, o.drain+15*time.Second); err != nil {
 		return fail(err)
 	}
 	err = g.Wait()
@@ -206,4 +211,12 @@ func printOps(stdout io.Writer, indent, ops string) {
 	if ops != "" {
 		fmt.Fprintf(stdout, "%sops     http://%s   (metrics, /readyz reasons, /debug/teams, /debug/pprof/)\n", indent, ops)
 	}
+}
+
+// flagSet says whether the command line or the environment (WEFT_…) gave flag name a value.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	_, env := os.LookupEnv(weft.EnvName(name))
+	return set || env
 }

@@ -15,20 +15,24 @@ import (
 
 // TestDevStackServesItsPrintedTokens runs `weft dev` in-process on free ports, uses the URL and
 // a token it printed the way the README says (POST /api/boot), and stops it with its context.
-func TestDevStackServesItsPrintedTokens(t *testing.T) { devServesPrintedToken(t) }
+func TestDevStackServesItsPrintedTokens(t *testing.T) { devServesPrintedToken(t, "--rate", "50") }
 
 // TestDevRingServesItsPrintedTokens: the same with 3 edges behind a proxy: the printed URL is
 // the proxy's, and a boot through it reaches the team's edge.
-func TestDevRingServesItsPrintedTokens(t *testing.T) { devServesPrintedToken(t, "--edges", "3") }
+func TestDevRingServesItsPrintedTokens(t *testing.T) {
+	devServesPrintedToken(t, "--rate", "50", "--edges", "3")
+}
 
-func devServesPrintedToken(t *testing.T, extra ...string) {
+// devServesPrintedToken runs weft dev with extra flags, boots with the token of its curl
+// example, stops it and returns what it printed.
+func devServesPrintedToken(t *testing.T, extra ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"dev", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
-			"--nats-addr", "127.0.0.1:0", "--size", "tiny", "--rate", "50", "--drain", "100ms", "--log-level", "error"}, extra...), &out)
+			"--nats-addr", "127.0.0.1:0", "--size", "tiny", "--drain", "100ms", "--log-level", "error"}, extra...), &out)
 	}()
 	curl := regexp.MustCompile(`curl -s -H 'Authorization: Bearer (\S+)' -d '\{\}' (\S+)/api/boot`)
 	var m []string
@@ -74,6 +78,7 @@ func devServesPrintedToken(t *testing.T, extra ...string) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("weft dev did not stop after its context ended")
 	}
+	return out.String()
 }
 
 func TestEnvTwinFillsUnsetFlags(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	js "github.com/weft-edge/weft/clients/js"
 	"github.com/weft-edge/weft/internal/token"
 	"github.com/weft-edge/weft/origin"
-	"github.com/weft-edge/weft/origin/reference"
 )
 
 // The page of `weft dev`: clients/js's page and client module, served at / on the same
@@ -38,18 +37,16 @@ type devUser struct {
 
 // devUsers makes /dev/users' answer once: the first users (deactivated ones left out: the edge
 // refuses them) of the first teams, with tokens valid for a day.
-func devUsers(osrv *reference.Server, keys *token.Keys) (http.Handler, error) {
+func devUsers(teams []devTeam, keys *token.Keys) (http.Handler, error) {
 	list := []devUser{}
-	teams := osrv.TeamIDs()
-	for _, team := range teams[:min(devPageTeams, len(teams))] {
-		t, _ := osrv.Team(team)
-		users := slices.DeleteFunc(osrv.Users(team), func(u origin.User) bool { return u.Deleted || u.IsBot })
+	for _, t := range teams[:min(devPageTeams, len(teams))] {
+		users := slices.DeleteFunc(slices.Clone(t.users), func(u origin.User) bool { return u.Deleted || u.IsBot })
 		for _, u := range users[:min(devPageUsers, len(users))] {
-			tok, err := keys.Issue(team, u.ID, 24*time.Hour)
+			tok, err := keys.Issue(t.ID, u.ID, 24*time.Hour)
 			if err != nil {
 				return nil, err
 			}
-			list = append(list, devUser{Team: team, TeamName: t.Name, ID: u.ID, Name: u.Name, RealName: u.RealName,
+			list = append(list, devUser{Team: t.ID, TeamName: t.Name, ID: u.ID, Name: u.Name, RealName: u.RealName,
 				DisplayName: u.DisplayName, Title: u.Title, Token: tok})
 		}
 	}

@@ -140,3 +140,18 @@ func startOrigin(tb testing.TB, args ...string) (originURL, natsURL string, stop
 		}
 	}
 }
+
+// TestDevOnPostgres: `weft dev --postgres` migrates an empty database, seeds it with the world
+// of --size and serves the tokens it prints from it; run again on the same database it seeds
+// nothing. Synthetic activity, which this origin does not make, is refused rather than ignored.
+func TestDevOnPostgres(t *testing.T) {
+	dsn := pgtest.Start(t).CreateDB(t, "dev")
+	out := devServesPrintedToken(t, "--postgres", dsn)
+	testkit.True(t, strings.Contains(out, "3 teams (seeded with the tiny world in") && strings.Contains(out, "no synthetic activity"),
+		"the first run's banner:\n%s", out)
+	out = devServesPrintedToken(t, "--postgres", dsn, "--edges", "2")
+	testkit.True(t, strings.Contains(out, ": 3 teams, no synthetic activity, 2 edges behind a proxy"), "the second run's banner:\n%s", out)
+	err := run(context.Background(), []string{"dev", "--postgres", dsn, "--rate", "5", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
+		"--nats-addr", "127.0.0.1:0", "--log-level", "error"}, io.Discard)
+	testkit.True(t, err != nil && strings.Contains(err.Error(), "--rate 0 with --postgres"), "--rate 5 with --postgres: %v", err)
+}
