@@ -18,8 +18,9 @@ import (
 )
 
 // Cold loads of one team through the whole Teams load path (the edge's), side by side: from
-// the origin on PostgreSQL (seeded once per run with the same world, not timed) and from the
-// reference origin, both over loopback HTTP:
+// the origin on PostgreSQL (seeded once per run with the same world, not timed), with its
+// listings streamed and partitioned as it announces them and streamed only, and from the
+// reference origin, all over loopback HTTP:
 //
 //	go test ./origin/postgres -run '^$' -bench 'Load' -benchtime 1x
 func BenchmarkLoad32k(b *testing.B)   { benchLoad(b, "32k") }
@@ -48,20 +49,25 @@ func benchLoad(b *testing.B, size string) {
 		b.Fatal(err)
 	}
 	b.Logf("seeded %d rows in %v", seeded.Rows(), seeded.Elapsed)
-	hs := httptest.NewServer(postgres.NewServer(pool, postgres.Config{}))
-	b.Cleanup(hs.Close)
-	pgCfg := ccfg
-	pgCfg.BaseURL = hs.URL
-	pgClient, err := origin.NewClient(pgCfg)
-	if err != nil {
-		b.Fatal(err)
+	// The origin on PostgreSQL as it announces its listings (streams, and partitions by size),
+	// and with streams only.
+	pgClient := func(cfg postgres.Config) *origin.Client {
+		hs := httptest.NewServer(postgres.NewServer(pool, cfg))
+		b.Cleanup(hs.Close)
+		pgCfg := ccfg
+		pgCfg.BaseURL = hs.URL
+		c, err := origin.NewClient(pgCfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c
 	}
 	ref := backend.NewOrigin(b, backend.OriginConfig{World: world, Publisher: bus, Client: ccfg})
 
 	for _, o := range []struct {
 		name   string
 		client *origin.Client
-	}{{"postgres", pgClient}, {"reference", ref.Client}} {
+	}{{"postgres", pgClient(postgres.Config{})}, {"postgres-streams", pgClient(postgres.Config{MaxPartitions: 1})}, {"reference", ref.Client}} {
 		b.Run(o.name, func(b *testing.B) {
 			for range b.N {
 				teams, err := cache.New(cache.Config{Origin: o.client, Feed: bus, LoadTimeout: 5 * time.Minute})

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,16 +109,29 @@ func TestStreamsArePages(t *testing.T) {
 	testkit.Equal(t, int64(len(ms)), w.MembershipCount(team), "memberships streamed")
 }
 
-// TestListingRequestsRefused: what this origin did not announce, or cannot read, is a 400 with
-// the reason, and an unknown team a 404, in either form.
+// TestListingRequestsRefused: what this origin cannot read (a partition out of range, a cursor
+// not its own) is a 400 with the reason, and an unknown team a 404, in either form.
 func TestListingRequestsRefused(t *testing.T) {
+	cursor := func(parts ...string) string {
+		return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x00")))
+	}
 	pool := database(t)
 	exec(t, pool, seedSQL)
 	srv := httptest.NewServer(postgres.NewServer(pool, postgres.Config{}))
 	t.Cleanup(srv.Close)
 	for query, want := range map[string]string{
 		"/T1/users?stream=2":                            "400 invalid_request",
-		"/T1/users?partition=1&partitions=2":            "400 invalid_partition",
+		"/T1/users?partition=2&partitions=2":            "400 invalid_partition",
+		"/T1/users?partition=0&partitions=65":           "400 invalid_partition",
+		"/T1/users?partition=-1&partitions=2":           "400 invalid_partition",
+		"/T1/users?partition=x&partitions=2":            "400 invalid_partition",
+		"/T1/users?partition=1&partitions=2":            "200 ",
+		"/T1/users?cursor=" + cursor("9", "U1", "5"):    "400 invalid_cursor",
+		"/T1/users?cursor=" + cursor("-1", "U1", "5"):   "400 invalid_cursor",
+		"/T1/users?cursor=" + cursor("0", "U1", "1025"): "400 invalid_cursor",
+		"/T1/users?cursor=" + cursor("a", "U1", "5"):    "400 invalid_cursor",
+		"/T1/users?cursor=" + cursor("0", "U1", "5"):    "200 ",
+		"/T1/memberships?cursor=" + cursor("C1"):        "400 invalid_cursor",
 		"/T1/channels?partition=0":                      "400 invalid_partition",
 		"/T1/memberships?limit=0":                       "400 invalid_limit",
 		"/T1/memberships?cursor=%21%21":                 "400 invalid_cursor",
@@ -198,4 +212,105 @@ func TestSnapshotIsTheWorld(t *testing.T) {
 	testkit.True(t, errors.Is(err, origin.ErrNotFound), "an unknown user: %v", err)
 	_, err = c.Channel(ctx, "T404", want.ID)
 	testkit.True(t, errors.Is(err, origin.ErrNotFound), "a channel of an unknown team: %v", err)
+}
+
+// TestPartitionsAreTheListing: the partitions of each listing, for every count asked, are
+// disjoint and together the whole listing, walked a page per request or streamed; rows created
+// while the partitions are walked are in at most one of them, and every row there throughout
+// is in exactly one. The team announces one partition per PartitionRows rows.
+func TestPartitionsAreTheListing(t *testing.T) {
+	ctx := context.Background()
+	pool := seedDB(t)
+	w := world(t, "tiny", 9)
+	_, err := postgres.Seed(ctx, pool, w, nil)
+	testkit.OK(t, err)
+	srv := httptest.NewServer(postgres.NewServer(pool, postgres.Config{PartitionRows: 5, StreamRows: 4}))
+	t.Cleanup(srv.Close)
+	c, err := origin.NewClient(origin.ClientConfig{BaseURL: srv.URL})
+	testkit.OK(t, err)
+	team := w.TeamIDs()[0]
+	info, err := c.Team(ctx, team)
+	testkit.OK(t, err)
+	members := int(w.MembershipCount(team))
+	testkit.Equal(t, info.Listings.Partitions, origin.ListingPartitions{Users: 4, Channels: 2, Memberships: min((members+4)/5, 8)},
+		fmt.Sprintf("partitions announced for %d users, 8 channels, %d memberships", w.Size().Users, members))
+
+	// keys walks partition i of n (streamed or paged, 2 rows a page) and returns its rows' keys.
+	type lister func(r origin.ListRequest, keys func(page []string, next string)) error
+	walk := func(list lister, i, n int, stream bool) []string {
+		var all []string
+		r := origin.ListRequest{Limit: 2, Partition: i, Partitions: n, Stream: stream}
+		for {
+			var next string
+			testkit.OK(t, list(r, func(page []string, cursor string) { all, next = append(all, page...), cursor }))
+			if r.Cursor = next; next == "" {
+				return all
+			}
+		}
+	}
+	listings := map[string]lister{
+		"users": func(r origin.ListRequest, keys func([]string, string)) error {
+			return c.ListUsers(ctx, team, r, func(p *origin.UsersPage) error {
+				var ks []string
+				for _, u := range p.Users {
+					ks = append(ks, u.ID)
+				}
+				keys(ks, p.NextCursor)
+				return nil
+			})
+		},
+		"channels": func(r origin.ListRequest, keys func([]string, string)) error {
+			return c.ListChannels(ctx, team, r, func(p *origin.ChannelsPage) error {
+				var ks []string
+				for _, ch := range p.Channels {
+					ks = append(ks, ch.ID)
+				}
+				keys(ks, p.NextCursor)
+				return nil
+			})
+		},
+		"memberships": func(r origin.ListRequest, keys func([]string, string)) error {
+			return c.ListMemberships(ctx, team, r, func(p *origin.MembershipsPage) error {
+				var ks []string
+				for _, m := range p.Memberships {
+					ks = append(ks, m.Channel+"/"+m.User)
+				}
+				keys(ks, p.NextCursor)
+				return nil
+			})
+		},
+	}
+	created := 0
+	for name, list := range listings {
+		whole := walk(list, 0, 1, false)
+		testkit.True(t, len(whole) > 5, "%s: %d rows", name, len(whole))
+		for _, n := range []int{2, 3, 7, 64} {
+			before := walk(list, 0, 1, false)
+			seen := map[string]int{}
+			nonEmpty := 0
+			for i := range n {
+				rows := walk(list, i, n, i%2 == 1)
+				nonEmpty += min(len(rows), 1)
+				for _, k := range rows {
+					seen[k]++
+				}
+				// A user, a channel and a membership created between two partitions' walks.
+				created++
+				exec(t, pool, fmt.Sprintf(`INSERT INTO weft_users (team, id, name) VALUES ('%[1]s', 'UNEW%[2]d', 'new%[2]d');
+					INSERT INTO weft_channels (team, id, name) VALUES ('%[1]s', 'CNEW%[2]d', 'new-%[2]d');
+					INSERT INTO weft_memberships (team, channel, user_id) VALUES ('%[1]s', 'CNEW%[2]d', 'UNEW%[2]d')`, team, created))
+			}
+			for k, times := range seen {
+				testkit.True(t, times == 1, "%s in %d partitions: %s listed %d times", name, n, k, times)
+			}
+			for _, k := range before {
+				testkit.True(t, seen[k] == 1, "%s in %d partitions: %s, there throughout, missing", name, n, k)
+			}
+			after := walk(list, 0, 1, true)
+			for k := range seen {
+				testkit.True(t, slices.Contains(after, k), "%s in %d partitions: %s listed but not in the listing", name, n, k)
+			}
+			testkit.True(t, nonEmpty > 1, "%s in %d partitions: rows in %d of them", name, n, nonEmpty)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,11 @@ const migrateLock = 0x77656674 // "weft"
 // transaction, recorded in weft_schema_migrations; it returns the versions it applied. A
 // database newer than this build is refused: an old binary must not write a newer schema.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
+	return migrateTo(ctx, pool, math.MaxInt)
+}
+
+// migrateTo applies the migrations up to version upto (the tests make older schemas with it).
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, upto int) ([]int, error) {
 	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return nil, err
@@ -67,7 +73,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	}
 	var applied []int
 	for _, st := range steps {
-		if st.version <= current {
+		if st.version <= current || st.version > upto {
 			continue
 		}
 		sql, err := migrations.ReadFile(st.name)

@@ -17,7 +17,7 @@ import (
 // before: Seed says so up front rather than failing on a duplicate key half-way.
 var ErrTeamExists = errors.New("postgres: team already in the database")
 
-// Stats is what Seed loaded: rows per table, and how long it took, ANALYZE included.
+// Stats is what Seed loaded: rows per table, and how long it took, ANALYZE and VACUUM included.
 type Stats struct {
 	Teams, Users, Channels, Memberships int64
 	Elapsed                             time.Duration
@@ -118,6 +118,13 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, world *reference.World, progr
 			return Stats{}, err
 		}
 		return Stats{}, fmt.Errorf("postgres: seed: %w", err)
+	}
+	// VACUUM (outside the transaction: it cannot run in one) marks the loaded pages all-visible.
+	// Until it has, a partition of memberships, read on its own index in bucket order, fetches
+	// each row from the table at random: the giant team's memberships took 3.1 s a partition
+	// instead of 0.34 s. Autovacuum would get there too, later.
+	if _, err := pool.Exec(ctx, `VACUUM weft_users, weft_channels, weft_memberships`); err != nil {
+		return st, fmt.Errorf("postgres: seed: the rows are in, but vacuuming them failed: %w", err)
 	}
 	st.Elapsed = time.Since(start)
 	return st, nil

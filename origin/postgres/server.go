@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/weft-edge/weft/origin"
 )
 
 // Page sizes: a request without a limit gets DefaultLimit rows, and none gets more than
@@ -37,7 +38,11 @@ type Config struct {
 	// StreamRows bounds the rows of one streamed answer (rounded down to whole pages, at least
 	// one); the edge asks again from its last cursor. 0: DefaultStreamRows.
 	StreamRows int
-	Logger     *slog.Logger
+	// PartitionRows is how many rows of a listing make one partition in the team's
+	// announcement, up to MaxPartitions (at most origin.MaxPartitions); a team of fewer rows
+	// has one. 0: 250,000 and 8, the reference origin's.
+	PartitionRows, MaxPartitions int
+	Logger                       *slog.Logger
 }
 
 // DefaultStreamRows is Config.StreamRows's default: a giant team's memberships (5 million) in
@@ -60,6 +65,13 @@ func NewServer(pool *pgxpool.Pool, cfg Config) *Server {
 	if cfg.StreamRows <= 0 {
 		cfg.StreamRows = DefaultStreamRows
 	}
+	if cfg.PartitionRows <= 0 {
+		cfg.PartitionRows = 250_000
+	}
+	if cfg.MaxPartitions <= 0 {
+		cfg.MaxPartitions = 8
+	}
+	cfg.MaxPartitions = min(cfg.MaxPartitions, origin.MaxPartitions, buckets)
 	s := &Server{pool: pool, cfg: cfg, mux: http.NewServeMux()}
 	const team = "GET /origin/v1/teams/{team}"
 	s.mux.HandleFunc(team, s.handleTeam)
@@ -89,32 +101,46 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // after it reflects every committed change, and so every published one: the outbox publishes
 // only committed events, which is rule 5 of the contract without a snapshot spanning requests.
 func (s *Server) handleTeam(w http.ResponseWriter, r *http.Request) {
-	body, err := teamJSON(r.Context(), s.pool, r.PathValue("team"))
+	info, err := s.team(r.Context(), s.pool, r.PathValue("team"))
 	if errors.Is(err, pgx.ErrNoRows) {
 		writeError(w, http.StatusNotFound, "team_not_found", "")
 		return
 	}
-	if err != nil {
-		s.failed(w, r, err)
-		return
+	if err == nil {
+		var body []byte
+		if body, err = json.Marshal(info); err == nil {
+			writeJSON(w, body)
+			return
+		}
 	}
-	writeJSON(w, body)
+	s.failed(w, r, err)
 }
 
-// teamJSON is the team's answer: the team, its last published seq, and the listings' forms
-// this origin serves (streams; no partitions).
-func teamJSON(ctx context.Context, q interface {
+// team reads the team's answer: the team, its last published seq, and the listings' forms:
+// streams, and one partition per PartitionRows rows of each listing, up to MaxPartitions.
+func (s *Server) team(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, team string) ([]byte, error) {
-	var body []byte
-	err := q.QueryRow(ctx, `
-		SELECT json_build_object('team', json_build_object('id', t.id, 'name', t.name, 'domain', t.domain,
-			'user_count', (SELECT count(*) FROM weft_users u WHERE u.team = t.id),
-			'channel_count', (SELECT count(*) FROM weft_channels c WHERE c.team = t.id),
-			'updated', t.updated), 'seq', coalesce(p.seq, 0),
-			'listings', json_build_object('stream', true))::text
-		FROM weft_teams t LEFT JOIN weft_published p ON p.team = t.id WHERE t.id = $1`, team).Scan(&body)
-	return body, err
+}, team string) (*origin.TeamInfo, error) {
+	info := &origin.TeamInfo{Listings: &origin.Listings{Stream: true}}
+	var memberships int64
+	t := &info.Team
+	// The memberships' count is the channels' member_count (kept by the memberships' trigger):
+	// counting a giant team's 5 million rows on every team request would cost a second.
+	err := q.QueryRow(ctx, `SELECT t.id, t.name, t.domain, t.updated, coalesce(p.seq, 0),
+			(SELECT count(*) FROM weft_users u WHERE u.team = t.id),
+			(SELECT count(*) FROM weft_channels c WHERE c.team = t.id),
+			(SELECT coalesce(sum(member_count), 0) FROM weft_channels c WHERE c.team = t.id)
+		FROM weft_teams t LEFT JOIN weft_published p ON p.team = t.id WHERE t.id = $1`, team).
+		Scan(&t.ID, &t.Name, &t.Domain, &t.Updated, &info.Seq, &t.UserCount, &t.ChannelCount, &memberships)
+	if err != nil {
+		return nil, err
+	}
+	parts := func(rows int64) int {
+		return int(min(max((rows+int64(s.cfg.PartitionRows)-1)/int64(s.cfg.PartitionRows), 1), int64(s.cfg.MaxPartitions)))
+	}
+	info.Listings.Partitions = origin.ListingPartitions{Users: parts(int64(t.UserCount)), Channels: parts(int64(t.ChannelCount)),
+		Memberships: parts(memberships)}
+	return info, nil
 }
 
 // failed answers a database failure 503, which the edge counts against the origin's health,

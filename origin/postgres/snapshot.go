@@ -29,27 +29,23 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only: nothing to undo
-	head, err := teamJSON(ctx, tx, team)
+	info, err := s.team(ctx, tx, team)
 	if errors.Is(err, pgx.ErrNoRows) {
 		writeError(w, http.StatusNotFound, "team_not_found", "")
 		return
 	}
+	var head []byte
+	if err == nil {
+		head, err = json.Marshal(&info.Team)
+	}
 	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	var info struct {
-		Team json.RawMessage `json:"team"`
-		Seq  int64           `json:"seq"`
-	}
-	if err := json.Unmarshal(head, &info); err != nil {
 		s.failed(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	sw := &snapshotWriter{w: w}
 	sw.buf = append(sw.buf, `{"team":`...)
-	sw.buf = append(sw.buf, info.Team...)
+	sw.buf = append(sw.buf, head...)
 	sw.buf = append(sw.buf, `,"seq":`...)
 	sw.buf = strconv.AppendInt(sw.buf, info.Seq, 10)
 	err = snapshotSection(ctx, tx, sw, `,"users":[`, usersListing, team)

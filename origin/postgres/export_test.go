@@ -1,0 +1,4 @@
+package postgres
+
+// MigrateTo applies the migrations up to a version: a database as an older weft left it.
+var MigrateTo = migrateTo
