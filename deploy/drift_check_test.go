@@ -34,10 +34,68 @@ type driftFlag struct {
 }
 
 // driftHelp is every command of both binaries, keyed "weft edge", "weft-proxy" (the proxy
-// itself) and "weft-proxy health".
+// itself), "weft-proxy health", and the subcommands the material runs ("weft origin migrate"),
+// learnt from the binary as the material names them.
 type driftHelp struct {
-	cmds  map[string]map[string]driftFlag
-	twins map[string]bool // every twin of every command, for the loose scan
+	weft string // the binary, asked for subcommands
+
+	mu    sync.Mutex
+	cmds  map[string]map[string]driftFlag // nil for a word asked about that is no subcommand
+	twins map[string]bool                 // every twin of every command, for the loose scan
+}
+
+// command is the flags of a command by its key, nil for none.
+func (h *driftHelp) command(key string) map[string]driftFlag {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cmds[key]
+}
+
+// isTwin reports whether v is the environment twin of a flag of any command known so far.
+func (h *driftHelp) isTwin(v string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.twins[v]
+}
+
+// subcommand is the flags of `weft <command> <word>`, nil when word is no subcommand of it:
+// one is when the binary answers `weft <command> <word> -h` with that usage (weft origin
+// migrate, weft origin seed). `weft -h` lists only the commands, so each word the material
+// puts after a command is asked about, once.
+func (h *driftHelp) subcommand(key, word string) map[string]driftFlag {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sub := key + " " + word
+	if flags, asked := h.cmds[sub]; asked {
+		return flags
+	}
+	h.cmds[sub] = nil
+	bin, cmd, ok := strings.Cut(key, " ")
+	if !ok || bin != "weft" || h.weft == "" || !driftWord.MatchString(word) {
+		return nil
+	}
+	if out, err := driftExec(h.weft, cmd, word, "-h"); err == nil && strings.HasPrefix(out, "usage: "+sub+" [flags]") {
+		h.cmds[sub] = driftHelpFlags(out, h.twins)
+	}
+	return h.cmds[sub]
+}
+
+var driftWord = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+// driftHelpFlags reads the flags a command's -h lists, adding their twins to twins.
+func driftHelpFlags(out string, twins map[string]bool) map[string]driftFlag {
+	flags := map[string]driftFlag{}
+	for _, line := range strings.Split(out, "\n") {
+		if m := driftFlagLine.FindStringSubmatch(line); m != nil {
+			def, err := strconv.Unquote(m[3])
+			if err != nil {
+				def = m[3] // not Go's quoting: keep it as printed
+			}
+			flags[m[1]] = driftFlag{name: m[1], env: m[2], def: def, isBool: def == "true" || def == "false"}
+			twins[m[2]] = true
+		}
+	}
+	return flags
 }
 
 var (
@@ -58,7 +116,7 @@ func driftLoadHelp(t *testing.T) *driftHelp {
 		return driftHelpCached
 	}
 	weft, proxy := weftBin.Path(t), weftProxyBin.Path(t)
-	h := &driftHelp{cmds: map[string]map[string]driftFlag{}, twins: map[string]bool{}}
+	h := &driftHelp{weft: weft, cmds: map[string]map[string]driftFlag{}, twins: map[string]bool{}}
 	top, err := driftExec(weft, "-h")
 	if err != nil {
 		t.Fatalf("weft -h: %v\n%s", err, top)
@@ -82,18 +140,7 @@ func driftLoadHelp(t *testing.T) *driftHelp {
 		if !strings.HasPrefix(out, "usage: "+key+" [flags]") {
 			t.Fatalf("%s -h: no usage line for %q:\n%s", key, key, out)
 		}
-		flags := map[string]driftFlag{}
-		for _, line := range strings.Split(out, "\n") {
-			if m := driftFlagLine.FindStringSubmatch(line); m != nil {
-				def, err := strconv.Unquote(m[3])
-				if err != nil {
-					t.Fatalf("%s -h: default of --%s: %v", key, m[1], err)
-				}
-				flags[m[1]] = driftFlag{name: m[1], env: m[2], def: def, isBool: def == "true" || def == "false"}
-				h.twins[m[2]] = true
-			}
-		}
-		h.cmds[key] = flags
+		h.cmds[key] = driftHelpFlags(out, h.twins)
 	}
 	for _, c := range commands {
 		out, err := driftExec(weft, c, "-h")
@@ -204,8 +251,45 @@ type driftProc struct {
 	memWhere        string
 	grace           time.Duration // how long the platform waits for it to stop; 0: unknown
 	graceWhere      string
+	// files are the files it reads whose content the material holds (a compose secret's file,
+	// a Kubernetes Secret's key), by their path in the process.
+	files map[string]driftFile
+	// before are the processes that must have run to completion before it starts (a pod's
+	// init containers, compose's service_completed_successfully, a unit's After= and
+	// Requires=); beforeNames names them until a source resolves them.
+	before      []*driftProc
+	beforeNames []string
 
 	inv *driftInv // resolved by driftCheckProc
+}
+
+// driftFile is the content of a file a process reads, and where the material holds it.
+type driftFile struct {
+	data []byte
+	from string
+}
+
+// envVar is the process's environment variable name (any, not only WEFT_), the last one given.
+func (p *driftProc) envVar(name string) (driftEnv, bool) {
+	var found driftEnv
+	ok := false
+	for _, e := range p.env {
+		if e.name == name {
+			found, ok = e, true
+		}
+	}
+	return found, ok
+}
+
+// flagWhere is where a flag's value was given: the command line, or the environment twin's line.
+func (p *driftProc) flagWhere(name string) string {
+	if _, ok := p.inv.args[name]; ok {
+		return p.where
+	}
+	if e, ok := p.envVar(p.inv.flags[name].env); ok {
+		return e.where
+	}
+	return p.where
 }
 
 // driftInv is a parsed invocation: which command, and its flags' values.
@@ -249,19 +333,23 @@ func (h *driftHelp) parse(where string, argv []string, report driftReport) *drif
 			return nil
 		}
 		key, role, rest = "weft "+rest[0], rest[0], rest[1:]
-		if h.cmds[key] == nil {
+		if h.command(key) == nil {
 			report("%s: weft has no command %q", where, role)
 			return nil
 		}
+		// A subcommand's role is both words: "origin migrate" runs no listener of the origin's.
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && h.subcommand(key, rest[0]) != nil {
+			key, role, rest = key+" "+rest[0], role+" "+rest[0], rest[1:]
+		}
 	case "weft-proxy":
 		key, role = "weft-proxy", "proxy"
-		if len(rest) > 0 && h.cmds["weft-proxy "+rest[0]] != nil {
+		if len(rest) > 0 && h.command("weft-proxy "+rest[0]) != nil {
 			key, role, rest = "weft-proxy "+rest[0], rest[0], rest[1:]
 		}
 	default:
 		return nil
 	}
-	inv := &driftInv{key: key, role: role, flags: h.cmds[key], args: map[string]string{}, env: map[string]string{}}
+	inv := &driftInv{key: key, role: role, flags: h.command(key), args: map[string]string{}, env: map[string]string{}}
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {

@@ -1,9 +1,11 @@
 package deploy
 
 import (
+	"encoding/base64"
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,14 +48,15 @@ var driftMergeKeys = map[string]string{
 
 // driftMerge applies a strategic merge patch, as far as the material uses one: maps merge,
 // the lists above merge by key (new elements first, as kustomize puts them; "$patch:
-// replace" replaces), every other value is replaced.
+// replace" replaces the list, an element's "$patch: delete" removes its namesake), every
+// other value is replaced.
 func driftMerge(base, patch map[string]any, file string) map[string]any {
 	out := map[string]any{}
 	for k, v := range base {
 		out[k] = v
 	}
 	for k, pv := range patch {
-		if strings.HasPrefix(k, "\x00") {
+		if strings.HasPrefix(k, "\x00") || k == "$patch" {
 			continue
 		}
 		if pm, bm := driftMap(pv), driftMap(out[k]); pm != nil && bm != nil {
@@ -78,19 +81,27 @@ func driftMergeList(field string, base, patch []any, file string) ([]any, bool) 
 		key = "port" // a Service's
 	}
 	var added, kept []any
-	replace := false
+	replace, deleted := false, map[string]bool{}
 	for _, e := range patch {
-		if driftStr(driftGet(e, "$patch")) == "replace" {
+		switch driftStr(driftGet(e, "$patch")) {
+		case "replace":
 			replace = true
-		} else {
+		case "delete":
+			deleted[driftStr(driftGet(e, key))] = true
+		default:
 			kept = append(kept, e)
 		}
 	}
 	if replace {
 		return kept, true
 	}
-	merged := append([]any(nil), base...)
-	for _, pe := range patch {
+	var merged []any
+	for _, be := range base {
+		if !deleted[driftStr(driftGet(be, key))] {
+			merged = append(merged, be)
+		}
+	}
+	for _, pe := range kept {
 		found := false
 		for i, be := range merged {
 			if driftStr(driftGet(be, key)) == driftStr(driftGet(pe, key)) {
@@ -104,55 +115,43 @@ func driftMergeList(field string, base, patch []any, file string) ([]any, bool) 
 	return append(added, merged...), true
 }
 
-// driftKubernetes turns manifests into processes: the base as written, and each overlay's
-// patches applied to it. Its second value checks the Services once the processes are.
-func driftKubernetes(objs, kusts []driftDoc, images driftImages, report driftReport) ([]*driftProc, func()) {
-	patchOf := map[string]string{} // patch file → its overlay
-	for _, k := range kusts {
-		dir := path.Dir(k.file)
-		for _, p := range driftList(k.m["patches"]) {
-			if f := driftStr(driftGet(p, "path")); f != "" {
-				patchOf[path.Join(dir, f)] = dir
-			}
-		}
-		for _, f := range driftList(k.m["patchesStrategicMerge"]) {
-			patchOf[path.Join(dir, driftStr(f))] = dir
-		}
-	}
-	var base []driftDoc
-	patches := map[string][]driftDoc{}
+// driftKubernetes turns manifests into processes: each kustomization built as kustomize builds
+// it (driftKustomizer), and the manifests no kustomization reaches as they are. Its second
+// value checks the Services and the PostgreSQL clients once the processes are.
+func driftKubernetes(objs, kusts []driftDoc, files map[string][]byte, images driftImages, use func(where, image string), report driftReport) ([]*driftProc, func()) {
+	b := &driftKustomizer{byFile: map[string][]driftDoc{}, byDir: map[string]driftDoc{}, files: files, used: map[string]bool{}, report: report}
+	var order []string
 	for _, o := range objs {
-		if dir, ok := patchOf[o.file]; ok {
-			patches[dir] = append(patches[dir], o)
-		} else {
-			base = append(base, o)
+		if _, ok := b.byFile[o.file]; !ok {
+			order = append(order, o.file)
+		}
+		b.byFile[o.file] = append(b.byFile[o.file], o)
+	}
+	var dirs []string
+	for _, k := range kusts {
+		b.byDir[path.Dir(k.file)] = k
+		dirs = append(dirs, path.Dir(k.file))
+	}
+	sort.Strings(dirs)
+	var variants [][]driftDoc
+	for _, dir := range dirs {
+		if driftStr(b.byDir[dir].m["kind"]) != "Component" { // a component is built by what includes it
+			variants = append(variants, b.apply(b.byDir[dir], nil, nil))
 		}
 	}
-	variants := [][]driftDoc{base}
-	overlays := make([]string, 0, len(patches))
-	for dir := range patches {
-		overlays = append(overlays, dir)
-	}
-	sort.Strings(overlays)
-	for _, dir := range overlays {
-		v := append([]driftDoc(nil), base...)
-		for _, p := range patches[dir] {
-			found := false
-			for i, o := range v {
-				if driftStr(o.m["kind"]) == driftStr(p.m["kind"]) && driftStr(driftGet(o.m, "metadata", "name")) == driftStr(driftGet(p.m, "metadata", "name")) {
-					v[i], found = driftDoc{o.file, driftMerge(o.m, p.m, p.file)}, true
-				}
-			}
-			if !found {
-				report("%s: patches %s %s, which no manifest defines", p.file, driftStr(p.m["kind"]), driftStr(driftGet(p.m, "metadata", "name")))
-			}
+	var loose []driftDoc
+	for _, f := range order {
+		if !b.used[f] {
+			loose = append(loose, b.byFile[f]...)
 		}
-		variants = append(variants, v)
+	}
+	if len(loose) > 0 {
+		variants = append(variants, loose)
 	}
 	var procs []*driftProc
 	var checks []func()
 	for _, v := range variants {
-		ps, check := driftK8sVariant(v, images, report)
+		ps, check := driftK8sVariant(v, images, use, report)
 		procs, checks = append(procs, ps...), append(checks, check)
 	}
 	return procs, func() {
@@ -162,16 +161,140 @@ func driftKubernetes(objs, kusts []driftDoc, images driftImages, report driftRep
 	}
 }
 
-type driftPod struct {
-	labels map[string]any
-	procs  []*driftProc
+// driftKustomizer builds kustomizations as far as the material uses kustomize: resources (files,
+// and directories of other kustomizations), components, secret and ConfigMap generators, and
+// strategic merge patches; not the transformers that change no process (namespace, images,
+// labels, replicas), for which TestDriftKustomize renders with kustomize itself.
+type driftKustomizer struct {
+	byFile map[string][]driftDoc
+	byDir  map[string]driftDoc // kustomizations and components, by directory
+	files  map[string][]byte
+	used   map[string]bool // manifest files some kustomization took, as a resource or a patch
+	report driftReport
 }
 
-func driftK8sVariant(docs []driftDoc, images driftImages, report driftReport) ([]*driftProc, func()) {
-	configMaps := map[string]driftDoc{}
+// apply builds kustomization k onto out (a component onto what includes it; a kustomization
+// onto nothing): its resources, then its components, then its generators, then its patches.
+func (b *driftKustomizer) apply(k driftDoc, stack []string, out []driftDoc) []driftDoc {
+	dir := path.Dir(k.file)
+	if slices.Contains(stack, dir) {
+		b.report("%s: includes itself (%s)", k.file, strings.Join(append(stack, dir), " → "))
+		return out
+	}
+	stack = append(stack, dir)
+	for _, r := range driftList(k.m["resources"]) {
+		p := path.Join(dir, driftStr(r))
+		if sub, ok := b.byDir[p]; ok {
+			out = append(out, b.apply(sub, stack, nil)...)
+		} else if docs, ok := b.byFile[p]; ok {
+			out = append(out, docs...)
+			b.used[p] = true
+		} else if _, ok := b.files[p]; !ok && !strings.Contains(driftStr(r), "://") {
+			b.report("%s: resource %s is not in the material", k.file, driftStr(r))
+		}
+	}
+	for _, c := range driftList(k.m["components"]) {
+		p := path.Join(dir, driftStr(c))
+		if ck, ok := b.byDir[p]; ok && driftStr(ck.m["kind"]) == "Component" {
+			out = b.apply(ck, stack, out)
+		} else {
+			b.report("%s: component %s is no kustomize Component in the material", k.file, driftStr(c))
+		}
+	}
+	for _, kind := range []string{"Secret", "ConfigMap"} {
+		for _, g := range driftList(k.m[map[string]string{"Secret": "secretGenerator", "ConfigMap": "configMapGenerator"}[kind]]) {
+			out = b.generate(k, kind, driftMap(g), out)
+		}
+	}
+	var patches []string
+	for _, p := range driftList(k.m["patches"]) {
+		if f := driftStr(driftGet(p, "path")); f != "" {
+			patches = append(patches, f)
+		}
+	}
+	for _, f := range driftList(k.m["patchesStrategicMerge"]) {
+		patches = append(patches, driftStr(f))
+	}
+	for _, f := range patches {
+		p := path.Join(dir, f)
+		b.used[p] = true
+		for _, pd := range b.byFile[p] {
+			found := false
+			for i, o := range out {
+				if driftStr(o.m["kind"]) == driftStr(pd.m["kind"]) && driftStr(driftGet(o.m, "metadata", "name")) == driftStr(driftGet(pd.m, "metadata", "name")) {
+					out[i], found = driftDoc{o.file, driftMerge(o.m, pd.m, pd.file)}, true
+				}
+			}
+			if !found {
+				b.report("%s: patches %s %s, which no manifest defines", pd.file, driftStr(pd.m["kind"]), driftStr(driftGet(pd.m, "metadata", "name")))
+			}
+		}
+	}
+	return out
+}
+
+// generate adds what a secretGenerator or configMapGenerator entry makes (under its own name:
+// the hash kustomize appends changes no reference here), each key's file marked as its source.
+func (b *driftKustomizer) generate(k driftDoc, kind string, g map[string]any, out []driftDoc) []driftDoc {
+	dir := path.Dir(k.file)
+	name := driftStr(g["name"])
+	data, sources := map[string]any{}, map[string]string{}
+	for _, f := range driftList(g["files"]) {
+		key, file, ok := strings.Cut(driftStr(f), "=")
+		if !ok {
+			key, file = path.Base(key), key
+		}
+		content, ok := b.files[path.Join(dir, file)]
+		if !ok {
+			b.report("%s: %s %s takes %s, which is not in the material", k.file, kind, name, file)
+			continue
+		}
+		data[key], sources[key] = string(content), path.Join(dir, file)
+	}
+	for _, l := range driftList(g["literals"]) {
+		if key, v, ok := strings.Cut(driftStr(l), "="); ok {
+			data[key] = v
+		}
+	}
+	if kind == "Secret" {
+		for key, v := range data {
+			data[key] = base64.StdEncoding.EncodeToString([]byte(v.(string)))
+		}
+	}
+	doc := map[string]any{"apiVersion": "v1", "kind": kind, "metadata": map[string]any{"name": name}, "data": data}
+	driftTag(doc, k.file)
+	for key, src := range sources {
+		data["\x00source:"+key] = src
+	}
+	if driftStr(g["behavior"]) == "merge" || driftStr(g["behavior"]) == "replace" {
+		for i, o := range out {
+			if driftStr(o.m["kind"]) == kind && driftStr(driftGet(o.m, "metadata", "name")) == name {
+				if driftStr(g["behavior"]) == "merge" {
+					doc = driftMerge(o.m, doc, k.file)
+				}
+				out[i] = driftDoc{k.file, doc}
+				return out
+			}
+		}
+	}
+	return append(out, driftDoc{k.file, doc})
+}
+
+type driftPod struct {
+	labels  map[string]any
+	procs   []*driftProc
+	servers []*driftPGServer
+	ports   map[string]int // the PostgreSQL container's ports by name
+}
+
+func driftK8sVariant(docs []driftDoc, images driftImages, use func(where, image string), report driftReport) ([]*driftProc, func()) {
+	configMaps, secrets := map[string]driftDoc{}, map[string]driftDoc{}
 	for _, d := range docs {
-		if driftStr(d.m["kind"]) == "ConfigMap" {
+		switch driftStr(d.m["kind"]) {
+		case "ConfigMap":
 			configMaps[driftStr(driftGet(d.m, "metadata", "name"))] = d
+		case "Secret":
+			secrets[driftStr(driftGet(d.m, "metadata", "name"))] = d
 		}
 	}
 	var procs []*driftProc
@@ -193,25 +316,140 @@ func driftK8sVariant(docs []driftDoc, images driftImages, report driftReport) ([
 		if g, ok := spec["terminationGracePeriodSeconds"].(int); ok {
 			grace, graceWhere = time.Duration(g)*time.Second, fmt.Sprintf("%s: %s %s terminationGracePeriodSeconds", driftFrom(spec, "terminationGracePeriodSeconds"), kind, name)
 		}
-		pod := driftPod{labels: driftMap(driftGet(tmpl, "metadata", "labels"))}
-		for _, c := range append(driftList(spec["initContainers"]), driftList(spec["containers"])...) {
+		pod := driftPod{labels: driftMap(driftGet(tmpl, "metadata", "labels")), ports: map[string]int{}}
+		inits := driftList(spec["initContainers"])
+		var initProcs []*driftProc
+		weftImage, weftImageWhere := "", ""
+		for i, c := range append(append([]any(nil), inits...), driftList(spec["containers"])...) {
 			cm := driftMap(c)
 			ctx := fmt.Sprintf("%s %s, container %s", kind, name, driftStr(cm["name"]))
+			image := driftStr(cm["image"])
+			use(driftFrom(cm, "image")+": "+ctx, image)
+			files := driftK8sFiles(cm, driftList(spec["volumes"]), secrets)
+			if driftImageName(image) == "postgres" {
+				pod.servers = append(pod.servers, driftK8sPostgres(cm, ctx, files, report))
+				for _, pt := range driftList(cm["ports"]) {
+					n, _ := strconv.Atoi(driftStr(driftGet(pt, "containerPort")))
+					pod.ports[driftStr(driftGet(pt, "name"))] = n
+				}
+			}
 			p := driftContainer(cm, ctx, configMaps, images, report)
 			if p == nil {
 				continue
 			}
-			p.grace, p.graceWhere = grace, graceWhere
-			if ann := driftMap(driftGet(tmpl, "metadata", "annotations")); driftStr(ann["prometheus.io/scrape"]) == "true" && len(pod.procs) == 0 {
-				p.probes = append(p.probes, driftProbe{what: "prometheus.io annotations", where: driftFrom(ann, "prometheus.io/port") + ": " + ctx,
-					port: driftStr(ann["prometheus.io/port"]), path: driftStr(driftOr(ann["prometheus.io/path"], "/metrics"))})
+			// One release in a pod (weft and weft-proxy images of one tag): an init container's
+			// migration by another release than the origin's beside it would leave a schema the
+			// origin refuses.
+			if weftImage == "" {
+				weftImage, weftImageWhere = image, driftFrom(cm, "image")+": "+ctx
+			} else if driftImageRelease(image) != driftImageRelease(weftImage) {
+				report("%s: runs image %s, but %s runs %s: a pod's weft containers must run one release", driftFrom(cm, "image")+": "+ctx, image, weftImageWhere, weftImage)
+			}
+			p.grace, p.graceWhere, p.files = grace, graceWhere, files
+			if i < len(inits) {
+				initProcs = append(initProcs, p)
+			} else {
+				p.before = initProcs
+				// Prometheus scrapes the pod's first container that is no init container.
+				if ann := driftMap(driftGet(tmpl, "metadata", "annotations")); driftStr(ann["prometheus.io/scrape"]) == "true" && len(pod.procs) == len(initProcs) {
+					p.probes = append(p.probes, driftProbe{what: "prometheus.io annotations", where: driftFrom(ann, "prometheus.io/port") + ": " + ctx,
+						port: driftStr(ann["prometheus.io/port"]), path: driftStr(driftOr(ann["prometheus.io/path"], "/metrics"))})
+				}
 			}
 			pod.procs = append(pod.procs, p)
 			procs = append(procs, p)
 		}
 		pods = append(pods, pod)
 	}
-	return procs, func() { driftServices(docs, pods, report) }
+	return procs, func() {
+		driftServices(docs, pods, report)
+		var servers []*driftPGServer
+		for _, pod := range pods {
+			servers = append(servers, pod.servers...)
+		}
+		driftPostgres(procs, servers, report)
+	}
+}
+
+// driftK8sFiles is the files a container's secret volumes give it whose content the variant
+// holds (a Secret manifest, or a secretGenerator's file), by path in the container.
+func driftK8sFiles(cm map[string]any, volumes []any, secrets map[string]driftDoc) map[string]driftFile {
+	out := map[string]driftFile{}
+	for _, vm := range driftList(cm["volumeMounts"]) {
+		var sec map[string]any
+		for _, v := range volumes {
+			if driftStr(driftGet(v, "name")) == driftStr(driftGet(vm, "name")) {
+				sec = driftMap(driftGet(v, "secret"))
+			}
+		}
+		s, ok := secrets[driftStr(sec["secretName"])]
+		if sec == nil || !ok {
+			continue
+		}
+		content := map[string][]byte{}
+		for k, v := range driftMap(s.m["data"]) {
+			if b, err := base64.StdEncoding.DecodeString(driftStr(v)); err == nil && !strings.HasPrefix(k, "\x00") {
+				content[k] = b
+			}
+		}
+		for k, v := range driftMap(s.m["stringData"]) {
+			if !strings.HasPrefix(k, "\x00") {
+				content[k] = []byte(fmt.Sprint(v))
+			}
+		}
+		rel := map[string]string{} // key → path in the volume
+		for k := range content {
+			rel[k] = k
+		}
+		if items := driftList(sec["items"]); items != nil {
+			rel = map[string]string{}
+			for _, it := range items {
+				rel[driftStr(driftGet(it, "key"))] = driftStr(driftGet(it, "path"))
+			}
+		}
+		mount, sub := driftStr(driftGet(vm, "mountPath")), driftStr(driftGet(vm, "subPath"))
+		for k, r := range rel {
+			c, ok := content[k]
+			if !ok || sub != "" && sub != r {
+				continue
+			}
+			from, _ := driftMap(s.m["data"])["\x00source:"+k].(string)
+			if from == "" {
+				from = fmt.Sprintf("%s: Secret %s, key %s", s.file, driftStr(driftGet(s.m, "metadata", "name")), k)
+			}
+			p := path.Join(mount, r)
+			if sub != "" {
+				p = mount
+			}
+			out[p] = driftFile{c, from}
+		}
+	}
+	return out
+}
+
+// driftK8sPostgres is a container running the official postgres image: the user, database and
+// password it creates on a first start. Services give it its names and ports (driftServices).
+func driftK8sPostgres(cm map[string]any, ctx string, files map[string]driftFile, report driftReport) *driftPGServer {
+	s := &driftPGServer{where: driftFrom(cm, "image") + ": " + ctx, hosts: map[string]bool{}, ports: map[string]bool{}}
+	env := map[string]string{}
+	for _, e := range driftList(cm["env"]) {
+		n := driftStr(driftGet(e, "name"))
+		env[n] = driftStr(driftGet(e, "value"))
+		if n == "POSTGRES_PASSWORD" && driftGet(e, "value") != nil {
+			report("%s: POSTGRES_PASSWORD puts the password in the manifest: give it as a Secret's file, POSTGRES_PASSWORD_FILE", driftFrom(driftMap(e), "value")+": "+ctx)
+		}
+	}
+	s.user = env["POSTGRES_USER"]
+	if s.user == "" {
+		s.user = "postgres"
+	}
+	if s.db = env["POSTGRES_DB"]; s.db == "" {
+		s.db = s.user
+	}
+	if f, ok := files[env["POSTGRES_PASSWORD_FILE"]]; ok {
+		s.password = &f
+	}
+	return s
 }
 
 var driftVarRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
@@ -258,7 +496,7 @@ func driftContainer(cm map[string]any, ctx string, configMaps map[string]driftDo
 		sort.Strings(keys)
 		for _, k := range keys {
 			if !strings.HasPrefix(k, "\x00") {
-				p.env = append(p.env, driftEnv{k, driftStr(data[k]), cmap.file + ": ConfigMap " + driftStr(ref["name"]), true})
+				p.env = append(p.env, driftEnv{k, driftStr(data[k]), driftFrom(data, k) + ": ConfigMap " + driftStr(ref["name"]), true})
 				defined[k], values[k] = true, driftStr(data[k])
 			}
 		}
@@ -329,7 +567,8 @@ func driftQuantity(q string) int64 {
 }
 
 // driftServices holds each Service's ports to the listeners of the weft containers it
-// selects: a port no process listens on, a port name the container does not declare.
+// selects: a port no process listens on, a port name the container does not declare. A
+// PostgreSQL server it selects is reached at its name, on each port that leads to 5432.
 func driftServices(docs []driftDoc, pods []driftPod, report driftReport) {
 	for _, d := range docs {
 		if driftStr(d.m["kind"]) != "Service" {
@@ -350,6 +589,12 @@ func driftServices(docs []driftDoc, pods []driftPod, report driftReport) {
 			for _, pod := range pods {
 				if !driftSelects(sel, pod.labels) {
 					continue
+				}
+				for _, s := range pod.servers {
+					s.hosts[name] = true
+					if n, err := strconv.Atoi(target); err == nil && n == 5432 || pod.ports[target] == 5432 {
+						s.ports[port] = true
+					}
 				}
 				for _, p := range pod.procs {
 					if p.inv != nil && p.inv.listen != nil {
@@ -375,114 +620,4 @@ func driftSelects(sel, labels map[string]any) bool {
 	return n > 0
 }
 
-// driftCompose turns a compose file's services into processes; its second value checks,
-// once they are, that no two edges share a node name.
-func driftCompose(file string, doc map[string]any, files map[string][]byte, images driftImages, report driftReport) ([]*driftProc, func()) {
-	dir := path.Dir(file)
-	services := driftMap(doc["services"])
-	names := make([]string, 0, len(services))
-	for n := range services {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var procs []*driftProc
-	for _, n := range names {
-		svc := driftMap(services[n])
-		where := fmt.Sprintf("%s: service %s", file, n)
-		var st *driftStage
-		if b := svc["build"]; b != nil {
-			ctx, df, target := driftStr(b), "Dockerfile", ""
-			if bm := driftMap(b); bm != nil {
-				ctx = driftStr(driftOr(bm["context"], "."))
-				df = driftStr(driftOr(bm["dockerfile"], df))
-				target = driftStr(bm["target"])
-			}
-			if st = images.stage(path.Join(dir, ctx, df), target); st == nil {
-				report("%s: builds %s (target %q), which is no Dockerfile stage in the material", where, path.Join(dir, ctx, df), target)
-			}
-		} else {
-			st = images.byImage(driftStr(svc["image"]))
-		}
-		argv := driftStrings(svc["command"])
-		if ep, has := svc["entrypoint"]; has {
-			argv = append(driftStrings(ep), argv...)
-		} else if st != nil {
-			if _, has := svc["command"]; !has {
-				argv = st.cmd
-			}
-			argv = append(append([]string(nil), st.entrypoint...), argv...)
-		}
-		if len(argv) == 0 || !driftIsWeft(argv[0]) {
-			continue
-		}
-		p := &driftProc{platform: "compose", where: where, argv: argv, names: []string{n}, grace: 10 * time.Second, graceWhere: where + " (default stop_grace_period)"}
-		for _, k := range []string{"container_name", "hostname"} {
-			if s := driftStr(svc[k]); s != "" {
-				p.names = append(p.names, s)
-			}
-		}
-		for _, ef := range driftStrings(svc["env_file"]) {
-			data, ok := files[path.Join(dir, ef)]
-			if !ok {
-				report("%s: env_file %s is not in the material", where, ef)
-			}
-			env, opt := driftEnvFile(path.Join(dir, ef), data)
-			p.env, p.optionalEnv = append(p.env, env...), append(p.optionalEnv, opt...)
-			p.envFiles = append(p.envFiles, path.Join(dir, ef))
-		}
-		envMap := driftMap(svc["environment"])
-		keys := make([]string, 0, len(envMap))
-		for k := range envMap {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			p.env = append(p.env, driftEnv{k, driftStr(envMap[k]), where + " environment", envMap[k] != nil})
-		}
-		for _, kv := range driftList(svc["environment"]) {
-			k, v, ok := strings.Cut(driftStr(kv), "=")
-			p.env = append(p.env, driftEnv{k, v, where + " environment", ok})
-		}
-		if hc := driftMap(svc["healthcheck"]); hc != nil {
-			test := driftStrings(hc["test"])
-			if s, ok := hc["test"].(string); ok {
-				test = []string{"CMD-SHELL", s}
-			}
-			if len(test) > 1 && driftStr(hc["disable"]) != "true" {
-				p.hooks = append(p.hooks, driftHook{what: "healthcheck", where: where + " healthcheck", argv: test[1:], shell: test[0] == "CMD-SHELL"})
-			}
-		} else if st != nil && st.health != nil { // the image's own
-			p.hooks = append(p.hooks, driftHook{what: "the image's HEALTHCHECK", where: st.healthWhere + " (in " + where + ")", argv: st.health, shell: st.healthShell})
-		}
-		mem := driftStr(driftOr(svc["mem_limit"], driftGet(svc, "deploy", "resources", "limits", "memory")))
-		if mem != "" {
-			p.memLimit, p.memWhere = driftSize(strings.ToUpper(mem), 1, "KMGT"), where+" memory limit "+mem
-		}
-		if g := driftStr(svc["stop_grace_period"]); g != "" {
-			p.grace, _ = time.ParseDuration(g)
-			p.graceWhere = where + " stop_grace_period"
-		}
-		for _, pt := range driftList(svc["ports"]) {
-			target := driftStr(driftGet(pt, "target"))
-			if driftMap(pt) == nil {
-				parts := strings.Split(strings.TrimSuffix(driftStr(pt), "/tcp"), ":")
-				target = parts[len(parts)-1]
-			}
-			p.probes = append(p.probes, driftProbe{what: "published port", where: where + " ports", port: target})
-		}
-		procs = append(procs, p)
-	}
-	return procs, func() {
-		nodes := map[string]string{}
-		for _, p := range procs {
-			if p.inv == nil || p.inv.role != "edge" {
-				continue
-			}
-			if node, _ := p.inv.get("node"); nodes[node] != "" {
-				report("%s: --node %s is also %s's: node names must be unique in the ring", p.where, node, nodes[node])
-			} else {
-				nodes[node] = p.names[0]
-			}
-		}
-	}
-}
+var driftComposeOverride = regexp.MustCompile(`^((?:docker-)?compose)\.[^.]+\.ya?ml$`)

@@ -17,7 +17,8 @@ import (
 )
 
 // driftCheck checks the material, files by their path from the repository root: every
-// Dockerfile, compose file, Kubernetes manifest and kustomization, systemd unit with its env
+// Dockerfile, compose file (alone, or an override merged onto its base), Kubernetes manifest
+// and kustomization (with components), systemd unit (alone and with each drop-in) with its env
 // files, and Prometheus scrape config, told apart by their content and name, so that a new
 // file is checked without a change here. It returns the problems, sorted, and the processes.
 func driftCheck(h *driftHelp, files map[string][]byte) ([]string, []*driftProc) {
@@ -36,50 +37,51 @@ func driftCheck(h *driftHelp, files map[string][]byte) ([]string, []*driftProc) 
 	sort.Strings(names)
 	images := driftDockerfiles(h, files, names, report)
 	var (
-		procs     []*driftProc
-		after     []func()
-		k8s, kust []driftDoc
-		byName    = map[string]*driftProc{} // compose services, for Prometheus's targets
-		loose     [][2]string
+		procs            []*driftProc
+		after            []func()
+		k8s, kust, compo []driftDoc
+		byName           = map[string]*driftProc{} // compose services, for Prometheus's targets
+		uses             []driftImageUse
 	)
+	use := func(where, image string) { uses = append(uses, driftImageUse{where, image}) }
 	for _, name := range names {
 		data := files[name]
-		if ext := path.Ext(name); ext == ".md" || ext == ".go" {
+		if ext := path.Ext(name); ext != ".yaml" && ext != ".yml" {
 			continue
 		}
-		loose = append(loose, driftLooseScan(h, name, data)...)
-		switch ext := path.Ext(name); {
-		case ext == ".service":
-			procs = append(procs, driftSystemd(name, data, files, report))
-		case ext == ".yaml" || ext == ".yml":
-			for _, d := range driftYAML(name, data, report) {
-				kind, _ := d["kind"].(string)
-				switch {
-				case driftMap(d["services"]) != nil:
-					ps, check := driftCompose(name, d, files, images, report)
-					for _, p := range ps {
-						procs = append(procs, p)
-						for _, n := range p.names {
-							byName[n] = p
-						}
-					}
-					after = append(after, check)
-				case kind == "Kustomization":
-					kust = append(kust, driftDoc{name, d})
-				case kind != "" && d["apiVersion"] != nil:
-					driftTag(d, name)
-					k8s = append(k8s, driftDoc{name, d})
-				case d["scrape_configs"] != nil:
-					after = append(after, func() { driftPrometheus(name, d, byName, report) })
-				}
+		for _, d := range driftYAML(name, data, report) {
+			kind, _ := d["kind"].(string)
+			switch {
+			case driftMap(d["services"]) != nil:
+				compo = append(compo, driftDoc{name, d})
+			case kind == "Kustomization" || kind == "Component":
+				kust = append(kust, driftDoc{name, d})
+			case kind != "" && d["apiVersion"] != nil:
+				driftTag(d, name)
+				k8s = append(k8s, driftDoc{name, d})
+			case d["scrape_configs"] != nil:
+				after = append(after, func() { driftPrometheus(name, d, byName, report) })
 			}
 		}
 	}
-	ps, check := driftKubernetes(k8s, kust, images, report)
+	units := driftSystemdUnits(names, files, report)
+	procs, after = append(procs, units...), append(after, func() { driftPostgres(units, nil, report) })
+	for _, v := range driftComposeVariants(compo) {
+		ps, check := driftCompose(v.file, v.m, files, images, use, report)
+		for _, p := range ps {
+			procs = append(procs, p)
+			for _, n := range p.names {
+				byName[n] = p
+			}
+		}
+		after = append(after, check)
+	}
+	ps, check := driftKubernetes(k8s, kust, files, images, use, report)
 	procs, after = append(procs, ps...), append(after, check)
 	for _, p := range procs {
 		driftCheckProc(h, p, report)
 	}
+	driftCheckImages(uses, images, report)
 	for _, check := range after {
 		check()
 	}
@@ -94,13 +96,19 @@ func driftCheck(h *driftHelp, files map[string][]byte) ([]string, []*driftProc) 
 			report("%s: no unit or compose service reads this env file, so nothing holds it to a command", name)
 		}
 	}
-	for _, l := range loose { // unless a source understood the file and said it already
-		said := false
-		for _, p := range problems {
-			said = said || strings.HasPrefix(p, l[0]) && strings.Contains(p, l[1]+" ")
+	// After the processes: the subcommands they run are known (and their twins) from then on.
+	for _, name := range names {
+		if ext := path.Ext(name); ext == ".md" || ext == ".go" {
+			continue
 		}
-		if !said {
-			report("%s: %s is no flag's environment twin in weft or weft-proxy", l[0], l[1])
+		for _, l := range driftLooseScan(h, name, files[name]) { // unless a source understood the file and said it already
+			said := false
+			for _, p := range problems {
+				said = said || strings.HasPrefix(p, l[0]) && strings.Contains(p, l[1]+" ")
+			}
+			if !said {
+				report("%s: %s is no flag's environment twin in weft or weft-proxy", l[0], l[1])
+			}
 		}
 	}
 	sort.Strings(problems)
@@ -112,7 +120,7 @@ func driftCheck(h *driftHelp, files map[string][]byte) ([]string, []*driftProc) 
 func driftLooseScan(h *driftHelp, name string, data []byte) [][2]string {
 	var out [][2]string
 	for _, v := range driftWeftVar.FindAllString(string(data), -1) {
-		if !h.twins[v] && v != "WEFT_EVENTS" { // the stream's name
+		if !h.isTwin(v) && v != "WEFT_EVENTS" { // the stream's name
 			out = append(out, [2]string{name, v})
 		}
 	}
@@ -364,60 +372,109 @@ func driftEnvFile(name string, data []byte) (env, optional []driftEnv) {
 	return env, optional
 }
 
-// driftSystemd reads a unit: ExecStart is the process, the other Exec*= lines run beside it,
-// in its environment (EnvironmentFile=, sampled beside the unit, and Environment=).
-func driftSystemd(name string, data []byte, files map[string][]byte, report driftReport) *driftProc {
-	p := &driftProc{platform: "systemd", grace: 90 * time.Second, graceWhere: name + ": DefaultTimeoutStopSec"}
-	creds := map[string]bool{}
-	var credRefs []string
-	for _, line := range driftLines(data) {
-		k, v, ok := strings.Cut(line.text, "=")
-		if !ok || strings.HasPrefix(k, "#") || strings.HasPrefix(k, ";") {
+// driftSystemdUnits reads every unit, alone and with each of its drop-ins (<unit>.d/*.conf, each
+// an option to install or not), and resolves what each must start after.
+func driftSystemdUnits(names []string, files map[string][]byte, report driftReport) []*driftProc {
+	var procs []*driftProc
+	byUnit := map[string]*driftProc{}
+	for _, name := range names {
+		if path.Ext(name) != ".service" {
 			continue
 		}
-		where := fmt.Sprintf("%s:%d", name, line.n)
-		switch k = strings.TrimSpace(k); k {
-		case "ExecStart":
-			p.where, p.argv = where, driftExecArgv(v)
-			credRefs = append(credRefs, p.argv...)
-		case "ExecStop", "ExecStopPost", "ExecStartPre", "ExecStartPost", "ExecReload":
-			if argv := driftExecArgv(v); len(argv) > 0 && driftIsWeft(argv[0]) {
-				p.hooks = append(p.hooks, driftHook{what: k, where: where, argv: argv})
-				credRefs = append(credRefs, argv...)
+		p := driftSystemd(name, nil, files, report)
+		procs, byUnit[path.Base(name)] = append(procs, p), p
+		for _, d := range names {
+			if path.Dir(d) == name+".d" && path.Ext(d) == ".conf" {
+				procs = append(procs, driftSystemd(name, []string{d}, files, report))
 			}
-		case "EnvironmentFile":
-			optional := strings.HasPrefix(v, "-")
-			sample := path.Join(path.Dir(name), path.Base(strings.TrimPrefix(v, "-")))
-			data, ok := files[sample]
-			if !ok && !optional {
-				report("%s: EnvironmentFile %s has no sample %s beside the unit", where, v, sample)
+		}
+	}
+	for _, p := range procs {
+		for _, u := range p.beforeNames {
+			if q := byUnit[u]; q != nil {
+				p.before = append(p.before, q)
 			}
-			env, opt := driftEnvFile(sample, data)
-			p.env, p.optionalEnv = append(p.env, env...), append(p.optionalEnv, opt...)
-			p.envFiles = append(p.envFiles, sample)
-		case "Environment":
-			for _, kv := range driftExecArgv(v) {
-				if k, v, ok := strings.Cut(kv, "="); ok {
-					p.env = append(p.env, driftEnv{k, v, where, true})
-					credRefs = append(credRefs, v)
+		}
+	}
+	return procs
+}
+
+// driftSystemd reads a unit, then its drop-ins, as systemd does: ExecStart is the process, the
+// other Exec*= lines run beside it, in its environment (EnvironmentFile=, sampled beside the
+// unit, and Environment=); a unit it both requires and starts after must have run first.
+func driftSystemd(name string, dropins []string, files map[string][]byte, report driftReport) *driftProc {
+	p := &driftProc{platform: "systemd", names: []string{path.Base(name)}, grace: 90 * time.Second, graceWhere: name + ": DefaultTimeoutStopSec"}
+	creds := map[string]bool{}
+	var credRefs [][2]string // where, what
+	after, requires := map[string]bool{}, map[string]bool{}
+	for _, file := range append([]string{name}, dropins...) {
+		for _, line := range driftLines(files[file]) {
+			k, v, ok := strings.Cut(line.text, "=")
+			if !ok || strings.HasPrefix(k, "#") || strings.HasPrefix(k, ";") {
+				continue
+			}
+			where := fmt.Sprintf("%s:%d", file, line.n)
+			switch k = strings.TrimSpace(k); k {
+			case "ExecStart":
+				p.where, p.argv = where, driftExecArgv(v) // empty in a drop-in: reset
+				for _, a := range p.argv {
+					credRefs = append(credRefs, [2]string{where, a})
+				}
+			case "ExecStop", "ExecStopPost", "ExecStartPre", "ExecStartPost", "ExecReload":
+				if argv := driftExecArgv(v); len(argv) > 0 && driftIsWeft(argv[0]) {
+					p.hooks = append(p.hooks, driftHook{what: k, where: where, argv: argv})
+					for _, a := range argv {
+						credRefs = append(credRefs, [2]string{where, a})
+					}
+				}
+			case "EnvironmentFile":
+				optional := strings.HasPrefix(v, "-")
+				sample := path.Join(path.Dir(name), path.Base(strings.TrimPrefix(v, "-")))
+				data, ok := files[sample]
+				if !ok && !optional {
+					report("%s: EnvironmentFile %s has no sample %s beside the unit", where, v, sample)
+				}
+				env, opt := driftEnvFile(sample, data)
+				p.env, p.optionalEnv = append(p.env, env...), append(p.optionalEnv, opt...)
+				p.envFiles = append(p.envFiles, sample)
+			case "Environment":
+				for _, kv := range driftExecArgv(v) {
+					if k, v, ok := strings.Cut(kv, "="); ok {
+						p.env = append(p.env, driftEnv{k, v, where, true})
+						credRefs = append(credRefs, [2]string{where, v})
+					}
+				}
+			case "MemoryMax":
+				p.memLimit, p.memWhere = driftSize(v, 1, "KMGTPE"), where
+			case "TimeoutStopSec", "TimeoutSec":
+				p.grace, p.graceWhere = driftSystemdSpan(v), where
+			case "LoadCredential", "LoadCredentialEncrypted", "SetCredential":
+				id, _, _ := strings.Cut(v, ":")
+				creds[id] = true
+			case "After":
+				for _, u := range strings.Fields(v) {
+					after[u] = true
+				}
+			case "Requires", "BindsTo", "Requisite":
+				for _, u := range strings.Fields(v) {
+					requires[u] = true
 				}
 			}
-		case "MemoryMax":
-			p.memLimit, p.memWhere = driftSize(v, 1, "KMGTPE"), where
-		case "TimeoutStopSec", "TimeoutSec":
-			p.grace, p.graceWhere = driftSystemdSpan(v), where
-		case "LoadCredential", "LoadCredentialEncrypted", "SetCredential":
-			id, _, _ := strings.Cut(v, ":")
-			creds[id] = true
 		}
 	}
 	for _, ref := range credRefs {
-		for _, m := range driftCredRef.FindAllStringSubmatch(ref, -1) {
+		for _, m := range driftCredRef.FindAllStringSubmatch(ref[1], -1) {
 			if !creds[m[1]] {
-				report("%s: %s names credential %s, which no LoadCredential= loads", name, ref, m[1])
+				report("%s: %s names credential %s, which no LoadCredential= loads", ref[0], ref[1], m[1])
 			}
 		}
 	}
+	for u := range requires {
+		if after[u] {
+			p.beforeNames = append(p.beforeNames, u)
+		}
+	}
+	sort.Strings(p.beforeNames)
 	return p
 }
 

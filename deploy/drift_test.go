@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/weft-edge/weft/internal/testkit"
 )
 
@@ -39,9 +41,12 @@ func TestDrift(t *testing.T) {
 		found[p.platform+" "+p.inv.role]++
 		found[p.platform+" hooks"] += len(p.hooks)
 		found[p.platform+" probes"] += len(p.probes)
+		if _, pg := p.inv.env["postgres"]; p.inv.role == "origin" && (pg || p.inv.args["postgres"] != "") {
+			found[p.platform+" postgres origin"]++
+		}
 	}
 	for _, platform := range []string{"k8s", "compose", "systemd"} {
-		for _, what := range []string{"edge", "proxy", "origin", "hooks"} {
+		for _, what := range []string{"edge", "proxy", "origin", "hooks", "postgres origin", "origin migrate"} {
 			if found[platform+" "+what] == 0 {
 				t.Errorf("no %s found in the %s material: does the checker still read it?", what, platform)
 			}
@@ -91,6 +96,29 @@ func TestDriftCatches(t *testing.T) {
 			"value: $(POD_IP):8080", "value: $(POD_ADDR):8080", "WEFT_ADVERTISE refers to $(POD_ADDR), which is not defined before it"},
 		{"a credential the unit does not load", "deploy/systemd/weft-proxy.service",
 			"LoadCredential=weft-token-secrets:", "LoadCredential=token-secrets:", "names credential weft-token-secrets, which no LoadCredential= loads"},
+		{"a flag renamed in a compose override", "deploy/compose/compose.postgres.yaml",
+			"--stream-max-bytes=", "--stream-max-byte=", "weft origin has no flag --stream-max-byte"},
+		{"a flag of a subcommand renamed", "deploy/compose/compose.postgres.yaml",
+			"--size=small", "--world=small", "weft origin seed has no flag --world"},
+		{"a password in the database URL", "deploy/systemd/weft-postgres.env",
+			"postgres://weft@", "postgres://weft:secret@", "--postgres holds a password"},
+		{"a password file without the database's line", "deploy/compose/pgpass.sample",
+			"postgres:5432:weft:weft:", "postgres:5432:chat:weft:", "no line matches postgres:5432:weft:weft"},
+		{"a password file the server disagrees with", "deploy/k8s/overlays/dev-postgres/postgres-password.sample",
+			"weft-dev-sample-password", "another-sample-password", "is not the one the server"},
+		{"an origin on PostgreSQL that does not wait for its migration", "deploy/systemd/weft-origin.service.d/postgres.conf",
+			"Requires=weft-origin-migrate.service\n", "", "starts with no weft origin migrate of its database"},
+		{"a credential a drop-in does not load", "deploy/systemd/weft-origin.service.d/postgres.conf",
+			"LoadCredential=weft-pgpass:", "LoadCredential=pgpass:", "names credential weft-pgpass, which no LoadCredential= loads"},
+		{"a component's variable the migration lacks", "deploy/k8s/components/postgres-origin/config.yaml",
+			"  PGPASSFILE: /etc/weft/postgres/pgpass\n", "  PGPASSFILE: /etc/weft/postgres/pgpass\n  WEFT_OUTBOX_POLL: 1s\n",
+			"WEFT_OUTBOX_POLL is not the environment twin of a flag of weft origin migrate"},
+		{"an init container on another release", "deploy/k8s/components/postgres-origin/origin.yaml",
+			"          image: weft\n", "          image: weft:v0.0.1\n", "a pod's weft containers must run one release"},
+		{"an image without a version", "deploy/compose/compose.postgres.yaml",
+			"image: postgres:17.9-bookworm", "image: postgres:latest", "image postgres:latest is not pinned to a version"},
+		{"an image at two versions", "deploy/k8s/overlays/dev-postgres/postgres.yaml",
+			"image: postgres:17.9-bookworm", "image: postgres:17.8-bookworm", "one version of an image everywhere"},
 		// A new file: Prometheus scraping an edge of the compose file on its client port.
 		{"a new scrape config with a wrong target", "deploy/prometheus/drift-case.yml", "",
 			"scrape_configs:\n  - job_name: weft-edge\n    static_configs:\n      - targets: [edge-1:8080]\n",
@@ -128,15 +156,38 @@ func TestDriftKustomize(t *testing.T) {
 	}
 	h := driftLoadHelp(t)
 	tree := driftReadTree(t)
+	// Components are rendered as part of the kustomizations that include them (alone, their
+	// patches would have nothing to patch): each must be included by one.
 	var dirs []string
-	for name := range tree {
-		if path.Base(name) == "kustomization.yaml" {
+	components, included := map[string]bool{}, map[string]bool{}
+	for name, data := range tree {
+		if path.Base(name) != "kustomization.yaml" {
+			continue
+		}
+		var k struct {
+			Kind       string
+			Components []string
+		}
+		if err := yaml.Unmarshal(data, &k); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, c := range k.Components {
+			included[path.Join(path.Dir(name), c)] = true
+		}
+		if k.Kind == "Component" {
+			components[path.Dir(name)] = true
+		} else {
 			dirs = append(dirs, path.Dir(name))
 		}
 	}
 	sort.Strings(dirs)
 	if len(dirs) == 0 {
 		t.Fatal("no kustomization.yaml under deploy/")
+	}
+	for c := range components {
+		if !included[c] {
+			t.Errorf("%s: a component no kustomization includes, so that nothing renders it", c)
+		}
 	}
 	for _, dir := range dirs {
 		t.Run(dir, func(t *testing.T) {
@@ -227,7 +278,7 @@ func TestDriftNATSConfigs(t *testing.T) {
 	}
 	n := 0
 	for name := range driftReadTree(t) {
-		if path.Ext(name) != ".conf" {
+		if path.Ext(name) != ".conf" || strings.HasSuffix(path.Dir(name), ".d") { // not systemd's drop-ins
 			continue
 		}
 		n++
