@@ -84,7 +84,11 @@ func startDevPostgres(ctx context.Context, o *originOpts, pg *pgOpts, bus *pubsu
 		return nil, err
 	}
 	d := &devOrigin{close: pool.Close}
-	seeded, err := seedIfEmpty(ctx, pool, o.size, o.seed, log)
+	st, err := seedIfEmpty(ctx, pool, o.size, o.seed, log)
+	seeded := ""
+	if st != nil {
+		seeded = fmt.Sprintf(" (seeded with the %s world in %v)", o.size, st.Elapsed.Round(time.Millisecond))
+	}
 	if err == nil {
 		d.teams, d.describe, err = pgTeams(ctx, pool)
 	}
@@ -113,32 +117,38 @@ func startDevPostgres(ctx context.Context, o *originOpts, pg *pgOpts, bus *pubsu
 	return d, nil
 }
 
-// seedIfEmpty seeds the world of size and seed into a database without teams, and says so for
-// the banner ("" when it had teams: a database is never seeded twice).
-func seedIfEmpty(ctx context.Context, pool *pgxpool.Pool, size string, seed int64, log *slog.Logger) (string, error) {
+// seedIfEmpty seeds the world of size and seed into a database without teams; it returns nil
+// for one that has teams (a database is never seeded twice).
+func seedIfEmpty(ctx context.Context, pool *pgxpool.Pool, size string, seed int64, log *slog.Logger) (*postgres.Stats, error) {
 	var any bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM weft_teams)`).Scan(&any); err != nil {
-		return "", fmt.Errorf("--postgres: %w", err)
+		return nil, fmt.Errorf("--postgres: %w", err)
 	}
 	if any {
-		return "", nil
+		return nil, nil
 	}
+	st, err := seedWorld(ctx, pool, size, seed, log)
+	if errors.Is(err, postgres.ErrTeamExists) {
+		return nil, nil // another process seeded it first
+	}
+	return st, err
+}
+
+// seedWorld seeds the world of size and seed.
+func seedWorld(ctx context.Context, pool *pgxpool.Pool, size string, seed int64, log *slog.Logger) (*postgres.Stats, error) {
 	sz, err := reference.SizeByName(size)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	world, err := reference.NewWorld(seed, sz)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	st, err := postgres.Seed(ctx, pool, world, func(table string, rows int64) { log.Info("seeding", "table", table, "rows", rows) })
-	if errors.Is(err, postgres.ErrTeamExists) {
-		return "", nil // another process seeded it first
-	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return fmt.Sprintf(" (seeded with the %s world in %v)", size, st.Elapsed.Round(time.Millisecond)), nil
+	return &st, nil
 }
 
 // pgTeams reads the first teams and their first active users, and describes the database.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/internal/testkit/pgtest"
 	"github.com/weft-edge/weft/internal/token"
+	"github.com/weft-edge/weft/origin/postgres"
 )
 
 // TestPostgresOriginFeedsAnEdge: `weft origin --postgres` on a database seeded with the tiny
@@ -37,6 +39,11 @@ func TestPostgresOriginFeedsAnEdge(t *testing.T) {
 	testkit.OK(t, run(ctx, []string{"origin", "seed", "--postgres", dsn, "--size", "tiny", "--log-level", "error"}, &printed))
 	testkit.True(t, strings.Contains(printed.String(), "applied [1 2]") && strings.Contains(printed.String(), "nothing to do") &&
 		strings.Contains(printed.String(), "3 teams, 60 users"), "migrate, migrate again, seed printed:\n%s", printed.String())
+	printed.Reset()
+	testkit.OK(t, run(ctx, []string{"origin", "seed", "--postgres", dsn, "--size", "tiny", "--if-empty", "--log-level", "error"}, &printed))
+	testkit.Equal(t, printed.String(), "weft origin seed: the database has teams: left as it is (--if-empty)\n", "a seed --if-empty of a seeded database")
+	err = run(ctx, []string{"origin", "seed", "--postgres", dsn, "--size", "tiny", "--log-level", "error"}, io.Discard)
+	testkit.True(t, errors.Is(err, postgres.ErrTeamExists), "a second seed: %v", err)
 
 	originURL, natsURL, stopOrigin := startOrigin(t, "--postgres", dsn, "--outbox-poll", "100ms")
 	defer stopOrigin()
@@ -154,4 +161,7 @@ func TestDevOnPostgres(t *testing.T) {
 	err := run(context.Background(), []string{"dev", "--postgres", dsn, "--rate", "5", "--addr", "127.0.0.1:0", "--origin-addr", "127.0.0.1:0",
 		"--nats-addr", "127.0.0.1:0", "--log-level", "error"}, io.Discard)
 	testkit.True(t, err != nil && strings.Contains(err.Error(), "--rate 0 with --postgres"), "--rate 5 with --postgres: %v", err)
+	err = run(context.Background(), []string{"origin", "--postgres", dsn, "--max-partitions", "65", "--addr", "127.0.0.1:0",
+		"--nats-addr", "127.0.0.1:0", "--log-level", "error"}, io.Discard)
+	testkit.True(t, err != nil && strings.Contains(err.Error(), "--max-partitions: want 1 to 64, got 65"), "--max-partitions 65: %v", err)
 }

@@ -42,7 +42,8 @@ func TestStreamsArePages(t *testing.T) {
 	team := w.TeamIDs()[0]
 	info, err := c.Team(ctx, team)
 	testkit.OK(t, err)
-	testkit.True(t, info.Listings != nil && info.Listings.Stream, "the team's answer announces streams: %+v", info.Listings)
+	testkit.True(t, info.Listings != nil && info.Listings.Stream && info.Listings.Partitions == origin.ListingPartitions{Users: 1, Channels: 1, Memberships: 1},
+		"the team's answer announces streams, and no partitions by default: %+v", info.Listings)
 
 	const limit, perAnswer = 3, 6
 	walk := func(name string, list func(r origin.ListRequest, rows func(n int, next string)) error) {
@@ -224,7 +225,7 @@ func TestPartitionsAreTheListing(t *testing.T) {
 	w := world(t, "tiny", 9)
 	_, err := postgres.Seed(ctx, pool, w, nil)
 	testkit.OK(t, err)
-	srv := httptest.NewServer(postgres.NewServer(pool, postgres.Config{PartitionRows: 5, StreamRows: 4}))
+	srv := httptest.NewServer(postgres.NewServer(pool, postgres.Config{MaxPartitions: 64, PartitionRows: 5, StreamRows: 4}))
 	t.Cleanup(srv.Close)
 	c, err := origin.NewClient(origin.ClientConfig{BaseURL: srv.URL})
 	testkit.OK(t, err)
@@ -232,7 +233,7 @@ func TestPartitionsAreTheListing(t *testing.T) {
 	info, err := c.Team(ctx, team)
 	testkit.OK(t, err)
 	members := int(w.MembershipCount(team))
-	testkit.Equal(t, info.Listings.Partitions, origin.ListingPartitions{Users: 4, Channels: 2, Memberships: min((members+4)/5, 8)},
+	testkit.Equal(t, info.Listings.Partitions, origin.ListingPartitions{Users: 4, Channels: 2, Memberships: min((members+4)/5, 64)},
 		fmt.Sprintf("partitions announced for %d users, 8 channels, %d memberships", w.Size().Users, members))
 
 	// keys walks partition i of n (streamed or paged, 2 rows a page) and returns its rows' keys.

@@ -59,7 +59,7 @@ func TestMigratesFromVersion1(t *testing.T) {
 	testkit.OK(t, pool.QueryRow(ctx, `SELECT max(seq) FROM weft_outbox WHERE team = $1`, team).Scan(&seq))
 	testkit.Equal(t, seq, int64(4), "the first seq after migrating")
 
-	srv := httptest.NewServer(postgres.NewServer(pool, postgres.Config{PartitionRows: 7}))
+	srv := httptest.NewServer(postgres.NewServer(pool, postgres.Config{MaxPartitions: 8, PartitionRows: 7}))
 	t.Cleanup(srv.Close)
 	c, err := origin.NewClient(origin.ClientConfig{BaseURL: srv.URL})
 	testkit.OK(t, err)

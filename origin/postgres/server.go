@@ -38,10 +38,11 @@ type Config struct {
 	// StreamRows bounds the rows of one streamed answer (rounded down to whole pages, at least
 	// one); the edge asks again from its last cursor. 0: DefaultStreamRows.
 	StreamRows int
-	// PartitionRows is how many rows of a listing make one partition in the team's
-	// announcement, up to MaxPartitions (at most origin.MaxPartitions); a team of fewer rows
-	// has one. 0: 250,000 and 8, the reference origin's.
-	PartitionRows, MaxPartitions int
+	// MaxPartitions is the most partitions the team's answer announces for a listing: one per
+	// PartitionRows rows (0: 250,000, the reference origin's rule), up to this (at most
+	// origin.MaxPartitions). 0 or 1: none, streams only, which loaded the giant team faster
+	// on the two cores it was measured on (docs/origin.md, "The origin on PostgreSQL").
+	MaxPartitions, PartitionRows int
 	Logger                       *slog.Logger
 }
 
@@ -68,10 +69,7 @@ func NewServer(pool *pgxpool.Pool, cfg Config) *Server {
 	if cfg.PartitionRows <= 0 {
 		cfg.PartitionRows = 250_000
 	}
-	if cfg.MaxPartitions <= 0 {
-		cfg.MaxPartitions = 8
-	}
-	cfg.MaxPartitions = min(cfg.MaxPartitions, origin.MaxPartitions, buckets)
+	cfg.MaxPartitions = min(max(cfg.MaxPartitions, 1), origin.MaxPartitions, buckets)
 	s := &Server{pool: pool, cfg: cfg, mux: http.NewServeMux()}
 	const team = "GET /origin/v1/teams/{team}"
 	s.mux.HandleFunc(team, s.handleTeam)
@@ -118,6 +116,8 @@ func (s *Server) handleTeam(w http.ResponseWriter, r *http.Request) {
 
 // team reads the team's answer: the team, its last published seq, and the listings' forms:
 // streams, and one partition per PartitionRows rows of each listing, up to MaxPartitions.
+// The announcement is always there, partitions or not: an edge reads the partition counts at
+// the start of each load, so a change of --max-partitions takes effect at the next load.
 func (s *Server) team(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }, team string) (*origin.TeamInfo, error) {
