@@ -52,13 +52,7 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, world *reference.World, progr
 	if progress == nil {
 		progress = func(string, int64) {}
 	}
-	// ChannelsOf is the reference package's only exported walk of a user's memberships; a server
-	// on the world starts nothing and, with no change made, serves the world's base state.
-	ref, err := reference.NewServer(reference.ServerConfig{World: world})
-	if err != nil {
-		return Stats{}, fmt.Errorf("postgres: seed: %w", err)
-	}
-	w := &worldRows{world: world, ref: ref, size: world.Size(), teams: world.TeamIDs()}
+	w := &worldRows{world: world, size: world.Size(), teams: world.TeamIDs()}
 
 	var st Stats
 	copies := []struct {
@@ -72,7 +66,7 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, world *reference.World, progr
 		{"weft_channels", []string{"team", "id", "name", "topic", "purpose", "is_private", "is_archived", "created", "creator", "member_count", "updated"}, w.channelRows, &st.Channels},
 		{"weft_memberships", []string{"team", "channel", "user_id", "updated"}, w.membershipRows, &st.Memberships},
 	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		// One statement takes the locks dropping the foreign keys would take table by table:
 		// two seeds take turns, and the check below cannot race another seed's commit.
 		if _, err := tx.Exec(ctx, `SET LOCAL weft.seeding = on;
@@ -209,7 +203,6 @@ func (s *rowStream) Err() error             { return s.err }
 // worldRows generates the tables' rows from a world, team after team.
 type worldRows struct {
 	world *reference.World
-	ref   *reference.Server
 	size  reference.Size
 	teams []string
 }
@@ -324,7 +317,7 @@ func (w *worldRows) membershipRows() func([]any) (bool, error) {
 		}
 		fill := append([]int(nil), start[:len(channels)]...)
 		for u, uid := range users {
-			ids := w.ref.ChannelsOf(team, uid)
+			ids := w.world.ChannelsOf(team, uid)
 			if ids == nil {
 				return fmt.Errorf("%w: user %s", errWorldIDs, uid)
 			}

@@ -413,6 +413,25 @@ func (w *World) Channel(id string) (origin.Channel, bool) {
 	return w.baseChannel(t, c), true
 }
 
+// ChannelsOf returns the IDs of the channels user (of team) is a member of in the base state,
+// in channel order, or nil for a user the world does not have; the Server has the current ones.
+// It draws them as a Server does, without one: a walk of every membership of a big world (the
+// origin on PostgreSQL seeds its tables with it) needs no server's state.
+func (w *World) ChannelsOf(team, user string) []string {
+	t, u, ok := parseObjectID('U', user)
+	if tt, tok := w.teamIndex(team); !ok || !tok || tt != t || u >= w.size.Users {
+		return nil
+	}
+	g := w.getGen()
+	defer w.gens.Put(g)
+	g.base = w.baseChannelsInto(g, t, u, g.base)
+	ids := make([]string, len(g.base))
+	for i, c := range g.base {
+		ids[i] = channelID(t, int(c))
+	}
+	return ids
+}
+
 // Team returns the base state of a team; the Server has the current one.
 func (w *World) Team(id string) (origin.Team, bool) {
 	t, ok := w.teamIndex(id)

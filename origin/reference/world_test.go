@@ -314,3 +314,29 @@ func TestMemberships(t *testing.T) {
 		})
 	}
 }
+
+// TestWorldChannelsOf: the world's walk of a user's memberships, without a server, is what a
+// fresh server serves, user for user; an ID the world does not have is nil.
+func TestWorldChannelsOf(t *testing.T) {
+	w := refWorld(t, 4, Size{Name: "tiny x3", Teams: 3, Users: 40, Channels: 12, ChannelsPerUser: 4})
+	s := refNewServer(t, w)
+	n := 0
+	for _, team := range w.TeamIDs() {
+		for _, u := range s.Users(team) {
+			got, want := w.ChannelsOf(team, u.ID), s.ChannelsOf(team, u.ID)
+			if !slices.Equal(got, want) || len(got) == 0 {
+				t.Fatalf("%s %s: world %v, server %v", team, u.ID, got, want)
+			}
+			n += len(got)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no memberships")
+	}
+	team := w.TeamIDs()[1]
+	for _, bad := range []string{userID(0, 3), userID(1, 40), "U", channelID(1, 2)} {
+		if ids := w.ChannelsOf(team, bad); ids != nil {
+			t.Errorf("ChannelsOf(%s, %s) = %v, want nil", team, bad, ids)
+		}
+	}
+}
