@@ -31,6 +31,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/weft-edge/weft/client"
 	"github.com/weft-edge/weft/internal/testkit"
+	"github.com/weft-edge/weft/internal/testkit/pgtest"
 	"github.com/weft-edge/weft/internal/testkit/testcert"
 	"github.com/weft-edge/weft/internal/token"
 	"go.yaml.in/yaml/v3"
@@ -44,6 +45,9 @@ func TestObservabilityStack(t *testing.T) {
 	st := obsStartStack(t)
 	api := obsStartPrometheus(t, prom, st.ops)
 	api.await(t, fmt.Sprintf("count(up == 1) == %d", len(st.ops["weft-edge"])+len(st.ops["weft-proxy"])+len(st.ops["weft-origin"])))
+	// What the outbox rules stand on: of the origins on one database one leads, and the other
+	// exports 0, not nothing.
+	api.await(t, "sum(weft_origin_outbox_leader) == 1 and count(weft_origin_outbox_leader) == 2")
 	st.drive(t, api)
 
 	// Every panel's query, and every series an alert rule reads, must exist in a running stack.
@@ -83,6 +87,12 @@ func TestObservabilityStack(t *testing.T) {
 			t.Logf("%s: %q", r.Alert, health[r.Alert])
 		}
 	})
+
+	// A healthy publisher (one leader, no failures) leaves every outbox rule inactive: not
+	// even pending, which ALERTS would hold too. The other rules are left out: the drive's
+	// refusals and drain are theirs to react to.
+	body := obsGet(api.hc, api.base+"/api/v1/query?"+url.Values{"query": {`ALERTS{alertname=~"WeftOriginOutbox.+"}`}}.Encode())
+	testkit.True(t, strings.Contains(body, `"result":[]`), "outbox alerts pending or firing on a healthy stack: %s", body)
 }
 
 // obsStack is the running stack's addresses and what its clients need.
@@ -104,10 +114,11 @@ var (
 	obsProxyOps   = regexp.MustCompile(`(?m)^weft proxy ops: http://(\S+)`)
 )
 
-// obsStartStack starts the reference origin (running NATS with JetStream), two edges and a
-// proxy serving TLS, as the weft binary, each with its operator listener on loopback. The
-// edges' limits are set low enough that the test can reach them with a handful of requests:
-// request quota 20, 5 connections at once per team, 4 KiB events.
+// obsStartStack starts the reference origin (running NATS with JetStream), two origins on
+// PostgreSQL on one database, two edges and a proxy serving TLS, as the weft binary, each with
+// its operator listener on loopback. The edges' limits are set low enough that the test can
+// reach them with a handful of requests: request quota 20, 5 connections at once per team,
+// 4 KiB events.
 func obsStartStack(t *testing.T) *obsStack {
 	bin, dir := weftBin.Path(t), t.TempDir()
 	secrets := filepath.Join(dir, "token-secrets")
@@ -121,6 +132,25 @@ func obsStartStack(t *testing.T) *obsStack {
 		"--log-level", "warn"}, obsOriginLine, obsNATSLine, obsOpsLine)
 	st.origin, st.ops["weft-origin"] = got[0], []string{got[2]}
 	nats := got[1]
+	// The origin on PostgreSQL exports what the reference origin does not (its outbox
+	// publisher's series), and a deployment runs one or the other; both under job weft-origin
+	// here, so that every panel and rule finds its series. Two replicas on one database, as
+	// deploy/ runs them, migrated first as deploy/ does: one leads, one stands by. Their
+	// database has no teams, so they publish nothing into the stream the edges follow.
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t, "weft_observability")
+	ctx, cancel := context.WithTimeout(context.Background(), obsWithin)
+	defer cancel()
+	migrate := exec.CommandContext(ctx, bin, "origin", "migrate", "--postgres", dsn)
+	migrate.Env = obsEnv()
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("weft origin migrate: %v\n%s", err, out)
+	}
+	for i := 1; i <= 2; i++ {
+		_, got := obsStart(t, fmt.Sprintf("origin-pg-%d", i), bin, []string{"origin", "--postgres", dsn, "--nats", nats,
+			"--addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--log-level", "warn"}, obsOpsLine)
+		st.ops["weft-origin"] = append(st.ops["weft-origin"], got[0])
+	}
 	for i := 1; i <= 2; i++ {
 		node := fmt.Sprintf("edge-%d", i)
 		_, got := obsStart(t, node, bin, []string{"edge", "--addr", "127.0.0.1:0", "--node", node, "--nats", nats,
@@ -163,11 +193,7 @@ type obsProc struct {
 func obsStart(t *testing.T, name, bin string, args []string, want ...*regexp.Regexp) (*obsProc, []string) {
 	t.Helper()
 	p := &obsProc{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "WEFT_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
+	p.cmd.Env = obsEnv()
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
@@ -196,6 +222,18 @@ func obsStart(t *testing.T, name, bin string, args []string, want ...*regexp.Reg
 		return true
 	}, name+" to print its addresses", func() { t.Logf("%s printed:\n%s%s", name, p.stdout.String(), p.stderr.String()) })
 	return p, got
+}
+
+// obsEnv is this process's environment without its WEFT_ variables, which would set the
+// flags of the processes the test starts.
+func obsEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WEFT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func (p *obsProc) done() bool {

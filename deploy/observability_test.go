@@ -18,10 +18,10 @@ import (
 
 // The observability material checked against the real thing: promtool on the alert rules and
 // their unit tests, and a real Prometheus, loaded with alerts.yml, scraping a running weft
-// stack (the reference origin with its NATS, two edges, a proxy serving TLS) that real clients
-// use, asked every query of every panel of the Grafana dashboard and for every series an alert
-// rule reads. Grafana itself is not run: what could drift is the queries, and Prometheus
-// answers them.
+// stack (the reference origin with its NATS, two origins on PostgreSQL, two edges, a proxy
+// serving TLS) that real clients use, asked every query of every panel of the Grafana
+// dashboard and for every series an alert rule reads. Grafana itself is not run: what could
+// drift is the queries, and Prometheus answers them.
 
 const (
 	obsAlerts     = "prometheus/alerts.yml"
