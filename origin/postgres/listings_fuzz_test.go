@@ -17,7 +17,7 @@ func FuzzListRequest(f *testing.F) {
 		f.Add(q, 2)
 	}
 	f.Fuzz(func(t *testing.T, query string, keys int) {
-		keys = 1 + (keys&1) // users and channels 1, memberships 2
+		keys = 1 + (keys & 1) // users and channels 1, memberships 2
 		r := &http.Request{Method: "GET", URL: &url.URL{Path: "/origin/v1/teams/T/users", RawQuery: query}}
 		r.SetPathValue("team", "T")
 		req, bad := parseList(r, keys)

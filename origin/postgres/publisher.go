@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -33,7 +34,11 @@ type PublisherConfig struct {
 	// Retention is how long published outbox rows are kept; default 24h, the stream's default
 	// max age: a row is pruned once the stream no longer needs it as a source of truth either.
 	Retention time.Duration
-	Logger    *slog.Logger
+	// StatementTimeout bounds each database statement and each stream call; default 10s. A
+	// connection that hangs (a network that drops packets without a reset) then ends the
+	// leadership's round in an error, counted and retried, instead of holding it silently.
+	StatementTimeout time.Duration
+	Logger           *slog.Logger
 }
 
 // Publisher moves committed events from the outbox to the stream, each team's in seq order,
@@ -52,6 +57,7 @@ type Publisher struct {
 	published prometheus.Counter
 	failures  prometheus.Counter
 	leader    prometheus.Gauge
+	backlog   prometheus.GaugeFunc
 }
 
 // publisherLock is the advisory lock key of the leading publisher.
@@ -68,10 +74,13 @@ func NewPublisher(pool *pgxpool.Pool, stream Stream, cfg PublisherConfig) *Publi
 	if cfg.Retention <= 0 {
 		cfg.Retention = 24 * time.Hour
 	}
+	if cfg.StatementTimeout <= 0 {
+		cfg.StatementTimeout = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{pool: pool, stream: stream, cfg: cfg,
+	p := &Publisher{pool: pool, stream: stream, cfg: cfg,
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_origin_outbox_published_total",
 			Help: "Events the publisher moved from the outbox to the stream."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "weft_origin_outbox_failures_total",
@@ -79,21 +88,47 @@ func NewPublisher(pool *pgxpool.Pool, stream Stream, cfg PublisherConfig) *Publi
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "weft_origin_outbox_leader",
 			Help: "1 while this process's publisher leads (holds the database's publisher lock)."}),
 	}
+	p.backlog = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_origin_outbox_oldest_unpublished_seconds",
+		Help: "Age of the oldest committed event the stream has not acknowledged, over all teams (0: none pending; NaN: the database did not answer). Read from the database at each scrape, by every origin process, leader or not."},
+		p.oldestUnpublished)
+	return p
+}
+
+// oldestUnpublished is the age of the oldest unpublished outbox row: for each team behind, its
+// first row after the published mark (an index lookup each). The one measure that sees every
+// way publishing can stop, a publisher that hangs without an error included.
+func (p *Publisher) oldestUnpublished() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var age float64
+	err := p.pool.QueryRow(ctx, `
+		SELECT coalesce(extract(epoch FROM now() - min(o.created)), 0)::float8
+		FROM weft_teams t LEFT JOIN weft_published w ON w.team = t.id,
+		LATERAL (SELECT created FROM weft_outbox WHERE team = t.id AND seq > coalesce(w.seq, 0) ORDER BY seq LIMIT 1) o
+		WHERE t.seq > coalesce(w.seq, 0)`).Scan(&age)
+	if err != nil {
+		return math.NaN()
+	}
+	return max(age, 0)
 }
 
 // Metrics are the publisher's collectors, for a registry.
 func (p *Publisher) Metrics() []prometheus.Collector {
-	return []prometheus.Collector{p.published, p.failures, p.leader}
+	return []prometheus.Collector{p.published, p.failures, p.leader, p.backlog}
 }
 
 // Run publishes until ctx ends. Failures (the database or the stream unreachable) are logged
 // and retried with backoff; nothing is marked published that the stream did not store.
 func (p *Publisher) Run(ctx context.Context) error {
-	wait := 100 * time.Millisecond
+	const firstWait = 100 * time.Millisecond
+	wait := firstWait
 	for {
-		err := p.lead(ctx)
+		published, err := p.lead(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if published {
+			wait = firstWait // a leadership that worked: this failure is a new one
 		}
 		p.failures.Inc()
 		p.cfg.Logger.Warn("outbox publisher: retrying", "in", wait, "err", err)
@@ -108,19 +143,30 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 }
 
+// bounded is ctx bounded by the statement timeout.
+func (p *Publisher) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, p.cfg.StatementTimeout)
+}
+
 // lead holds one database session: it waits to lead, listens for notifications, and publishes
 // every team with unpublished events, on each notification and each poll, until an error.
-func (p *Publisher) lead(ctx context.Context) error {
-	conn, err := p.pool.Acquire(ctx)
+// completed says whether a round completed before it.
+func (p *Publisher) lead(ctx context.Context) (completed bool, err error) {
+	actx, cancel := p.bounded(ctx)
+	conn, err := p.pool.Acquire(actx)
+	cancel()
 	if err != nil {
-		return err
+		return false, err
 	}
 	// The session's end (the connection closed, the process gone) is what releases the lock.
 	defer conn.Release()
 	for {
 		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, publisherLock).Scan(&ok); err != nil {
-			return err
+		lctx, cancel := p.bounded(ctx)
+		err := conn.QueryRow(lctx, `SELECT pg_try_advisory_lock($1)`, publisherLock).Scan(&ok)
+		cancel()
+		if err != nil {
+			return false, err
 		}
 		if ok {
 			break
@@ -129,26 +175,34 @@ func (p *Publisher) lead(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-t.C:
 		}
 	}
 	p.leader.Set(1)
 	defer p.leader.Set(0)
-	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, publisherLock) //nolint:errcheck // the session's end releases it too
-	if _, err := conn.Exec(ctx, `LISTEN weft_outbox`); err != nil {
-		return err
+	defer func() {
+		uctx, cancel := p.bounded(context.Background())
+		defer cancel()
+		_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, publisherLock) // the session's end releases it too
+	}()
+	lctx, cancel := p.bounded(ctx)
+	_, err = conn.Exec(lctx, `LISTEN weft_outbox`)
+	cancel()
+	if err != nil {
+		return false, err
 	}
 	p.cfg.Logger.Info("outbox publisher leads")
 	checked := map[string]bool{} // teams whose stream tail this leadership has read
 	lastPrune := time.Time{}
 	for {
 		if err := p.round(ctx, checked); err != nil {
-			return err
+			return completed, err
 		}
+		completed = true
 		if time.Since(lastPrune) > time.Minute {
 			if err := p.prune(ctx); err != nil {
-				return err
+				return completed, err
 			}
 			lastPrune = time.Now()
 		}
@@ -158,17 +212,19 @@ func (p *Publisher) lead(ctx context.Context) error {
 		_, err := conn.Conn().WaitForNotification(wctx)
 		cancel()
 		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
+			return completed, ctx.Err()
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return err
+			return completed, err
 		}
 	}
 }
 
 // round publishes every team that has committed events past its published seq.
 func (p *Publisher) round(ctx context.Context, checked map[string]bool) error {
-	rows, err := p.pool.Query(ctx, `
+	qctx, cancel := p.bounded(ctx)
+	defer cancel()
+	rows, err := p.pool.Query(qctx, `
 		SELECT t.id, coalesce(w.seq, 0) FROM weft_teams t LEFT JOIN weft_published w ON w.team = t.id
 		WHERE t.seq > coalesce(w.seq, 0)`)
 	if err != nil {
@@ -194,7 +250,9 @@ func (p *Publisher) round(ctx context.Context, checked map[string]bool) error {
 	for _, pd := range todo {
 		if !checked[pd.team] {
 			// What the stream already holds was published: a publish whose mark a crash lost.
-			last, err := p.stream.LastSeq(ctx, pd.team)
+			sctx, cancel := p.bounded(ctx)
+			last, err := p.stream.LastSeq(sctx, pd.team)
+			cancel()
 			if err != nil {
 				return fmt.Errorf("reading %s's last seq in the stream: %w", pd.team, err)
 			}
@@ -218,41 +276,15 @@ func (p *Publisher) round(ctx context.Context, checked map[string]bool) error {
 // once the stream stored all of it.
 func (p *Publisher) publishTeam(ctx context.Context, team string, from int64) error {
 	for {
-		rows, err := p.pool.Query(ctx, `SELECT seq, event::text FROM weft_outbox WHERE team = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-			team, from, p.cfg.Batch)
-		if err != nil {
+		evs, err := p.readOutbox(ctx, team, from)
+		if err != nil || len(evs) == 0 {
 			return err
-		}
-		var evs []*origin.Event
-		for rows.Next() {
-			var seq int64
-			var body []byte
-			if err := rows.Scan(&seq, &body); err != nil {
-				rows.Close()
-				return err
-			}
-			if want := from + int64(len(evs)) + 1; seq != want {
-				rows.Close()
-				// Not a gap the triggers could leave: rows deleted by hand. Nothing after it
-				// may be published before it, so the team waits for an operator.
-				return fmt.Errorf("team %s: the outbox has seq %d where %d should be", team, seq, want)
-			}
-			ev, err := origin.DecodeEvent(team, body)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("team %s seq %d: %w", team, seq, err)
-			}
-			evs = append(evs, ev)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(evs) == 0 {
-			return nil
 		}
 		for _, ev := range evs {
-			if err := p.stream.PublishEvent(ctx, ev); err != nil {
+			sctx, cancel := p.bounded(ctx)
+			err := p.stream.PublishEvent(sctx, ev)
+			cancel()
+			if err != nil {
 				// Mark what went out before it, so a retry does not repeat it.
 				if last := ev.Seq - 1; last > from {
 					_ = p.mark(ctx, team, last)
@@ -271,8 +303,42 @@ func (p *Publisher) publishTeam(ctx context.Context, team string, from int64) er
 	}
 }
 
+// readOutbox reads a batch of team's events after seq from, checking that they follow it
+// without a gap.
+func (p *Publisher) readOutbox(ctx context.Context, team string, from int64) ([]*origin.Event, error) {
+	qctx, cancel := p.bounded(ctx)
+	defer cancel()
+	rows, err := p.pool.Query(qctx, `SELECT seq, event::text FROM weft_outbox WHERE team = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		team, from, p.cfg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var evs []*origin.Event
+	for rows.Next() {
+		var seq int64
+		var body []byte
+		if err := rows.Scan(&seq, &body); err != nil {
+			return nil, err
+		}
+		if want := from + int64(len(evs)) + 1; seq != want {
+			// Not a gap the triggers could leave: rows deleted by hand. Nothing after it may be
+			// published before it, so the team waits for an operator.
+			return nil, fmt.Errorf("team %s: the outbox has seq %d where %d should be", team, seq, want)
+		}
+		ev, err := origin.DecodeEvent(team, body)
+		if err != nil {
+			return nil, fmt.Errorf("team %s seq %d: %w", team, seq, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs, rows.Err()
+}
+
 // mark records that the stream holds team's events up to seq.
 func (p *Publisher) mark(ctx context.Context, team string, seq int64) error {
+	ctx, cancel := p.bounded(ctx)
+	defer cancel()
 	_, err := p.pool.Exec(ctx, `
 		INSERT INTO weft_published (team, seq) VALUES ($1, $2)
 		ON CONFLICT (team) DO UPDATE SET seq = greatest(weft_published.seq, excluded.seq)`, team, seq)
@@ -281,6 +347,8 @@ func (p *Publisher) mark(ctx context.Context, team string, seq int64) error {
 
 // prune deletes published outbox rows older than the retention.
 func (p *Publisher) prune(ctx context.Context) error {
+	ctx, cancel := p.bounded(ctx)
+	defer cancel()
 	tag, err := p.pool.Exec(ctx, `
 		DELETE FROM weft_outbox o USING weft_published w
 		WHERE o.team = w.team AND o.seq <= w.seq AND o.created < now() - make_interval(secs => $1)`,
