@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -23,7 +24,9 @@ import (
 // TestPostgresOriginFeedsAnEdge: `weft origin --postgres` on a database seeded with the tiny
 // world feeds a `weft edge` as the reference origin does: a client boots, reads users, gets
 // autocomplete answers, and a message another program inserts with SQL reaches it as an event,
-// once, with its sender attached.
+// once, with its sender attached; then psql, a program of its own, writes in transactions of
+// its own, and the client gets each committed change once, in commit order, and no rolled-back
+// one.
 func TestPostgresOriginFeedsAnEdge(t *testing.T) {
 	dsn := pgtest.Start(t).CreateDB(t, "e2e")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,6 +113,49 @@ func TestPostgresOriginFeedsAnEdge(t *testing.T) {
 	mu.Unlock()
 	u, ok := c.User(poster)
 	testkit.True(t, ok && u.RealName == posterName, "the sender in the client's store: %+v", u)
+
+	// Another program, psql, writes in transactions of its own: ten messages, one transaction
+	// that rolls back, and an edit of the poster. The client gets each committed change once,
+	// in the order they committed, and never the rolled-back one.
+	script := fmt.Sprintf(`\set ON_ERROR_STOP on
+INSERT INTO weft_messages (team, channel, user_id, text) SELECT '%[1]s', '%[2]s', '%[3]s', 'psql ' || n FROM generate_series(1, 5) n;
+BEGIN;
+INSERT INTO weft_messages (team, channel, user_id, text) VALUES ('%[1]s', '%[2]s', '%[3]s', 'rolled back');
+ROLLBACK;
+INSERT INTO weft_messages (team, channel, user_id, text) SELECT '%[1]s', '%[2]s', '%[3]s', 'psql ' || n FROM generate_series(6, 10) n;
+UPDATE weft_users SET title = 'Written by psql' WHERE team = '%[1]s' AND id = '%[3]s';
+`, team, channel, poster)
+	psql := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "--dbname", dsn)
+	psql.Stdin = strings.NewReader(script)
+	out, err := psql.CombinedOutput()
+	testkit.True(t, err == nil, "psql: %v\n%s", err, out)
+	var texts []string
+	lastSeq := seq
+	testkit.EventuallyWithin(t, 30*time.Second, func() bool {
+		select {
+		case e := <-events:
+			mu.Lock()
+			got[e.Seq]++
+			mu.Unlock()
+			if e.Seq <= lastSeq {
+				t.Fatalf("seq %d after %d", e.Seq, lastSeq)
+			}
+			lastSeq = e.Seq
+			if e.Type == client.EventMessage {
+				texts = append(texts, e.Text)
+			}
+			return e.Type == client.EventUserChange && e.User != nil && e.User.ID == poster
+		default:
+			return false
+		}
+	}, "psql's changes at the client")
+	want := []string{}
+	for n := 1; n <= 10; n++ {
+		want = append(want, fmt.Sprintf("psql %d", n))
+	}
+	testkit.Equal(t, texts, want, "psql's messages at the client, in order")
+	u, ok = c.User(poster)
+	testkit.True(t, ok && u.Title == "Written by psql", "the poster in the client's store after psql's edit: %+v", u)
 }
 
 // startOrigin runs `weft origin` with args (on free loopback ports, an embedded NATS) in this
