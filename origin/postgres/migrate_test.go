@@ -46,7 +46,7 @@ func TestMigratesFromVersion1(t *testing.T) {
 		"a version 1 database: %v", err)
 	applied, err = postgres.Migrate(ctx, pool)
 	testkit.OK(t, err)
-	testkit.Equal(t, applied, []int{2}, "migrations applied to a version 1 database")
+	testkit.Equal(t, applied, []int{2, 3}, "migrations applied to a version 1 database")
 	testkit.OK(t, postgres.CheckSchema(ctx, pool))
 	testkit.Equal(t, rows(), before, "users, channels, memberships and outbox rows after migrating")
 	applied, err = postgres.Migrate(ctx, pool)
