@@ -83,7 +83,12 @@ func startDevPostgres(ctx context.Context, o *originOpts, pg *pgOpts, bus *pubsu
 	if err != nil {
 		return nil, err
 	}
-	d := &devOrigin{close: pool.Close}
+	pubPool, err := pg.publisherPool(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	d := &devOrigin{}
 	st, err := seedIfEmpty(ctx, pool, o.size, o.seed, log)
 	seeded := ""
 	if st != nil {
@@ -96,21 +101,22 @@ func startDevPostgres(ctx context.Context, o *originOpts, pg *pgOpts, bus *pubsu
 		d.ln, err = tlsfiles.Listen(o.addr, o.tls)
 	}
 	if err != nil {
+		pubPool.Close()
 		pool.Close()
 		return nil, err
 	}
 	d.url = "http://" + d.ln.Addr().String()
 	d.describe = fmt.Sprintf("PostgreSQL %s: %s%s, no synthetic activity", pool.Config().ConnConfig.Host, d.describe, seeded)
-	d.close = func() { d.ln.Close(); pool.Close() }
+	d.close = func() { d.ln.Close(); pubPool.Close(); pool.Close() }
 	d.run = func(ctx context.Context, g *errgroup.Group, stopAfter time.Duration) error {
-		pub := postgres.NewPublisher(pool, bus, postgres.PublisherConfig{Poll: pg.poll, Retention: pg.retention, Logger: log})
+		pub := postgres.NewPublisher(pubPool, bus, postgres.PublisherConfig{Poll: pg.poll, Retention: pg.retention, Logger: log})
 		var h http.Handler = postgres.NewServer(pool, postgres.Config{Token: o.token, Logger: log})
 		if o.wrap != nil {
 			h = o.wrap(h)
 		}
 		g.Go(func() error { return pub.Run(ctx) })
 		g.Go(func() error {
-			return serve.Until(ctx, h, d.ln, stopAfter, func(sctx context.Context, hs *http.Server) error { return hs.Shutdown(sctx) })
+			return serve.Until(ctx, h, d.ln, stopAfter, shutdownOrClose(log))
 		})
 		return nil
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,20 +42,22 @@ func (p *pgOpts) flags(fs *flag.FlagSet) {
 
 // connect opens a pool on the URL and checks (or, with --migrate, makes) the schema.
 func (p *pgOpts) connect(ctx context.Context, log *slog.Logger) (*pgxpool.Pool, error) {
-	pool, err := p.pool(ctx)
+	pool, err := p.pool(ctx, defaultServerConns, nil)
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	if p.migrate {
-		applied, err := postgres.Migrate(pctx, pool)
+		// Not bounded: a migration that builds indexes on a big database takes what it takes,
+		// and one cut short rolls back and would be cut short again at every start.
+		applied, err := postgres.Migrate(ctx, pool)
 		if err != nil {
 			pool.Close()
 			return nil, err
 		}
 		log.Info("postgres schema", "applied", applied, "version", postgres.Latest())
 	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	if err := postgres.CheckSchema(pctx, pool); err != nil {
 		pool.Close()
 		return nil, err
@@ -75,12 +79,17 @@ func (p *pgOpts) run(ctx context.Context, o *originOpts, nats *natsOpts, proc se
 		return err
 	}
 	defer pool.Close()
+	pubPool, err := p.publisherPool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pubPool.Close()
 	bus, emb, closeBus, err := nats.connect(ctx, log, "weft-origin")
 	if err != nil {
 		return err
 	}
 	defer closeBus()
-	pub := postgres.NewPublisher(pool, bus, postgres.PublisherConfig{Poll: p.poll, Retention: p.retention, Logger: log})
+	pub := postgres.NewPublisher(pubPool, bus, postgres.PublisherConfig{Poll: p.poll, Retention: p.retention, Logger: log})
 	ops, err := proc.ServeOps(ctx, o.instrument(bus, append(pub.Metrics(), tlsMetrics...)...), log)
 	if err != nil {
 		return err
@@ -105,7 +114,7 @@ func (p *pgOpts) run(ctx context.Context, o *originOpts, nats *natsOpts, proc se
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pub.Run(gctx) })
 	g.Go(func() error {
-		return serve.Until(gctx, h, ln, 5*time.Second, func(sctx context.Context, hs *http.Server) error { return hs.Shutdown(sctx) })
+		return serve.Until(gctx, h, ln, 5*time.Second, shutdownOrClose(log))
 	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -127,7 +136,7 @@ func runOriginMigrate(ctx context.Context, args []string, stdout io.Writer) erro
 	if *url == "" {
 		return errors.New("--postgres is required")
 	}
-	pool, err := (&pgOpts{url: *url}).pool(ctx)
+	pool, err := (&pgOpts{url: *url}).pool(ctx, 1, nil)
 	if err != nil {
 		return err
 	}
@@ -145,9 +154,28 @@ func runOriginMigrate(ctx context.Context, args []string, stdout io.Writer) erro
 	return nil
 }
 
-// pool opens and pings a pool on the URL.
-func (p *pgOpts) pool(ctx context.Context) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, p.url)
+// defaultServerConns is the contract's pool size when the URL sets none (pool_max_conns): a
+// streamed listing holds a connection for its answer, and a team's load streams three
+// listings at once (more in partitions), so pgx's default, the CPU count but at least 4, would
+// make a few concurrent loads queue.
+const defaultServerConns = 20
+
+// pool opens and pings a pool on the URL, of conns connections unless the URL says how many
+// (pool_max_conns), or of exactly -conns when conns is negative, with params set on each
+// session.
+func (p *pgOpts) pool(ctx context.Context, conns int32, params map[string]string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(p.url)
+	if err != nil {
+		return nil, fmt.Errorf("--postgres: %w", err)
+	}
+	switch {
+	case conns < 0:
+		cfg.MaxConns = -conns
+	case !strings.Contains(p.url, "pool_max_conns"):
+		cfg.MaxConns = conns
+	}
+	maps.Copy(cfg.ConnConfig.RuntimeParams, params)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--postgres: %w", err)
 	}
@@ -158,6 +186,27 @@ func (p *pgOpts) pool(ctx context.Context) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("--postgres: %w", err)
 	}
 	return pool, nil
+}
+
+// publisherPool is the outbox publisher's own pool: the session it leads on and one for the
+// backlog gauge, so that listings holding the contract's connections never keep it waiting.
+// Its queries scan every team: JIT compiling them costs more than running them.
+func (p *pgOpts) publisherPool(ctx context.Context) (*pgxpool.Pool, error) {
+	return p.pool(ctx, -2, map[string]string{"jit": "off"})
+}
+
+// shutdownOrClose stops an HTTP server gracefully, and closes what is still open at the end of
+// the window: a streamed listing to an edge that stopped reading would otherwise keep its
+// database connection, and the pool's Close waits for it.
+func shutdownOrClose(log *slog.Logger) func(context.Context, *http.Server) error {
+	return func(sctx context.Context, hs *http.Server) error {
+		err := hs.Shutdown(sctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("origin: requests still running at the end of the stop window, cut")
+			return hs.Close()
+		}
+		return err
+	}
 }
 
 // runOriginSeed is `weft origin seed`: a synthetic world loaded into PostgreSQL with COPY, so
@@ -179,7 +228,7 @@ func runOriginSeed(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := reference.SizeByName(*size); err != nil {
 		return err // before connecting
 	}
-	pool, err := (&pgOpts{url: *url}).pool(ctx)
+	pool, err := (&pgOpts{url: *url}).pool(ctx, 1, nil)
 	if err != nil {
 		return err
 	}

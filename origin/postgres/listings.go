@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -197,10 +198,7 @@ func serveListing[T any](s *Server, l *listing[T]) http.HandlerFunc {
 			writeError(w, http.StatusNotFound, "team_not_found", "")
 			return
 		}
-		out := &pageWriter[T]{l: l, w: w, req: &req}
-		if req.stream {
-			out.rc = http.NewResponseController(w)
-		}
+		out := &pageWriter[T]{l: l, w: w, req: &req, rc: http.NewResponseController(w), writeTimeout: s.cfg.WriteTimeout}
 		// One row past the answer's last tells whether the last page is the listing's last.
 		rows := req.limit
 		if req.stream {
@@ -265,13 +263,15 @@ func serveObject[T any](s *Server, l *listing[T], notFound string) http.HandlerF
 
 // pageWriter cuts a listing's rows into pages and writes them: one JSON body, or a line each.
 type pageWriter[T any] struct {
-	l     *listing[T]
-	w     http.ResponseWriter
-	req   *listRequest
-	rc    *http.ResponseController // streams: flushes each line
-	lines int
-	buf   bytes.Buffer
-	enc   *json.Encoder // on buf
+	l   *listing[T]
+	w   http.ResponseWriter
+	req *listRequest
+	rc  *http.ResponseController // bounds each write; flushes each line of a stream
+	// writeTimeout is Config.WriteTimeout.
+	writeTimeout time.Duration
+	lines        int
+	buf          bytes.Buffer
+	enc          *json.Encoder // on buf
 }
 
 // copy reads the query's rows into pages of the request's limit, writing each full page when
@@ -331,6 +331,9 @@ func (p *pageWriter[T]) write(rows []T, next string) error {
 		return err
 	}
 	p.lines++
+	// An edge that stops reading (a partition without a reset) must not hold the statement,
+	// its snapshot and its connection for as long as TCP takes to give up.
+	_ = p.rc.SetWriteDeadline(time.Now().Add(p.writeTimeout))
 	if !p.req.stream {
 		writeJSON(p.w, p.buf.Bytes())
 		return nil

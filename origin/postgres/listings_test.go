@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weft-edge/weft/internal/testkit"
 	"github.com/weft-edge/weft/origin"
@@ -314,4 +316,31 @@ func TestPartitionsAreTheListing(t *testing.T) {
 			testkit.True(t, nonEmpty > 1, "%s in %d partitions: rows in %d of them", name, n, nonEmpty)
 		}
 	}
+}
+
+// TestStalledEdgeReleasesItsConnection: an edge that asks for a stream and stops reading (a
+// network that drops packets without a reset) loses the answer once a write has waited the
+// write timeout, and its database connection goes back to the pool instead of holding the
+// statement and its snapshot for as long as TCP takes to give up.
+func TestStalledEdgeReleasesItsConnection(t *testing.T) {
+	ctx := context.Background()
+	pool := database(t)
+	// Enough rows that the answer fills the loopback's socket buffers many times over.
+	exec(t, pool, `INSERT INTO weft_teams (id, name) VALUES ('T1', 'one')`,
+		`SET weft.seeding = on`, // no events: this is about the listing
+		`INSERT INTO weft_users (team, id, name, title) SELECT 'T1', 'U' || lpad(n::text, 7, '0'), 'u' || n, repeat('x', 1000)
+			FROM generate_series(1, 60000) n`)
+	srv := httptest.NewServer(postgres.NewServer(pool, postgres.Config{WriteTimeout: 300 * time.Millisecond}))
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	testkit.OK(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "GET /origin/v1/teams/T1/users?stream=1&limit=1000 HTTP/1.1\r\nHost: origin\r\n\r\n")
+	testkit.OK(t, err)
+	testkit.EventuallyWithin(t, 30*time.Second, func() bool { return pool.Stat().AcquiredConns() == 1 }, "the stream to hold a connection")
+	// Nothing is read from conn: the server's writes fill the buffers, then wait.
+	testkit.EventuallyWithin(t, 30*time.Second, func() bool { return pool.Stat().AcquiredConns() == 0 }, "the stalled stream's connection back in the pool")
+	var running int
+	testkit.OK(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT id, team%' AND state = 'active'`).Scan(&running))
+	testkit.Equal(t, running, 0, "listing statements still running")
 }

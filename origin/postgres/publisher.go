@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,6 +59,7 @@ type Publisher struct {
 	failures  prometheus.Counter
 	leader    prometheus.Gauge
 	backlog   prometheus.GaugeFunc
+	sent      int64 // events published, by Run's goroutine only
 }
 
 // publisherLock is the advisory lock key of the leading publisher.
@@ -128,7 +130,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		}
 		if published {
-			wait = firstWait // a leadership that worked: this failure is a new one
+			wait = firstWait // a leadership that published: this failure is a new one
 		}
 		p.failures.Inc()
 		p.cfg.Logger.Warn("outbox publisher: retrying", "in", wait, "err", err)
@@ -148,18 +150,29 @@ func (p *Publisher) bounded(ctx context.Context) (context.Context, context.Cance
 	return context.WithTimeout(ctx, p.cfg.StatementTimeout)
 }
 
+// session is the database session a leadership holds: the lock is its, and every statement
+// of the leadership runs on it, so a lost session (the server ended it, the network dropped
+// it) fails the next statement and ends the leadership, instead of a standby taking the lock
+// while this process still publishes through other sessions.
+type session = *pgxpool.Conn
+
 // lead holds one database session: it waits to lead, listens for notifications, and publishes
 // every team with unpublished events, on each notification and each poll, until an error.
-// completed says whether a round completed before it.
-func (p *Publisher) lead(ctx context.Context) (completed bool, err error) {
+// published says whether it published anything before that.
+func (p *Publisher) lead(ctx context.Context) (published bool, err error) {
 	actx, cancel := p.bounded(ctx)
 	conn, err := p.pool.Acquire(actx)
 	cancel()
 	if err != nil {
 		return false, err
 	}
-	// The session's end (the connection closed, the process gone) is what releases the lock.
-	defer conn.Release()
+	// The session ends with the leadership: closing it releases the lock and the LISTEN, and
+	// no pooled session is left listening (pgx would buffer every notification for it).
+	defer func() {
+		cctx, cancel := p.bounded(context.Background())
+		defer cancel()
+		_ = conn.Hijack().Close(cctx)
+	}()
 	for {
 		var ok bool
 		lctx, cancel := p.bounded(ctx)
@@ -181,11 +194,6 @@ func (p *Publisher) lead(ctx context.Context) (completed bool, err error) {
 	}
 	p.leader.Set(1)
 	defer p.leader.Set(0)
-	defer func() {
-		uctx, cancel := p.bounded(context.Background())
-		defer cancel()
-		_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, publisherLock) // the session's end releases it too
-	}()
 	lctx, cancel := p.bounded(ctx)
 	_, err = conn.Exec(lctx, `LISTEN weft_outbox`)
 	cancel()
@@ -193,16 +201,17 @@ func (p *Publisher) lead(ctx context.Context) (completed bool, err error) {
 		return false, err
 	}
 	p.cfg.Logger.Info("outbox publisher leads")
+	before := p.sent
+	defer func() { published = p.sent > before }()
 	checked := map[string]bool{} // teams whose stream tail this leadership has read
 	lastPrune := time.Time{}
 	for {
-		if err := p.round(ctx, checked); err != nil {
-			return completed, err
+		if err := p.round(ctx, conn, checked); err != nil {
+			return false, err
 		}
-		completed = true
 		if time.Since(lastPrune) > time.Minute {
-			if err := p.prune(ctx); err != nil {
-				return completed, err
+			if err := p.prune(ctx, conn); err != nil {
+				return false, err
 			}
 			lastPrune = time.Now()
 		}
@@ -212,41 +221,35 @@ func (p *Publisher) lead(ctx context.Context) (completed bool, err error) {
 		_, err := conn.Conn().WaitForNotification(wctx)
 		cancel()
 		if err != nil && ctx.Err() != nil {
-			return completed, ctx.Err()
+			return false, ctx.Err()
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return completed, err
+			return false, err
 		}
 	}
 }
 
 // round publishes every team that has committed events past its published seq.
-func (p *Publisher) round(ctx context.Context, checked map[string]bool) error {
+func (p *Publisher) round(ctx context.Context, db session, checked map[string]bool) error {
+	type pending struct {
+		team      string
+		from, top int64
+	}
+	var todo []pending
 	qctx, cancel := p.bounded(ctx)
-	defer cancel()
-	rows, err := p.pool.Query(qctx, `
-		SELECT t.id, coalesce(w.seq, 0) FROM weft_teams t LEFT JOIN weft_published w ON w.team = t.id
+	rows, err := db.Query(qctx, `
+		SELECT t.id, coalesce(w.seq, 0), t.seq FROM weft_teams t LEFT JOIN weft_published w ON w.team = t.id
 		WHERE t.seq > coalesce(w.seq, 0)`)
+	if err == nil {
+		todo, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (pd pending, err error) {
+			return pd, r.Scan(&pd.team, &pd.from, &pd.top)
+		})
+	}
+	cancel()
 	if err != nil {
 		return err
 	}
-	type pending struct {
-		team string
-		from int64
-	}
-	var todo []pending
-	for rows.Next() {
-		var pd pending
-		if err := rows.Scan(&pd.team, &pd.from); err != nil {
-			rows.Close()
-			return err
-		}
-		todo = append(todo, pd)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
+	var stuck error
 	for _, pd := range todo {
 		if !checked[pd.team] {
 			// What the stream already holds was published: a publish whose mark a crash lost.
@@ -256,16 +259,26 @@ func (p *Publisher) round(ctx context.Context, checked map[string]bool) error {
 			if err != nil {
 				return fmt.Errorf("reading %s's last seq in the stream: %w", pd.team, err)
 			}
+			if last > pd.top {
+				// The stream has events the database never committed, or no longer has: the
+				// database was restored from an older backup, or is another team's. Marking them
+				// published would skip this database's next events under those seqs, unseen; the
+				// team waits for an operator (docs/origin.md, "The origin on PostgreSQL").
+				p.failures.Inc()
+				stuck = fmt.Errorf("team %s: the stream holds seq %d, past the database's last, %d: was the database restored?", pd.team, last, pd.top)
+				p.cfg.Logger.Error("outbox publisher: team left unpublished", "team", pd.team, "err", stuck)
+				continue
+			}
 			if last > pd.from {
 				p.cfg.Logger.Info("outbox publisher: the stream is ahead of the mark", "team", pd.team, "marked", pd.from, "stream", last)
-				if err := p.mark(ctx, pd.team, last); err != nil {
+				if err := p.mark(ctx, db, pd.team, last); err != nil {
 					return err
 				}
 				pd.from = last
 			}
 			checked[pd.team] = true
 		}
-		if err := p.publishTeam(ctx, pd.team, pd.from); err != nil {
+		if err := p.publishTeam(ctx, db, pd.team, pd.from); err != nil {
 			return err
 		}
 	}
@@ -274,9 +287,9 @@ func (p *Publisher) round(ctx context.Context, checked map[string]bool) error {
 
 // publishTeam publishes team's events after seq from, a batch at a time, marking each batch
 // once the stream stored all of it.
-func (p *Publisher) publishTeam(ctx context.Context, team string, from int64) error {
+func (p *Publisher) publishTeam(ctx context.Context, db session, team string, from int64) error {
 	for {
-		evs, err := p.readOutbox(ctx, team, from)
+		evs, err := p.readOutbox(ctx, db, team, from)
 		if err != nil || len(evs) == 0 {
 			return err
 		}
@@ -287,14 +300,15 @@ func (p *Publisher) publishTeam(ctx context.Context, team string, from int64) er
 			if err != nil {
 				// Mark what went out before it, so a retry does not repeat it.
 				if last := ev.Seq - 1; last > from {
-					_ = p.mark(ctx, team, last)
+					_ = p.mark(ctx, db, team, last)
 				}
 				return err
 			}
 			p.published.Inc()
+			p.sent++
 		}
 		from = evs[len(evs)-1].Seq
-		if err := p.mark(ctx, team, from); err != nil {
+		if err := p.mark(ctx, db, team, from); err != nil {
 			return err
 		}
 		if len(evs) < p.cfg.Batch {
@@ -305,10 +319,10 @@ func (p *Publisher) publishTeam(ctx context.Context, team string, from int64) er
 
 // readOutbox reads a batch of team's events after seq from, checking that they follow it
 // without a gap.
-func (p *Publisher) readOutbox(ctx context.Context, team string, from int64) ([]*origin.Event, error) {
+func (p *Publisher) readOutbox(ctx context.Context, db session, team string, from int64) ([]*origin.Event, error) {
 	qctx, cancel := p.bounded(ctx)
 	defer cancel()
-	rows, err := p.pool.Query(qctx, `SELECT seq, event::text FROM weft_outbox WHERE team = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+	rows, err := db.Query(qctx, `SELECT seq, event::text FROM weft_outbox WHERE team = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		team, from, p.cfg.Batch)
 	if err != nil {
 		return nil, err
@@ -336,25 +350,41 @@ func (p *Publisher) readOutbox(ctx context.Context, team string, from int64) ([]
 }
 
 // mark records that the stream holds team's events up to seq.
-func (p *Publisher) mark(ctx context.Context, team string, seq int64) error {
+func (p *Publisher) mark(ctx context.Context, db session, team string, seq int64) error {
 	ctx, cancel := p.bounded(ctx)
 	defer cancel()
-	_, err := p.pool.Exec(ctx, `
+	_, err := db.Exec(ctx, `
 		INSERT INTO weft_published (team, seq) VALUES ($1, $2)
 		ON CONFLICT (team) DO UPDATE SET seq = greatest(weft_published.seq, excluded.seq)`, team, seq)
 	return err
 }
 
-// prune deletes published outbox rows older than the retention.
-func (p *Publisher) prune(ctx context.Context) error {
-	ctx, cancel := p.bounded(ctx)
-	defer cancel()
-	tag, err := p.pool.Exec(ctx, `
-		DELETE FROM weft_outbox o USING weft_published w
-		WHERE o.team = w.team AND o.seq <= w.seq AND o.created < now() - make_interval(secs => $1)`,
-		p.cfg.Retention.Seconds())
-	if err == nil && tag.RowsAffected() > 0 {
-		p.cfg.Logger.Info("outbox publisher: pruned", "rows", tag.RowsAffected())
+// pruneBatch bounds the rows one pruning statement deletes: a bulk write of millions of
+// events, all as old as their transaction, is pruned in statements that each finish well
+// within the statement timeout.
+var pruneBatch = 10_000
+
+// prune deletes published outbox rows older than the retention, a batch at a time.
+func (p *Publisher) prune(ctx context.Context, db session) error {
+	var total int64
+	for {
+		bctx, cancel := p.bounded(ctx)
+		tag, err := db.Exec(bctx, `
+			DELETE FROM weft_outbox WHERE (team, seq) IN (
+				SELECT o.team, o.seq FROM weft_outbox o JOIN weft_published w ON o.team = w.team
+				WHERE o.seq <= w.seq AND o.created < now() - make_interval(secs => $1) LIMIT $2)`,
+			p.cfg.Retention.Seconds(), pruneBatch)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("pruning the outbox: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(pruneBatch) {
+			break
+		}
 	}
-	return err
+	if total > 0 {
+		p.cfg.Logger.Info("outbox publisher: pruned", "rows", total)
+	}
+	return nil
 }

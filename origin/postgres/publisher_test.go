@@ -3,9 +3,11 @@ package postgres_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -90,4 +92,66 @@ func TestPublisherGivesUpOnAStuckStatement(t *testing.T) {
 	last, err := bus.LastSeq(context.Background(), "T1")
 	testkit.OK(t, err)
 	testkit.Equal(t, last, int64(10), "T1's last seq in the stream")
+}
+
+// TestPublisherLeavesARestoredTeam: a team whose stream holds seqs past the database's own
+// last (the database restored from an older backup) is left unpublished, counted as a
+// failure, rather than its next events being marked published under seqs the stream already
+// has; the other teams publish as before, and their published rows are pruned, in batches,
+// while the stuck team's unpublished ones stay.
+func TestPublisherLeavesARestoredTeam(t *testing.T) {
+	pool := database(t)
+	bus := backend.Bus(t, backend.NATS(t), pubsub.Config{})
+	exec(t, pool, seedSQL)
+	func() {
+		p := startPublisherFor(t, pool, bus, postgres.PublisherConfig{Poll: 50 * time.Millisecond})
+		defer p.stop()
+		waitPublished(t, bus, "T1", 9)
+	}()
+	// The backup: T1 as it was at seq 5, then a new change there, seq 6 again.
+	exec(t, pool, `UPDATE weft_teams SET seq = 5 WHERE id = 'T1'`, `DELETE FROM weft_outbox WHERE team = 'T1' AND seq > 5`,
+		`UPDATE weft_published SET seq = 5 WHERE team = 'T1'`,
+		`INSERT INTO weft_messages (team, channel, user_id, text) VALUES ('T1', 'C1', 'U1', 'after the restore')`,
+		`INSERT INTO weft_messages (team, channel, user_id, text) VALUES ('T2', 'C9', 'U9', 'T2 goes on')`)
+	postgres.SetPruneBatch(t, 2)
+	p := startPublisherFor(t, pool, bus, postgres.PublisherConfig{Poll: 50 * time.Millisecond, Retention: time.Nanosecond})
+	defer p.stop()
+	waitPublished(t, bus, "T2", 4)
+	testkit.EventuallyWithin(t, 30*time.Second, func() bool {
+		return metric(t, p.Publisher, "weft_origin_outbox_failures_total") >= 1
+	}, "the restored team counted as a failure")
+	testkit.EventuallyWithin(t, 30*time.Second, func() bool {
+		var t2 int64
+		return pool.QueryRow(context.Background(), `SELECT count(*) FROM weft_outbox WHERE team = 'T2'`).Scan(&t2) == nil && t2 == 0
+	}, "T2's published rows pruned")
+	last, err := bus.LastSeq(context.Background(), "T1")
+	testkit.OK(t, err)
+	testkit.Equal(t, last, int64(9), "T1's last seq in the stream: the change after the restore not published")
+	var marked, kept int64
+	testkit.OK(t, pool.QueryRow(context.Background(), `SELECT (SELECT seq FROM weft_published WHERE team = 'T1'),
+		(SELECT count(*) FROM weft_outbox WHERE team = 'T1' AND seq > 5)`).Scan(&marked, &kept))
+	testkit.Equal(t, [2]int64{marked, kept}, [2]int64{5, 1}, "T1's mark and its unpublished rows")
+}
+
+// runningPublisher is a publisher running until stop.
+type runningPublisher struct {
+	*postgres.Publisher
+	stop func()
+}
+
+func startPublisherFor(t *testing.T, pool *pgxpool.Pool, bus *pubsub.Bus, cfg postgres.PublisherConfig) runningPublisher {
+	t.Helper()
+	p := postgres.NewPublisher(pool, bus, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			testkit.OK(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
+	return runningPublisher{p, stop}
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,7 +44,12 @@ type Config struct {
 	// origin.MaxPartitions). 0 or 1: none, streams only, which loaded the giant team faster
 	// on the two cores it was measured on (docs/origin.md, "The origin on PostgreSQL").
 	MaxPartitions, PartitionRows int
-	Logger                       *slog.Logger
+	// WriteTimeout bounds each write of an answer (a page, a line of a stream, a part of a
+	// snapshot); default 30s. The edge reads as it decodes, so a write that waits this long
+	// is an edge gone (a partition without a reset), which must not hold the statement, its
+	// snapshot and its connection for as long as TCP takes to give up.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // DefaultStreamRows is Config.StreamRows's default: a giant team's memberships (5 million) in
@@ -65,6 +71,9 @@ func NewServer(pool *pgxpool.Pool, cfg Config) *Server {
 	}
 	if cfg.StreamRows <= 0 {
 		cfg.StreamRows = DefaultStreamRows
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
 	}
 	if cfg.PartitionRows <= 0 {
 		cfg.PartitionRows = 250_000

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -43,7 +44,7 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	sw := &snapshotWriter{w: w}
+	sw := &snapshotWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
 	sw.buf = append(sw.buf, `{"team":`...)
 	sw.buf = append(sw.buf, head...)
 	sw.buf = append(sw.buf, `,"seq":`...)
@@ -104,15 +105,18 @@ func snapshotSection[T any](ctx context.Context, tx pgx.Tx, sw *snapshotWriter, 
 }
 
 type snapshotWriter struct {
-	w     http.ResponseWriter
-	buf   []byte
-	wrote int
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration // Config.WriteTimeout
+	buf     []byte
+	wrote   int
 }
 
 func (sw *snapshotWriter) flush(force bool) error {
 	if !force && len(sw.buf) < snapshotFlush {
 		return nil
 	}
+	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
 	n, err := sw.w.Write(sw.buf)
 	sw.wrote += n
 	sw.buf = sw.buf[:0]

@@ -31,8 +31,8 @@ INSERT INTO app_people (id, workspace, handle, full_name, job_title) VALUES
 INSERT INTO app_rooms (id, workspace, slug, about, created_by) VALUES (1, 'W1', 'general', 'Everyone', 1), (2, 'W1', 'ops', NULL, 3);
 INSERT INTO app_room_members VALUES ('W1', 1, 1), ('W1', 1, 2), ('W1', 1, 3), ('W1', 2, 3);`
 
-// TestYourTables: examples/mirror.sql and backfill.sql put weft in front of an application's
-// own tables. The backfill copies what they hold, without events; from then on each change the
+// TestYourTables: examples/mirror.sql puts weft in front of an application's own tables. It
+// copies what they hold, without events; from then on each change the
 // application makes to them, in its own transactions, is published once, in commit order, as
 // the event weft's own tables would make, and a change weft does not serve, or a rollback,
 // publishes nothing.
@@ -40,11 +40,9 @@ func TestYourTables(t *testing.T) {
 	pool := database(t)
 	bus := backend.Bus(t, backend.NATS(t), pubsub.Config{})
 	exec(t, pool, appSchema)
-	for _, f := range []string{"examples/mirror.sql", "examples/backfill.sql"} {
-		sql, err := os.ReadFile(f)
-		testkit.OK(t, err)
-		exec(t, pool, string(sql))
-	}
+	sql, err := os.ReadFile("examples/mirror.sql")
+	testkit.OK(t, err)
+	exec(t, pool, string(sql))
 	var users, members, generalCount int64
 	testkit.OK(t, pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM weft_users WHERE team = 'W1'),
 		(SELECT count(*) FROM weft_memberships WHERE team = 'W1'), (SELECT member_count FROM weft_channels WHERE team = 'W1' AND id = 'C1')`).

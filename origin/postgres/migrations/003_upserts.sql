@@ -12,10 +12,16 @@
 -- on the key, which rolls the transaction back anyway. The seq is taken after the check, so a
 -- skipped insert leaves no gap.
 
--- weft_lock_team locks a team's row until the transaction ends, as weft_next_seq does.
+-- weft_lock_team locks a team's row until the transaction ends, as weft_next_seq's UPDATE
+-- does, and in the same mode: FOR NO KEY UPDATE conflicts with itself and with that UPDATE, so
+-- a team's changes still take turns, but not with the KEY SHARE lock every foreign key check
+-- against weft_teams takes (FOR UPDATE would, and then two writers that had each checked a
+-- key to the team would deadlock). An application that writes several rows of a team in one
+-- transaction takes it first (SELECT weft_lock_team('T1')): its writes then lock the team
+-- before any row, in the order every other writer does.
 CREATE FUNCTION weft_lock_team(t text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM weft_teams WHERE id = t FOR UPDATE;
+    PERFORM 1 FROM weft_teams WHERE id = t FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'weft: no team %', t USING ERRCODE = 'foreign_key_violation';
     END IF;
