@@ -190,7 +190,7 @@ var queryScenario = scenario{name: "query", size: "small",
 		return func(ctx context.Context, t *loadtest.Target, o *targetOpts) (*loadtest.Report, error) {
 			c.Team, c.Progress = o.team, o.progressTo()
 			if o.postgres != "" {
-				if given(fs, "origin-latency") && c.OriginLatency > 0 {
+				if weftLoadtest.Given(fs, "origin-latency") && c.OriginLatency > 0 {
 					return nil, errors.New("--origin-latency: the origin on PostgreSQL has no fault injection to add latency with")
 				}
 				c.OriginLatency = -1
@@ -298,12 +298,4 @@ func parseList[T int | float64](s string, parse func(string) (T, error)) ([]T, e
 		out = append(out, v)
 	}
 	return out, nil
-}
-
-// given says whether the command line or the environment gave flag name a value.
-func given(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	_, env := os.LookupEnv(weftLoadtest.EnvName(name))
-	return set || env
 }

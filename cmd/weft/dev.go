@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -42,7 +40,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if pg.url != "" && !flagSet(fs, "rate") {
+	if pg.url != "" && !weft.Given(fs, "rate") {
 		orig.rate = 0
 	}
 	pg.poll, pg.retention = time.Second, 24*time.Hour
@@ -211,12 +209,4 @@ func printOps(stdout io.Writer, indent, ops string) {
 	if ops != "" {
 		fmt.Fprintf(stdout, "%sops     http://%s   (metrics, /readyz reasons, /debug/teams, /debug/pprof/)\n", indent, ops)
 	}
-}
-
-// flagSet says whether the command line or the environment (WEFT_…) gave flag name a value.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	_, env := os.LookupEnv(weft.EnvName(name))
-	return set || env
 }

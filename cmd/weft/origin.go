@@ -88,16 +88,7 @@ func (o *originOpts) run(ctx context.Context, g *errgroup.Group, srv *reference.
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), stopAfter)
 		defer cancel()
-		err := hs.Shutdown(sctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			// net/http's Shutdown counts a connection that has not sent a request yet as busy
-			// for its first 5 s: one an edge's pool dialed ahead and never used keeps it
-			// waiting. No request is lost by closing what is left; a request still running is
-			// cut, and said.
-			log.Warn("origin: connections still open at the end of the stop window, closed", "window", stopAfter)
-			return hs.Close()
-		}
-		return err
+		return shutdownOrClose(log)(sctx, hs)
 	})
 	// Events whose publish failed (NATS down) go out as soon as it is back.
 	g.Go(func() error { srv.KeepFlushing(ctx, 500*time.Millisecond); return nil })

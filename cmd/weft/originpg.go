@@ -195,14 +195,17 @@ func (p *pgOpts) publisherPool(ctx context.Context) (*pgxpool.Pool, error) {
 	return p.pool(ctx, -2, map[string]string{"jit": "off"})
 }
 
-// shutdownOrClose stops an HTTP server gracefully, and closes what is still open at the end of
-// the window: a streamed listing to an edge that stopped reading would otherwise keep its
-// database connection, and the pool's Close waits for it.
+// shutdownOrClose stops an origin's HTTP server gracefully, and closes what is still open at
+// the end of the window. net/http's Shutdown counts a connection that has not sent a request
+// yet as busy for its first 5 s (one an edge's pool dialed ahead and never used keeps it
+// waiting), and on PostgreSQL a streamed listing to an edge that stopped reading keeps its
+// database connection, which the pool's Close waits for. No request is lost by closing what is
+// left; a request still running is cut, and said.
 func shutdownOrClose(log *slog.Logger) func(context.Context, *http.Server) error {
 	return func(sctx context.Context, hs *http.Server) error {
 		err := hs.Shutdown(sctx)
 		if errors.Is(err, context.DeadlineExceeded) {
-			log.Warn("origin: requests still running at the end of the stop window, cut")
+			log.Warn("origin: connections still open at the end of the stop window, closed")
 			return hs.Close()
 		}
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -210,4 +211,40 @@ func TestDevOnPostgres(t *testing.T) {
 	err = run(context.Background(), []string{"origin", "--postgres", dsn, "--max-partitions", "65", "--addr", "127.0.0.1:0",
 		"--nats-addr", "127.0.0.1:0", "--log-level", "error"}, io.Discard)
 	testkit.True(t, err != nil && strings.Contains(err.Error(), "--max-partitions: want 1 to 64, got 65"), "--max-partitions 65: %v", err)
+}
+
+// TestPostgresOriginStopsWithAStalledStream: an edge that asked for a streamed listing and
+// stopped reading does not hold the origin's stop: at the end of its 5-s window the server
+// closes the connection, the listing's statement ends and the pool closes, well before the
+// answer's write timeout (30 s) would have ended the listing by itself.
+func TestPostgresOriginStopsWithAStalledStream(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t).CreateDB(t, "stall")
+	testkit.OK(t, run(ctx, []string{"origin", "migrate", "--postgres", dsn}, io.Discard))
+	pool, err := pgxpool.New(ctx, dsn)
+	testkit.OK(t, err)
+	defer pool.Close()
+	// Enough rows that the answer fills the loopback's socket buffers many times over.
+	_, err = pool.Exec(ctx, `INSERT INTO weft_teams (id, name) VALUES ('T1', 'one');
+		SET weft.seeding = on;
+		INSERT INTO weft_users (team, id, name, title) SELECT 'T1', 'U' || lpad(n::text, 7, '0'), 'u' || n, repeat('x', 1000)
+			FROM generate_series(1, 60000) n`)
+	testkit.OK(t, err)
+	originURL, _, stop := startOrigin(t, "--postgres", dsn)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(originURL, "http://"))
+	testkit.OK(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "GET /origin/v1/teams/T1/users?stream=1&limit=1000 HTTP/1.1\r\nHost: origin\r\n\r\n")
+	testkit.OK(t, err)
+	testkit.EventuallyWithin(t, 30*time.Second, func() bool { // the listing runs, and nothing reads it
+		var running int
+		return pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT id, team%' AND state <> 'idle'`).Scan(&running) == nil && running == 1
+	}, "the streamed listing's statement to run")
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("weft origin still stopping after 20 s, with one edge not reading its stream")
+	}
 }

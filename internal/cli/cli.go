@@ -40,6 +40,16 @@ func (p Program) EnvName(flagName string) string {
 	return "WEFT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// Given says whether the command line or the flag's environment twin gave flag name a value:
+// for a default that depends on another flag (weft dev's --rate is 0 with --postgres, unless
+// given).
+func (p Program) Given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	_, env := os.LookupEnv(p.EnvName(name))
+	return set || env
+}
+
 // NewFlagSet makes the flag set of one command, whose usage says what the command does and
 // lists each flag with its environment twin. An empty command is a program that is a single
 // command (weft-proxy): its usage line is the program's name alone.

@@ -50,6 +50,21 @@ func TestParseFillsUnsetFlagsFromTheEnvironment(t *testing.T) {
 	}
 }
 
+// TestGiven: a flag is given by the command line or by its environment twin, not by its default.
+func TestGiven(t *testing.T) {
+	unsetEnv(t, "WEFT_PAGE_LIMIT", "WEFT_GRACE")
+	t.Setenv("WEFT_BIN", "/opt/weft")
+	fs, _, _, _ := testFlags()
+	if err := weft.Parse(fs, []string{"--grace", "9s"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"grace": true, "weft": true, "page-limit": false} {
+		if got := weft.Given(fs, name); got != want {
+			t.Errorf("Given(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 func TestParseNamesTheBadVariable(t *testing.T) {
 	unsetEnv(t, "WEFT_GRACE", "WEFT_BIN")
 	t.Setenv("WEFT_PAGE_LIMIT", "lots")
